@@ -1,0 +1,79 @@
+"""What one turn of the predictor returns.
+
+Frames: ``mask``/``logits``/``uncertainty`` are H×W in the full-resolution image frame, indexed
+[row, col]. Points and boxes are (x, y) = (col, row) pixels of that image. ``low_res_logits`` live in the
+model's square input frame (1×1×h×w, h = w = image_size / 4) and are only meant to be fed back as the
+next turn's mask prior.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Candidate:
+    """One separate region the expression could mean.
+
+    mask: H×W bool. score: mean foreground probability in [0, 1]. bbox: (x0, y0, x1, y1) pixels,
+    inclusive-exclusive. point: an interior (x, y) pixel, far from the region's boundary.
+    """
+
+    mask: np.ndarray
+    score: float
+    bbox: tuple[int, int, int, int]
+    point: tuple[float, float]
+
+    @property
+    def area(self) -> int:
+        return int(self.mask.sum())
+
+
+@dataclass
+class Prediction:
+    """Result of one turn.
+
+    mask: H×W bool. logits: H×W float32 mask logits. low_res_logits: torch tensor 1×1×h×w (model frame).
+    iou_score: predicted IoU in [0, 1]. object_score: probability the referred object exists.
+    uncertainty: H×W float32 in [0, 1] (high = the model is unsure) or None.
+    ambiguity: per-expression score in [0, 1]; ambiguous: ambiguity above the calibrated threshold.
+    candidates: separate plausible regions, best first. suggested_click: (x, y, label) with label 1 for a
+    positive and 0 for a negative click, or None.
+    latency_ms: wall time of the turn; timings: per stage (ms).
+    """
+
+    mask: np.ndarray
+    logits: np.ndarray
+    low_res_logits: object
+    iou_score: float
+    object_score: float
+    latency_ms: float
+    uncertainty: np.ndarray | None = None
+    ambiguity: float | None = None
+    ambiguous: bool = False
+    candidates: list[Candidate] = field(default_factory=list)
+    suggested_click: tuple[float, float, int] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def area(self) -> int:
+        """Foreground pixels of ``mask``."""
+        return int(self.mask.sum())
+
+    def summary(self) -> dict:
+        """JSON-serialisable scores (no arrays)."""
+        return {
+            "area_px": self.area,
+            "iou_score": round(float(self.iou_score), 4),
+            "object_score": round(float(self.object_score), 4),
+            "ambiguity": None if self.ambiguity is None else round(float(self.ambiguity), 4),
+            "ambiguous": bool(self.ambiguous),
+            "n_candidates": len(self.candidates),
+            "suggested_click": None if self.suggested_click is None else [
+                round(float(self.suggested_click[0]), 1), round(float(self.suggested_click[1]), 1),
+                int(self.suggested_click[2])],
+            "latency_ms": round(float(self.latency_ms), 2),
+            "timings_ms": {k: round(float(v), 2) for k, v in self.timings.items()},
+        }
