@@ -148,7 +148,7 @@ class RefinementSession:
     def click(self, x: float, y: float, positive: bool = True) -> Prediction:
         """Add a positive (label 1) or negative (label 0) click at pixel (x, y) = (col, row)."""
         self._require_image()
-        x, y = self.predictor.validate_point(x, y)
+        x, y = self.predictor.validate_point(x, y, self.image)
         prev = self.state
         state = replace(prev, points=prev.points + ((x, y),), labels=prev.labels + (1 if positive else 0,))
         return self._turn("click", state)
@@ -156,13 +156,13 @@ class RefinementSession:
     def box(self, x0: float, y0: float, x1: float, y1: float) -> Prediction:
         """Set (replace) the box prompt, (x0, y0) top-left and (x1, y1) bottom-right pixels."""
         self._require_image()
-        box = self.predictor.validate_box((x0, y0, x1, y1))
+        box = self.predictor.validate_box((x0, y0, x1, y1), self.image)
         return self._turn("box", replace(self.state, box=box))
 
     def edit_mask(self, mask: np.ndarray) -> Prediction:
         """Replace the current mask by a hand-edited one (brush): it becomes the prior of the next turn."""
         self._require_image()
-        pred = self.predictor.prediction_from_mask(mask)
+        pred = self.predictor.prediction_from_mask(mask, self.image)
         return self._append(Turn(len(self._history), "mask", self.state, pred, used_prior=False))
 
     def undo(self) -> Prediction | None:
@@ -219,6 +219,7 @@ class RefinementSession:
             labels=np.asarray(state.labels, dtype=np.int64) if state.labels else None,
             box=np.asarray(state.box, dtype=np.float32) if state.box is not None else None,
             mask_input=prior,
+            image=self.image,
         )
         self._append(Turn(len(self._history), kind, state, pred, used_prior=prior is not None))
         return pred

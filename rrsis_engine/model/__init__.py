@@ -1,0 +1,54 @@
+"""RSAM model: registry of named configs, builder, checkpoints."""
+
+from __future__ import annotations
+
+from rrsis_engine.model.checkpoint import (
+    import_sam2_checkpoint,
+    load_checkpoint,
+    model_hash,
+    save_checkpoint,
+)
+from rrsis_engine.model.config import DEFAULT_MODEL, REGISTRY, HieraSpec, RSAMConfig, get_config
+from rrsis_engine.model.rsam import RSAM, ImageFeatures
+
+
+def build_rsam(config: str | RSAMConfig = DEFAULT_MODEL, text_encoder=None) -> RSAM:
+    """Build an RSAM with freshly initialised trainable parts (random weights; frozen text encoder).
+
+    config: a registry name (``rsam-lite``, ``rsam-t``, ``rsam-b+``, ``rsam-tiny``) or an :class:`RSAMConfig`.
+    text_encoder: an existing :class:`TextEncoder` to share (saves loading BERT twice), else built.
+    """
+    from rrsis_engine.model.image_encoder import build_image_encoder
+    from rrsis_engine.model.mmmd import MMMD
+    from rrsis_engine.model.prompts import RSAMPromptEncoder
+    from rrsis_engine.model.text_encoder import TextEncoder
+    from rrsis_engine.model.twgm import TWGM
+
+    cfg = get_config(config) if isinstance(config, str) else config
+    d = cfg.d_model
+    if text_encoder is None:
+        text_encoder = TextEncoder(cfg.text_encoder, dim=d, max_tokens=cfg.max_text_tokens)
+    return RSAM(
+        cfg,
+        image_encoder=build_image_encoder(cfg),
+        text_encoder=text_encoder,
+        twgm=TWGM(d, cfg.twgm_heads, cfg.twgm_mlp_dim, cfg.twgm_layers, cfg.image_size // 16, cfg.max_text_tokens + 1),
+        prompt_encoder=RSAMPromptEncoder(d, cfg.image_size, cfg.mask_in_chans),
+        mask_decoder=MMMD(d, cfg.decoder_depth, cfg.decoder_heads, cfg.decoder_mlp_dim, text_as_mask_token=cfg.use_mmmd),
+    )
+
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "REGISTRY",
+    "RSAM",
+    "HieraSpec",
+    "ImageFeatures",
+    "RSAMConfig",
+    "build_rsam",
+    "get_config",
+    "import_sam2_checkpoint",
+    "load_checkpoint",
+    "model_hash",
+    "save_checkpoint",
+]

@@ -1,0 +1,187 @@
+"""Checkpoints: safetensors weights + a JSON config beside them (never pickle).
+
+``model.safetensors`` holds the trainable state dict (the frozen text backbone is not stored; the JSON
+names where it comes from). ``model.json`` holds ``{"format": 1, "config": RSAMConfig, "meta": {...}}``.
+Official SAM 2 / 2.1 checkpoints (``{"model": state_dict}`` .pt files) are read with
+``torch.load(weights_only=True)`` and imported into the image encoder, prompt encoder and the shared
+parts of the decoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from rrsis_engine.errors import CheckpointError
+
+FORMAT_VERSION = 1
+
+
+def _trainable_state(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+
+
+def config_path_for(weights: Path) -> Path:
+    return weights.with_suffix(".json")
+
+
+def save_checkpoint(model, path: str | Path, meta: dict | None = None) -> Path:
+    """Write ``path`` (.safetensors) and its .json config; returns the weights path."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path.with_suffix(".safetensors")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = _trainable_state(model)
+    tmp = path.with_suffix(".safetensors.tmp")
+    save_file(state, str(tmp), metadata={"format": str(FORMAT_VERSION), "config": model.config.name})
+    tmp.replace(path)
+    info = {"format": FORMAT_VERSION, "config": model.config.to_dict(), "meta": meta or {}}
+    config_path_for(path).write_text(json.dumps(info, indent=2))
+    return path
+
+
+def read_checkpoint_config(path: str | Path):
+    from rrsis_engine.model.config import RSAMConfig
+
+    path = Path(path)
+    cfg_path = config_path_for(path)
+    if not cfg_path.is_file():
+        raise CheckpointError(
+            f"{path.name} has no config file beside it ({cfg_path.name}); rrsis checkpoints are a .safetensors "
+            "plus a .json written by save_checkpoint / rrsis train."
+        )
+    try:
+        info = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{cfg_path} is not valid JSON ({exc}).") from None
+    if info.get("format") != FORMAT_VERSION:
+        raise CheckpointError(f"{cfg_path} has checkpoint format {info.get('format')!r}; this rrsis reads {FORMAT_VERSION}.")
+    return RSAMConfig.from_dict(info["config"]), info.get("meta", {})
+
+
+def load_state_strict(model, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` into ``model``; any missing, unexpected or mis-shaped key is an error naming them."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shape = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or shape:
+        def show(keys):
+            return ", ".join(keys[:8]) + (f" … (+{len(keys) - 8} more)" if len(keys) > 8 else "")
+
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {show(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {show(unexpected)}")
+        if shape:
+            parts.append("shape mismatch: " + show([f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shape]))
+        raise CheckpointError(
+            f"{source} does not match the {model.config.name} architecture ({'; '.join(parts)}). "
+            "Pick the config it was trained with (rrsis models lists them) or a checkpoint of this config."
+        )
+    model.load_state_dict(state, strict=True)
+
+
+def load_checkpoint(path: str | Path, text_encoder=None):
+    """Build the model named by ``path``'s JSON config and load its weights strictly."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from rrsis_engine.model import build_rsam
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint not found: {path}.")
+    cfg, meta = read_checkpoint_config(path)
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({exc}).") from None
+    model = build_rsam(cfg, text_encoder=text_encoder)
+    load_state_strict(model, state, str(path))
+    model.checkpoint_meta = meta
+    model.checkpoint_path = str(path)
+    return model
+
+
+def model_hash(model) -> str:
+    """Short sha256 over config and weights: identifies a model version (cache keys, store)."""
+    cached = getattr(model, "_rrsis_hash", None)
+    if cached is not None:
+        return cached
+    h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes() if v.numel() else b"")
+    digest = h.hexdigest()[:16]
+    object.__setattr__(model, "_rrsis_hash", digest)
+    return digest
+
+
+# ---- official SAM 2 / SAM 2.1 checkpoints ---------------------------------------------------------------
+
+def _sam2_key_map(official: dict[str, torch.Tensor], own: dict[str, torch.Tensor]):
+    """Yield (our_key, tensor, how) for every official tensor that has a place in RSAM."""
+    for key, value in official.items():
+        if key.startswith("image_encoder."):
+            yield key, value, "copied"
+        elif key.startswith("sam_prompt_encoder."):
+            yield "prompt_encoder." + key[len("sam_prompt_encoder."):], value, "copied"
+        elif key.startswith("sam_mask_decoder."):
+            ours = "mask_decoder." + key[len("sam_mask_decoder."):]
+            if ours == "mask_decoder.mask_tokens.weight":
+                yield ours, value[:1], "token 0 of 4 (single-mask output)"
+            elif ours.startswith("mask_decoder.output_hypernetworks_mlps."):
+                idx = ours.split(".")[2]
+                if idx == "0":
+                    yield ours, value, "copied (single-mask hypernetwork)"
+            elif ours in own and own[ours].shape != value.shape and ours.startswith("mask_decoder.iou_prediction_head."):
+                yield ours, value[:1], "row 0 of 4 (single-mask IoU)"
+            else:
+                yield ours, value, "copied"
+
+
+def import_sam2_checkpoint(model, path: str | Path) -> dict[str, str]:
+    """Initialise ``model`` from an official SAM 2/2.1 ``.pt`` (``{"model": state_dict}``).
+
+    Returns a report ``{our_key: how}`` for every initialised tensor; keys of ours not in the report keep
+    their fresh initialisation (text projection, TWGM, empty sparse embedding, ...). Raises
+    :class:`CheckpointError` naming the keys when shapes do not fit (e.g. a Hiera-B+ file into ``rsam-t``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"SAM 2 checkpoint not found: {path}.")
+    try:
+        blob = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors of many kinds
+        raise CheckpointError(f"{path} is not a SAM 2 checkpoint readable with weights_only=True ({exc}).") from None
+    official = blob.get("model", blob) if isinstance(blob, dict) else None
+    if not isinstance(official, dict) or not any(k.startswith("image_encoder.") for k in official):
+        raise CheckpointError(f"{path} has no image_encoder.* weights; it is not a SAM 2 checkpoint.")
+    own = model.state_dict()
+    report: dict[str, str] = {}
+    bad = []
+    new_state = {}
+    for ours, tensor, how in _sam2_key_map(official, own):
+        if ours not in own:
+            continue  # memory encoder, object pointers etc. have no place in RSAM
+        if own[ours].shape != tensor.shape:
+            bad.append(f"{ours} {tuple(tensor.shape)} vs {tuple(own[ours].shape)}")
+            continue
+        new_state[ours] = tensor.to(own[ours].dtype)
+        report[ours] = how
+    if bad:
+        raise CheckpointError(
+            f"{path.name} does not fit {model.config.name}: shape mismatch for {', '.join(bad[:6])}"
+            + (f" (+{len(bad) - 6} more)" if len(bad) > 6 else "")
+            + ". Use the RSAM config with the same Hiera size (rsam-t for hiera_t, rsam-b+ for hiera_b+)."
+        )
+    model.load_state_dict(new_state, strict=False)
+    object.__setattr__(model, "_rrsis_hash", None)
+    return report

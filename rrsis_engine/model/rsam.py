@@ -1,0 +1,101 @@
+"""RSAM: SAM 2 image encoder + BERT-family text encoder, TWGM fusion and the MMMD (seed 003).
+
+Composed by injection (SAM style): :class:`RSAM` receives its parts; :func:`rrsis_engine.model.build_rsam`
+builds them from a named config. Inference is split so each stage can be cached:
+
+1. ``encode_image``  (image only)        → V_d, V1, V2
+2. ``text_embed`` + ``encode_text`` (text only) → text tokens with [GT]
+3. ``fuse``          (image and text)    → fused V_d, T_G        (TWGM)
+4. ``decode``        (+ clicks/box/prior) → mask logits, IoU, object logit   (prompt encoder + MMMD)
+
+A click turn runs only step 4.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from rrsis_engine.model.config import RSAMConfig
+
+
+@dataclass
+class ImageFeatures:
+    """vd B×d×h×w (h = S/16), v1 B×d/8×4h×4w, v2 B×d/4×2h×2w."""
+
+    vd: torch.Tensor
+    v1: torch.Tensor
+    v2: torch.Tensor
+
+
+class RSAM(nn.Module):
+    def __init__(self, config: RSAMConfig, image_encoder, text_encoder, twgm, prompt_encoder, mask_decoder):
+        super().__init__()
+        self.config = config
+        self.image_encoder = image_encoder
+        self.text_encoder = text_encoder
+        self.twgm = twgm
+        self.prompt_encoder = prompt_encoder
+        self.mask_decoder = mask_decoder
+
+    @property
+    def image_size(self) -> int:
+        return self.config.image_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.prompt_encoder.no_mask_embed.weight.device
+
+    def encode_image(self, images: torch.Tensor) -> ImageFeatures:
+        """images B×3×S×S (normalised) → :class:`ImageFeatures`."""
+        out = self.image_encoder(images)
+        v1, v2, vd = out["backbone_fpn"][:3]
+        v1, v2 = self.mask_decoder.project_high_res(v1, v2)
+        return ImageFeatures(vd=vd, v1=v1, v2=v2)
+
+    def text_embed(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frozen BERT features: hidden B×L×H, mask B×L."""
+        return self.text_encoder.embed(texts)
+
+    def encode_text(self, hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.text_encoder(hidden, mask)
+
+    def fuse(self, vd: torch.Tensor, txt: torch.Tensor, txt_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """TWGM: vd B×d×h×w (B may be 1 for a shared image), txt B×L×d → fused vd B×d×h×w, T_G B×d."""
+        b = txt.shape[0]
+        if vd.shape[0] != b:
+            vd = vd.expand(b, -1, -1, -1)
+        if not self.config.use_twgm:
+            return vd, txt[:, 0]
+        _, c, h, w = vd.shape
+        img, t_global = self.twgm(vd.flatten(2).transpose(1, 2), txt, txt_mask)
+        return img.transpose(1, 2).reshape(b, c, h, w), t_global
+
+    def decode(
+        self,
+        vd: torch.Tensor,
+        t_global: torch.Tensor,
+        feats: ImageFeatures,
+        points: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        mask_input: torch.Tensor | None = None,
+        has_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Prompt encoder + MMMD.
+
+        points B×N×2 model-frame (x, y); labels B×N; mask_input B×1×(S/4)×(S/4) logits.
+        Returns mask logits B×1×(S/4)×(S/4), IoU B×1 (in [0, 1]), object logits B×1.
+        """
+        sparse, dense = self.prompt_encoder.encode(points, labels, mask_input, has_mask, batch_size=vd.shape[0])
+        return self.mask_decoder.decode(
+            vd, self.prompt_encoder.get_dense_pe(), t_global, sparse, dense, feats.v1, feats.v2
+        )
+
+    def forward(self, images, hidden, text_mask, points=None, labels=None, mask_input=None, has_mask=None):
+        """Full forward for training: images B×3×S×S, hidden/text_mask from ``text_embed``."""
+        feats = self.encode_image(images)
+        txt, txt_mask = self.encode_text(hidden, text_mask)
+        vd, t_global = self.fuse(feats.vd, txt, txt_mask)
+        return self.decode(vd, t_global, feats, points, labels, mask_input, has_mask)

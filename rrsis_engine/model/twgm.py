@@ -1,0 +1,90 @@
+"""Two-Way Guidance Module (RSAM §3.2.2).
+
+N two-way guidance transformer (TWGT) layers update image and text tokens together: self-attention in
+each modality, cross-attention both ways, MLPs; each followed by residual + LayerNorm. Learnable
+positional embeddings are added to queries and keys only (DETR style). A final text→image
+cross-attention yields T; T_G = T[:, 0] (the [GT] token).
+
+Shapes: image tokens B×(h·w)×d (h = w = image_size/16), text tokens B×L×d with key mask B×L.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Attention(nn.Module):
+    """Multi-head attention with separate q/k/v inputs and an optional key mask (True = attend)."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.q_proj = nn.Linear(dim, dim)
+        self.k_proj = nn.Linear(dim, dim)
+        self.v_proj = nn.Linear(dim, dim)
+        self.out_proj = nn.Linear(dim, dim)
+
+    def forward(self, q, k, v, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        b, nq, d = q.shape
+        h = self.heads
+
+        def split(x):
+            return x.view(b, -1, h, d // h).transpose(1, 2)
+
+        q, k, v = split(self.q_proj(q)), split(self.k_proj(k)), split(self.v_proj(v))
+        mask = None if key_mask is None else key_mask[:, None, None, :]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out_proj(out.transpose(1, 2).reshape(b, nq, d))
+
+
+class TWGTLayer(nn.Module):
+    def __init__(self, dim: int, heads: int, mlp_dim: int):
+        super().__init__()
+        self.img_self = Attention(dim, heads)
+        self.txt_self = Attention(dim, heads)
+        self.txt_to_img = Attention(dim, heads)  # text queries attend to image
+        self.img_to_txt = Attention(dim, heads)  # image queries attend to text
+        self.img_mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim))
+        self.txt_mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim))
+        self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(6))
+
+    def forward(self, img, txt, img_pe, txt_pe, txt_mask):
+        n = self.norms
+        q = img + img_pe
+        img = n[0](img + self.img_self(q, q, img))
+        q = txt + txt_pe
+        txt = n[1](txt + self.txt_self(q, q, txt, txt_mask))
+        # Cross-attention both ways from the same inputs ("synchronous update").
+        img_q, txt_q = img + img_pe, txt + txt_pe
+        img_new = n[2](img + self.img_to_txt(img_q, txt_q, txt, txt_mask))
+        txt_new = n[3](txt + self.txt_to_img(txt_q, img_q, img))
+        img = n[4](img_new + self.img_mlp(img_new))
+        txt = n[5](txt_new + self.txt_mlp(txt_new))
+        return img, txt
+
+
+class TWGM(nn.Module):
+    """Returns fused image tokens B×(h·w)×d and T_G B×d."""
+
+    def __init__(self, dim: int, heads: int, mlp_dim: int, layers: int, grid: int, max_text_tokens: int):
+        super().__init__()
+        self.grid = grid
+        self.img_pe = nn.Parameter(torch.zeros(1, grid * grid, dim))
+        self.txt_pe = nn.Parameter(torch.zeros(1, max_text_tokens, dim))
+        nn.init.normal_(self.img_pe, std=0.02)
+        nn.init.normal_(self.txt_pe, std=0.02)
+        self.layers = nn.ModuleList(TWGTLayer(dim, heads, mlp_dim) for _ in range(layers))
+        self.final_txt_to_img = Attention(dim, heads)
+        self.final_norm = nn.LayerNorm(dim)
+
+    def forward(self, img: torch.Tensor, txt: torch.Tensor, txt_mask: torch.Tensor):
+        if img.shape[1] != self.img_pe.shape[1]:
+            raise ValueError(f"TWGM expects {self.img_pe.shape[1]} image tokens, got {img.shape[1]}")
+        img_pe = self.img_pe
+        txt_pe = self.txt_pe[:, : txt.shape[1]]
+        for layer in self.layers:
+            img, txt = layer(img, txt, img_pe, txt_pe, txt_mask)
+        t = self.final_norm(txt + self.final_txt_to_img(txt + txt_pe, img + img_pe, img))
+        return img, t[:, 0]

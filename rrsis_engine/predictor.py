@@ -1,0 +1,374 @@
+"""Encode once, predict many (SAM 2 style predictor for RSAM).
+
+Caches, so that a click turn runs only the prompt encoder and the MMMD:
+- image embedding (V_d, V1, V2): in memory (LRU) and on disk, keyed by image content hash + model hash;
+- text features ([GT] + projected BERT tokens): per sentence;
+- TWGM output (fused V_d, T_G): per (image, sentence).
+
+Frames: points N×2 and boxes (x0, y0, x1, y1) are (x, y) = (col, row) pixels of the full-resolution image;
+returned masks/logits are H×W in that frame; ``low_res_logits`` are 1×1×(S/4)×(S/4) in the model frame.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import threading
+import time
+import unicodedata
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rrsis_engine import postprocess
+from rrsis_engine.errors import CheckpointError, NoImageError, NoTrainedWeightsError, PromptError
+from rrsis_engine.imageio import RasterImage, read_image
+from rrsis_engine.model import DEFAULT_MODEL, REGISTRY, ImageFeatures, load_checkpoint, model_hash
+from rrsis_engine.model import transforms as T
+from rrsis_engine.prediction import Prediction
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 1000
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+def default_cache_dir() -> Path:
+    root = os.environ.get("RRSIS_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "rrsis"
+    )
+    return Path(root)
+
+
+def model_search_dirs() -> list[Path]:
+    dirs = [WEIGHTS_DIR, default_cache_dir() / "models"]
+    if os.environ.get("RRSIS_MODELS_DIR"):
+        dirs.insert(0, Path(os.environ["RRSIS_MODELS_DIR"]))
+    return dirs
+
+
+def find_weights(name: str) -> Path | None:
+    """Installed weights for a registry name (``NAME.safetensors`` in the model folders), or None."""
+    for d in model_search_dirs():
+        p = d / f"{name}.safetensors"
+        if p.is_file():
+            return p
+    return None
+
+
+def resolve_model_path(model: str | os.PathLike | None) -> Path:
+    """A registry name or a checkpoint path → the weights file. Raises with what to do when absent."""
+    name = str(model) if model is not None else DEFAULT_MODEL
+    if name in REGISTRY:
+        path = find_weights(name)
+        if path is None:
+            raise NoTrainedWeightsError(
+                f"No trained weights for {name!r} are installed (looked in "
+                f"{', '.join(str(d) for d in model_search_dirs())}). rrsis does not predict with random weights: "
+                f"train one with `rrsis train --config {name}` or pass --model PATH/TO/model.safetensors."
+            )
+        return path
+    path = Path(name).expanduser()
+    if path.is_dir():
+        files = sorted(path.glob("*.safetensors"))
+        if len(files) != 1:
+            raise CheckpointError(f"{path} should contain exactly one .safetensors checkpoint, found {len(files)}.")
+        path = files[0]
+    if not path.exists():
+        raise CheckpointError(
+            f"Model {name!r} is neither a known config ({', '.join(REGISTRY)}) nor an existing checkpoint file."
+        )
+    return path
+
+
+def load_predictor(model: str | os.PathLike | None = None, device: str | None = None, **kwargs) -> Predictor:
+    """Predictor for a registry name (its installed weights) or a checkpoint path (.safetensors + .json)."""
+    path = resolve_model_path(model)
+    return Predictor(load_checkpoint(path), device=device, **kwargs)
+
+
+class _LRU(OrderedDict):
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity = capacity
+
+    def get(self, key):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        return None
+
+    def put(self, key, value):
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.capacity:
+            self.popitem(last=False)
+
+
+class Predictor:
+    """RSAM inference with caching. Thread-safe: one model call at a time.
+
+    model: an :class:`rrsis_engine.model.RSAM`. disk_cache: store image embeddings under
+    ``$RRSIS_CACHE_DIR/embeddings`` (bounded to ``disk_cache_bytes``, oldest evicted first).
+    """
+
+    def __init__(self, model, device: str | None = None, disk_cache: bool = True,
+                 disk_cache_bytes: int = 2 * 1024**3, memory_images: int = 8, cache_dir: str | Path | None = None):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        self.model_name = model.config.name
+        self.model_version = model_hash(model)
+        self.image_size = model.config.image_size
+        self.disk_cache = disk_cache
+        self.disk_cache_bytes = disk_cache_bytes
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir() / "embeddings"
+        self._images: _LRU = _LRU(memory_images)  # image hash -> ImageFeatures
+        self._texts: _LRU = _LRU(256)  # text -> (tokens 1×L×d, mask 1×L)
+        self._fused: _LRU = _LRU(32)  # (image hash, text) -> (vd 1×d×h×w, T_G 1×d)
+        self._lock = threading.RLock()
+        self.image: RasterImage | None = None
+        self.stats = {"embed_computed": 0, "embed_disk_hits": 0, "embed_memory_hits": 0}
+
+    # ---- validation ------------------------------------------------------------------------------
+    @staticmethod
+    def validate_text(text) -> str:
+        """Normalise an expression; PromptError when it is not usable text."""
+        if isinstance(text, bytes):
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError:
+                raise PromptError("The expression is not valid UTF-8 text; retype it.") from None
+        if text is None:
+            text = ""
+        if not isinstance(text, str):
+            raise PromptError(f"The expression must be text, got {type(text).__name__}.")
+        text = "".join(ch for ch in unicodedata.normalize("NFC", text) if unicodedata.category(ch)[0] != "C" or ch == " ")
+        text = " ".join(text.split())
+        if len(text) > MAX_TEXT_CHARS:
+            raise PromptError(
+                f"The expression is {len(text)} characters long; keep it under {MAX_TEXT_CHARS} "
+                "(one sentence about one object works best)."
+            )
+        return text
+
+    def _image_or_raise(self, image: RasterImage | None) -> RasterImage:
+        image = image or self.image
+        if image is None:
+            raise NoImageError("No image is set: call set_image (open an image) before prompting.")
+        return image
+
+    def validate_point(self, x, y, image: RasterImage | None = None) -> tuple[float, float]:
+        image = self._image_or_raise(image)
+        try:
+            x, y = float(x), float(y)
+        except (TypeError, ValueError):
+            raise PromptError(f"Click coordinates must be numbers, got ({x!r}, {y!r}).") from None
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise PromptError(f"Click coordinates must be finite, got ({x}, {y}).")
+        if not (0 <= x < image.width and 0 <= y < image.height):
+            raise PromptError(
+                f"Click ({x:.0f}, {y:.0f}) is outside the {image.width}×{image.height} image; click on the image."
+            )
+        return x, y
+
+    def validate_box(self, box, image: RasterImage | None = None) -> tuple[float, float, float, float]:
+        image = self._image_or_raise(image)
+        try:
+            x0, y0, x1, y1 = (float(v) for v in box)
+        except (TypeError, ValueError):
+            raise PromptError(f"A box is four numbers x0, y0, x1, y1; got {box!r}.") from None
+        if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+            raise PromptError("Box coordinates must be finite numbers.")
+        x0, x1 = sorted((x0, x1))
+        y0, y1 = sorted((y0, y1))
+        x0, x1 = max(0.0, x0), min(float(image.width), x1)
+        y0, y1 = max(0.0, y0), min(float(image.height), y1)
+        if x1 - x0 < 1 or y1 - y0 < 1:
+            raise PromptError("The box does not overlap the image or is empty; drag a box over the object.")
+        return x0, y0, x1, y1
+
+    # ---- image -----------------------------------------------------------------------------------
+    def set_image(self, image, bands: tuple[int, ...] | None = None) -> RasterImage:
+        """Read and embed an image (cached); it becomes the default image for ``predict``."""
+        raster = read_image(image, bands=bands)
+        with self._lock:
+            self._features(raster)
+        self.image = raster
+        return raster
+
+    def _key(self, image: RasterImage) -> str:
+        key = image.meta.get("_rrsis_hash")
+        if key is None:
+            key = image.meta["_rrsis_hash"] = image.content_hash()
+        return key
+
+    def _features(self, image: RasterImage) -> ImageFeatures:
+        key = self._key(image)
+        feats = self._images.get(key)
+        if feats is not None:
+            self.stats["embed_memory_hits"] += 1
+            return feats
+        feats = self._read_disk(key)
+        if feats is None:
+            x = T.image_to_tensor(image.pixels, self.image_size).to(self.device)
+            with torch.inference_mode():
+                feats = self.model.encode_image(x)
+            self.stats["embed_computed"] += 1
+            self._write_disk(key, feats)
+        else:
+            self.stats["embed_disk_hits"] += 1
+        self._images.put(key, feats)
+        return feats
+
+    def _disk_path(self, key: str) -> Path:
+        digest = hashlib.sha256(f"{key}:{self.model_version}".encode()).hexdigest()[:40]
+        return self.cache_dir / f"{digest}.safetensors"
+
+    def _read_disk(self, key: str) -> ImageFeatures | None:
+        if not self.disk_cache:
+            return None
+        path = self._disk_path(key)
+        if not path.is_file():
+            return None
+        from safetensors.torch import load_file
+
+        try:
+            t = load_file(str(path), device=str(self.device))
+            os.utime(path)
+            return ImageFeatures(vd=t["vd"], v1=t["v1"], v2=t["v2"])
+        except Exception as exc:  # a truncated/corrupt cache file is simply recomputed
+            log.warning("ignoring unreadable embedding cache file %s (%s)", path, exc)
+            path.unlink(missing_ok=True)
+            return None
+
+    def _write_disk(self, key: str, feats: ImageFeatures) -> None:
+        if not self.disk_cache:
+            return
+        from safetensors.torch import save_file
+
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            path = self._disk_path(key)
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            save_file({"vd": feats.vd.contiguous().cpu(), "v1": feats.v1.contiguous().cpu(),
+                       "v2": feats.v2.contiguous().cpu()}, str(tmp))
+            tmp.replace(path)
+            self._trim_disk()
+        except OSError as exc:
+            log.warning("embedding disk cache disabled for this write: %s", exc)
+
+    def _trim_disk(self) -> None:
+        files = sorted(self.cache_dir.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
+        total = sum(p.stat().st_size for p in files)
+        while files and total > self.disk_cache_bytes:
+            p = files.pop(0)
+            total -= p.stat().st_size
+            p.unlink(missing_ok=True)
+
+    # ---- text + fusion ---------------------------------------------------------------------------
+    def _text(self, text: str):
+        cached = self._texts.get(text)
+        if cached is None:
+            hidden, mask = self.model.text_embed([text])
+            cached = self.model.encode_text(hidden, mask)
+            self._texts.put(text, cached)
+        return cached
+
+    def _fuse(self, key: str, feats: ImageFeatures, text: str):
+        cached = self._fused.get((key, text))
+        if cached is None:
+            tokens, mask = self._text(text)
+            cached = self.model.fuse(feats.vd, tokens, mask)
+            self._fused.put((key, text), cached)
+        return cached
+
+    # ---- predict ---------------------------------------------------------------------------------
+    def predict(self, text: str = "", points=None, labels=None, box=None, mask_input=None,
+                image: RasterImage | None = None) -> Prediction:
+        """One turn.
+
+        text: the expression (may be empty when clicks or a box are given). points: N×2 (x, y) pixels;
+        labels: N ints (1 positive, 0 negative); box: (x0, y0, x1, y1) pixels; mask_input: a previous
+        prediction's ``low_res_logits`` (1×1×S/4×S/4) used as the prior. image: the RasterImage to predict
+        on (default: the last ``set_image``).
+        """
+        t0 = time.perf_counter()
+        image = self._image_or_raise(image)
+        text = self.validate_text(text)
+        pts, lbl = self._prompt_points(points, labels, box, image)
+        if not text and pts is None:
+            raise PromptError("Nothing to segment: type an expression, click on the object or draw a box.")
+        timings = {}
+        with self._lock, torch.inference_mode():
+            key = self._key(image)
+            t = time.perf_counter()
+            feats = self._features(image)
+            timings["embed_ms"] = (time.perf_counter() - t) * 1e3
+            t = time.perf_counter()
+            vd, t_global = self._fuse(key, feats, text)
+            timings["text_fuse_ms"] = (time.perf_counter() - t) * 1e3
+            t = time.perf_counter()
+            prior = None
+            if mask_input is not None:
+                prior = torch.as_tensor(mask_input, dtype=torch.float32, device=self.device).reshape(
+                    1, 1, self.image_size // 4, self.image_size // 4)
+            low, iou, obj = self.model.decode(vd, t_global, feats, pts, lbl, prior)
+            timings["decode_ms"] = (time.perf_counter() - t) * 1e3
+            t = time.perf_counter()
+            logits = T.logits_to_image(low, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy()
+        pred = self._finish(logits, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])))
+        timings["post_ms"] = (time.perf_counter() - t) * 1e3
+        pred.timings = timings
+        pred.latency_ms = (time.perf_counter() - t0) * 1e3
+        return pred
+
+    def _prompt_points(self, points, labels, box, image: RasterImage):
+        """Clicks and box (image pixels) → model-frame point tensors 1×N×2 and labels 1×N, or (None, None)."""
+        coords, codes = [], []
+        if points is not None and len(points):
+            pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+            lab = np.asarray(labels if labels is not None else np.ones(len(pts)), dtype=np.int64).reshape(-1)
+            if len(lab) != len(pts):
+                raise PromptError(f"{len(pts)} clicks but {len(lab)} labels; give one label (1/0) per click.")
+            if not np.isin(lab, (0, 1)).all():
+                raise PromptError("Click labels must be 1 (positive) or 0 (negative).")
+            for (x, y), lab_ in zip(pts, lab):
+                coords.append(self.validate_point(x, y, image))
+                codes.append(int(lab_))
+        if box is not None:
+            x0, y0, x1, y1 = self.validate_box(box, image)
+            coords += [(x0, y0), (x1, y1)]
+            codes += [2, 3]
+        if not coords:
+            return None, None
+        model_pts = T.points_to_model(np.asarray(coords), image.height, image.width, self.image_size)
+        return (torch.from_numpy(model_pts)[None].to(self.device),
+                torch.tensor([codes], dtype=torch.long, device=self.device))
+
+    def _finish(self, logits: np.ndarray, low_res, iou: float, obj: float) -> Prediction:
+        mask = logits > 0
+        prob = postprocess.sigmoid(logits)
+        uncertainty = postprocess.margin_uncertainty(prob)
+        candidates = postprocess.candidates_from_mask(mask, prob)
+        ambiguity = postprocess.ambiguity_from_candidates(candidates)
+        ambiguous = ambiguity >= 0.5
+        click = postprocess.suggest_click(mask, uncertainty, candidates, ambiguous)
+        return Prediction(mask=mask, logits=logits.astype(np.float32), low_res_logits=low_res, iou_score=iou,
+                          object_score=obj, latency_ms=0.0, uncertainty=uncertainty, ambiguity=ambiguity,
+                          ambiguous=ambiguous, candidates=candidates, suggested_click=click)
+
+    def prediction_from_mask(self, mask: np.ndarray, image: RasterImage | None = None) -> Prediction:
+        """Wrap a hand-edited H×W mask as a prediction whose low-res logits can prime the next turn."""
+        image = self._image_or_raise(image)
+        mask = np.asarray(mask).astype(bool)
+        if mask.shape != (image.height, image.width):
+            raise PromptError(f"The edited mask is {mask.shape[1]}×{mask.shape[0]}, the image {image.width}×{image.height}.")
+        low = T.mask_to_tensor(mask, self.image_size, self.image_size // 4)
+        low = (low * 2 - 1) * 10.0  # ±10 logits
+        logits = np.where(mask, 10.0, -10.0).astype(np.float32)
+        pred = self._finish(logits, low.to(self.device), 1.0, 1.0)
+        return pred
