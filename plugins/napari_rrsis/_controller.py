@@ -1,0 +1,637 @@
+"""The napari side of a refinement session: layers, prompts and turns, without any Qt widget.
+
+:class:`RRSISController` is the function twin of the dock widget: every button and key calls one of its
+methods (``open_image``, ``segment``, ``add_point``, ``set_box``, ``toggle_polarity``, ``undo``, ``redo``,
+``clear``, ``accept``, ``next_image``, ``export``), which scripts and tests call directly. Each method
+validates, calls one engine function (:class:`rrsis_engine.session.RefinementSession`) and writes the result
+back into layers. Bad input never raises out of a method: it becomes a napari notification (and
+``last_error``), and the method returns None.
+
+Frames: prompt layers share the image layer's transform, so their *data* coordinates are image pixels
+(row, col); the engine takes (x, y) = (col, row).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from napari.utils.colormaps import DirectLabelColormap
+from napari.utils.notifications import show_error, show_info, show_warning
+from psygnal import Signal
+
+from napari_rrsis._geo import layer_kwargs, orient_viewer, transform_from_layer_state
+from rrsis_engine.errors import ImageError, NoImageError, PromptError, RRSISError
+from rrsis_engine.imageio import RasterImage, read_image, to_rgb_uint8
+from rrsis_engine.prediction import Prediction
+from rrsis_engine.session import RefinementSession
+
+POSITIVE_COLOR = "#32ff5a"
+NEGATIVE_COLOR = "#ff2d55"
+CURRENT_COLOR = "#00e5ff"
+
+LAYER_NAMES = {
+    "points": "rrsis clicks (+ green / − red)",
+    "box": "rrsis box",
+    "current": "rrsis current object",
+    "candidates": "rrsis candidates",
+    "suggestion": "rrsis suggested click",
+    "uncertainty": "rrsis uncertainty",
+}
+ACCEPTED_PREFIX = "rrsis accepted"
+
+#: Key -> controller method name. Bound on the viewer and on every rrsis layer (napari#7302: a layer's
+#: own bindings shadow the viewer's while it is selected).
+KEYMAP: dict[str, str] = {
+    "s": "segment",
+    "a": "accept",
+    "c": "accept",
+    "z": "undo",
+    "Shift-Z": "redo",
+    "t": "toggle_polarity",
+    "Shift-C": "clear",
+    "n": "next_image",
+}
+
+
+class ControllerSignals:
+    """psygnal signals the dock widget listens to."""
+
+    changed = Signal()  # state, conversation or polarity changed
+    busy = Signal(bool)  # background work started (True) / finished (False)
+
+
+def user_action(method: Callable) -> Callable:
+    """Turn RRSISError into a napari notification (no traceback) and a None return value."""
+
+    @functools.wraps(method)
+    def wrapper(self: RRSISController, *args, **kwargs):
+        if self.busy and method.__name__ not in ("toggle_polarity",):
+            show_info("RRSIS is still computing the image embedding; try again in a moment.")
+            return None
+        try:
+            result = method(self, *args, **kwargs)
+        except RRSISError as exc:
+            self.report(exc)
+            return None
+        self.last_error = None
+        return result
+
+    return wrapper
+
+
+class RRSISController:
+    """State and actions of the RRSIS dock for one viewer.
+
+    predictor: an engine ``Predictor`` (or anything with its interface); when None it is loaded on the
+    first image with ``load_predictor(model, device)``. db: session store URL or path (None -> $RRSIS_DB
+    or ./sessions.db); ``log_sessions=False`` disables logging. background: compute embeddings in a
+    worker thread (the dock does; scripts and tests may prefer synchronous calls).
+    """
+
+    def __init__(
+        self,
+        viewer,
+        predictor=None,
+        *,
+        model: str | None = None,
+        device: str = "cpu",
+        db: str | None = None,
+        annotator: str | None = None,
+        log_sessions: bool = True,
+        background: bool = False,
+    ):
+        self.viewer = viewer
+        self.predictor = predictor
+        self.model = model
+        self.device = device
+        self.db = db
+        self.annotator = annotator
+        self.log_sessions = log_sessions
+        self.background = background
+        self.events = ControllerSignals()
+        self.session: RefinementSession | None = None
+        self.image: RasterImage | None = None
+        self.image_layer = None
+        self.layers: dict[str, Any] = {}
+        self.accepted_layer = None
+        self.positive = True
+        self.expression = ""
+        self.bands: tuple[int, ...] | None = None
+        self.conversation: list[tuple[str, str]] = []
+        self.queue: list[str] = []
+        self.queue_index = -1
+        self.busy = False
+        self.embed_ms = 0.0
+        self.last_error: str | None = None
+        self.store = None
+        self.logger = None
+        self._store_warned = False
+        self._syncing = False
+        self._worker = None
+        self._owned_image_layers: set[int] = set()
+        self._bind_keys(viewer)
+
+    # ---- reporting -------------------------------------------------------------------------------
+    def report(self, exc: Exception | str) -> None:
+        """Show an error as a napari notification and in the conversation."""
+        message = str(exc)
+        self.last_error = message
+        show_error(message)
+        self._say("error", message)
+
+    def _say(self, role: str, text: str) -> None:
+        self.conversation.append((role, text))
+        self.events.changed.emit()
+
+    @property
+    def model_label(self) -> str:
+        if self.predictor is None:
+            return f"model: {self.model or 'default'} (loads with the first image)"
+        name = getattr(self.predictor, "model_name", "?")
+        version = getattr(self.predictor, "model_version", "?")
+        return f"model: {name} · {version}"
+
+    # ---- images ----------------------------------------------------------------------------------
+    def set_queue(self, paths: Sequence[str | Path]) -> None:
+        """Images that Next image [N] steps through, in order."""
+        self.queue = [str(p) for p in paths]
+        self.queue_index = -1
+
+    @user_action
+    def open_image(self, source: str | Path | np.ndarray, bands: Sequence[int] | None = None):
+        """Read an image (GeoTIFF, PNG, JPEG or H×W[×C] array), add it as a layer and start a session on
+        it. Returns the image layer (embedding may still be computing when ``background``)."""
+        from napari_rrsis._reader import image_layer_data, notify_image_conversion
+
+        if bands is not None:
+            self.bands = tuple(int(b) for b in bands)
+        image = read_image(source if isinstance(source, np.ndarray) else str(source), bands=self.bands)
+        notify_image_conversion(image)
+        data, kwargs, _ = image_layer_data(image)
+        layer = self.viewer.add_image(data, **kwargs)
+        self._owned_image_layers.add(id(layer))
+        self._start(layer, image)
+        return layer
+
+    @user_action
+    def use_image_layer(self, layer) -> None:
+        """Start a session on an image layer already in the viewer (opened with File > Open, say)."""
+        self._start(layer, raster_from_layer(layer))
+
+    @user_action
+    def reload_bands(self, bands: Sequence[int]) -> None:
+        """Re-read the current GeoTIFF with other bands (1-based R, G, B), e.g. (4, 1, 2) false colour."""
+        if self.image is None or not self.image.path:
+            raise NoImageError("Open a GeoTIFF first; band selection re-reads the file.")
+        path = self.image.path
+        old = self.image_layer
+        self.bands = tuple(int(b) for b in bands)
+        self.open_image(path)
+        if old is not None and old in self.viewer.layers and old is not self.image_layer:
+            self.viewer.layers.remove(old)
+
+    def _start(self, layer, image: RasterImage) -> None:
+        self._finish_image()
+        self.image_layer = layer
+        self._bind_keys(layer)
+        orient_viewer(self.viewer, image.transform)
+        self._say("system", f"Image {layer.name}: {image.width}×{image.height} px"
+                  + (f", {image.crs}" if image.crs else ", no CRS (pixel coordinates)"))
+        if self.background:
+            from napari.qt.threading import thread_worker
+
+            @thread_worker(progress={"total": 0, "desc": "RRSIS: image embedding"})
+            def embed():
+                return self._embed(image)
+
+            self._set_busy(True)
+            worker = embed()
+            worker.returned.connect(self._image_ready)
+            worker.errored.connect(self._embed_failed)
+            worker.finished.connect(lambda: self._set_busy(False))
+            self._worker = worker
+            worker.start()
+        else:
+            self._image_ready(self._embed(image))
+
+    def _embed(self, image: RasterImage) -> tuple[RefinementSession, float]:
+        """Load the model if needed and compute the image embedding (runs in a worker thread)."""
+        if self.predictor is None:
+            from rrsis_engine.predictor import load_predictor
+
+            self.predictor = load_predictor(self.model, device=self.device)
+        session = RefinementSession(self.predictor)
+        t0 = time.perf_counter()
+        session.set_image(image)
+        return session, (time.perf_counter() - t0) * 1000.0
+
+    def _embed_failed(self, exc: Exception) -> None:
+        if isinstance(exc, RRSISError):
+            self.report(exc)
+        else:
+            self.report(f"Computing the image embedding failed ({exc.__class__.__name__}: {exc}).")
+
+    def _set_busy(self, busy: bool) -> None:
+        self.busy = busy
+        self.events.busy.emit(busy)
+
+    def wait(self, timeout_s: float = 60.0) -> None:
+        """Block (processing Qt events) until background work is done. For scripts and tests."""
+        from qtpy.QtWidgets import QApplication
+
+        deadline = time.monotonic() + timeout_s
+        while self.busy and time.monotonic() < deadline:
+            QApplication.processEvents()
+            time.sleep(0.01)
+
+    def _image_ready(self, result: tuple[RefinementSession, float]) -> None:
+        session, self.embed_ms = result
+        self.session = session
+        self.image = session.image
+        self._make_layers()
+        self._start_logging()
+        self._say("system", f"Ready ({self.embed_ms:.0f} ms embedding, {self.model_label}). Type what to "
+                  "segment and press S, or click on the object.")
+
+    def _finish_image(self) -> None:
+        if self.logger is not None:
+            try:
+                self.logger.close()
+            except Exception as exc:  # the logger itself never raises on DB failure; be defensive
+                show_warning(f"Closing the session log failed: {exc}")
+        self.logger = None
+        self.session = None
+        for layer in self.layers.values():
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+        self.layers = {}
+        if self.accepted_layer is not None and self.accepted_layer in self.viewer.layers:
+            self.accepted_layer.visible = False
+        self.accepted_layer = None
+
+    def _start_logging(self) -> None:
+        if not self.log_sessions or self.session is None:
+            return
+        try:
+            if self.store is None:
+                from rrsis_engine.store import open_store
+
+                self.store = open_store(self.db)
+            self.logger = self.store.start_session(
+                self.image, client="napari", annotator=self.annotator,
+                model_version=str(getattr(self.predictor, "model_version", "unknown")),
+            )
+            self.session.subscribe(self.logger)
+        except ImportError as exc:
+            if not self._store_warned:
+                show_warning(f"Session logging is unavailable ({exc}); labels still work but turns are not "
+                             "saved to sessions.db.")
+                self._store_warned = True
+        except RRSISError as exc:
+            show_warning(f"Session logging is off: {exc}")
+
+    # ---- layers ----------------------------------------------------------------------------------
+    def _make_layers(self) -> None:
+        v = self.viewer
+        h, w = self.image.height, self.image.width
+        geo = layer_kwargs(self.image.transform)
+        meta = {"crs": self.image.crs,
+                "transform": list(self.image.transform) if self.image.transform else None,
+                "path": self.image.path}
+        size = max(6.0, max(h, w) / 60.0)
+        self.layers["uncertainty"] = v.add_image(
+            np.zeros((h, w), np.float32), name=LAYER_NAMES["uncertainty"], colormap="inferno",
+            contrast_limits=(0.0, 1.0), opacity=0.6, blending="additive", visible=False, **geo)
+        self.accepted_layer = self.layers["accepted"] = v.add_labels(
+            np.zeros((h, w), np.int32), name=f"{ACCEPTED_PREFIX} · {self.image_layer.name}", opacity=0.55,
+            metadata={**meta, "objects": {}}, **geo)
+        self.layers["candidates"] = v.add_labels(
+            np.zeros((h, w), np.int32), name=LAYER_NAMES["candidates"], opacity=1.0, **geo)
+        self.layers["candidates"].contour = max(1, int(round(max(h, w) / 300)))
+        self.layers["current"] = v.add_labels(
+            np.zeros((h, w), np.uint8), name=LAYER_NAMES["current"], opacity=0.5, metadata=dict(meta),
+            colormap=DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: CURRENT_COLOR}),
+            **geo)
+        self.layers["box"] = v.add_shapes(
+            name=LAYER_NAMES["box"], ndim=2, edge_color="#ffd60a", face_color="transparent",
+            edge_width=max(1.0, size / 4), **geo)
+        self.layers["suggestion"] = v.add_points(
+            np.zeros((0, 2)), name=LAYER_NAMES["suggestion"], symbol="star", size=size * 1.6,
+            face_color="#ffd60a", border_color="black", **geo)
+        self.layers["points"] = v.add_points(
+            np.zeros((0, 2)), name=LAYER_NAMES["points"], size=size, face_color=POSITIVE_COLOR,
+            border_color="white", border_width=0.15, **geo)
+        self.accepted_layer.metadata.setdefault("model_version",
+                                                str(getattr(self.predictor, "model_version", "")))
+        for layer in self.layers.values():
+            self._bind_keys(layer)
+        self.layers["points"].events.data.connect(self._on_points_data)
+        self.layers["box"].events.data.connect(self._on_box_data)
+        self.layers["current"].events.paint.connect(self._on_paint)
+        self.layers["points"].current_face_color = POSITIVE_COLOR if self.positive else NEGATIVE_COLOR
+        v.layers.selection.active = self.layers["points"]
+        self.layers["points"].mode = "add"
+
+    def _bind_keys(self, target) -> None:
+        for key, name in KEYMAP.items():
+            method = getattr(self, name)
+            target.bind_key(key, lambda _obj, _m=method: _m(), overwrite=True)
+
+    def _show(self, pred: Prediction | None) -> None:
+        """Write a prediction (or nothing) into the result layers."""
+        L = self.layers
+        h, w = self.image.height, self.image.width
+        if pred is None:
+            L["current"].data = np.zeros((h, w), np.uint8)
+            L["uncertainty"].data = np.zeros((h, w), np.float32)
+            L["candidates"].data = np.zeros((h, w), np.int32)
+            L["suggestion"].data = np.zeros((0, 2))
+            return
+        L["current"].data = pred.mask.astype(np.uint8)
+        unc = pred.uncertainty if pred.uncertainty is not None else np.zeros((h, w), np.float32)
+        L["uncertainty"].data = np.asarray(unc, np.float32)
+        cand = np.zeros((h, w), np.int32)
+        if pred.ambiguous and len(pred.candidates) > 1:
+            for i, c in reversed(list(enumerate(pred.candidates, start=1))):
+                cand[c.mask] = i
+        L["candidates"].data = cand
+        if pred.ambiguous and pred.suggested_click is not None:
+            x, y, label = pred.suggested_click
+            L["suggestion"].data = np.array([[y, x]], dtype=np.float64)
+            L["suggestion"].face_color = POSITIVE_COLOR if label else NEGATIVE_COLOR
+        else:
+            L["suggestion"].data = np.zeros((0, 2))
+
+    def _sync_prompts(self) -> None:
+        """Make the clicks/box layers mirror the session's prompt state."""
+        state = self.session.state
+        self._syncing = True
+        try:
+            pts = self.layers["points"]
+            if state.points:
+                pts.data = np.array([[y, x] for x, y in state.points], dtype=np.float64)
+                pts.face_color = [POSITIVE_COLOR if lab else NEGATIVE_COLOR for lab in state.labels]
+            else:
+                pts.data = np.zeros((0, 2))
+            pts.current_face_color = POSITIVE_COLOR if self.positive else NEGATIVE_COLOR
+            box = self.layers["box"]
+            box.data = []
+            if state.box is not None:
+                x0, y0, x1, y1 = state.box
+                box.add_rectangles(np.array([[y0, x0], [y1, x1]]), edge_color="#ffd60a",
+                                   face_color="transparent")
+        finally:
+            self._syncing = False
+
+    # ---- layer events (user drawing in the canvas) -------------------------------------------------
+    def _on_points_data(self, event) -> None:
+        if self._syncing or getattr(event, "action", None) != "added":
+            if not self._syncing and getattr(event, "action", None) == "removed" and self.session:
+                show_info("Use Undo [Z] to take back a click; the clicks layer mirrors the turn history.")
+                self._sync_prompts()
+            return
+        row, col = np.asarray(self.layers["points"].data[-1], dtype=np.float64)[-2:]
+        self._syncing = True
+        try:
+            self.layers["points"].data = self.layers["points"].data[:-1]
+        finally:
+            self._syncing = False
+        self.add_point(float(col), float(row))
+
+    def _on_box_data(self, event) -> None:
+        if self._syncing or getattr(event, "action", None) != "added":
+            return
+        verts = np.asarray(self.layers["box"].data[-1], dtype=np.float64)[:, -2:]
+        (r0, c0), (r1, c1) = verts.min(axis=0), verts.max(axis=0)
+        self.set_box(float(c0), float(r0), float(c1), float(r1))
+
+    def _on_paint(self, _event) -> None:
+        if self._syncing or self.session is None:
+            return
+        self.edit_mask(np.asarray(self.layers["current"].data) > 0)
+
+    # ---- actions (function twins of the dock's buttons and keys) -------------------------------------
+    def _require_session(self) -> RefinementSession:
+        if self.session is None:
+            raise NoImageError("No image is loaded yet: open an image (File > Open, or Open image… in the "
+                               "RRSIS dock) before typing an expression.")
+        return self.session
+
+    @user_action
+    def segment(self, text: str | None = None) -> Prediction | None:
+        """Segment [S]: a text turn with ``text`` (default: the expression box)."""
+        if text is not None:
+            self.expression = text
+        session = self._require_session()
+        text = (self.expression or "").strip()
+        if not text:
+            if session.state.points or session.state.box is not None:
+                raise PromptError("The expression box is empty: type what to segment (your clicks are kept), "
+                                  "or keep clicking to refine.")
+            raise PromptError("Nothing to segment yet: type an expression (e.g. 'the large white building "
+                              "on the left') and press S, or click on the object.")
+        self._say("user", f"“{text}”")
+        pred = session.text(text)
+        return self._after_turn(pred)
+
+    @user_action
+    def add_point(self, x: float, y: float, positive: bool | None = None) -> Prediction | None:
+        """A click turn at pixel (x, y) = (col, row); polarity from the toggle [T] unless given."""
+        session = self._require_session()
+        pos = self.positive if positive is None else bool(positive)
+        self._say("user", f"{'+' if pos else '−'} click at ({x:.0f}, {y:.0f})")
+        try:
+            pred = session.click(x, y, positive=pos)
+        except RRSISError:
+            self.conversation.pop()
+            raise
+        return self._after_turn(pred)
+
+    @user_action
+    def set_box(self, x0: float, y0: float, x1: float, y1: float) -> Prediction | None:
+        """A box turn, (x0, y0) top-left and (x1, y1) bottom-right pixels."""
+        session = self._require_session()
+        self._say("user", f"box ({x0:.0f}, {y0:.0f}) – ({x1:.0f}, {y1:.0f})")
+        try:
+            pred = session.box(x0, y0, x1, y1)
+        except RRSISError:
+            self.conversation.pop()
+            self._sync_prompts()
+            raise
+        return self._after_turn(pred)
+
+    @user_action
+    def edit_mask(self, mask: np.ndarray) -> Prediction | None:
+        """A brush-edit turn: ``mask`` (H×W bool) replaces the current object and becomes the prior."""
+        session = self._require_session()
+        pred = session.edit_mask(np.asarray(mask, bool))
+        self._say("user", f"brush edit ({int(pred.mask.sum()):,} px)")
+        self._show(pred)
+        self.events.changed.emit()
+        return pred
+
+    def _after_turn(self, pred: Prediction) -> Prediction:
+        self._syncing = True
+        try:
+            self._show(pred)
+        finally:
+            self._syncing = False
+        self._sync_prompts()
+        self._say("assistant", describe(pred))
+        return pred
+
+    def toggle_polarity(self) -> bool:
+        """Toggle positive/negative [T] for the next click. Returns True when positive."""
+        self.positive = not self.positive
+        if "points" in self.layers:
+            self.layers["points"].current_face_color = POSITIVE_COLOR if self.positive else NEGATIVE_COLOR
+        self.events.changed.emit()
+        return self.positive
+
+    @user_action
+    def undo(self) -> Prediction | None:
+        """Undo [Z]: step back one turn (the stored prediction comes back, no re-prediction)."""
+        session = self._require_session()
+        if not session.can_undo:
+            raise PromptError("Nothing to undo.")
+        pred = session.undo()
+        self._redisplay(pred)
+        self._say("system", f"↶ undo — {len(session.turns)} turn(s) active")
+        return pred
+
+    @user_action
+    def redo(self) -> Prediction | None:
+        """Redo [Shift+Z]."""
+        session = self._require_session()
+        if not session.can_redo:
+            raise PromptError("Nothing to redo.")
+        pred = session.redo()
+        self._redisplay(pred)
+        self._say("system", f"↷ redo — {len(session.turns)} turn(s) active")
+        return pred
+
+    @user_action
+    def clear(self) -> None:
+        """Clear [Shift+C]: drop the current object's prompts and mask (undoable)."""
+        session = self._require_session()
+        session.clear()
+        self._redisplay(None)
+        self._say("system", "cleared — start the next object")
+
+    def _redisplay(self, pred: Prediction | None) -> None:
+        self._syncing = True
+        try:
+            self._show(pred)
+        finally:
+            self._syncing = False
+        self._sync_prompts()
+
+    @user_action
+    def accept(self) -> int | None:
+        """Accept [A or C]: the current mask becomes a new label id in the accepted layer and a row in
+        the session store. Returns the new label id."""
+        session = self._require_session()
+        pred = session.current
+        if pred is None or not pred.mask.any():
+            raise PromptError("Nothing to accept: the current object is empty. Segment something first (S).")
+        event = session.accept()
+        layer = self.accepted_layer
+        objects = layer.metadata.setdefault("objects", {})
+        new_id = max([int(k) for k in objects] + [int(np.asarray(layer.data).max())]) + 1
+        data = np.asarray(layer.data).copy()
+        data[event.mask] = new_id
+        layer.data = data
+        objects[str(new_id)] = {
+            "expression": event.expressions[-1] if event.expressions else "",
+            "expressions": event.expressions,
+            "model": str(getattr(self.predictor, "model_name", "")),
+            "model_version": str(getattr(self.predictor, "model_version", "")),
+            "iou_score": round(float(pred.iou_score), 4),
+            "object_score": round(float(pred.object_score), 4),
+            "ambiguity": None if pred.ambiguity is None else round(float(pred.ambiguity), 4),
+            "n_turns": len(event.turns),
+            "n_clicks": len(event.turns[-1].state.points) if event.turns else 0,
+            "session_id": event.session_id,
+            "accepted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        self._redisplay(None)
+        self._say("system", f"✔ accepted as object #{new_id} ({int(event.mask.sum()):,} px)"
+                  + (" — logged to the session store" if self.logger is not None else ""))
+        return new_id
+
+    @user_action
+    def next_image(self) -> Any:
+        """Next image [N]: the next path given to ``rrsis napari`` (an unaccepted mask is logged as skipped)."""
+        if self.queue_index + 1 >= len(self.queue):
+            raise ImageError("No next image: pass several images to `rrsis napari IMAGE ...`, or open one "
+                             "with File > Open.")
+        if self.session is not None and self.session.current is not None:
+            self.session.accept(status="skipped")
+            show_info("The unaccepted mask was logged as skipped.")
+        old = self.image_layer
+        self.queue_index += 1
+        layer = self.open_image(self.queue[self.queue_index])
+        if layer is not None and old is not None and id(old) in self._owned_image_layers and old in self.viewer.layers:
+            self.viewer.layers.remove(old)
+        return layer
+
+    @user_action
+    def export(self, path: str | Path) -> list[str] | None:
+        """Write the accepted objects to ``path`` (.geojson polygons or .tif labels) in the image CRS."""
+        from napari_rrsis._writer import write_labels_geojson, write_labels_geotiff
+
+        if self.accepted_layer is None:
+            raise NoImageError("Nothing to export yet: open an image and accept an object first.")
+        state = self.accepted_layer._get_state()
+        suffix = Path(path).suffix.lower()
+        if suffix in (".geojson", ".json"):
+            out = write_labels_geojson(str(path), self.accepted_layer.data, state)
+        elif suffix in (".tif", ".tiff"):
+            out = write_labels_geotiff(str(path), self.accepted_layer.data, state)
+        else:
+            raise PromptError(f"Export to .geojson or .tif, not '{suffix or path}'.")
+        self._say("system", f"exported {len(state['metadata'].get('objects', {}))} object(s) to {Path(path).name}")
+        return out
+
+    def close(self) -> None:
+        """End the session log (call when the viewer closes)."""
+        self._finish_image()
+
+
+def describe(pred: Prediction) -> str:
+    """One conversational line for a prediction: area, scores, ambiguity and the suggestion."""
+    text = (f"{pred.area:,} px · IoU {pred.iou_score:.2f} · object {pred.object_score:.2f} · "
+            f"{pred.latency_ms:.0f} ms")
+    if pred.area == 0:
+        text += " — found nothing; rephrase or click on the object"
+    if pred.ambiguous:
+        n = len(pred.candidates)
+        text += (f"\n⚠ ambiguous ({pred.ambiguity:.2f}): {n} candidate region(s) outlined"
+                 if pred.ambiguity is not None else "\n⚠ ambiguous")
+        if pred.suggested_click is not None:
+            x, y, label = pred.suggested_click
+            text += f"; suggested {'+' if label else '−'} click at ({x:.0f}, {y:.0f}) (star)"
+    return text
+
+
+def raster_from_layer(layer) -> RasterImage:
+    """A :class:`RasterImage` from a napari image layer (RGB or grey, any numeric dtype)."""
+    if getattr(layer, "multiscale", False):
+        raise ImageError(f"Layer {layer.name} is multiscale; open a single-resolution image or a crop.")
+    data = np.asarray(layer.data)
+    if data.ndim == 3 and not getattr(layer, "rgb", False):
+        raise ImageError(f"Layer {layer.name} is a {data.shape} stack, not a 2-D image; open one image.")
+    if data.ndim not in (2, 3):
+        raise ImageError(f"Layer {layer.name} has shape {data.shape}; expected H×W or H×W×3.")
+    pixels = to_rgb_uint8(data)
+    meta = layer.metadata or {}
+    transform = meta.get("transform")
+    transform = tuple(transform) if transform is not None else transform_from_layer_state(layer._get_state())
+    path = meta.get("path") or getattr(getattr(layer, "source", None), "path", None)
+    return RasterImage(pixels, crs=meta.get("crs"), transform=transform, path=path,
+                       band_count=int(meta.get("band_count", 3)), source_dtype=str(meta.get("source_dtype", data.dtype)))
