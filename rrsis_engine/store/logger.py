@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import threading
 import time
 import uuid
@@ -103,7 +104,8 @@ class SessionLogger:
             raise StoreError("start_session needs a RasterImage (rrsis_engine.imageio.read_image).")
         annotator = v.check_optional_name(annotator, "annotator name")
         model_version = v.check_optional_name(model_version, "model version")
-        path = v.check_text(image.path, "image path", 4096) if image.path is not None else None
+        path = v.check_text(os.fspath(image.path), "image path", 4096) if image.path is not None else None
+        path = os.path.abspath(path) if path else None  # exports resolve it against the allowed roots
         self.store = store
         self.id = uuid.uuid4().hex
         self.height, self.width = int(image.height), int(image.width)

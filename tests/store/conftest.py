@@ -1,0 +1,99 @@
+"""Fixtures of the store tests: a database URL for each backend (a SQLite file, and a fresh database on
+a REAL PostgreSQL server started here with initdb/pg_ctl, run as the unprivileged `postgres` user when
+we are root), plus a fake predictor that drives a real RefinementSession without the model."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pytest
+
+from rrsis_engine.imageio import RasterImage
+from rrsis_engine.prediction import Prediction
+from rrsis_engine.store.pgtemp import TemporaryPostgres, find_pg_bin
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    if find_pg_bin() is None:
+        pytest.skip("no PostgreSQL server binaries (pg_ctl in /usr/lib/postgresql/*/bin); run scripts/setup-system.sh")
+    with TemporaryPostgres() as pg:
+        yield pg
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    """A fresh, empty database: a SQLite file path, or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "sessions.db")
+        return
+    pg = request.getfixturevalue("pg_server")
+    name = "t_" + uuid.uuid4().hex[:12]
+    url = pg.create_database(name)
+    yield url
+    pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def blob(h: int, w: int, cx: float, cy: float, r: float) -> np.ndarray:
+    """H×W bool disc centred at (x=cx, y=cy)."""
+    yy, xx = np.mgrid[:h, :w]
+    return (xx - cx) ** 2 + (yy - cy) ** 2 < r**2
+
+
+def make_prediction(mask: np.ndarray, iou: float = 0.9) -> Prediction:
+    return Prediction(mask=mask, logits=np.where(mask, 5.0, -5.0).astype(np.float32), low_res_logits=None,
+                      iou_score=iou, object_score=0.95, latency_ms=3.0, ambiguity=0.1)
+
+
+class FakePredictor:
+    """The predictor interface a RefinementSession needs; masks are discs around the last click."""
+
+    model_version = "fake-1"
+
+    def __init__(self):
+        self.image = None
+
+    def set_image(self, image, bands=None):
+        self.image = image if isinstance(image, RasterImage) else RasterImage(np.asarray(image))
+        return self.image
+
+    def validate_text(self, s):
+        return s.strip()
+
+    def validate_point(self, x, y, image=None):
+        return float(x), float(y)
+
+    def validate_box(self, b, image=None):
+        return tuple(float(v) for v in b)
+
+    def predict(self, text="", points=None, labels=None, box=None, mask_input=None, image=None):
+        image = image if image is not None else self.image
+        h, w = image.height, image.width
+        if points is not None and len(points):
+            cx, cy = points[-1]
+        elif box is not None:
+            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        else:
+            cx, cy = w / 2, h / 2
+        return make_prediction(blob(h, w, cx, cy, 6 + 2 * (0 if points is None else len(points))))
+
+    def prediction_from_mask(self, mask, image=None):
+        return make_prediction(np.asarray(mask, bool), iou=1.0)
+
+
+@pytest.fixture
+def image(tmp_path):
+    """A 64×80 RGB image with a file path and a UTM transform (0.5 m pixels)."""
+    rng = np.random.default_rng(0)
+    px = rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)
+    path = tmp_path / "img.png"
+    from PIL import Image
+
+    Image.fromarray(px).save(path)
+    return RasterImage(px, crs="EPSG:32614", transform=(0.5, 0.0, 500000.0, 0.0, -0.5, 4100000.0), path=str(path))
+
+
+@pytest.fixture
+def predictor():
+    return FakePredictor()
