@@ -466,10 +466,10 @@ class SceneGenerator:
                 continue
             oid = new_id("trees")
             base = np.array([(52, 88, 46), (62, 96, 52), (44, 74, 44)][int(rng.integers(3))], np.float32)
-            for (r, c, rad), (pr, pc) in zip(crowns, pix):
+            for (r, c, rad), (_pr, _pc) in zip(crowns, pix, strict=False):
                 sr, sc = disk((r + shadow_dir[1] * rad * 0.8, c + shadow_dir[0] * rad * 0.8), rad, shape=(S, S))
                 cv.shade(sr, sc, 0.6)
-            for (r, c, rad), (pr, pc) in zip(crowns, pix):
+            for (r, c, rad), (pr, pc) in zip(crowns, pix, strict=False):
                 dist = np.hypot(pr - (r - rad * 0.3 * shadow_dir[1]), pc - (c - rad * 0.3 * shadow_dir[0])) / max(rad, 1)
                 shade = (1.25 - 0.45 * dist)[:, None]
                 cv.img[pr, pc] = base[None] * shade + rng.normal(0, 6, (len(pr), 3))
@@ -545,7 +545,7 @@ class SceneGenerator:
         # shrubs and rocks on open ground: visual distractors, not referable objects
         n = int(rng.integers(20, 90))
         ys, xs = rng.uniform(0, S, n), rng.uniform(0, S, n)
-        for y, x in zip(ys, xs):
+        for y, x in zip(ys, xs, strict=False):
             rad = rng.uniform(1.2, 3.2) * k
             rr, cc = disk((y, x), rad, shape=(S, S))
             sel = cv.owner[rr, cc] < 0
@@ -730,7 +730,7 @@ class ExpressionSampler:
         if not m.unique:
             return None
         noun = NOUNS.get(target.category, [target.category])[0]
-        text = str(rng.choice([f"also the one next to it", f"and the {noun} next to it too", f"add the closest {noun} as well"]))
+        text = str(rng.choice(["also the one next to it", f"and the {noun} next to it too", f"add the closest {noun} as well"]))
         return text, [target, m.definite[0]], "add"
 
 

@@ -1,0 +1,198 @@
+"""The evaluation loop behind ``rrsis eval`` (also called by ``rrsis train`` for model selection).
+
+For each record: a text-only turn, then simulated correction clicks (standard protocol, see
+:func:`rrsis_engine.metrics.next_click`) fed through a :class:`RefinementSession`, so every click turn
+re-predicts from the text, all clicks so far and the previous turn's logits as the prior. Records with a
+follow-up get a second text turn (prior = first turn's mask) scored against ``followup_mask``.
+
+Report (fractions in [0, 1])::
+
+    {"model": str, "n": int,
+     "by_clicks": {"0": {"mIoU", "oIoU", "P@0.5", "P@0.6", "P@0.7", "P@0.8", "P@0.9"}, "1": {...}, ...},
+     "NoC@85": float|null, "NoC@90": float|null, "ambiguity_auroc": float|null,
+     "dialogue": {"n": int, "mIoU": float, "oIoU": float}}      # only when records carry follow-ups
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rrsis_engine import metrics as M
+from rrsis_engine.errors import DataError
+from rrsis_engine.session import RefinementSession
+
+
+@dataclass
+class SampleResult:
+    id: str
+    kind: str
+    ambiguous: bool
+    ious: list[float]  # IoU after 0, 1, 2, ... clicks
+    ambiguity: float | None
+    followup_iou: float | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class EvalResult:
+    report: dict
+    samples: list[SampleResult] = field(default_factory=list)
+    seconds: float = 0.0
+    model_version: str = ""
+
+
+def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (0, 1, 2, 3), noc: bool = True,
+                   max_clicks: int = M.MAX_CLICKS, overlays_dir: str | Path | None = None, n_overlays: int = 12,
+                   limit: int | None = None, progress: Callable[[int, dict], None] | None = None) -> EvalResult:
+    """Evaluate ``predictor`` (anything with set_image/predict/validate_*) on records (common dict format).
+
+    clicks: which click counts get a report row (0 = text only). noc: also run clicks up to
+    ``max_clicks`` for NoC@85/90. overlays_dir: write PNG overlays of the ``n_overlays`` worst text-only
+    samples there. progress(i, sample_summary) is called after each record.
+    """
+    clicks = sorted({int(c) for c in clicks})
+    if not clicks or clicks[0] < 0:
+        raise DataError("clicks must be a non-empty list of non-negative integers, e.g. 0,1,2,3.")
+    n_clicks = clicks[-1]
+    if n_clicks > max_clicks:
+        raise DataError(f"At most {max_clicks} clicks are simulated; got {n_clicks}.")
+    t_start = time.perf_counter()
+    rows: dict[int, tuple[list, list, list]] = {k: ([], [], []) for k in clicks}
+    dialogue = M.IoUAccumulator()
+    samples: list[SampleResult] = []
+    worst: list[tuple[float, str, np.ndarray, np.ndarray, np.ndarray, str]] = []
+    for idx, rec in enumerate(records):
+        if limit is not None and idx >= limit:
+            break
+        t0 = time.perf_counter()
+        gt = np.asarray(rec["mask"], dtype=bool)
+        session = RefinementSession(predictor)
+        session.set_image(rec["image"])
+        pred0 = session.text(rec["expression"])
+        masks = {0: pred0.mask}
+        mask = pred0.mask
+        ious = [M.iou(mask, gt)]
+        limit_clicks = max(n_clicks, max_clicks if noc else 0)
+        while len(ious) - 1 < limit_clicks:
+            k = len(ious) - 1
+            if k >= n_clicks and ious[-1] >= max(M.NOC_THRESHOLDS):
+                break  # click rows complete and NoC needs no further click
+            click = M.next_click(mask, gt)
+            if click is not None:
+                x, y, label = click
+                mask = session.click(x, y, positive=bool(label)).mask
+            ious.append(M.iou(mask, gt))
+            if k + 1 in rows:
+                masks[k + 1] = mask
+        for k in clicks:
+            m = masks.get(k, mask)
+            i, u = M.intersection_union(m, gt)
+            rows[k][0].append(ious[k] if k < len(ious) else ious[-1])
+            rows[k][1].append(i)
+            rows[k][2].append(u)
+        fu_iou = None
+        fm = rec.get("followup_mask")
+        if rec.get("followup") and fm is not None:
+            s2 = RefinementSession(predictor)
+            s2.set_image(rec["image"])
+            s2.text(rec["expression"])
+            fu_iou = dialogue.add(s2.text(rec["followup"]).mask, np.asarray(fm, dtype=bool))
+        res = SampleResult(str(rec.get("id", idx)), rec.get("kind") or "", bool(rec.get("ambiguous", False)),
+                           ious, pred0.ambiguity, fu_iou, time.perf_counter() - t0)
+        samples.append(res)
+        if overlays_dir is not None:
+            worst.append((ious[0], res.id, rec["image"], gt, pred0.mask, rec["expression"]))
+            worst.sort(key=lambda w: w[0])
+            del worst[n_overlays:]
+        if progress is not None:
+            progress(idx, {"id": res.id, "iou": ious[0], "clicks": len(ious) - 1})
+    if not samples:
+        raise DataError("The data set has no records to evaluate.")
+    report: dict = {
+        "model": str(getattr(predictor, "model_name", type(predictor).__name__)),
+        "n": len(samples),
+        "by_clicks": {str(k): M.summarize(*rows[k]) for k in clicks},
+        "NoC@85": M.noc([s.ious for s in samples], 0.85, max_clicks) if noc else None,
+        "NoC@90": M.noc([s.ious for s in samples], 0.90, max_clicks) if noc else None,
+        "ambiguity_auroc": None,
+    }
+    amb = [(s.ambiguity, s.ambiguous) for s in samples if s.ambiguity is not None]
+    if amb:
+        report["ambiguity_auroc"] = M.auroc([a for a, _ in amb], [b for _, b in amb])
+    if len(dialogue):
+        d = dialogue.summary()
+        report["dialogue"] = {"n": len(dialogue), "mIoU": d["mIoU"], "oIoU": d["oIoU"]}
+    if overlays_dir is not None:
+        _write_overlays(Path(overlays_dir), worst)
+    return EvalResult(report, samples, time.perf_counter() - t_start, str(getattr(predictor, "model_version", "")))
+
+
+def evaluate(predictor, records: Iterable[dict], clicks: Sequence[int] = (0, 1, 2, 3), noc: bool = True,
+             **kwargs) -> dict:
+    """The report dict only (see module doc); kwargs as :func:`run_evaluation`."""
+    return run_evaluation(predictor, records, clicks=clicks, noc=noc, **kwargs).report
+
+
+def _write_overlays(out: Path, worst) -> None:
+    from rrsis_engine.data.jsonl import safe_name
+    from rrsis_engine.data.visualize import overlay, tile
+
+    out.mkdir(parents=True, exist_ok=True)
+    for rank, (v, rid, image, gt, pred, text) in enumerate(worst):
+        cell = tile(overlay(image, gt, second=pred), f"IoU {v:.2f} | {text}  (fill: ground truth, cyan: prediction)",
+                    size=min(512, image.shape[1]))
+        cell.save(out / f"{rank:02d}_{safe_name(rid)}.png")
+
+
+def report_markdown(result: EvalResult | dict, data_name: str = "") -> str:
+    """Markdown tables of a report (plus per-kind mIoU and timing when an EvalResult is given)."""
+    rep = result.report if isinstance(result, EvalResult) else result
+    lines = [f"# rrsis eval: {rep['model']}" + (f" on {data_name}" if data_name else ""), ""]
+    if isinstance(result, EvalResult) and result.model_version:
+        lines += [f"model version `{result.model_version}`, {rep['n']} samples, "
+                  f"{result.seconds:.1f} s ({result.seconds / max(rep['n'], 1):.2f} s/sample)", ""]
+    else:
+        lines += [f"{rep['n']} samples", ""]
+    keys = ["mIoU", "oIoU", "P@0.5", "P@0.6", "P@0.7", "P@0.8", "P@0.9"]
+    lines += ["| clicks | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    for k, row in rep["by_clicks"].items():
+        lines.append(f"| {k} | " + " | ".join(f"{row[x]:.3f}" for x in keys) + " |")
+    lines.append("")
+
+    def fmt(v):
+        return "n/a" if v is None else f"{v:.3f}"
+
+    lines += ["| NoC@85 | NoC@90 | ambiguity AUROC |", "|---|---|---|",
+              f"| {fmt(rep['NoC@85'])} | {fmt(rep['NoC@90'])} | {fmt(rep['ambiguity_auroc'])} |", ""]
+    if "dialogue" in rep:
+        d = rep["dialogue"]
+        lines += [f"Dialogue (follow-up turn with the first turn's mask as prior): n = {d['n']}, "
+                  f"mIoU = {d['mIoU']:.3f}, oIoU = {d['oIoU']:.3f}", ""]
+    if isinstance(result, EvalResult) and result.samples:
+        by_kind: dict[str, list[float]] = defaultdict(list)
+        for s in result.samples:
+            by_kind[s.kind or "-"].append(s.ious[0])
+        lines += ["| expression kind | n | mIoU (text only) |", "|---|---|---|"]
+        for kind, v in sorted(by_kind.items()):
+            lines.append(f"| {kind} | {len(v)} | {np.mean(v):.3f} |")
+        lines.append("")
+    lines.append("NoC@t: clicks added to the text-only prediction until IoU >= t (0 if the text alone reaches it, "
+                 "capped at 20). Fractions in [0, 1].")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(result: EvalResult, out: str | Path, data_name: str = "") -> tuple[Path, Path]:
+    """REPORT.json and REPORT.md (same stem) next to each other."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result.report, indent=2) + "\n")
+    md = out.with_suffix(".md")
+    md.write_text(report_markdown(result, data_name))
+    return out, md
