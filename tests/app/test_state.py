@@ -1,0 +1,291 @@
+"""Function twins of the web app's events, driven without a browser (fake predictor, real engine session)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import header_only_png, scene, write_geotiff
+from fakes import FakePredictor
+from PIL import Image
+
+from rrsis_app import state as S
+from rrsis_app.render import DisplayFrame
+from rrsis_engine import rle
+
+
+def last(st: S.AppState) -> str:
+    assert st.chat[-1]["role"] == "assistant"
+    return st.chat[-1]["content"]
+
+
+# ---- coordinates -------------------------------------------------------------------------------------
+def test_display_frame_identity_when_small():
+    f = DisplayFrame.for_image(640, 480, max_side=1024)
+    assert not f.downsampled
+    for dx, dy in [(0, 0), (13, 7), (639, 479)]:
+        assert f.to_full(dx, dy) == (dx, dy)
+
+
+@pytest.mark.parametrize("w,h", [(3000, 2000), (1025, 1024), (20000, 700), (2048, 2048)])
+def test_display_frame_maps_each_display_pixel_into_its_block(w, h):
+    f = DisplayFrame.for_image(w, h, max_side=1024)
+    assert max(f.display_width, f.display_height) == 1024
+    for dx in [0, 1, f.display_width // 2, f.display_width - 1]:
+        for dy in [0, f.display_height // 3, f.display_height - 1]:
+            x, y = f.to_full(dx, dy)
+            # the display pixel covers full-res [dx*sx, (dx+1)*sx): the mapped point is inside that block
+            assert dx * f.sx - 0.5 <= x <= (dx + 1) * f.sx - 0.5 + 1e-9
+            assert dy * f.sy - 0.5 <= y <= (dy + 1) * f.sy - 0.5 + 1e-9
+            assert 0 <= x <= w - 1 and 0 <= y <= h - 1
+            bx, by = f.to_display(x, y)  # and maps back to the same display pixel
+            assert round(bx) == dx and round(by) == dy
+
+
+def test_display_frame_sampling_matches_mapping():
+    """A feature at a full-resolution location shows up at the display pixel that maps back to it."""
+    w, h = 2500, 1500
+    f = DisplayFrame.for_image(w, h, max_side=1000)
+    full = np.zeros((h, w), bool)
+    full[900:910, 1700:1710] = True
+    disp = f.sample(full)
+    assert disp.shape == (f.display_height, f.display_width)
+    ys, xs = np.nonzero(disp)
+    for dy, dx in zip(ys, xs):
+        x, y = f.to_full(dx, dy)
+        assert 1700 - f.sx <= x <= 1710 + f.sx and 900 - f.sy <= y <= 910 + f.sy
+
+
+def test_click_on_downsampled_upload_reaches_engine_in_full_resolution(services, tmp_path):
+    big = np.zeros((1500, 3000, 3), np.uint8)
+    big[::50] = 255
+    path = tmp_path / "big.png"
+    Image.fromarray(big).save(path)
+    st = S.new_state(services)
+    S.load_upload(st, services, str(path))
+    assert st.frame.downsampled and st.base.shape == (512, 1024, 3)
+    assert "shown at 1024×512" in last(st)
+    S.click(st, services, 700, 300)
+    x, y = st.session.state.points[-1]
+    assert (x, y) == st.frame.to_full(700, 300)
+    assert abs(x - 700.5 * 3000 / 1024 + 0.5) < 1e-9 and abs(y - 300.5 * 1500 / 512 + 0.5) < 1e-9
+    assert services.predictor.predict_images[-1].width == 3000  # the engine saw the full image
+
+
+# ---- a whole conversation ------------------------------------------------------------------------------
+def test_conversation_text_click_undo_redo_clear_accept(services):
+    st = S.new_state(services)
+    S.load_sample(st, services, 0)
+    assert st.image is not None and st.session is not None and "Loaded" in last(st)
+    S.send_message(st, services, "the bright lake")
+    first = st.prediction.mask.copy()
+    assert first.any() and "Mask" in last(st)
+    # a negative click in the middle of the left blob removes pixels there
+    cx, cy = int(200 * 0.25), int(160 * 0.5)
+    S.click(st, services, cx, cy)  # positive by default
+    S.set_mode(st, "negative")
+    S.click(st, services, cx, cy)
+    assert not st.prediction.mask[cy, cx]
+    assert st.session.state.labels == (1, 0)
+    S.send_message(st, services, "undo")
+    assert st.prediction.mask[cy, cx] and st.session.state.labels == (1,)
+    S.command(st, services, "redo")
+    assert st.session.state.labels == (1, 0)
+    S.command(st, services, "clear")
+    assert st.prediction is None
+    S.command(st, services, "undo")
+    assert st.session.state.labels == (1, 0)
+    view = S.views(st, services)
+    assert view["image"].shape == (160, 200, 3)
+    assert "| 3 | click |" in view["history"]
+    final = st.prediction.mask.copy()
+    S.command(st, services, "accept")
+    assert "Accepted object 1" in last(st)
+    assert st.prediction is None and len(st.accepted) == 1
+    assert st.accepted[0]["expressions"] == ["the bright lake"]
+    png, gj, coco = (p for p in st.exports)
+    assert np.array_equal(np.asarray(Image.open(png)) > 0, final)
+    geo = json.loads(open(gj).read())
+    assert geo["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::26914"
+    xs = [c[0] for f in geo["features"] for ring in f["geometry"]["coordinates"] for c in ring]
+    assert 485900.0 <= min(xs) and max(xs) <= 485900.0 + 200 * 5.0
+    ann = json.loads(open(coco).read())["annotations"][0]
+    assert np.array_equal(rle.decode(ann["segmentation"]), final)
+    assert ann["area"] == int(final.sum()) and ann["expressions"] == ["the bright lake"]
+
+
+def test_box_mode_takes_two_corners(services):
+    st = S.new_state(services)
+    S.load_sample(st, services, 0)
+    S.set_mode(st, S.MODE_LABELS["box"])
+    S.click(st, services, 120, 90)
+    assert st.pending_corner == (120.0, 90.0) and st.session.current is None
+    assert "opposite corner" in last(st)
+    S.click(st, services, 20, 30)
+    assert st.session.state.box == (20.0, 30.0, 120.0, 90.0)
+    assert st.pending_corner is None
+    m = st.prediction.mask
+    assert m.any() and not m[:30].any() and not m[:, 121:].any()
+
+
+def test_ambiguous_expression_lists_candidates_and_suggestion(services):
+    st = S.new_state(services)
+    S.load_sample(st, services, 0)
+    S.send_message(st, services, "a bright patch")
+    msg = last(st)
+    assert "could mean 2 different regions" in msg and "white ring" in msg
+    plain = st.base
+    shown = S.render_image(st)
+    assert shown.shape == plain.shape and not np.array_equal(shown, plain)
+
+
+def test_commands_are_recognised():
+    assert S.parse_command("Undo") == "undo"
+    assert S.parse_command(" /redo ") == "redo"
+    assert S.parse_command("next image.") == "next"
+    assert S.parse_command("Accept!") == "accept"
+    assert S.parse_command("the one next to the road") is None
+    assert S.parse_command("undo the last click") is None
+
+
+def test_next_and_previous_cycle_through_samples(services):
+    st = S.new_state(services)
+    S.command(st, services, "next")
+    assert st.sample_index == 0
+    S.send_message(st, services, "next image")
+    assert st.sample_index == 1 and st.image_name == "scene_b.tif"
+    S.command(st, services, "next")
+    assert st.sample_index == 0
+    S.command(st, services, "previous")
+    assert st.sample_index == 1
+
+
+# ---- bad input ---------------------------------------------------------------------------------------
+def test_bad_inputs_become_chat_messages_and_the_app_keeps_working(services, tmp_path):
+    st = S.new_state(services)
+    S.send_message(st, services, "   ")
+    assert "Type what to segment" in last(st)
+    S.click(st, services, 10, 10)
+    assert "No image yet" in last(st)
+    S.send_message(st, services, "the lake")
+    assert "No image yet" in last(st)
+    S.command(st, services, "accept")
+    assert "No image yet" in last(st)
+
+    txt = tmp_path / "notes.txt"
+    txt.write_text("this is not an image")
+    S.load_upload(st, services, str(txt))
+    assert "Cannot read notes.txt as an image" in last(st)
+
+    huge = header_only_png(tmp_path / "huge.png", 20000, 20000)
+    S.load_upload(st, services, str(huge))
+    assert "20000×20000" in last(st) and "limit" in last(st)
+    assert st.image is None
+
+    services.limits.max_upload_bytes = 100
+    ok = write_geotiff(tmp_path / "ok.tif", scene())
+    S.load_upload(st, services, str(ok))
+    assert "upload limit" in last(st)
+    services.limits.max_upload_bytes = 10**9
+
+    S.load_upload(st, services, str(ok))
+    assert st.image is not None and "Loaded **ok.tif**" in last(st)
+    S.send_message(st, services, "the lake")
+    assert st.prediction is not None
+    S.send_message(st, services, "x" * 400)
+    assert "too long" in last(st)
+    assert not any("Traceback" in m["content"] for m in st.chat)
+
+
+def test_engine_failure_is_reported_not_raised(services, monkeypatch):
+    st = S.new_state(services)
+    S.load_sample(st, services, 0)
+
+    def boom(**kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(services.predictor, "predict", boom)
+    S.send_message(st, services, "the lake")
+    assert "Something went wrong (RuntimeError: out of memory)" in last(st)
+    monkeypatch.undo()
+    S.send_message(st, services, "the lake")
+    assert st.prediction is not None
+
+
+def test_without_model_the_reason_is_shown(sample_dir, tmp_path):
+    sv = S.Services(None, "No trained weights for 'rsam-lite' are installed. Train one with rrsis train.",
+                    workdir=tmp_path / "w")
+    sv.samples = S.discover_samples(sample_dir, sv.workdir / "thumbs")
+    st = S.new_state(sv)
+    assert "No trained weights" in last(st)
+    S.load_sample(st, sv, 0)
+    assert st.image is not None and "No trained weights" in last(st)
+    assert S.render_image(st).shape == (160, 200, 3)
+    S.send_message(st, sv, "the lake")
+    assert "No model is loaded" in last(st) and "No trained weights" in last(st)
+
+
+# ---- isolation and logging ---------------------------------------------------------------------------
+def test_two_tabs_have_isolated_sessions(services):
+    a, b = S.new_state(services), S.new_state(services)
+    S.load_sample(a, services, 0)
+    S.load_sample(b, services, 1)
+    S.send_message(a, services, "the lake")
+    S.click(a, services, 30, 30)
+    S.send_message(b, services, "the field")
+    assert a.session is not b.session
+    assert a.session.state.points == ((30.0, 30.0),) and b.session.state.points == ()
+    assert services.predictor.predict_images[-1] is b.image
+    S.click(a, services, 40, 40)
+    assert services.predictor.predict_images[-1] is a.image  # each tab predicts on its own image
+    assert b.session.state.text == "the field" and a.session.state.text == "the lake"
+
+
+def test_accept_is_logged_to_the_store(services, tmp_path):
+    from rrsis_engine.store import open_store
+
+    store = open_store(tmp_path / "sessions.db")
+    services.store = store
+    st = S.new_state(services)
+    S.load_sample(st, services, 0)
+    S.send_message(st, services, "the bright lake")
+    S.click(st, services, 150, 60)
+    mask = st.prediction.mask.copy()
+    S.command(st, services, "accept")
+    assert "logged to the session database" in last(st)
+    S.close(st)
+    recs = store.list_annotations(status="accepted")
+    assert len(recs) == 1
+    assert recs[0].expressions == ["the bright lake"]
+    assert np.array_equal(recs[0].mask, mask)
+    store.close()
+
+
+def test_real_predictor_turn(sample_dir, tmp_path):
+    """The state functions against the engine's real Predictor (random rsam-tiny weights)."""
+    from rrsis_engine.model import build_rsam
+    from rrsis_engine.predictor import Predictor
+
+    sv = S.Services(Predictor(build_rsam("rsam-tiny"), device="cpu", disk_cache=False), workdir=tmp_path / "w")
+    sv.samples = S.discover_samples(sample_dir, sv.workdir / "thumbs")
+    st = S.new_state(sv)
+    S.load_sample(st, sv, 1)
+    S.send_message(st, sv, "the lake on the left")
+    assert st.prediction is not None and st.prediction.mask.shape == (160, 200)
+    S.set_mode(st, "negative")
+    S.click(st, sv, 50, 80)
+    assert st.session.state.labels == (0,)
+    assert S.render_image(st).shape == (160, 200, 3)
+
+
+def test_fake_matches_predictor_contract():
+    """The fake used above keeps the real predictor's call signatures."""
+    import inspect
+
+    from rrsis_engine.predictor import Predictor
+
+    for name in ("set_image", "predict", "validate_point", "validate_box", "prediction_from_mask"):
+        real = list(inspect.signature(getattr(Predictor, name)).parameters)[1:]
+        fake = list(inspect.signature(getattr(FakePredictor, name)).parameters)[1:]
+        assert fake == real, name
