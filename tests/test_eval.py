@@ -1,0 +1,125 @@
+"""The eval loop with an oracle predictor, and `rrsis eval` end to end with a random-weight rsam-tiny."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from rrsis_engine.cli import main
+from rrsis_engine.evaluate import evaluate, report_markdown, run_evaluation
+from rrsis_engine.prediction import Prediction
+
+KEYS = {"mIoU", "oIoU", "P@0.5", "P@0.6", "P@0.7", "P@0.8", "P@0.9"}
+
+
+class OraclePredictor:
+    """Text turn: a fixed wrong guess; clicks: add the GT component under a positive click, remove the
+    predicted component under a negative one. ``gt`` is set per record by the test."""
+
+    model_name = "oracle"
+
+    def __init__(self, records):
+        self.by_text = {r["expression"]: r for r in records}
+        self.mask = None
+
+    def set_image(self, image, bands=None):
+        from rrsis_engine.imageio import RasterImage
+
+        self.h, self.w = image.shape[:2]
+        return RasterImage(pixels=image)
+
+    def validate_text(self, s, *a, **k):
+        return s
+
+    def validate_point(self, x, y, image=None):
+        return float(x), float(y)
+
+    def predict(self, text="", points=None, labels=None, box=None, mask_input=None, image=None):
+        rec = self.by_text.get(text) or next(r for r in self.by_text.values() if r.get("followup") == text)
+        gt = rec["mask"]
+        if points is None:
+            if rec.get("followup") == text:
+                m = rec["followup_mask"].copy()
+            else:
+                m = np.zeros_like(gt)
+                m[: self.h // 4, : self.w // 4] = True  # wrong guess in the corner
+                amb = 0.9 if rec["ambiguous"] else 0.1
+        else:
+            x, y = points[-1]
+            r, c = int(y), int(x)
+            m = self.mask.copy()
+            if labels[-1] == 1:
+                lab, _ = ndimage.label(gt)
+                m |= lab == lab[r, c]
+            else:
+                lab, _ = ndimage.label(m & ~gt)
+                m &= lab != lab[r, c]
+        self.mask = m
+        return Prediction(mask=m, logits=m.astype(np.float32), low_res_logits=None, iou_score=0.5,
+                          object_score=1.0, latency_ms=0.0, ambiguity=amb if points is None and rec.get("followup") != text else None)
+
+
+def _records():
+    recs = []
+    for i in range(4):
+        m = np.zeros((64, 64), bool)
+        m[30:50, 30 + i : 50] = True
+        recs.append({"id": f"r{i}", "image": np.zeros((64, 64, 3), np.uint8), "mask": m, "expression": f"thing {i}",
+                     "ambiguous": i % 2 == 0, "followup": f"no, the other {i}" if i < 2 else None,
+                     "followup_mask": m if i < 2 else None, "kind": "category"})
+    return recs
+
+
+def test_evaluate_with_oracle_clicks():
+    recs = _records()
+    res = run_evaluation(OraclePredictor(recs), recs, clicks=[0, 1, 2], noc=True)
+    rep = res.report
+    assert rep["model"] == "oracle" and rep["n"] == 4
+    assert set(rep["by_clicks"]) == {"0", "1", "2"} and all(set(v) == KEYS for v in rep["by_clicks"].values())
+    assert rep["by_clicks"]["0"]["mIoU"] == 0.0  # the corner guess misses every target
+    # click 1 adds the whole target; click 2 removes the false-positive corner: IoU 1.0
+    assert rep["by_clicks"]["2"]["mIoU"] == 1.0 and rep["by_clicks"]["2"]["P@0.9"] == 1.0
+    assert 0 < rep["by_clicks"]["1"]["mIoU"] < 1
+    assert rep["NoC@85"] <= 2 and rep["NoC@90"] == 2.0
+    assert rep["ambiguity_auroc"] == 1.0  # the oracle's ambiguity score separates the labels perfectly
+    assert rep["dialogue"] == {"n": 2, "mIoU": 1.0, "oIoU": 1.0}
+    md = report_markdown(res)
+    assert "| 2 | 1.000 |" in md and "NoC@90" in md
+    json.dumps(rep)  # serialisable
+
+
+def test_evaluate_without_noc():
+    recs = _records()
+    rep = evaluate(OraclePredictor(recs), recs, clicks=[0], noc=False)
+    assert rep["NoC@85"] is None and set(rep["by_clicks"]) == {"0"}
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    from rrsis_engine.model import build_rsam
+    from rrsis_engine.model.checkpoint import save_checkpoint
+
+    return save_checkpoint(build_rsam("rsam-tiny"), tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
+
+
+def test_cli_eval_end_to_end(tmp_path, tiny_checkpoint, monkeypatch):
+    monkeypatch.setenv("RRSIS_CACHE_DIR", str(tmp_path / "cache"))
+    assert main(["data", "synth", "--n", "4", "--split", "test", "--size", "128", "--out", str(tmp_path / "ds")]) == 0
+    out = tmp_path / "rep" / "REPORT.json"
+    rc = main(["eval", "--data", str(tmp_path / "ds" / "data.jsonl"), "--model", str(tiny_checkpoint),
+               "--clicks", "0,1", "--out", str(out), "--overlays", str(tmp_path / "ov"), "--device", "cpu"])
+    assert rc == 0
+    rep = json.loads(out.read_text())
+    assert rep["n"] == 4 and rep["model"] == "rsam-tiny"
+    assert set(rep["by_clicks"]) == {"0", "1"}
+    for row in rep["by_clicks"].values():
+        assert set(row) == KEYS and all(0.0 <= v <= 1.0 for v in row.values())
+    assert rep["NoC@85"] is None and "ambiguity_auroc" in rep
+    assert out.with_suffix(".md").read_text().startswith("# rrsis eval: rsam-tiny")
+    assert len(list((tmp_path / "ov").glob("*.png"))) == 4
+
+
+def test_cli_eval_reports_missing_data(tmp_path, capsys):
+    assert main(["eval", "--data", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "r.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
