@@ -1,0 +1,122 @@
+"""``rrsis train``: train / resume / fine-tune an RSAM model, then evaluate and promote it.
+
+Examples::
+
+    rrsis train --config rsam-lite --steps 20000 --batch 2 --out runs/lite --source synth:1.0
+    rrsis train --out runs/lite --steps 20000 --resume            # continue where it stopped
+    rrsis train --config rsam-lite --init models/rsam-lite.safetensors --source db:sessions.db:1 \\
+        --source synth:0.5 --steps 2000 --out runs/ft --promote --models-dir models
+    rrsis train --since-last --db sessions.db --min-new 200 --models-dir models   # periodic (cron)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from rrsis_engine.errors import RRSISError
+
+log = logging.getLogger("rrsis.train")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train an RSAM model (synthetic, data sets, session DB); evaluate; promote",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", default="rsam-lite", help="registry config (rsam-tiny, rsam-lite, rsam-t, rsam-b+)")
+    p.add_argument("--out", default=None, help="run directory (checkpoints, log.csv, model.safetensors)")
+    p.add_argument("--steps", type=int, default=1000, help="optimisation steps in total (resume counts on)")
+    p.add_argument("--batch", type=int, default=2, help="samples per micro-batch and process")
+    p.add_argument("--accum", type=int, default=1, help="gradient accumulation micro-batches per step")
+    p.add_argument("--image-size", type=int, default=None, help="model input side (default: the config's)")
+    p.add_argument("--scene-size", type=int, default=None, help="draw synthetic scenes at this size (default: input)")
+    p.add_argument("--source", action="append", default=None, metavar="KIND[:PATH][:WEIGHT]",
+                   help="synth:1.0, easy:1.0, jsonl:PATH:W, refsegrs:PATH:W, rrsisd:PATH:W, risbench:PATH:W, "
+                        "db:PATH_OR_URL:W (repeatable; default synth:1.0)")
+    p.add_argument("--db", default=None, help="session database (adds source db:DB:1 unless --source names it)")
+    p.add_argument("--db-image-root", default=None, help="folder relative image paths in the DB are resolved against")
+    p.add_argument("--since", default=None, help="only DB annotations created at or after this date")
+    p.add_argument("--init", default=None, help="start from this checkpoint (fine-tune) instead of random weights")
+    p.add_argument("--sam2-checkpoint", default=None, help="initialise from an official sam2.1_hiera_*.pt")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--click-share", type=float, default=0.5, help="share of samples with simulated click rounds")
+    p.add_argument("--click-rounds", type=int, default=3, help="at most this many correction clicks per sample")
+    p.add_argument("--dialogue-share", type=float, default=0.6, help="share of samples with a follow-up turn")
+    p.add_argument("--freeze-image-encoder", action="store_true", help="train only text projection, TWGM, decoder")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--synth-reuse", type=int, default=2, help="uses per drawn synthetic scene (CPU saving)")
+    p.add_argument("--ckpt-every", type=int, default=500, help="checkpoint every N steps (0: off)")
+    p.add_argument("--ckpt-minutes", type=float, default=0.0, help="also checkpoint every M minutes")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after M minutes")
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
+    p.add_argument("--no-progress", action="store_true")
+    # evaluation / promotion
+    p.add_argument("--promote", action="store_true", help="after training: evaluate, compare, promote if better")
+    p.add_argument("--models-dir", default="models", help="promoted models and registry.json live here")
+    p.add_argument("--name", default=None, help="registry name of the promoted model (default: the config)")
+    p.add_argument("--val-size", type=int, default=64, help="synthetic validation samples for promotion")
+    p.add_argument("--val", action="append", default=None, metavar="KIND:PATH",
+                   help="extra validation set(s) (jsonl:PATH, ...)")
+    p.add_argument("--since-last", action="store_true",
+                   help="train only when --min-new accepted pairs arrived in --db since the last registered run")
+    p.add_argument("--min-new", type=int, default=100)
+    p.set_defaults(func=run)
+
+
+def options_from_args(args):
+    from rrsis_train.trainer import TrainOptions
+
+    sources = list(args.source or [])
+    if args.db and not any(s.startswith("db:") for s in sources):
+        sources.append(f"db:{args.db}:1")
+    if not sources:
+        sources = ["synth:1.0"]
+    if not args.out:
+        raise RRSISError("--out is required: the run directory for checkpoints and logs (e.g. --out runs/lite).")
+    return TrainOptions(
+        out=args.out, config=args.config, steps=args.steps, batch=args.batch, accum=args.accum,
+        image_size=args.image_size, scene_size=args.scene_size, init=args.init,
+        sam2_checkpoint=args.sam2_checkpoint, sources=sources, synth_reuse=args.synth_reuse, lr=args.lr,
+        warmup=args.warmup, weight_decay=args.weight_decay, seed=args.seed, click_share=args.click_share,
+        click_rounds=args.click_rounds, dialogue_share=args.dialogue_share,
+        freeze_image_encoder=args.freeze_image_encoder, augment=not args.no_augment, ckpt_every=args.ckpt_every,
+        ckpt_minutes=args.ckpt_minutes, max_minutes=args.max_minutes, log_every=args.log_every,
+        threads=args.threads, since=args.since, db_image_root=args.db_image_root, progress=not args.no_progress,
+    )
+
+
+def run(args) -> int:
+    if args.since_last:
+        from rrsis_train.promote import since_last
+
+        return since_last(args)
+    if args.resume and args.out and (Path(args.out) / "options.json").is_file() and args.source is None:
+        saved = json.loads((Path(args.out) / "options.json").read_text())
+        args.source = saved.get("sources")
+    opts = options_from_args(args)
+    from rrsis_train.trainer import Trainer
+
+    trainer = Trainer(opts, device=args.device)
+    summary = trainer.fit(resume=args.resume)
+    if trainer.rank == 0:
+        last = summary.get("last") or {}
+        print(f"trained {trainer.model.config.name} to step {summary['step']} ({summary['samples']} samples); "
+              f"last loss {last.get('loss', float('nan')):.4f}; weights: {Path(opts.out) / 'model.safetensors'}")
+    if args.promote and trainer.rank == 0:
+        from rrsis_train.promote import evaluate_and_promote
+
+        result = evaluate_and_promote(Path(opts.out) / "model.safetensors", models_dir=args.models_dir,
+                                      name=args.name or trainer.model.config.name, val_size=args.val_size,
+                                      val_sets=args.val or [], db=args.db, sources=opts.sources,
+                                      parent=trainer.parent)
+        print(result["message"])
+    return 0

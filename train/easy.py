@@ -1,0 +1,61 @@
+"""An easy referring task for smoke tests and the trainability check: a red square and a blue circle on a
+plain background; the expression names one of them ("the red square" / "the blue circle").
+
+Record dicts as in :mod:`rrsis_engine.data` (image H×W×3 uint8, mask H×W bool); item ``n`` is a pure
+function of ``(seed, n)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SQUARE_NAMES = ("the red square", "red square", "the red box")
+CIRCLE_NAMES = ("the blue circle", "blue circle", "the blue disk")
+
+
+def easy_sample(n: int, size: int = 256, seed: int = 0) -> dict:
+    rng = np.random.default_rng([seed, 4242, n])
+    bg = rng.integers(60, 200, size=3)
+    img = np.empty((size, size, 3), dtype=np.uint8)
+    img[:] = bg.astype(np.uint8)
+    img = np.clip(img.astype(np.int16) + rng.integers(-6, 7, size=img.shape), 0, 255).astype(np.uint8)
+    yy, xx = np.mgrid[:size, :size]
+    while True:
+        s = int(rng.integers(size // 8, size // 4))
+        r = int(rng.integers(size // 16, size // 8))
+        sx, sy = rng.integers(0, size - s, size=2)
+        cx, cy = rng.integers(r, size - r, size=2)
+        square = (xx >= sx) & (xx < sx + s) & (yy >= sy) & (yy < sy + s)
+        circle = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+        if not (square & circle).any():
+            break
+    img[square] = (int(rng.integers(180, 240)), int(rng.integers(0, 50)), int(rng.integers(0, 50)))
+    img[circle] = (int(rng.integers(0, 50)), int(rng.integers(40, 90)), int(rng.integers(180, 240)))
+    want_square = bool(rng.integers(2))
+    names = SQUARE_NAMES if want_square else CIRCLE_NAMES
+    return {
+        "id": f"easy-{n}",
+        "image": img,
+        "mask": square if want_square else circle,
+        "other_mask": circle if want_square else square,
+        "expression": names[int(rng.integers(len(names)))],
+        "ambiguous": False,
+        "followup": None,
+        "followup_mask": None,
+        "kind": "easy",
+    }
+
+
+class EasySource:
+    """Training source for the easy task (``--source easy:1.0``)."""
+
+    name = "easy"
+
+    def __init__(self, size: int = 256, seed: int = 0):
+        self.size, self.seed = size, seed
+
+    def __len__(self) -> int:
+        return 1 << 40
+
+    def get(self, n: int) -> dict:
+        return easy_sample(n, self.size, self.seed)

@@ -1,0 +1,632 @@
+"""The RSAM training loop (seed 003 §3.3): AdamW, frozen text encoder, the paper's loss, simulated
+correction clicks and dialogue turns, gradient accumulation, deterministic seeds, bit-exact resume.
+
+One optimisation step = ``accum`` micro-batches of ``batch`` samples on each of ``world`` ranks. Global
+sample number ``n = ((step·accum + micro)·world + rank)·batch + j`` fully determines the sample (source,
+item, augmentation, click/dialogue plan, click positions) — see :class:`rrsis_train.sources.MixedSource`.
+
+Per sample, the forward pass is a short refinement session (all in the model frame, S×S input,
+S/4×S/4 logits):
+1. text turn: expression → mask (loss, except for ambiguous expressions, whose target is not definite);
+2. dialogue turn (samples with a follow-up, ``dialogue_share``): the follow-up sentence with the first
+   turn's low-res logits as the mask prior → the follow-up target;
+3. click rounds (``click_share`` of samples, 1…``click_rounds`` rounds): a click sampled from the error
+   region of the current prediction, all clicks so far plus the previous logits (detached) as prior.
+Every turn's loss counts, weighted by the number of samples in it.
+
+Run directory layout (``--out``)::
+
+    model.safetensors / model.json        latest weights (loadable by rrsis predict / load_predictor)
+    checkpoints/step-0000500/             model.safetensors+json, optimizer.safetensors, trainer.json
+    latest                                name of the newest complete checkpoint folder
+    log.csv                               one row per logged step
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from rrsis_engine.errors import CheckpointError, RRSISError
+from rrsis_engine.model import ImageFeatures, build_rsam, get_config, load_checkpoint, save_checkpoint
+from rrsis_engine.model import transforms as T
+from rrsis_engine.model.loss import mask_iou, rsam_loss
+from rrsis_train.clicks import grid_to_model, sample_correction_click
+from rrsis_train.sources import MixedSource, augment, build_source, parse_source
+
+log = logging.getLogger("rrsis.train")
+
+CSV_FIELDS = ["step", "samples", "loss", "loss_text", "loss_click", "focal", "dice", "obj", "iou_l1",
+              "miou_text", "miou_click", "lr", "samples_per_s", "elapsed_s"]
+
+
+@dataclass
+class TrainOptions:
+    """Everything that defines a run (saved in every checkpoint; ``--resume`` restores it)."""
+
+    out: str
+    config: str = "rsam-lite"
+    steps: int = 1000
+    batch: int = 2
+    accum: int = 1
+    image_size: int | None = None
+    init: str | None = None  # start from this rrsis checkpoint (fine-tuning) instead of random weights
+    sam2_checkpoint: str | None = None  # or initialise the image encoder etc. from an official SAM 2 .pt
+    sources: list[str] = field(default_factory=lambda: ["synth:1.0"])
+    synth_reuse: int = 2
+    scene_size: int | None = None  # synthetic scenes are drawn at this size (default: image_size)
+    lr: float = 3e-4
+    min_lr_ratio: float = 0.05
+    warmup: int = 200
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 0
+    click_share: float = 0.5
+    click_rounds: int = 3
+    dialogue_share: float = 0.6
+    freeze_image_encoder: bool = False
+    augment: bool = True
+    black_rects: float = 0.5
+    ckpt_every: int = 500
+    ckpt_minutes: float = 0.0
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    threads: int | None = None
+    text_cache: int = 50_000
+    max_minutes: float | None = None
+    since: str | None = None
+    db_image_root: str | None = None
+    progress: bool = True
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+# ---- text feature cache ---------------------------------------------------------------------------
+class TextFeatureCache:
+    """Frozen-BERT features per sentence (hidden L×H on CPU), LRU-bounded.
+
+    Each sentence is embedded alone (batch of one, no padding), exactly as the predictor does, so the
+    cached values do not depend on which other sentences shared a batch: training stays bit-reproducible.
+    """
+
+    def __init__(self, model, capacity: int = 50_000):
+        self.model, self.capacity = model, capacity
+        self._d: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, text: str) -> torch.Tensor:
+        h = self._d.get(text)
+        if h is not None:
+            self.hits += 1
+            self._d.move_to_end(text)
+            return h
+        self.misses += 1
+        hidden, mask = self.model.text_embed([text])
+        h = hidden[0, : int(mask[0].sum())].cpu()
+        self._d[text] = h
+        while len(self._d) > self.capacity:
+            self._d.popitem(last=False)
+        return h
+
+    def batch(self, texts: list[str], device) -> tuple[torch.Tensor, torch.Tensor]:
+        """→ hidden B×L×H (zero padded), mask B×L bool."""
+        hs = [self.get(t) for t in texts]
+        L = max(h.shape[0] for h in hs)
+        hidden = torch.zeros(len(hs), L, hs[0].shape[1])
+        mask = torch.zeros(len(hs), L, dtype=torch.bool)
+        for i, h in enumerate(hs):
+            hidden[i, : h.shape[0]] = h
+            mask[i, : h.shape[0]] = True
+        return hidden.to(device), mask.to(device)
+
+
+# ---- samples → tensors ----------------------------------------------------------------------------
+@dataclass
+class Sample:
+    image: torch.Tensor  # 3×S×S normalised
+    target: torch.Tensor  # 1×s×s (s = S/4), first-turn target
+    valid: np.ndarray  # s×s bool content area
+    expression: str
+    ambiguous: bool
+    followup: str | None
+    followup_target: torch.Tensor | None
+    dialogue: bool
+    clicks: bool
+    rng: np.random.Generator
+    id: str
+
+
+def prepare_sample(rec: dict, rng: np.random.Generator, size: int, opts: TrainOptions) -> Sample:
+    if opts.augment:
+        rec = augment(rec, rng, black_rects=opts.black_rects)
+    h, w = rec["image"].shape[:2]
+    s = size // 4
+    vh, vw = T.valid_shape(h, w, s)
+    valid = np.zeros((s, s), dtype=bool)
+    valid[:vh, :vw] = True
+    fol = rec.get("followup")
+    fmask = rec.get("followup_mask")
+    has_fol = bool(fol) and fmask is not None
+    ambiguous = bool(rec.get("ambiguous", False))
+    dialogue = has_fol and (ambiguous or rng.random() < opts.dialogue_share)
+    clicks = rng.random() < opts.click_share
+    return Sample(
+        image=T.image_to_tensor(rec["image"], size)[0],
+        target=T.mask_to_tensor(np.asarray(rec["mask"], dtype=bool), size, s)[0],
+        valid=valid,
+        expression=str(rec.get("expression") or ""),
+        ambiguous=ambiguous and has_fol,  # an ambiguous first turn is only skipped when a follow-up resolves it
+        followup=fol if has_fol else None,
+        followup_target=T.mask_to_tensor(np.asarray(fmask, dtype=bool), size, s)[0] if has_fol else None,
+        dialogue=dialogue,
+        clicks=clicks,
+        rng=rng,
+        id=str(rec.get("id", "")),
+    )
+
+
+# ---- one forward pass: a simulated refinement session ---------------------------------------------
+class TrainStep(nn.Module):
+    """Wraps the RSAM so DDP sees one ``forward``: returns the summed loss and its parts."""
+
+    def __init__(self, model, freeze_image_encoder: bool = False, click_rounds: int = 3):
+        super().__init__()
+        self.model = model
+        self.freeze_image_encoder = freeze_image_encoder
+        self.click_rounds = click_rounds
+
+    def encode(self, images: torch.Tensor) -> ImageFeatures:
+        if not self.freeze_image_encoder:
+            return self.model.encode_image(images)
+        # Same as RSAM.encode_image, but the Hiera+FPN run without autograd; the decoder's conv_s0/conv_s1
+        # projections (trainable) still get gradients.
+        with torch.no_grad():
+            out = self.model.image_encoder(images)
+        v1, v2, vd = out["backbone_fpn"][:3]
+        v1, v2 = self.model.mask_decoder.project_high_res(v1, v2)
+        return ImageFeatures(vd=vd, v1=v1, v2=v2)
+
+    def forward(self, samples: list[Sample], text: tuple, followup_text: tuple | None, rounds: int):
+        m = self.model
+        device = text[0].device
+        images = torch.stack([s.image for s in samples]).to(device)
+        target = torch.stack([s.target for s in samples]).to(device)
+        feats = self.encode(images)
+        tok, tmask = m.encode_text(*text)
+        vd, tg = m.fuse(feats.vd, tok, tmask)
+        low, iou, obj = m.decode(vd, tg, feats)
+        turns = []  # (name, logits, iou, obj, target)
+        definite = torch.tensor([not s.ambiguous for s in samples], device=device)
+        if definite.any():
+            idx = definite.nonzero()[:, 0]
+            turns.append(("text", low[idx], iou[idx], obj[idx], target[idx]))
+        cur_vd, cur_tg, cur_low, cur_tgt = vd, tg, low, target
+        d_idx = [i for i, s in enumerate(samples) if s.dialogue]
+        if d_idx and followup_text is not None:
+            di = torch.tensor(d_idx, device=device)
+            tok2, tmask2 = m.encode_text(*followup_text)
+            sub = ImageFeatures(vd=feats.vd[di], v1=feats.v1[di], v2=feats.v2[di])
+            vd2, tg2 = m.fuse(sub.vd, tok2, tmask2)
+            ones = torch.ones(len(d_idx), dtype=torch.bool, device=device)
+            low2, iou2, obj2 = m.decode(vd2, tg2, sub, mask_input=low[di].detach(), has_mask=ones)
+            tgt2 = torch.stack([samples[i].followup_target for i in d_idx]).to(device)
+            turns.append(("dialogue", low2, iou2, obj2, tgt2))
+            cur_vd = vd.index_copy(0, di, vd2)
+            cur_tg = tg.index_copy(0, di, tg2)
+            cur_low = low.detach().index_copy(0, di, low2.detach())
+            cur_tgt = target.index_copy(0, di, tgt2)
+        c_idx = [i for i, s in enumerate(samples) if s.clicks]
+        if c_idx and rounds > 0:
+            ci = torch.tensor(c_idx, device=device)
+            sub = ImageFeatures(vd=feats.vd[ci], v1=feats.v1[ci], v2=feats.v2[ci])
+            vdc, tgc = cur_vd[ci], cur_tg[ci]
+            prev = cur_low[ci].detach()
+            tgtc = cur_tgt[ci]
+            gt = (tgtc[:, 0] > 0.5).cpu().numpy()
+            ones = torch.ones(len(c_idx), dtype=torch.bool, device=device)
+            pts: list[list[tuple[float, float]]] = [[] for _ in c_idx]
+            lbl: list[list[int]] = [[] for _ in c_idx]
+            for _ in range(rounds):
+                pred = (prev[:, 0] > 0).cpu().numpy()
+                for j, i in enumerate(c_idx):
+                    c = sample_correction_click(pred[j], gt[j], samples[i].rng, samples[i].valid)
+                    if c is None:
+                        pts[j].append((0.0, 0.0))
+                        lbl[j].append(-1)
+                    else:
+                        pts[j].append(grid_to_model(c[0], c[1], stride=m.image_size // prev.shape[-1]))
+                        lbl[j].append(c[2])
+                p = torch.tensor(pts, dtype=torch.float32, device=device)
+                lb = torch.tensor(lbl, dtype=torch.long, device=device)
+                lowc, iouc, objc = m.decode(vdc, tgc, sub, points=p, labels=lb, mask_input=prev, has_mask=ones)
+                turns.append(("click", lowc, iouc, objc, tgtc))
+                prev = lowc.detach()
+        total_n = sum(t[1].shape[0] for t in turns)
+        loss = torch.zeros((), device=device)
+        parts = {k: 0.0 for k in ("focal", "dice", "obj", "iou_l1")}
+        text_loss = click_loss = None
+        iou_text = iou_click = None
+        for name, lo, io, ob, tg_ in turns:
+            ld = rsam_loss(lo, io, ob, tg_)
+            w = lo.shape[0] / total_n
+            loss = loss + ld["loss"] * w
+            for k_src, k_dst in (("focal", "focal"), ("dice", "dice"), ("obj", "obj"), ("iou", "iou_l1")):
+                parts[k_dst] += float(ld[k_src]) * w
+            if name == "text":
+                text_loss = float(ld["loss"].detach())
+                iou_text = mask_iou(lo.detach(), tg_).mean().item()
+            elif name == "click":
+                click_loss = float(ld["loss"].detach())
+                iou_click = mask_iou(lo.detach(), tg_).mean().item()
+        stats = dict(parts, loss_text=text_loss, loss_click=click_loss, miou_text=iou_text, miou_click=iou_click)
+        return loss, stats
+
+
+# ---- optimizer state as safetensors (no pickle) ---------------------------------------------------
+def save_optimizer(opt: torch.optim.Optimizer, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    sd = opt.state_dict()
+    tensors = {}
+    scalars = {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{pid}.{k}"] = v.detach().contiguous().cpu().reshape(-1) if v.dim() == 0 else v.detach().contiguous().cpu()
+                if v.dim() == 0:
+                    scalars[f"{pid}.{k}"] = True
+            else:
+                scalars[f"{pid}.{k}"] = {"value": v}
+    groups = json.dumps(sd["param_groups"])
+    save_file(tensors, str(path), metadata={"param_groups": groups, "scalars": json.dumps(scalars)})
+
+
+def load_optimizer(opt: torch.optim.Optimizer, path: Path) -> None:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    groups = json.loads(meta["param_groups"])
+    scalars = json.loads(meta["scalars"])
+    state: dict = {}
+    for key in set(tensors) | set(scalars):
+        pid, _, name = key.partition(".")
+        entry = state.setdefault(int(pid), {})
+        if key in tensors:
+            t = tensors[key]
+            entry[name] = t.reshape(()) if scalars.get(key) is True else t
+        else:
+            entry[name] = scalars[key]["value"]
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+# ---- the trainer ----------------------------------------------------------------------------------
+def lr_at(step: int, opts: TrainOptions) -> float:
+    """Linear warm-up then cosine decay to ``min_lr_ratio``·lr at ``steps``."""
+    if opts.warmup and step < opts.warmup:
+        return opts.lr * (step + 1) / opts.warmup
+    t = min(1.0, (step - opts.warmup) / max(1, opts.steps - opts.warmup))
+    return opts.lr * (opts.min_lr_ratio + (1 - opts.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def _dist():
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist, dist.get_rank(), dist.get_world_size()
+    return None, 0, 1
+
+
+def init_distributed() -> tuple[int, int]:
+    """Join the torchrun process group when launched by torchrun (gloo on CPU, nccl on GPU)."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    _, rank, world = _dist()
+    return rank, world
+
+
+class Trainer:
+    def __init__(self, opts: TrainOptions, device: str | None = None, on_step=None):
+        self.opts = opts
+        self.on_step = on_step
+        self.out = Path(opts.out)
+        self.rank, self.world = init_distributed()
+        if device is None:
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        if opts.threads:
+            torch.set_num_threads(int(opts.threads))
+        torch.manual_seed(opts.seed)
+        if opts.init:
+            model = load_checkpoint(opts.init)
+            if opts.image_size and opts.image_size != model.config.image_size:
+                raise CheckpointError(
+                    f"--init {opts.init} was trained at {model.config.image_size}²; drop --image-size or use "
+                    f"{model.config.image_size}.")
+            self.parent = getattr(model, "checkpoint_path", opts.init)
+        else:
+            cfg = get_config(opts.config)
+            if opts.image_size:
+                if opts.image_size % 32:
+                    raise RRSISError(f"--image-size {opts.image_size} must be a multiple of 32 (e.g. 256, 384, 512).")
+                cfg = cfg.with_overrides(image_size=int(opts.image_size))
+            model = build_rsam(cfg)
+            if opts.sam2_checkpoint:
+                from rrsis_engine.model import import_sam2_checkpoint
+
+                import_sam2_checkpoint(model, opts.sam2_checkpoint)
+            self.parent = None
+        self.model = model.to(self.device)
+        self.size = model.config.image_size
+        if opts.freeze_image_encoder:
+            for p in self.model.image_encoder.parameters():
+                p.requires_grad_(False)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        decay = [p for p in self.params if p.dim() > 1]
+        no_decay = [p for p in self.params if p.dim() <= 1]
+        self.opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": opts.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=opts.lr, betas=(0.9, 0.999),
+        )
+        self.step_module = TrainStep(self.model, opts.freeze_image_encoder, opts.click_rounds)
+        self.wrapped = self.step_module
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            self.wrapped = DDP(self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                               find_unused_parameters=True)
+        self.text_cache = TextFeatureCache(self.model, opts.text_cache)
+        specs = [parse_source(s) for s in opts.sources]
+        scene = opts.scene_size or self.size
+        self.sources = [build_source(sp, scene, opts.synth_reuse, opts.since, opts.db_image_root) for sp in specs]
+        self.data = MixedSource(self.sources, [sp.weight for sp in specs], seed=opts.seed)
+        self.step = 0
+        self.samples = 0
+        self.elapsed = 0.0
+        self.data_seconds = 0.0
+        self.history: list[dict] = []
+
+    # -- data -----------------------------------------------------------------------------------
+    def micro_batch(self, step: int, micro: int) -> list[Sample]:
+        o = self.opts
+        base = ((step * o.accum + micro) * self.world + self.rank) * o.batch
+        out = []
+        for j in range(o.batch):
+            rec, rng = self.data.get(base + j)
+            out.append(prepare_sample(rec, rng, self.size, o))
+        return out
+
+    def _texts(self, samples: list[Sample]):
+        text = self.text_cache.batch([s.expression for s in samples], self.device)
+        fol = [s.followup for s in samples if s.dialogue]
+        fol_t = self.text_cache.batch(fol, self.device) if fol else None
+        return text, fol_t
+
+    # -- one optimisation step --------------------------------------------------------------------
+    def train_step(self) -> dict:
+        o = self.opts
+        step = self.step
+        lr = lr_at(step, o)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        torch.manual_seed(o.seed * 1_000_003 + step)
+        self.model.train()
+        self.opt.zero_grad(set_to_none=True)
+        acc: dict[str, list] = {}
+        t_data = 0.0
+        for micro in range(o.accum):
+            t0 = time.perf_counter()
+            samples = self.micro_batch(step, micro)
+            text, fol = self._texts(samples)
+            t_data += time.perf_counter() - t0
+            rounds = int(np.random.default_rng([o.seed, 29, step, micro]).integers(1, o.click_rounds + 1)) \
+                if o.click_rounds > 0 else 0
+            loss, stats = self.wrapped(samples, text, fol, rounds)
+            (loss / o.accum).backward()
+            acc.setdefault("loss", []).append(float(loss.detach()))
+            for k, v in stats.items():
+                if v is not None:
+                    acc.setdefault(k, []).append(float(v))
+        if o.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.params, o.grad_clip)
+        self.opt.step()
+        self.step += 1
+        self.samples += o.batch * o.accum * self.world
+        self.data_seconds += t_data
+        row = {k: float(np.mean(v)) for k, v in acc.items()}
+        dist, _, world = _dist()
+        if dist is not None and world > 1:
+            keys = sorted(k for k in ("loss", "loss_text", "loss_click", "miou_text", "miou_click") if k in row)
+            t = torch.tensor([row[k] for k in keys], dtype=torch.float64)
+            dist.all_reduce(t)
+            row.update({k: float(v) / world for k, v in zip(keys, t)})
+        row["lr"] = lr
+        return row
+
+    # -- checkpoints --------------------------------------------------------------------------------
+    def meta(self) -> dict:
+        return {
+            "trained_by": "rrsis train",
+            "step": self.step,
+            "samples": self.samples,
+            "sources": list(self.opts.sources),
+            "parent": self.parent,
+            "elapsed_s": round(self.elapsed, 1),
+            "image_size": self.size,
+        }
+
+    def save(self) -> Path:
+        """Write a complete checkpoint folder, then point ``latest`` at it (atomic), prune old ones."""
+        if self.rank != 0:
+            return self.out
+        ck_root = self.out / "checkpoints"
+        name = f"step-{self.step:07d}"
+        tmp = ck_root / f".{name}.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        save_checkpoint(self.model, tmp / "model.safetensors", self.meta())
+        save_optimizer(self.opt, tmp / "optimizer.safetensors")
+        from safetensors.torch import save_file
+
+        save_file({"torch_cpu": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
+        state = {"step": self.step, "samples": self.samples, "elapsed_s": self.elapsed,
+                 "data_seconds": self.data_seconds, "options": self.opts.to_json(), "parent": self.parent,
+                 "numpy_rng": "derived per sample from (seed, sample number); nothing to save"}
+        (tmp / "trainer.json").write_text(json.dumps(state, indent=2))
+        final = ck_root / name
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        latest_tmp = self.out / ".latest.tmp"
+        latest_tmp.write_text(name + "\n")
+        latest_tmp.replace(self.out / "latest")
+        for suffix in (".safetensors", ".json"):
+            shutil.copyfile(final / f"model{suffix}", self.out / f".model{suffix}.tmp")
+            (self.out / f".model{suffix}.tmp").replace(self.out / f"model{suffix}")
+        kept = sorted(p for p in ck_root.glob("step-*") if p.is_dir())
+        for old in kept[: max(0, len(kept) - max(1, self.opts.keep_checkpoints))]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def load(self) -> bool:
+        """Restore the newest checkpoint of ``out``; False when there is none."""
+        latest = self.out / "latest"
+        if not latest.is_file():
+            return False
+        folder = self.out / "checkpoints" / latest.read_text().strip()
+        if not (folder / "trainer.json").is_file():
+            raise CheckpointError(f"{latest} points to {folder}, which is incomplete; delete {latest} to start over.")
+        from safetensors.torch import load_file
+
+        from rrsis_engine.model.checkpoint import load_state_strict
+
+        state = json.loads((folder / "trainer.json").read_text())
+        saved = state["options"]
+        for key in ("config", "batch", "accum", "image_size", "seed", "sources"):
+            if saved.get(key) != getattr(self.opts, key):
+                raise CheckpointError(
+                    f"--resume: the run in {self.out} used {key}={saved.get(key)!r}, now {getattr(self.opts, key)!r}. "
+                    "Resume with the same settings (or start a new --out)."
+                )
+        load_state_strict(self.model, load_file(str(folder / "model.safetensors")), str(folder))
+        load_optimizer(self.opt, folder / "optimizer.safetensors")
+        torch.set_rng_state(load_file(str(folder / "rng.safetensors"))["torch_cpu"])
+        self.step, self.samples = int(state["step"]), int(state["samples"])
+        self.elapsed = float(state["elapsed_s"])
+        self.data_seconds = float(state.get("data_seconds", 0.0))
+        self.parent = state.get("parent")
+        self._truncate_log()
+        return True
+
+    def _truncate_log(self) -> None:
+        path = self.out / "log.csv"
+        if self.rank != 0 or not path.is_file():
+            return
+        with path.open() as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= self.step]
+        with path.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+
+    def _log_row(self, row: dict) -> None:
+        if self.rank != 0:
+            return
+        path = self.out / "log.csv"
+        new = not path.is_file()
+        with path.open("a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+    # -- the loop -------------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> dict:
+        o = self.opts
+        self.out.mkdir(parents=True, exist_ok=True)
+        if resume and self.load():
+            log.info("resumed %s at step %d (%d samples)", self.out, self.step, self.samples)
+        elif self.rank == 0:
+            (self.out / "log.csv").unlink(missing_ok=True)
+            (self.out / "options.json").write_text(json.dumps(o.to_json(), indent=2))
+        if self.step >= o.steps:
+            log.info("%s already reached step %d", self.out, self.step)
+            return {"step": self.step, "samples": self.samples}
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=o.steps, initial=self.step, disable=not o.progress or self.rank != 0,
+                   unit="step", dynamic_ncols=True, desc=f"train {self.model.config.name}")
+        stop = {"flag": False}
+        old_handler = None
+        if self.rank == 0 and hasattr(signal, "SIGTERM"):
+            try:
+                old_handler = signal.signal(signal.SIGTERM, lambda *a: stop.__setitem__("flag", True))
+            except ValueError:  # not in the main thread
+                old_handler = None
+        t_start = time.perf_counter()
+        run_start_elapsed = self.elapsed
+        last_ckpt = time.perf_counter()
+        window: list[tuple[float, int]] = []
+        last: dict = {}
+        try:
+            while self.step < o.steps and not stop["flag"]:
+                t0 = time.perf_counter()
+                row = self.train_step()
+                dt = time.perf_counter() - t0
+                self.elapsed = run_start_elapsed + (time.perf_counter() - t_start)
+                window = (window + [(dt, o.batch * o.accum * self.world)])[-20:]
+                sps = sum(n for _, n in window) / max(1e-9, sum(t for t, _ in window))
+                row.update(step=self.step, samples=self.samples, samples_per_s=sps, elapsed_s=self.elapsed)
+                last = row
+                self.history.append(row)
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['loss']:.3f}", iou=f"{row.get('miou_text', float('nan')):.2f}",
+                                sps=f"{sps:.2f}", refresh=False)
+                if self.step % max(1, o.log_every) == 0 or self.step == o.steps:
+                    self._log_row(row)
+                if self.on_step:
+                    self.on_step(row)
+                due = (o.ckpt_every and self.step % o.ckpt_every == 0) or (
+                    o.ckpt_minutes and time.perf_counter() - last_ckpt >= o.ckpt_minutes * 60)
+                if due:
+                    self.save()
+                    last_ckpt = time.perf_counter()
+                if o.max_minutes and (time.perf_counter() - t_start) >= o.max_minutes * 60:
+                    log.info("stopping after --max-minutes %.1f", o.max_minutes)
+                    break
+        except KeyboardInterrupt:
+            log.warning("interrupted at step %d: writing a checkpoint before exiting", self.step)
+            self.save()
+            raise
+        finally:
+            bar.close()
+            if old_handler is not None:
+                signal.signal(signal.SIGTERM, old_handler)
+        self.save()
+        return {"step": self.step, "samples": self.samples, "elapsed_s": self.elapsed, "last": last,
+                "text_cache_hits": self.text_cache.hits, "text_cache_misses": self.text_cache.misses,
+                "data_seconds": self.data_seconds}
+
+
+def train(opts: TrainOptions, resume: bool = False, device: str | None = None, on_step=None) -> dict:
+    """Run (or resume) a training run; returns a summary dict."""
+    return Trainer(opts, device=device, on_step=on_step).fit(resume=resume)
