@@ -165,12 +165,22 @@ class RRSISController:
     @user_action
     def open_image(self, source: str | Path | np.ndarray, bands: Sequence[int] | None = None):
         """Read an image (GeoTIFF, PNG, JPEG or H×W[×C] array), add it as a layer and start a session on
-        it. Returns the image layer (embedding may still be computing when ``background``)."""
+        it. ``bands``: 1-based R, G, B for this file (default ``self.bands``, e.g. from ``--bands``, when
+        the file has them). Returns the image layer (the embedding may still be computing when
+        ``background``)."""
         from napari_rrsis._reader import image_layer_data, notify_image_conversion
 
+        src = source if isinstance(source, np.ndarray) else str(source)
         if bands is not None:
-            self.bands = tuple(int(b) for b in bands)
-        image = read_image(source if isinstance(source, np.ndarray) else str(source), bands=self.bands)
+            image = read_image(src, bands=tuple(int(b) for b in bands))
+        else:
+            try:
+                image = read_image(src, bands=self.bands)
+            except ImageError as exc:
+                if self.bands is None or "out of range" not in str(exc):
+                    raise
+                image = read_image(src)  # the default band choice does not fit this file
+                show_info(f"{exc} Showing its default bands instead.")
         notify_image_conversion(image)
         data, kwargs, _ = image_layer_data(image)
         layer = self.viewer.add_image(data, **kwargs)
@@ -190,8 +200,7 @@ class RRSISController:
             raise NoImageError("Open a GeoTIFF first; band selection re-reads the file.")
         path = self.image.path
         old = self.image_layer
-        self.bands = tuple(int(b) for b in bands)
-        self.open_image(path)
+        self.open_image(path, bands=bands)
         if old is not None and old in self.viewer.layers and old is not self.image_layer:
             self.viewer.layers.remove(old)
 
@@ -207,7 +216,10 @@ class RRSISController:
 
             @thread_worker(progress={"total": 0, "desc": "RRSIS: image embedding"})
             def embed():
-                return self._embed(image)
+                try:
+                    return self._embed(image)
+                except RRSISError as exc:  # returned (wrapped: superqt re-raises a returned
+                    return (exc,)  # exception), not raised: napari would show a traceback
 
             self._set_busy(True)
             worker = embed()
@@ -217,7 +229,11 @@ class RRSISController:
             self._worker = worker
             worker.start()
         else:
-            self._image_ready(self._embed(image))
+            try:
+                result = self._embed(image)
+            except RRSISError as exc:
+                result = (exc,)
+            self._image_ready(result)
 
     def _embed(self, image: RasterImage) -> tuple[RefinementSession, float]:
         """Load the model if needed and compute the image embedding (runs in a worker thread)."""
@@ -249,7 +265,10 @@ class RRSISController:
             QApplication.processEvents()
             time.sleep(0.01)
 
-    def _image_ready(self, result: tuple[RefinementSession, float]) -> None:
+    def _image_ready(self, result: tuple[RefinementSession, float] | tuple[RRSISError]) -> None:
+        if len(result) == 1:  # (error,), e.g. NoTrainedWeightsError
+            self.report(result[0])
+            return
         session, self.embed_ms = result
         self.session = session
         self.image = session.image
@@ -373,6 +392,7 @@ class RRSISController:
         self._syncing = True
         try:
             pts = self.layers["points"]
+            pts.selected_data = set()  # current_face_color would otherwise recolour stale indices
             if state.points:
                 pts.data = np.array([[y, x] for x, y in state.points], dtype=np.float64)
                 pts.face_color = [POSITIVE_COLOR if lab else NEGATIVE_COLOR for lab in state.labels]
@@ -489,6 +509,7 @@ class RRSISController:
         """Toggle positive/negative [T] for the next click. Returns True when positive."""
         self.positive = not self.positive
         if "points" in self.layers:
+            self.layers["points"].selected_data = set()
             self.layers["points"].current_face_color = POSITIVE_COLOR if self.positive else NEGATIVE_COLOR
         self.events.changed.emit()
         return self.positive

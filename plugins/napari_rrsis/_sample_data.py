@@ -11,6 +11,8 @@ from pathlib import Path
 
 from rrsis_engine.errors import ImageError
 
+DEFAULT_SAMPLE = "naip_2020_lakes.tif"  # 512×512, 4 bands, EPSG:26914: lakes, fields and roads
+
 
 def bundled_naip_paths() -> list[Path]:
     """The NAIP GeoTIFFs bundled with the engine, sorted by name (newest date last)."""
@@ -24,11 +26,12 @@ def bundled_naip_paths() -> list[Path]:
 
 
 def naip_sample():
-    """npe2 sample_data contribution: the newest bundled NAIP tile as an RGB image layer."""
+    """npe2 sample_data contribution: the bundled 2020 NAIP lakes tile as an RGB image layer."""
     from napari_rrsis._reader import read_geotiff_layers
 
     paths = bundled_naip_paths()
     if not paths:
         raise ImageError("No NAIP sample is bundled in rrsis_engine/samples; reinstall rrsis or open your own "
                          "GeoTIFF with File > Open.")
-    return read_geotiff_layers(str(paths[-1]))
+    preferred = [p for p in paths if p.name == DEFAULT_SAMPLE]
+    return read_geotiff_layers(str((preferred or paths)[-1]))

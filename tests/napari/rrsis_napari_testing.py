@@ -95,22 +95,22 @@ class FakePredictor:
             raise PromptError("The expression is empty.")
         return s
 
-    def validate_point(self, x, y):
+    def validate_point(self, x, y, image=None):
         if not (0 <= x < self.image.width and 0 <= y < self.image.height):
             raise PromptError(f"Click ({x:.0f}, {y:.0f}) is outside the image.")
         return float(x), float(y)
 
-    def validate_box(self, b):
+    def validate_box(self, b, image=None):
         x0, y0, x1, y1 = (float(v) for v in b)
         if x1 <= x0 or y1 <= y0:
             raise PromptError("Empty box.")
         return (x0, y0, x1, y1)
 
-    def predict(self, text="", points=None, labels=None, box=None, mask_input=None):
+    def predict(self, text="", points=None, labels=None, box=None, mask_input=None, image=None):
         from scipy import ndimage
 
         t0 = time.perf_counter()
-        px = self.image.pixels.astype(float).mean(axis=2)
+        px = (image or self.image).pixels.astype(float).mean(axis=2)
         h, w = px.shape
         bright = px > 128
         comps, n = ndimage.label(bright)
@@ -144,7 +144,7 @@ class FakePredictor:
             suggested_click=(*cands[0].point, 1) if ambiguous else None,
         )
 
-    def prediction_from_mask(self, mask):
+    def prediction_from_mask(self, mask, image=None):
         mask = np.asarray(mask, bool)
         return Prediction(mask=mask, logits=np.where(mask, 5.0, -5.0).astype(np.float32),
                           low_res_logits=mask.copy(), iou_score=1.0, object_score=1.0, latency_ms=0.0)
