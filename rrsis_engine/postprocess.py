@@ -32,23 +32,45 @@ def interior_point(region: np.ndarray) -> tuple[float, float]:
     return float(col), float(row)
 
 
-def candidates_from_mask(mask: np.ndarray, prob: np.ndarray, max_candidates: int = 8) -> list[Candidate]:
-    """Connected components of ``mask`` as candidates, scored by mean probability × relative size."""
-    labels, n = ndimage.label(mask)
+def upsample_nearest(grid: np.ndarray, height: int, width: int) -> np.ndarray:
+    """h×w array → H×W by nearest neighbour (pixel centres aligned)."""
+    h, w = grid.shape
+    rows = np.minimum(((np.arange(height) + 0.5) * h / height).astype(np.int64), h - 1)
+    cols = np.minimum(((np.arange(width) + 0.5) * w / width).astype(np.int64), w - 1)
+    return grid[rows[:, None], cols[None, :]]
+
+
+def candidates_from_mask(mask: np.ndarray, prob_low: np.ndarray, max_candidates: int = 8) -> list[Candidate]:
+    """Connected components as candidates, scored by mean probability, best (score × √area) first.
+
+    mask: H×W bool (image frame). prob_low: h×w foreground probability on a coarser grid of the same
+    extent (the model's low-res logits): components are found there, so this stays fast on large images.
+    """
+    height, width = mask.shape
+    labels, n = ndimage.label(prob_low > 0.5)
     if n == 0:
         return []
     idx = np.arange(1, n + 1)
-    areas = ndimage.sum(np.ones_like(prob), labels, idx)
-    means = ndimage.mean(prob, labels, idx)
+    areas = ndimage.sum(np.ones_like(prob_low), labels, idx)
+    means = ndimage.mean(prob_low, labels, idx)
     keep = [i for i in range(n) if areas[i] >= MIN_CANDIDATE_SHARE * areas.max()]
     keep.sort(key=lambda i: -means[i] * np.sqrt(areas[i]))
+    keep = keep[:max_candidates]
+    labels_full = upsample_nearest(labels, height, width)
+    sy, sx = height / prob_low.shape[0], width / prob_low.shape[1]
     out = []
-    slices = ndimage.find_objects(labels)
-    for i in keep[:max_candidates]:
-        region = labels == i + 1
-        sl = slices[i]
-        bbox = (sl[1].start, sl[0].start, sl[1].stop, sl[0].stop)
-        out.append(Candidate(mask=region, score=float(means[i]), bbox=bbox, point=interior_point(region)))
+    for i in keep:
+        region = (labels_full == i + 1) & mask
+        if not region.any():
+            continue
+        rows, cols = np.nonzero(region.any(axis=1))[0], np.nonzero(region.any(axis=0))[0]
+        bbox = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+        x, y = interior_point(labels == i + 1)
+        px, py = int(min(width - 1, (x + 0.5) * sx)), int(min(height - 1, (y + 0.5) * sy))
+        if not region[py, px]:  # thin shapes: search the full-resolution region itself (its bbox only)
+            x, y = interior_point(region[bbox[1]:bbox[3], bbox[0]:bbox[2]])
+            px, py = int(x) + bbox[0], int(y) + bbox[1]
+        out.append(Candidate(mask=region, score=float(means[i]), bbox=bbox, point=(float(px), float(py))))
     return out
 
 
@@ -62,22 +84,24 @@ def ambiguity_from_candidates(candidates: list[Candidate]) -> float:
     return float(min(1.0, entropy / np.log(2)))  # two equal regions → 1
 
 
-def suggest_click(mask: np.ndarray, uncertainty: np.ndarray, candidates: list[Candidate], ambiguous: bool,
+def suggest_click(mask: np.ndarray, uncertainty_low: np.ndarray, candidates: list[Candidate], ambiguous: bool,
                   threshold: float = 0.5) -> tuple[float, float, int] | None:
-    """Where one click would remove the most expected error.
+    """Where one click would remove the most expected error, as (x, y, label) in the H×W image frame.
 
     Ambiguous: a positive click inside the best candidate (confirm one of them). Otherwise: the interior
-    point of the largest uncertain region; positive if the model leans to background there, else negative.
+    point of the largest uncertain region of the h×w ``uncertainty_low``; positive if the model leans to
+    background there, else negative.
     """
     if ambiguous and candidates:
         x, y = candidates[0].point
         return x, y, 1
-    unsure = uncertainty > threshold
+    unsure = uncertainty_low > threshold
     if not unsure.any():
         return None
     labels, n = ndimage.label(unsure)
-    sizes = ndimage.sum(uncertainty, labels, np.arange(1, n + 1))
-    region = labels == int(np.argmax(sizes)) + 1
-    x, y = interior_point(region)
-    label = 0 if mask[int(y), int(x)] else 1
-    return x, y, label
+    sizes = ndimage.sum(uncertainty_low, labels, np.arange(1, n + 1))
+    x, y = interior_point(labels == int(np.argmax(sizes)) + 1)
+    height, width = mask.shape
+    px = min(width - 1, int((x + 0.5) * width / uncertainty_low.shape[1]))
+    py = min(height - 1, int((y + 0.5) * height / uncertainty_low.shape[0]))
+    return float(px), float(py), 0 if mask[py, px] else 1

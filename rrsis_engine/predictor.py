@@ -146,7 +146,8 @@ class Predictor:
             text = ""
         if not isinstance(text, str):
             raise PromptError(f"The expression must be text, got {type(text).__name__}.")
-        text = "".join(ch for ch in unicodedata.normalize("NFC", text) if unicodedata.category(ch)[0] != "C" or ch == " ")
+        text = "".join(ch if ch.isspace() or unicodedata.category(ch)[0] != "C" else ""
+                       for ch in unicodedata.normalize("NFC", text))
         text = " ".join(text.split())
         if len(text) > MAX_TEXT_CHARS:
             raise PromptError(
@@ -350,13 +351,15 @@ class Predictor:
                 torch.tensor([codes], dtype=torch.long, device=self.device))
 
     def _finish(self, logits: np.ndarray, low_res, iou: float, obj: float) -> Prediction:
+        """Full-res mask + uncertainty; candidates and the suggested click from the low-res logits."""
         mask = logits > 0
-        prob = postprocess.sigmoid(logits)
-        uncertainty = postprocess.margin_uncertainty(prob)
-        candidates = postprocess.candidates_from_mask(mask, prob)
+        uncertainty = postprocess.margin_uncertainty(postprocess.sigmoid(logits))
+        h, w = T.valid_shape(*mask.shape, low_res.shape[-1])
+        prob_low = postprocess.sigmoid(low_res[0, 0, :h, :w].float().cpu().numpy())
+        candidates = postprocess.candidates_from_mask(mask, prob_low)
         ambiguity = postprocess.ambiguity_from_candidates(candidates)
         ambiguous = ambiguity >= 0.5
-        click = postprocess.suggest_click(mask, uncertainty, candidates, ambiguous)
+        click = postprocess.suggest_click(mask, postprocess.margin_uncertainty(prob_low), candidates, ambiguous)
         return Prediction(mask=mask, logits=logits.astype(np.float32), low_res_logits=low_res, iou_score=iou,
                           object_score=obj, latency_ms=0.0, uncertainty=uncertainty, ambiguity=ambiguity,
                           ambiguous=ambiguous, candidates=candidates, suggested_click=click)

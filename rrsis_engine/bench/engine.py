@@ -1,0 +1,227 @@
+"""``rrsis bench engine``: image-embedding time, per-turn latency and peak RSS per config, each next to the
+plain ``sam2`` image encoder / prompt encoder + mask decoder timed in the same process.
+
+Each config runs in its own subprocess (so peak RSS is per config); inside it, our model is measured first,
+its peak RSS recorded, then the SAM 2 baseline of the same Hiera family is built and timed. Weights are
+random: timings do not depend on weight values. Writes benchmarks/engine.json and benchmarks/engine.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+BASELINE_FOR = {"rsam-tiny": "sam2.1_hiera_t", "rsam-lite": "sam2.1_hiera_t", "rsam-t": "sam2.1_hiera_t",
+                "rsam-b+": "sam2.1_hiera_b+"}
+TEXTS = ["the largest lake in the top left", "the field right of the road", "all the water",
+         "the small pond next to the big field", "the road along the bottom edge"]
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _pct(values, q):
+    return float(np.percentile(np.asarray(values), q))
+
+
+def _time(fn, repeats):
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1e3)
+    return out
+
+
+def _sync(device):
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure_config(name: str, repeats: int, device: str, dtype: str) -> dict:
+    import torch
+
+    from rrsis_engine.model import build_rsam
+    from rrsis_engine.predictor import Predictor
+
+    dev = torch.device(device)
+    rng = np.random.default_rng(0)
+    model = build_rsam(name)
+    predictor = Predictor(model, device=device, disk_cache=False)
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
+    result: dict = {"config": name, "input": model.config.image_size, "baseline": BASELINE_FOR[name]}
+    with autocast:
+        for side in (512, 1024):
+            images = [(rng.random((side, side, 3)) * 255).astype(np.uint8) for _ in range(repeats + 1)]
+            it = iter(images)
+
+            def embed():
+                predictor._images.clear()
+                predictor.set_image(next(it))
+                _sync(dev)
+
+            embed()  # warm-up
+            result[f"embed_{side}_ms"] = statistics.median(_time(embed, repeats))
+        # turns on a cached 1024² image
+        image = predictor.set_image((rng.random((1024, 1024, 3)) * 255).astype(np.uint8))
+        predictor.predict(TEXTS[0])
+        prev = predictor.predict(TEXTS[0], points=[[500, 500]], labels=[1])
+        clicks = _time(lambda: (predictor.predict(TEXTS[0], points=[[500, 500], [300, 200]], labels=[1, 0],
+                                                  mask_input=prev.low_res_logits, image=image), _sync(dev)),
+                       repeats * 10)
+        counter = iter(range(10**6))
+
+        def new_text():
+            predictor.predict(f"{TEXTS[next(counter) % len(TEXTS)]} {next(counter)}", image=image)
+            _sync(dev)
+
+        texts = _time(new_text, repeats * 5)
+    result.update(click_p50_ms=_pct(clicks, 50), click_p95_ms=_pct(clicks, 95),
+                  text_p50_ms=_pct(texts, 50), text_p95_ms=_pct(texts, 95), peak_rss_mb=_peak_rss_mb(),
+                  decode_ms=statistics.median([predictor.predict(TEXTS[0], points=[[500, 500]], labels=[1],
+                                                                 image=image).timings["decode_ms"]
+                                               for _ in range(repeats * 3)]))
+    del predictor, model
+    result.update(_baseline(BASELINE_FOR[name], repeats, dev, autocast, rng))
+    return result
+
+
+def _baseline(config: str, repeats: int, dev, autocast, rng) -> dict:
+    """Plain SAM 2: image encoder at 1024² and prompt encoder + mask decoder for a 2-click turn."""
+    import torch
+    from sam2.build_sam import build_sam2
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+    sam = build_sam2(f"configs/sam2.1/{config}.yaml", ckpt_path=None, device=str(dev), mode="eval")
+    pred = SAM2ImagePredictor(sam)
+    out = {}
+    with autocast, torch.inference_mode():
+        for side in (512, 1024):
+            images = [(rng.random((side, side, 3)) * 255).astype(np.uint8) for _ in range(repeats + 1)]
+            it = iter(images)
+
+            def embed():
+                pred.set_image(next(it))
+                _sync(dev)
+
+            embed()
+            out[f"sam2_embed_{side}_ms"] = statistics.median(_time(embed, repeats))
+        pts = np.array([[500, 500], [300, 200]], np.float32)
+        lab = np.array([1, 0])
+        _, _, low = pred.predict(point_coords=pts[:1], point_labels=lab[:1], multimask_output=False)
+        clicks = _time(lambda: (pred.predict(point_coords=pts, point_labels=lab, mask_input=low,
+                                             multimask_output=False), _sync(dev)), repeats * 10)
+    out.update(sam2_click_p50_ms=_pct(clicks, 50), sam2_click_p95_ms=_pct(clicks, 95))
+    return out
+
+
+def _markdown(report: dict) -> str:
+    rows = report["results"]
+    lines = [
+        f"# Engine benchmark ({report['device']}, {report['dtype']}, {report['threads']} threads)",
+        "",
+        f"{report['host']}; {report['date']}; command: `{report['command']}`. Random weights (timing only). "
+        "Each row ran in its own process; the SAM 2 baseline of the same Hiera family was timed in that process.",
+        "",
+        "| config | input | embed 512² (ms) | embed 1024² (ms) | SAM 2 embed 1024² (ms) | click p50 / p95 (ms) "
+        "| SAM 2 click p50 (ms) | click ratio | new-text p50 / p95 (ms) | peak RSS (MB) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['config']} | {r['input']}² | {r['embed_512_ms']:.0f} | {r['embed_1024_ms']:.0f} | "
+            f"{r['sam2_embed_1024_ms']:.0f} ({r['baseline']}) | {r['click_p50_ms']:.1f} / {r['click_p95_ms']:.1f} | "
+            f"{r['sam2_click_p50_ms']:.1f} | {r['click_ratio']:.2f}× | {r['text_p50_ms']:.1f} / {r['text_p95_ms']:.1f} | "
+            f"{r['peak_rss_mb']:.0f} |"
+        )
+    lines += ["", "## Goals", ""]
+    for goal in report["goals"]:
+        lines.append(f"- {'✅' if goal['met'] else '❌'} {goal['goal']}: {goal['value']}")
+    return "\n".join(lines) + "\n"
+
+
+def _goals(rows: list[dict]) -> list[dict]:
+    by = {r["config"]: r for r in rows}
+    goals = []
+    for r in rows:
+        goals.append({"goal": f"{r['config']} click-turn p50 ≤ 1.5× plain SAM 2 decoding",
+                      "value": f"{r['click_ratio']:.2f}×", "met": r["click_ratio"] <= 1.5})
+    if "rsam-lite" in by:
+        lite = by["rsam-lite"]
+        goals.append({"goal": "rsam-lite new-text-turn p50 ≤ 150 ms", "value": f"{lite['text_p50_ms']:.1f} ms",
+                      "met": lite["text_p50_ms"] <= 150})
+        ratio = lite["embed_1024_ms"] / lite["sam2_embed_1024_ms"]
+        goals.append({"goal": "rsam-lite embedding (1024² image) ≤ 1/3 of sam2.1_hiera_t's",
+                      "value": f"{ratio:.2f}×", "met": ratio <= 1 / 3})
+    return goals
+
+
+def run(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="rrsis bench engine", description=__doc__)
+    ap.add_argument("--configs", default="rsam-lite,rsam-t,rsam-b+")
+    ap.add_argument("--repeats", type=int, default=3, help="embedding repeats (turns: ×10 clicks, ×5 texts)")
+    ap.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    ap.add_argument("--dtype", choices=["fp32", "bf16"], default=None, help="default: bf16 on GPU, fp32 on CPU")
+    ap.add_argument("--out", default="benchmarks", help="folder for engine.json / engine.md")
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one config, print JSON
+    args = ap.parse_args(argv)
+    dtype = args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")
+    if args.one:
+        print("RESULT " + json.dumps(measure_config(args.one, args.repeats, args.device, dtype)))
+        return 0
+    rows = []
+    for name in args.configs.split(","):
+        cmd = [sys.executable, "-m", "rrsis_engine.bench.engine", "--one", name, "--repeats", str(args.repeats),
+               "--device", args.device, "--dtype", dtype]
+        print(f"measuring {name} ...", flush=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+        if proc.returncode or not line:
+            print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
+            return 1
+        r = json.loads(line[0][7:])
+        r["click_ratio"] = r["click_p50_ms"] / r["sam2_click_p50_ms"]
+        rows.append(r)
+        print(f"  embed 1024² {r['embed_1024_ms']:.0f} ms (SAM 2 {r['sam2_embed_1024_ms']:.0f}), click p50 "
+              f"{r['click_p50_ms']:.1f} ms (SAM 2 {r['sam2_click_p50_ms']:.1f}), text p50 {r['text_p50_ms']:.1f} ms")
+    import torch
+
+    report = {
+        "device": args.device, "dtype": dtype, "threads": torch.get_num_threads(),
+        "host": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
+        "command": "rrsis bench engine " + " ".join(argv or []), "results": rows, "goals": _goals(rows),
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = "" if args.device == "cpu" else "-" + args.device.split(":")[0]
+    (out / f"engine{suffix}.json").write_text(json.dumps(report, indent=2))
+    (out / f"engine{suffix}.md").write_text(_markdown(report))
+    print(_markdown(report))
+    return 0
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1:]))

@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """rsam-tiny with random weights (MiniLM text encoder) — for wiring, shapes and caching tests."""
+    import torch
+
+    from rrsis_engine.model import build_rsam
+
+    torch.manual_seed(0)
+    return build_rsam("rsam-tiny").eval()
+
+
+@pytest.fixture()
+def predictor(tiny_model, tmp_path):
+    from rrsis_engine.predictor import Predictor
+
+    return Predictor(tiny_model, device="cpu", cache_dir=tmp_path / "emb")
+
+
+@pytest.fixture()
+def rgb_image():
+    rng = np.random.default_rng(1)
+    img = (rng.random((120, 200, 3)) * 60 + 80).astype(np.uint8)
+    img[30:70, 40:90] = (200, 30, 30)
+    return img
+
+
+@pytest.fixture()
+def geotiff(tmp_path):
+    """A 4-band uint16 georeferenced tif (EPSG:32633, 2 m pixels)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    path = tmp_path / "scene.tif"
+    data = (np.random.default_rng(2).random((4, 64, 96)) * 4000).astype(np.uint16)
+    with rasterio.open(path, "w", driver="GTiff", width=96, height=64, count=4, dtype="uint16",
+                       crs="EPSG:32633", transform=from_origin(500000, 4100000, 2.0, 2.0)) as dst:
+        dst.write(data)
+    return path
