@@ -339,7 +339,7 @@ REGION_WORDS = {
 }
 EXTREME_WORDS = {
     "north": ["northernmost", "topmost", "uppermost"],
-    "south": ["southernmost", "bottommost", "lowest"],
+    "south": ["southernmost", "bottommost"],
     "west": ["westernmost", "leftmost"],
     "east": ["easternmost", "rightmost"],
 }

@@ -592,7 +592,7 @@ class ExpressionSampler:
     def _target(self, weighted=True):
         if not self.targets:
             return None
-        w = np.array([0.4 if o.category == "car" else 1.0 for o in self.targets])
+        w = np.array([0.4 if o.category == "car" else 0.5 if o.category == "land" else 1.0 for o in self.targets])
         return self.targets[int(self.rng.choice(len(self.targets), p=w / w.sum()))]
 
     def _unique_simple_spec(self, o):
