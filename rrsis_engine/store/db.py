@@ -142,9 +142,8 @@ def _alembic_config(connection: Connection):
 
 
 def script_directory():
-    from alembic.script import ScriptDirectory
-
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -182,6 +181,9 @@ def migrate(engine: Engine, target: str = "head") -> str:
     """
     from alembic import command
 
+    alembic_log = logging.getLogger("alembic")
+    if alembic_log.level == logging.NOTSET:  # keep `rrsis` output quiet; migrations are routine
+        alembic_log.setLevel(logging.WARNING)
     url = engine.url.render_as_string(hide_password=True)
     head = script_directory().get_current_head()
     with engine.connect() as conn:

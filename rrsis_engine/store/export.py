@@ -126,7 +126,7 @@ def _write_mask_png(mask: np.ndarray, path: Path) -> None:
 
 def bbox_from_rle(r: dict) -> list[int]:
     """COCO (x, y, w, h) of an RLE mask without decoding it to pixels."""
-    h, w = int(r["size"][0]), int(r["size"][1])
+    h = int(r["size"][0])
     counts = r["counts"]
     counts = np.asarray(rle.string_to_counts(counts) if isinstance(counts, (str, bytes)) else counts, np.int64)
     if counts.size < 2 or counts[1::2].sum() == 0:

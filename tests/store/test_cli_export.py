@@ -64,7 +64,7 @@ def test_export_jsonl(filled, tmp_path, images, image):
     assert main(["sessions", "export", "--format", "jsonl", "--out", str(out), "--images", images, "--db", url]) == 0
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert [x["expression"] for x in lines] == ["the tennis court", "the pool"]
-    for rec, mask in zip(lines, masks):
+    for rec, mask in zip(lines, masks, strict=True):
         got = np.asarray(Image.open(out.parent / rec["mask"])) > 127
         assert np.array_equal(got, mask)
         img_path = out.parent / rec["image"]
@@ -81,7 +81,7 @@ def test_export_coco(filled, tmp_path):
     assert len(coco["images"]) == 1 and coco["images"][0]["height"] == 64
     anns = coco["annotations"]
     assert [a["expression"] for a in anns] == ["the tennis court", "the pool"]
-    for a, mask in zip(anns, masks):
+    for a, mask in zip(anns, masks, strict=True):
         assert np.array_equal(rle.decode(a["segmentation"]), mask)
         assert a["area"] == mask.sum() and tuple(a["bbox"]) == rle.to_bbox(mask)
 
@@ -103,7 +103,7 @@ def test_export_geojson_in_image_crs(filled, tmp_path):
     gj = json.loads(out.read_text())
     assert gj["crs"]["properties"]["name"] == "EPSG:32614"
     assert len(gj["features"]) == 2
-    for feat, mask in zip(gj["features"], masks):
+    for feat, mask in zip(gj["features"], masks, strict=True):
         xs = [p[0] for poly in feat["geometry"]["coordinates"] for ring in poly for p in ring]
         ys = [p[1] for poly in feat["geometry"]["coordinates"] for ring in poly for p in ring]
         x, y, w, h = rle.to_bbox(mask)

@@ -9,8 +9,8 @@ from sqlalchemy import inspect, text
 
 from rrsis_engine.errors import StoreError
 from rrsis_engine.session import RefinementSession
-from rrsis_engine.store import open_store
 from rrsis_engine.store import models as m
+from rrsis_engine.store import open_store
 from rrsis_engine.store.db import create_store_engine, migrate, resolve_url
 
 
