@@ -187,7 +187,7 @@ def render_overlay(
             draw.ellipse([sx - r, sy - r, sx + r, sy + r], outline=c, width=w)
         draw.text((sx + radius * 2.4, sy), "?", fill=SUGGEST_COLOR, font=font, anchor="lm",
                   stroke_width=2, stroke_fill=(0, 0, 0))
-    for n, ((x, y), lab) in enumerate(zip(points, labels), start=1):
+    for n, ((x, y), lab) in enumerate(zip(points, labels, strict=False), start=1):
         dx, dy = frame.to_display(float(x), float(y))
         color = POSITIVE_COLOR if int(lab) == 1 else NEGATIVE_COLOR
         draw.ellipse([dx - radius, dy - radius, dx + radius, dy + radius], fill=color, outline=(255, 255, 255),

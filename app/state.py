@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from rrsis_app.export import export_mask
 from rrsis_app.render import DEFAULT_MAX_DISPLAY_SIDE, DisplayFrame, OverlayOptions, render_overlay
+
 from rrsis_engine.errors import ImageError, ImageTooLargeError, PromptError, RRSISError
 from rrsis_engine.imageio import MAX_IMAGE_PIXELS, RasterImage, read_image
 from rrsis_engine.session import RefinementSession
@@ -463,8 +463,26 @@ def set_mode(state: AppState, mode: str) -> AppState:
     if mode not in MODES:
         raise PromptError(f"Unknown click mode {mode!r}; use one of {', '.join(MODES)}.")
     state.mode = mode
+    state.events += 1
     if mode != "box":
         state.pending_corner = None
+    return state
+
+
+def set_opacity(state: AppState, value: float) -> AppState:
+    """Mask fill opacity in [0, 1] (the outline stays visible at 0)."""
+    state.opacity = float(min(max(float(value), 0.0), 1.0))
+    state.events += 1
+    return state
+
+
+def set_uncertainty(state: AppState, show: bool) -> AppState:
+    """Show or hide the uncertainty heat map (dark → red → yellow = more unsure)."""
+    state.show_uncertainty = bool(show)
+    state.events += 1
+    pred = state.prediction
+    if show and pred is not None and pred.uncertainty is None:
+        state.say("This model gives no uncertainty map.")
     return state
 
 
@@ -521,7 +539,7 @@ def describe_turn(state: AppState, pred, kind: str) -> str:
 def render_image(state: AppState) -> np.ndarray | None:
     """The h×w×3 display image with all overlays, or None before any image."""
     if state.base is None or state.frame is None:
-        return None
+        return placeholder_image()
     pred = state.prediction
     s = state.session.state if state.session is not None else None
     return render_overlay(
@@ -539,10 +557,30 @@ def render_image(state: AppState) -> np.ndarray | None:
     )
 
 
+_PLACEHOLDER: np.ndarray | None = None
+
+
+def placeholder_image() -> np.ndarray:
+    """The 480×800×3 picture shown before any image: says where to start (clicks on it explain too)."""
+    global _PLACEHOLDER
+    if _PLACEHOLDER is None:
+        from PIL import Image, ImageDraw
+
+        from rrsis_app.render import _font
+
+        im = Image.new("RGB", (800, 480), (236, 239, 243))
+        d = ImageDraw.Draw(im)
+        d.text((400, 215), "Pick a sample image above", fill=(60, 70, 85), font=_font(34), anchor="mm")
+        d.text((400, 265), "or upload your own (PNG, JPEG, GeoTIFF)", fill=(100, 110, 125), font=_font(24),
+               anchor="mm")
+        _PLACEHOLDER = np.asarray(im)
+    return _PLACEHOLDER
+
+
 def status_line(state: AppState, services: Services) -> str:
     """One line under the image: image, click mode, turn count, engine time of the last turn."""
     if state.image is None:
-        return f"No image loaded · model: {services.model_label}"
+        return f"No image loaded · model: {services.model_label} · event {state.events}"
     turns = len(state.session.turns) if state.session is not None else 0
     ms = f"{state.last_engine_ms:.0f} ms" if state.last_engine_ms is not None else "–"
     return (f"**{state.image_name}** {state.image.width}×{state.image.height} · click adds: "
@@ -572,7 +610,8 @@ def history_markdown(state: AppState) -> str:
 
 
 def views(state: AppState, services: Services) -> dict:
-    """Everything the page shows for ``state``: image (h×w×3 or None), chat, status, history, files."""
+    """Everything the page shows for ``state``: image (h×w×3; a placeholder before any image), chat,
+    status, history, files (paths or None)."""
     return {
         "image": render_image(state),
         "chat": list(state.chat),

@@ -7,7 +7,6 @@ The predictor and store live in one :class:`~rrsis_app.state.Services` shared by
 from __future__ import annotations
 
 import gradio as gr
-
 from rrsis_app import state as S
 
 CSS = """
@@ -39,13 +38,13 @@ def build_app(services: S.Services, title: str = "rrsis — say what to segment"
     def on_load(st):
         return out(ensure(st))
 
-    def on_sample(st, evt: gr.SelectData, progress=gr.Progress()):
+    def on_sample(st, evt: gr.SelectData, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
         return out(S.load_sample(ensure(st), services, evt.index, progress=progress))
 
-    def on_upload(st, file, progress=gr.Progress()):
+    def on_upload(st, file, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
         return out(S.load_upload(ensure(st), services, file, progress=progress))
 
-    def on_message(st, text, progress=gr.Progress()):
+    def on_message(st, text, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
         return (*out(S.send_message(ensure(st), services, text, progress=progress)), "")
 
     def on_click(st, evt: gr.SelectData):
@@ -57,7 +56,7 @@ def build_app(services: S.Services, title: str = "rrsis — say what to segment"
         return out(S.click(st, services, float(idx[0]), float(idx[1])))
 
     def on_command(name):
-        def handler(st, progress=gr.Progress()):
+        def handler(st, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
             return out(S.command(ensure(st), services, name, progress=progress))
 
         handler.__name__ = f"on_{name}"
@@ -67,16 +66,10 @@ def build_app(services: S.Services, title: str = "rrsis — say what to segment"
         return out(S.set_mode(ensure(st), mode))
 
     def on_opacity(st, value):
-        st = ensure(st)
-        st.opacity = float(value)
-        return out(st)
+        return out(S.set_opacity(ensure(st), value))
 
     def on_uncertainty(st, value):
-        st = ensure(st)
-        st.show_uncertainty = bool(value)
-        if value and st.prediction is not None and st.prediction.uncertainty is None:
-            st.say("This model gives no uncertainty map.")
-        return out(st)
+        return out(S.set_uncertainty(ensure(st), value))
 
     with gr.Blocks(title=title, fill_width=True) as demo:
         gr.Markdown(f"## {title}\nPick an image, type what you want segmented, refine with clicks or "

@@ -13,7 +13,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fakes import FakePredictor  # noqa: E402
-
 from rrsis_app import state as S  # noqa: E402
 
 

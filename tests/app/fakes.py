@@ -81,7 +81,7 @@ class FakePredictor:
                                                              int(ys.max()) + 1), (float(np.median(xs)), float(np.median(ys)))))
                 mask = left if left.any() else mask
         if points is not None:
-            for (x, y), lab in zip(points, labels):
+            for (x, y), lab in zip(points, labels, strict=True):
                 if lab == 1:
                     mask |= self._disk(image, x, y, 12)
                 else:

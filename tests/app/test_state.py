@@ -9,9 +9,9 @@ import pytest
 from conftest import header_only_png, scene, write_geotiff
 from fakes import FakePredictor
 from PIL import Image
-
 from rrsis_app import state as S
 from rrsis_app.render import DisplayFrame
+
 from rrsis_engine import rle
 
 
@@ -52,7 +52,7 @@ def test_display_frame_sampling_matches_mapping():
     disp = f.sample(full)
     assert disp.shape == (f.display_height, f.display_width)
     ys, xs = np.nonzero(disp)
-    for dy, dx in zip(ys, xs):
+    for dy, dx in zip(ys, xs, strict=True):
         x, y = f.to_full(dx, dy)
         assert 1700 - f.sx <= x <= 1710 + f.sx and 900 - f.sy <= y <= 910 + f.sy
 
@@ -262,6 +262,7 @@ def test_accept_is_logged_to_the_store(services, tmp_path):
     store.close()
 
 
+@pytest.mark.slow
 def test_real_predictor_turn(sample_dir, tmp_path):
     """The state functions against the engine's real Predictor (random rsam-tiny weights)."""
     from rrsis_engine.model import build_rsam
