@@ -37,7 +37,7 @@ def test_jsonl_round_trip(tmp_path):
     assert "followup" not in lines[1] and lines[0]["followup_mask"] == "masks/a_followup.png"
     back = list(read_jsonl(path))
     assert [r["id"] for r in back] == ["a", "b"]
-    for r, o in zip(back, recs):
+    for r, o in zip(back, recs, strict=False):
         np.testing.assert_array_equal(r["image"], o["image"])
         np.testing.assert_array_equal(r["mask"], o["mask"])
         assert r["expression"] == o["expression"] and r["ambiguous"] == o["ambiguous"]
