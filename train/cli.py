@@ -38,6 +38,8 @@ def register(subparsers) -> None:
                         "db:PATH_OR_URL:W (repeatable; default synth:1.0)")
     p.add_argument("--db", default=None, help="session database (adds source db:DB:1 unless --source names it)")
     p.add_argument("--db-image-root", default=None, help="folder relative image paths in the DB are resolved against")
+    p.add_argument("--db-holdout", type=float, default=0.1,
+                   help="share of logged sessions held out of training for the promotion comparison")
     p.add_argument("--since", default=None, help="only DB annotations created at or after this date")
     p.add_argument("--init", default=None, help="start from this checkpoint (fine-tune) instead of random weights")
     p.add_argument("--sam2-checkpoint", default=None, help="initialise from an official sam2.1_hiera_*.pt")
@@ -90,7 +92,7 @@ def options_from_args(args):
         click_rounds=args.click_rounds, dialogue_share=args.dialogue_share,
         freeze_image_encoder=args.freeze_image_encoder, augment=not args.no_augment, ckpt_every=args.ckpt_every,
         ckpt_minutes=args.ckpt_minutes, max_minutes=args.max_minutes, log_every=args.log_every,
-        threads=args.threads, since=args.since, db_image_root=args.db_image_root, progress=not args.no_progress,
+        threads=args.threads, since=args.since, db_image_root=args.db_image_root, db_holdout=args.db_holdout, progress=not args.no_progress,
     )
 
 
@@ -117,6 +119,7 @@ def run(args) -> int:
         result = evaluate_and_promote(Path(opts.out) / "model.safetensors", models_dir=args.models_dir,
                                       name=args.name or trainer.model.config.name, val_size=args.val_size,
                                       val_sets=args.val or [], db=args.db, sources=opts.sources,
-                                      parent=trainer.parent)
+                                      parent=trainer.parent, db_holdout=args.db_holdout,
+                                      db_image_root=args.db_image_root, run_meta=trainer.meta())
         print(result["message"])
     return 0

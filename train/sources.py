@@ -152,8 +152,20 @@ class _ImageCache:
         return img
 
 
-def session_pairs(url_or_path: str, since=None, base_dir: str | Path | None = None) -> list:
+def is_holdout_session(session_id: str, holdout: float) -> bool:
+    """Stable split of logged sessions: a session is held out (validation only) when the first 8 hex digits of
+    sha1(session_id) fall below ``holdout``·16⁸ — the same sessions on every run, whatever else is in the DB."""
+    import hashlib
+
+    return int(hashlib.sha1(str(session_id).encode()).hexdigest()[:8], 16) < holdout * 16**8
+
+
+def session_pairs(url_or_path: str, since=None, base_dir: str | Path | None = None, holdout: float = 0.0,
+                  part: str = "train") -> list:
     """Training pairs from the session store: one per (accepted annotation, expression).
+
+    holdout/part: sessions selected by :func:`is_holdout_session` are left out of ``part="train"`` and are
+    the only ones in ``part="holdout"`` (for the comparison before promotion).
 
     Returns lazy records (callables). The image is read from the annotation's ``image_path`` (relative paths
     are resolved against ``base_dir``, default: the database's folder). Annotations whose image file is
@@ -167,6 +179,10 @@ def session_pairs(url_or_path: str, since=None, base_dir: str | Path | None = No
     cache = _ImageCache()
     out = []
     missing = []
+    if holdout > 0:
+        anns = [a for a in anns if is_holdout_session(a.session_id, holdout) == (part == "holdout")]
+    elif part == "holdout":
+        anns = []
     for a in anns:
         if not a.image_path:
             missing.append(str(a.id))
@@ -191,7 +207,7 @@ def session_pairs(url_or_path: str, since=None, base_dir: str | Path | None = No
 
 
 def build_source(spec: SourceSpec, scene_size: int, synth_reuse: int = 1, since=None,
-                 db_image_root: str | None = None):
+                 db_image_root: str | None = None, db_holdout: float = 0.0):
     if spec.kind == "synth":
         return SyntheticSource("train", scene_size=scene_size, reuse=synth_reuse)
     if spec.kind == "easy":
@@ -199,13 +215,14 @@ def build_source(spec: SourceSpec, scene_size: int, synth_reuse: int = 1, since=
 
         return EasySource(size=scene_size)
     if spec.kind == "db":
-        return RecordSource(session_pairs(spec.location, since=since, base_dir=db_image_root), str(spec))
+        return RecordSource(session_pairs(spec.location, since=since, base_dir=db_image_root, holdout=db_holdout),
+                            str(spec))
     path = Path(spec.location)
     if not path.exists():
         raise DataError(f"Training source {spec}: {path} does not exist.")
     from rrsis_engine.data import load_records
 
-    records = list(load_records(str(path), format=spec.kind) if spec.kind != "jsonl" else load_records(str(path)))
+    records = list(load_records(f"{spec.kind}:{path}"))
     return RecordSource(records, str(spec))
 
 

@@ -89,6 +89,7 @@ class TrainOptions:
     max_minutes: float | None = None
     since: str | None = None
     db_image_root: str | None = None
+    db_holdout: float = 0.1  # share of logged sessions kept out of training (validation before promotion)
     progress: bool = True
 
     def to_json(self) -> dict:
@@ -396,7 +397,8 @@ class Trainer:
         self.text_cache = TextFeatureCache(self.model, opts.text_cache)
         specs = [parse_source(s) for s in opts.sources]
         scene = opts.scene_size or self.size
-        self.sources = [build_source(sp, scene, opts.synth_reuse, opts.since, opts.db_image_root) for sp in specs]
+        self.sources = [build_source(sp, scene, opts.synth_reuse, opts.since, opts.db_image_root,
+                                     opts.db_holdout) for sp in specs]
         self.data = MixedSource(self.sources, [sp.weight for sp in specs], seed=opts.seed)
         self.step = 0
         self.samples = 0
