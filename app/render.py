@@ -150,13 +150,14 @@ def render_overlay(
     alpha = float(np.clip(opt.opacity, 0.0, 1.0))
     if opt.show_uncertainty and uncertainty is not None:
         u = frame.sample(np.asarray(uncertainty, dtype=np.float32))
-        a = (np.clip(u, 0, 1) * max(alpha, 0.35) * 1.6).clip(0, 0.85)[..., None]
+        a = (np.clip(u, 0, 1) * 0.8)[..., None]
         out = out * (1 - a) + _heat(u) * a
     if mask is not None:
         md = frame.sample(np.asarray(mask, dtype=bool))
-        if alpha > 0:
+        if alpha > 0 and not (opt.show_uncertainty and uncertainty is not None):  # outline only over the heat map
             out[md] = out[md] * (1 - alpha) + np.asarray(MASK_COLOR, np.float32) * alpha
         out[_boundary(md)] = MASK_COLOR
+    candidates = list(candidates)[: len(CANDIDATE_COLORS)]
     if opt.show_candidates and candidates:
         for i, cand in enumerate(candidates):
             cd = frame.sample(np.asarray(cand.mask, dtype=bool))

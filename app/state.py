@@ -508,8 +508,11 @@ def describe_turn(state: AppState, pred, kind: str) -> str:
                      "or click on the object you mean.")
     if pred.ambiguous and pred.candidates:
         n = len(pred.candidates)
-        cands = ", ".join(f"**{i + 1}** ({c.area:,} px, {c.score:.2f})" for i, c in enumerate(pred.candidates[:6]))
-        msg = f"**Ambiguous**: this could mean {n} different regions (numbered outlines: {cands}). Click inside the one you mean"
+        shown = pred.candidates[:6]
+        cands = ", ".join(f"**{i + 1}** ({c.area:,} px, score {c.score:.2f})" for i, c in enumerate(shown))
+        which = "numbered outlines" if n == len(shown) else f"the {len(shown)} likeliest are outlined"
+        msg = (f"**Ambiguous**: this could mean {n} different regions ({which}: {cands}). Click inside the one "
+               "you mean")
         if pred.suggested_click is not None:
             sx, sy, lab = pred.suggested_click
             msg += (f"; my suggestion is the white ring with **?** at ({sx:.0f}, {sy:.0f}), as a "
@@ -565,7 +568,6 @@ def placeholder_image() -> np.ndarray:
     global _PLACEHOLDER
     if _PLACEHOLDER is None:
         from PIL import Image, ImageDraw
-
         from rrsis_app.render import _font
 
         im = Image.new("RGB", (800, 480), (236, 239, 243))

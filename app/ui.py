@@ -82,16 +82,16 @@ def build_app(services: S.Services, title: str = "rrsis — say what to segment"
         )
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                image = gr.Image(label="Image: click to add prompts", interactive=False, type="numpy",
-                                 format="jpeg", elem_id="rrsis-image", height=640, buttons=["fullscreen"])
-                status = gr.Markdown(elem_id="rrsis-status")
                 with gr.Row():
                     mode = gr.Radio(list(S.MODE_LABELS.values()), value=S.MODE_LABELS["positive"],
                                     label="Click adds", elem_id="rrsis-mode", scale=3)
                     opacity = gr.Slider(0.0, 1.0, value=0.45, step=0.05, label="Mask opacity",
                                         elem_id="rrsis-opacity", scale=2)
                     uncertainty = gr.Checkbox(False, label="Show uncertainty", elem_id="rrsis-uncertainty",
-                                              scale=1)
+                                              scale=1, min_width=170)
+                image = gr.Image(label="Image: click to add prompts", interactive=False, type="numpy",
+                                 format="jpeg", elem_id="rrsis-image", height=600, buttons=["fullscreen"])
+                status = gr.Markdown(elem_id="rrsis-status")
                 gr.Markdown(LEGEND, elem_id="rrsis-legend")
             with gr.Column(scale=2):
                 chat = gr.Chatbot(label="Assistant", height=470, elem_id="rrsis-chat", buttons=["copy"],

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 from conftest import header_only_png
 from PIL import Image
-
 from rrsis_app import state as S
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -37,8 +36,8 @@ def chromium_path() -> str:
 @pytest.fixture(scope="module")
 def app_server(tmp_path_factory):
     import torch
-
     from rrsis_app.ui import build_app, launch
+
     from rrsis_engine.store import open_store
 
     tmp = tmp_path_factory.mktemp("app")
