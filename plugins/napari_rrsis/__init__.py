@@ -6,6 +6,9 @@ usable from Python; a GeoTIFF reader, GeoJSON/GeoTIFF writers and a NAIP sample 
 
 from __future__ import annotations
 
+import os
+import sys
+
 __all__ = ["RRSISController", "RRSISWidget"]
 
 
@@ -19,3 +22,18 @@ def __getattr__(name: str):  # lazy: importing the package must not import Qt (n
 
         return RRSISWidget
     raise AttributeError(name)
+
+
+def _keep_triton_out() -> None:
+    """Hide Triton from this (napari) process unless it is already loaded or RRSIS_ALLOW_TRITON=1.
+
+    Mesa's software OpenGL (llvmpipe: Xvfb, VMs, remote desktops) and Triton each bring their own LLVM;
+    importing Triton (which transformers and torch do lazily) after napari has created its GL context
+    segfaults the process. Inference never needs Triton (no torch.compile), and torch/transformers treat
+    a ``None`` entry in sys.modules as "not installed".
+    """
+    if "triton" not in sys.modules and os.environ.get("RRSIS_ALLOW_TRITON", "") != "1":
+        sys.modules["triton"] = None  # type: ignore[assignment]
+
+
+_keep_triton_out()

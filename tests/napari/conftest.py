@@ -6,7 +6,6 @@ import pytest
 from rrsis_napari_testing import FakePredictor, geotiff, geotiff_4band_uint16, tif_without_crs  # noqa: F401 (fixtures)
 
 
-
 @pytest.fixture
 def fake_predictor():
     return FakePredictor()

@@ -116,7 +116,7 @@ class FakePredictor:
         comps, n = ndimage.label(bright)
         mask = bright.copy() if text else np.zeros((h, w), bool)
         if points is not None:
-            for (x, y), lab in zip(points, labels):
+            for (x, y), lab in zip(points, labels, strict=True):
                 r, c = int(round(y)), int(round(x))
                 if lab:
                     mask |= (comps == comps[r, c]) if comps[r, c] else _disk(h, w, x, y, 4)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from napari.utils.notifications import ErrorNotification, notification_manager
+from napari_rrsis._controller import LAYER_NAMES, RRSISController
+from napari_rrsis._widget import RRSISWidget
 from qtpy.QtCore import Qt
 from qtpy.QtTest import QTest
 from rrsis_napari_testing import CRS, SQUARE_A, SQUARE_B, TRANSFORM
-
-from napari_rrsis._controller import LAYER_NAMES, RRSISController
-from napari_rrsis._widget import RRSISWidget
 
 pytestmark = pytest.mark.gui
 

@@ -13,12 +13,10 @@ import pytest
 import rasterio
 from affine import Affine
 from napari.layers import Image, Labels
-
 from napari_rrsis._geo import layer_kwargs, transform_from_layer_state
 from napari_rrsis._reader import napari_get_reader, read_geotiff_layers
 from napari_rrsis._writer import ExportError, labels_to_geojson, write_labels_geojson, write_labels_geotiff
-
-from rrsis_napari_testing import CRS, H, TRANSFORM, W
+from rrsis_napari_testing import CRS, TRANSFORM, H, W
 
 
 def test_manifest_is_package_data_and_npe2_validates():
