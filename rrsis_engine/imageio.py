@@ -163,18 +163,15 @@ def _read_file(path: Path, bands: tuple[int, ...] | None, max_pixels: int) -> Ra
         return _read_raster(path, bands, max_pixels)
     from PIL import Image as PILImage
 
+    previous = PILImage.MAX_IMAGE_PIXELS
+    PILImage.MAX_IMAGE_PIXELS = None  # our own limit (_check_size on the header) applies instead
     try:
         with PILImage.open(path) as im:
             _check_size(im.height, im.width, max_pixels)
-            previous = PILImage.MAX_IMAGE_PIXELS
-            PILImage.MAX_IMAGE_PIXELS = None  # our own limit above applies
-            try:
-                if im.mode in ("I;16", "I;16B", "I", "F"):
-                    array = np.asarray(im)
-                else:
-                    array = np.asarray(im.convert("RGBA" if "A" in im.getbands() else "RGB"))
-            finally:
-                PILImage.MAX_IMAGE_PIXELS = previous
+            if im.mode in ("I;16", "I;16B", "I", "F"):
+                array = np.asarray(im)
+            else:
+                array = np.asarray(im.convert("RGBA" if "A" in im.getbands() else "RGB"))
     except ImageError:
         raise
     except Exception as exc:  # PIL raises many types (UnidentifiedImageError, OSError, SyntaxError...)
@@ -187,6 +184,8 @@ def _read_file(path: Path, bands: tuple[int, ...] | None, max_pixels: int) -> Ra
             f"Cannot read {path.name} as an image ({exc.__class__.__name__}: {exc}). "
             "Use PNG, JPEG or (Geo)TIFF."
         ) from None
+    finally:
+        PILImage.MAX_IMAGE_PIXELS = previous
     image = read_image(array, bands, max_pixels)
     image.path = str(path)
     return image

@@ -67,3 +67,21 @@ def test_missing_and_huge(tmp_path, rgb_image):
         read_image(p, max_pixels=100)
     with pytest.raises(ImageError, match="empty"):
         read_image(np.zeros((0, 5, 3), np.uint8))
+
+
+def test_a_decompression_bomb_sized_png_gets_our_size_message(tmp_path):
+    """A 20 000×20 000 PNG (tiny on disk) is refused from its header with our message, not PIL's."""
+    import zlib
+
+    w = h = 20_000
+    p = tmp_path / "huge.png"
+
+    def chunk(kind, data):
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    header = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([1, 0, 0, 0, 0])  # 1-bit grey
+    row = b"\x00" + bytes((w + 7) // 8)
+    p.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(row * h))
+                  + chunk(b"IEND", b""))
+    with pytest.raises(ImageTooLargeError, match="20000×20000"):
+        read_image(p)
