@@ -41,8 +41,11 @@ LAYER_NAMES = {
     "candidates": "rrsis candidates",
     "suggestion": "rrsis suggested click",
     "uncertainty": "rrsis uncertainty",
+    "accepted": "rrsis accepted objects",
 }
 ACCEPTED_PREFIX = "rrsis accepted"
+#: Outline colours of the candidate regions, in rank order (best first).
+CANDIDATE_COLORS = ["#ffd60a", "#ff9f0a", "#bf5af2", "#64d2ff", "#ff375f", "#30d158", "#ac8e68", "#5e5ce6"]
 
 #: Key -> controller method name. Bound on the viewer and on every rrsis layer (napari#7302: a layer's
 #: own bindings shadow the viewer's while it is selected).
@@ -134,7 +137,9 @@ class RRSISController:
         self._syncing = False
         self._worker = None
         self._owned_image_layers: set[int] = set()
+        self._adding_layer = False
         self._bind_keys(viewer)
+        viewer.layers.events.inserted.connect(self._on_layer_inserted)
 
     # ---- reporting -------------------------------------------------------------------------------
     def report(self, exc: Exception | str) -> None:
@@ -183,10 +188,27 @@ class RRSISController:
                 show_info(f"{exc} Showing its default bands instead.")
         notify_image_conversion(image)
         data, kwargs, _ = image_layer_data(image)
-        layer = self.viewer.add_image(data, **kwargs)
+        self._adding_layer = True
+        try:
+            layer = self.viewer.add_image(data, **kwargs)
+        finally:
+            self._adding_layer = False
         self._owned_image_layers.add(id(layer))
         self._start(layer, image)
         return layer
+
+    def is_rrsis_layer(self, layer) -> bool:
+        return any(layer is ly for ly in self.layers.values()) or layer.name.startswith(ACCEPTED_PREFIX)
+
+    def _on_layer_inserted(self, event) -> None:
+        """An image opened with File > Open (or a sample) while nothing is being labelled is adopted."""
+        from napari.layers import Image
+
+        layer = event.value
+        if (self._adding_layer or self.busy or self.session is not None or not isinstance(layer, Image)
+                or self.is_rrsis_layer(layer) or layer.name in LAYER_NAMES.values()):
+            return
+        self.use_image_layer(layer)
 
     @user_action
     def use_image_layer(self, layer) -> None:
@@ -274,8 +296,8 @@ class RRSISController:
         self.image = session.image
         self._make_layers()
         self._start_logging()
-        self._say("system", f"Ready ({self.embed_ms:.0f} ms embedding, {self.model_label}). Type what to "
-                  "segment and press S, or click on the object.")
+        self._say("system", f"Ready (embedding {self.embed_ms:.0f} ms). Type what to segment and press S, "
+                  "or click on the object.")
 
     def _finish_image(self) -> None:
         if self.logger is not None:
@@ -290,7 +312,10 @@ class RRSISController:
                 self.viewer.layers.remove(layer)
         self.layers = {}
         if self.accepted_layer is not None and self.accepted_layer in self.viewer.layers:
+            # kept (with its objects' metadata) for saving; hidden and named after its image
             self.accepted_layer.visible = False
+            source = self.accepted_layer.metadata.get("image_name", "previous image")
+            self.accepted_layer.name = f"{LAYER_NAMES['accepted']} · {source}"
         self.accepted_layer = None
 
     def _start_logging(self) -> None:
@@ -327,10 +352,14 @@ class RRSISController:
             np.zeros((h, w), np.float32), name=LAYER_NAMES["uncertainty"], colormap="inferno",
             contrast_limits=(0.0, 1.0), opacity=0.6, blending="additive", visible=False, **geo)
         self.accepted_layer = self.layers["accepted"] = v.add_labels(
-            np.zeros((h, w), np.int32), name=f"{ACCEPTED_PREFIX} · {self.image_layer.name}", opacity=0.55,
-            metadata={**meta, "objects": {}}, **geo)
+            np.zeros((h, w), np.int32), name=LAYER_NAMES["accepted"], opacity=0.55,
+            metadata={**meta, "image_name": self.image_layer.name, "objects": {}}, **geo)
         self.layers["candidates"] = v.add_labels(
-            np.zeros((h, w), np.int32), name=LAYER_NAMES["candidates"], opacity=1.0, **geo)
+            np.zeros((h, w), np.int32), name=LAYER_NAMES["candidates"], opacity=1.0,
+            colormap=DirectLabelColormap(color_dict={
+                None: "transparent", 0: "transparent",
+                **{i + 1: CANDIDATE_COLORS[i % len(CANDIDATE_COLORS)] for i in range(64)}}),
+            **geo)
         self.layers["candidates"].contour = max(1, int(round(max(h, w) / 300)))
         self.layers["current"] = v.add_labels(
             np.zeros((h, w), np.uint8), name=LAYER_NAMES["current"], opacity=0.5, metadata=dict(meta),

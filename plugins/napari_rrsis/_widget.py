@@ -10,7 +10,7 @@ import html
 from pathlib import Path
 
 from napari.layers import Image
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -26,8 +26,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_rrsis._controller import (
-    ACCEPTED_PREFIX,
-    LAYER_NAMES,
+    CURRENT_COLOR,
     NEGATIVE_COLOR,
     POSITIVE_COLOR,
     RRSISController,
@@ -62,15 +61,21 @@ class RRSISWidget(QWidget):
         self.open_button = QPushButton("Open…")
         self.open_button.setToolTip("Open a GeoTIFF / PNG / JPEG and label it")
         self.bands_edit = QLineEdit()
-        self.bands_edit.setPlaceholderText("bands 1,2,3")
-        self.bands_edit.setMaximumWidth(90)
-        self.bands_edit.setToolTip("1-based bands shown as R,G,B for multispectral GeoTIFFs (e.g. 4,1,2); Enter "
-                                   "re-reads the image")
+        self.bands_edit.setPlaceholderText("1,2,3")
+        self.bands_edit.setFixedWidth(70)
+        self.bands_edit.setToolTip("1-based bands shown as R,G,B for multispectral GeoTIFFs (e.g. 4,1,2 for "
+                                   "false colour); Enter re-reads the image")
+        self.image_info = QLabel()
+        self.image_info.setStyleSheet("color: #9a9a9a;")
         image_row = QHBoxLayout()
         image_row.addWidget(QLabel("Image"))
         image_row.addWidget(self.image_combo, 1)
-        image_row.addWidget(self.bands_edit)
         image_row.addWidget(self.open_button)
+        bands_row = QHBoxLayout()
+        bands_row.addWidget(QLabel("Bands (R,G,B)"))
+        bands_row.addWidget(self.bands_edit)
+        bands_row.addWidget(self.image_info, 1)
+        self.image_info.setWordWrap(True)
 
         self.expression_edit = QLineEdit()
         self.expression_edit.setPlaceholderText("Describe the object, e.g. “the largest field on the left”")
@@ -100,8 +105,11 @@ class RRSISWidget(QWidget):
         self.segment_button.setStyleSheet("font-weight: bold;")
 
         self.help_label = QLabel(
-            "Click in the image to add a point (T toggles +/−); draw a rectangle on “rrsis box” for a box. "
-            "Keys work on the canvas."
+            "Click in the image to add a point (T toggles +/−); select “rrsis box” and drag for a box. Keys "
+            "act on the canvas (Esc leaves the text box).<br>"
+            f"<span style='color:{CURRENT_COLOR}'>■</span> current object · coloured outlines: candidate "
+            "regions when the expression is ambiguous · ★ suggested click · “rrsis uncertainty” layer "
+            "(hidden): where the model is unsure"
         )
         self.help_label.setWordWrap(True)
         self.help_label.setStyleSheet("color: #9a9a9a; font-size: 11px;")
@@ -119,6 +127,7 @@ class RRSISWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.model_label)
         layout.addLayout(image_row)
+        layout.addLayout(bands_row)
         layout.addWidget(QLabel("Expression"))
         layout.addWidget(self.expression_edit)
         layout.addLayout(grid)
@@ -152,6 +161,14 @@ class RRSISWidget(QWidget):
     def refresh(self) -> None:
         c = self.controller
         self.model_label.setText(c.model_label)
+        img = c.image
+        if img is not None:
+            self.image_info.setText(f"of {img.band_count} · {img.width}×{img.height} px\n{img.crs or 'no CRS'}")
+            if not self.bands_edit.hasFocus():
+                self.bands_edit.setText(",".join(str(b) for b in img.bands))
+        else:
+            self.image_info.setText("")
+        self._on_layers_changed()
         sign, color = ("positive (+)", POSITIVE_COLOR) if c.positive else ("negative (−)", NEGATIVE_COLOR)
         self.toggle_button.setText(f"Click: {sign} [T]")
         self.toggle_button.setStyleSheet(f"color: {color}; font-weight: bold;")
@@ -170,6 +187,7 @@ class RRSISWidget(QWidget):
         self.history.setHtml("".join(lines))
         bar = self.history.verticalScrollBar()
         bar.setValue(bar.maximum())
+        QTimer.singleShot(0, lambda: bar.setValue(bar.maximum()))  # again once the new text is laid out
 
     def _on_busy(self, busy: bool) -> None:
         self.progress.setVisible(busy)
@@ -184,9 +202,7 @@ class RRSISWidget(QWidget):
 
     # ---- image picker ----------------------------------------------------------------------------
     def _candidate_layers(self) -> list[Image]:
-        own = set(LAYER_NAMES.values())
-        return [ly for ly in self.viewer.layers if isinstance(ly, Image) and ly.name not in own
-                and not ly.name.startswith(ACCEPTED_PREFIX)]
+        return [ly for ly in self.viewer.layers if isinstance(ly, Image) and not self.controller.is_rrsis_layer(ly)]
 
     def _on_layers_changed(self, event=None) -> None:
         layers = self._candidate_layers()
@@ -198,10 +214,6 @@ class RRSISWidget(QWidget):
         if current is not None and current in layers:
             self.image_combo.setCurrentIndex(layers.index(current))
         self.image_combo.blockSignals(False)
-        # A new image opened with File > Open while nothing is being labelled: adopt it.
-        if (event is not None and getattr(event, "type", "") == "inserted" and current is None
-                and not self.controller.busy and isinstance(event.value, Image) and event.value in layers):
-            self.controller.use_image_layer(event.value)
 
     def _on_combo(self, index: int) -> None:
         layers = self._candidate_layers()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from napari_rrsis.cli import launch, parse_bands
 from qtpy.QtCore import Qt
 from qtpy.QtTest import QTest
 from rrsis_napari_testing import H, W, scene_rgb, write_tif
 
-from napari_rrsis.cli import launch, parse_bands
 from rrsis_engine.cli import build_parser
 from rrsis_engine.errors import ImageError
 
