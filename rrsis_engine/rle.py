@@ -28,19 +28,26 @@ __all__ = [
 
 
 def mask_to_counts(mask: np.ndarray) -> list[int]:
-    """H×W mask -> run lengths (column-major, first run counts zeros)."""
+    """H×W mask -> run lengths (column-major, first run counts zeros).
+
+    Works on the row-major array without a transposed copy: a run boundary is a change between
+    vertical neighbours (flat index col·H + row) or between the bottom of one column and the top of
+    the next (flat index (col+1)·H).
+    """
     m = np.asarray(mask)
     if m.ndim != 2:
         raise DataError(f"RLE encoding needs a 2-D H×W mask, got shape {m.shape}.")
-    flat = (m != 0).ravel(order="F").astype(np.int8)
-    if flat.size == 0:
+    m = m != 0
+    h, w = m.shape
+    if m.size == 0:
         return [0]
-    change = np.flatnonzero(np.diff(flat)) + 1
-    bounds = np.concatenate(([0], change, [flat.size]))
-    runs = np.diff(bounds).tolist()
-    if flat[0] == 1:  # COCO counts always start with a (possibly empty) run of zeros
-        runs = [0] + runs
-    return [int(r) for r in runs]
+    rows, cols = np.nonzero(m[1:] != m[:-1])
+    column_starts = (np.flatnonzero(m[-1, :-1] != m[0, 1:]) + 1) * h
+    change = np.sort(np.concatenate((cols * h + rows + 1, column_starts)))
+    runs = np.diff(np.concatenate(([0], change, [h * w])))
+    if m[0, 0]:  # COCO counts always start with a (possibly empty) run of zeros
+        runs = np.concatenate(([0], runs))
+    return runs.tolist()
 
 
 def counts_to_mask(counts: Sequence[int], size: Sequence[int]) -> np.ndarray:
