@@ -7,8 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from rrsis_engine.errors import PromptError
 
 
@@ -65,6 +63,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from PIL import Image
 
+    from rrsis_engine.data.jsonl import write_mask_png
     from rrsis_engine.geo import mask_to_geojson, overlay
     from rrsis_engine.predictor import load_predictor
     from rrsis_engine.session import RefinementSession
@@ -91,7 +90,7 @@ def run(args) -> int:
     image = session.image
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pred.mask.astype(np.uint8) * 255).save(out)
+    write_mask_png(pred.mask, out)
     if args.overlay:
         st = session.state
         Image.fromarray(overlay(image.pixels, pred.mask, points=st.points or None, labels=st.labels,

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -31,9 +32,30 @@ def safe_name(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_") or "item"
 
 
-def write_mask_png(mask: np.ndarray, path: Path) -> None:
+def mask_png_bytes(mask: np.ndarray) -> bytes:
+    """H×W mask → 8-bit greyscale PNG, 255 = object, 0 = background (the JSONL format's mask files).
+
+    Written directly (filter 0, zlib level 1): ~3× faster than PIL's encoder, which matters when an
+    export writes 100 000 of them.
+    """
+    m = np.asarray(mask).astype(bool)
+    h, w = m.shape
+    raw = np.zeros((h, w + 1), np.uint8)  # each row: filter byte 0, then pixels
+    raw[:, 1:] = m * np.uint8(255)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    header = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])  # 8-bit grey
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw.tobytes(), 1))
+            + chunk(b"IEND", b""))
+
+
+def write_mask_png(mask: np.ndarray, path: str | Path) -> Path:
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray((np.asarray(mask).astype(bool) * 255).astype(np.uint8)).save(path, optimize=True)
+    path.write_bytes(mask_png_bytes(mask))
+    return path
 
 
 def write_jsonl(records: Iterable[dict], out_dir: str | Path, name: str = "data.jsonl",

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from rrsis_engine import rle
+from rrsis_engine.data.jsonl import write_mask_png
 from rrsis_engine.errors import StoreError
 
 log = logging.getLogger("rrsis.store")
@@ -118,13 +119,6 @@ class _ImageResolver:
         return None, reason
 
 
-def _write_mask_png(mask: np.ndarray, path: Path) -> None:
-    from PIL import Image as PILImage
-
-    # 1-bit PNG: a third of the time of an 8-bit one, and readers treat any pixel > 0 as object.
-    PILImage.fromarray(np.ascontiguousarray(mask, dtype=bool)).save(path, format="PNG", compress_level=1)
-
-
 def bbox_from_rle(r: dict) -> list[int]:
     """COCO (x, y, w, h) of an RLE mask without decoding it to pixels."""
     h = int(r["size"][0])
@@ -195,7 +189,7 @@ def _jsonl(records, out: Path, tmp: Path, resolver: _ImageResolver, summary: Exp
             if image is None:
                 continue
             mask_path = masks_dir / f"ann-{rec.id}.png"
-            _write_mask_png(rec.mask, mask_path)
+            write_mask_png(rec.mask, mask_path)
             fh.write(json.dumps({
                 "id": f"ann-{rec.id}",
                 "image": image,
