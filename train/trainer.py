@@ -456,10 +456,13 @@ class Trainer:
         row = {k: float(np.mean(v)) for k, v in acc.items()}
         dist, _, world = _dist()
         if dist is not None and world > 1:
-            keys = sorted(k for k in ("loss", "loss_text", "loss_click", "miou_text", "miou_click") if k in row)
-            t = torch.tensor([row[k] for k in keys], dtype=torch.float64)
+            # the same keys on every rank (a rank may have had no click turn): reduce (sum, count) pairs
+            keys = ["loss", "loss_text", "loss_click", "miou_text", "miou_click", "focal", "dice", "obj", "iou_l1"]
+            t = torch.tensor([[row.get(k, 0.0), float(k in row)] for k in keys], dtype=torch.float64)
             dist.all_reduce(t)
-            row.update({k: float(v) / world for k, v in zip(keys, t)})
+            for k, (total, count) in zip(keys, t.tolist()):
+                if count:
+                    row[k] = total / count
         row["lr"] = lr
         return row
 

@@ -1,0 +1,64 @@
+"""Promotion: a better model is promoted and registered; a worse one is refused and the current one stays."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rrsis_engine.model import build_rsam, save_checkpoint
+from rrsis_train.easy import easy_sample
+from rrsis_train.promote import evaluate_and_promote, load_registry
+
+
+def _constant_model(text_encoder, positive: bool):
+    """rsam-tiny at 64² whose mask logits are a constant: > 0 everywhere (mask = whole image, IoU = target
+    share) or exactly 0 (empty mask, IoU 0)."""
+    from rrsis_engine.model import get_config
+
+    m = build_rsam(get_config("rsam-tiny").with_overrides(image_size=64), text_encoder=text_encoder)
+    dec = m.mask_decoder
+    with torch.no_grad():
+        last = dec.output_hypernetworks_mlps[0].layers[-1]
+        last.weight.zero_()
+        last.bias.fill_(1.0 if positive else 0.0)
+        dec.output_upscaling[3].weight.zero_()
+        dec.output_upscaling[3].bias.zero_()
+        dec.conv_s0.weight.zero_()
+        dec.conv_s0.bias.fill_(3.0)
+    return m
+
+
+@pytest.fixture
+def val_sets():
+    return {"easy": [easy_sample(n, size=64) for n in range(4)]}
+
+
+def test_worse_model_is_not_promoted(tmp_path, tiny_text_encoder, val_sets):
+    models = tmp_path / "models"
+    good = save_checkpoint(_constant_model(tiny_text_encoder, True), tmp_path / "good" / "model.safetensors")
+    bad = save_checkpoint(_constant_model(tiny_text_encoder, False), tmp_path / "bad" / "model.safetensors")
+
+    first = evaluate_and_promote(good, models, "rsam-tiny", sets=val_sets, sources=["easy:1"])
+    assert first["promoted"], first["message"]
+    assert first["entry"]["score"] > 0
+    assert (models / "rsam-tiny.safetensors").read_bytes() == good.read_bytes()
+
+    second = evaluate_and_promote(bad, models, "rsam-tiny", sets=val_sets, sources=["easy:1"])
+    assert not second["promoted"]
+    assert "not promoted" in second["message"]
+    assert second["entry"]["score"] < second["entry"]["current_score"]
+    # the current model is unchanged, the refused candidate is registered with its metrics and parent
+    assert (models / "rsam-tiny.safetensors").read_bytes() == good.read_bytes()
+    reg = load_registry(models)
+    assert reg["current"]["rsam-tiny"] == first["entry"]["id"]
+    assert [m["promoted"] for m in reg["models"]] == [True, False]
+    assert reg["models"][1]["parent"] == first["entry"]["id"]
+    assert reg["models"][0]["sha256"] and reg["models"][0]["data"] == ["easy:1"]
+    assert json.loads((models / "registry.json").read_text()) == reg
+    # the promoted copy is loadable by the predictor
+    from rrsis_engine.predictor import load_predictor
+
+    p = load_predictor(str(models / "rsam-tiny.safetensors"), device="cpu")
+    p.set_image(np.zeros((32, 32, 3), np.uint8))
+    assert p.predict("the red square").mask.all()
