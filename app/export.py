@@ -10,50 +10,16 @@ import re
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from rrsis_engine import rle
+from rrsis_engine.data.jsonl import write_mask_png
 from rrsis_engine.errors import PromptError
+from rrsis_engine.geo import mask_to_geojson
 
 
 def _stem(name: str) -> str:
     stem = Path(name or "image").stem
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem)[:60] or "image"
-
-
-def mask_png(mask: np.ndarray, path: Path) -> Path:
-    """Write the mask as an 8-bit PNG, 255 = object, 0 = background."""
-    Image.fromarray(np.asarray(mask, bool).astype(np.uint8) * 255).save(path)
-    return path
-
-
-def mask_geojson(mask: np.ndarray, transform=None, crs: str | None = None, properties: dict | None = None) -> dict:
-    """Polygons of the mask as a GeoJSON FeatureCollection.
-
-    With a transform (a, b, c, d, e, f) the coordinates are map coordinates in ``crs`` (named in the
-    collection's ``crs`` member); without one they are (x, y) = (col, row) pixel-corner coordinates.
-    """
-    from affine import Affine
-    from rasterio import features
-
-    m = np.asarray(mask, bool)
-    aff = Affine(*transform) if transform is not None else Affine.identity()
-    feats = []
-    for geom, value in features.shapes(m.astype(np.uint8), mask=m, transform=aff, connectivity=8):
-        if value != 1:
-            continue
-        feats.append({"type": "Feature", "geometry": geom, "properties": dict(properties or {})})
-    fc: dict = {"type": "FeatureCollection", "features": feats}
-    if crs:
-        fc["crs"] = {"type": "name", "properties": {"name": _crs_urn(crs)}}
-    elif transform is None:
-        fc["properties"] = {"coordinates": "pixel (x=col, y=row); the image has no CRS"}
-    return fc
-
-
-def _crs_urn(crs: str) -> str:
-    m = re.fullmatch(r"EPSG:(\d+)", crs.strip(), flags=re.I)
-    return f"urn:ogc:def:crs:EPSG::{m.group(1)}" if m else crs
 
 
 def mask_coco(mask: np.ndarray, file_name: str, expressions: list[str], annotation_id: int = 1) -> dict:
@@ -92,9 +58,9 @@ def export_mask(mask: np.ndarray, image, expressions: list[str], out_dir: Path, 
     if image.transform is not None:
         a, b, _, d, e, _ = image.transform
         props["area_map_units"] = float(abs(a * e - b * d) * props["area_px"])
-    png = mask_png(mask, out_dir / f"{base}_mask.png")
+    png = write_mask_png(mask, out_dir / f"{base}_mask.png")
     gj = out_dir / f"{base}_mask.geojson"
-    gj.write_text(json.dumps(mask_geojson(mask, image.transform, image.crs, props)))
+    gj.write_text(json.dumps(mask_to_geojson(mask, image.transform, image.crs, props)))
     coco = out_dir / f"{base}_coco.json"
     coco.write_text(json.dumps(mask_coco(mask, name, expressions)))
     return [png, gj, coco]

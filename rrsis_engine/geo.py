@@ -10,8 +10,10 @@ import numpy as np
 
 
 def crs_urn(crs: str) -> str:
-    if crs.upper().startswith("EPSG:"):
-        return f"urn:ogc:def:crs:EPSG::{crs.split(':', 1)[1]}"
+    """"EPSG:26914" → "urn:ogc:def:crs:EPSG::26914" (GeoJSON 2008 named CRS); other strings unchanged."""
+    code = crs.strip()
+    if code.upper().startswith("EPSG:") and code[5:].isdigit():
+        return f"urn:ogc:def:crs:EPSG::{code[5:]}"
     return crs
 
 
@@ -34,6 +36,8 @@ def mask_to_geojson(mask: np.ndarray, transform=None, crs: str | None = None,
     collection: dict = {"type": "FeatureCollection", "features": feats}
     if crs:
         collection["crs"] = {"type": "name", "properties": {"name": crs_urn(crs)}}
+    elif transform is None:
+        collection["properties"] = {"coordinates": "pixel (x=col, y=row); the image has no CRS"}
     return collection
 
 
@@ -51,7 +55,7 @@ def overlay(pixels: np.ndarray, mask: np.ndarray, color=(255, 64, 32), alpha: fl
     h, w = m.shape
     r = max(3, min(h, w) // 100)
     if points is not None:
-        for (x, y), lab in zip(np.asarray(points).reshape(-1, 2), labels if labels is not None else [1] * len(points)):
+        for (x, y), lab in zip(np.asarray(points).reshape(-1, 2), labels if labels is not None else [1] * len(points), strict=True):
             cx, cy = int(round(x)), int(round(y))
             y0, y1, x0, x1 = max(0, cy - r), min(h, cy + r + 1), max(0, cx - r), min(w, cx + r + 1)
             out[y0:y1, x0:x1] = (255, 255, 255)

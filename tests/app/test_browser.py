@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import header_only_png
 from PIL import Image
 from rrsis_app import state as S
+from rrsis_app_testing import header_only_png
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -6,11 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from conftest import header_only_png, scene, write_geotiff
-from fakes import FakePredictor
 from PIL import Image
 from rrsis_app import state as S
 from rrsis_app.render import DisplayFrame
+from rrsis_app_testing import FakePredictor, header_only_png, scene, write_geotiff
 
 from rrsis_engine import rle
 
