@@ -337,7 +337,7 @@ class Predictor:
                 raise PromptError(f"{len(pts)} clicks but {len(lab)} labels; give one label (1/0) per click.")
             if not np.isin(lab, (0, 1)).all():
                 raise PromptError("Click labels must be 1 (positive) or 0 (negative).")
-            for (x, y), lab_ in zip(pts, lab):
+            for (x, y), lab_ in zip(pts, lab, strict=True):
                 coords.append(self.validate_point(x, y, image))
                 codes.append(int(lab_))
         if box is not None:

@@ -54,21 +54,27 @@ def _sync(device):
 def measure_config(name: str, repeats: int, device: str, dtype: str) -> dict:
     import torch
 
+    dev = torch.device(device)
+    rng = np.random.default_rng(0)
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
+    result = _measure_rsam(name, repeats, dev, autocast, rng)  # our model is freed before the baseline
+    result.update(_baseline(BASELINE_FOR[name], repeats, dev, autocast, rng))
+    return result
+
+
+def _measure_rsam(name: str, repeats: int, dev, autocast, rng) -> dict:
     from rrsis_engine.model import build_rsam
     from rrsis_engine.predictor import Predictor
 
-    dev = torch.device(device)
-    rng = np.random.default_rng(0)
     model = build_rsam(name)
-    predictor = Predictor(model, device=device, disk_cache=False)
-    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
+    predictor = Predictor(model, device=str(dev), disk_cache=False)
     result: dict = {"config": name, "input": model.config.image_size, "baseline": BASELINE_FOR[name]}
     with autocast:
         for side in (512, 1024):
             images = [(rng.random((side, side, 3)) * 255).astype(np.uint8) for _ in range(repeats + 1)]
             it = iter(images)
 
-            def embed():
+            def embed(it=it):
                 predictor._images.clear()
                 predictor.set_image(next(it))
                 _sync(dev)
@@ -94,8 +100,6 @@ def measure_config(name: str, repeats: int, device: str, dtype: str) -> dict:
                   decode_ms=statistics.median([predictor.predict(TEXTS[0], points=[[500, 500]], labels=[1],
                                                                  image=image).timings["decode_ms"]
                                                for _ in range(repeats * 3)]))
-    del predictor, model
-    result.update(_baseline(BASELINE_FOR[name], repeats, dev, autocast, rng))
     return result
 
 
@@ -113,7 +117,7 @@ def _baseline(config: str, repeats: int, dev, autocast, rng) -> dict:
             images = [(rng.random((side, side, 3)) * 255).astype(np.uint8) for _ in range(repeats + 1)]
             it = iter(images)
 
-            def embed():
+            def embed(it=it):
                 pred.set_image(next(it))
                 _sync(dev)
 

@@ -7,7 +7,6 @@ and writes the mask and an overlay. Without trained weights it says so instead o
 
 from __future__ import annotations
 
-
 from importlib import resources
 from importlib.metadata import entry_points
 from pathlib import Path
