@@ -23,8 +23,10 @@ import numpy as np
 from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.notifications import show_error, show_info, show_warning
 from psygnal import Signal
+from superqt.utils import ensure_main_thread
 
 from napari_rrsis._geo import layer_kwargs, orient_viewer, transform_from_layer_state
+from napari_rrsis._session_log import BackgroundLog
 from rrsis_engine.errors import ImageError, NoImageError, PromptError, RRSISError
 from rrsis_engine.imageio import RasterImage, read_image, to_rgb_uint8
 from rrsis_engine.prediction import Prediction
@@ -136,6 +138,8 @@ class RRSISController:
         self._store_warned = False
         self._syncing = False
         self._worker = None
+        self._cache: dict[str, Any] = {}
+        self._uncertainty = None
         self._owned_image_layers: set[int] = set()
         self._adding_layer = False
         self._bind_keys(viewer)
@@ -168,11 +172,13 @@ class RRSISController:
         self.queue_index = -1
 
     @user_action
-    def open_image(self, source: str | Path | np.ndarray, bands: Sequence[int] | None = None):
+    def open_image(self, source: str | Path | np.ndarray, bands: Sequence[int] | None = None,
+                   replace: bool = False):
         """Read an image (GeoTIFF, PNG, JPEG or H×W[×C] array), add it as a layer and start a session on
         it. ``bands``: 1-based R, G, B for this file (default ``self.bands``, e.g. from ``--bands``, when
         the file has them). Returns the image layer (the embedding may still be computing when
-        ``background``)."""
+        ``background``). ``replace``: show it in the current image layer when this controller created
+        that layer (Next image, band changes) instead of adding a new one."""
         from napari_rrsis._reader import image_layer_data, notify_image_conversion
 
         src = source if isinstance(source, np.ndarray) else str(source)
@@ -188,12 +194,23 @@ class RRSISController:
                 show_info(f"{exc} Showing its default bands instead.")
         notify_image_conversion(image)
         data, kwargs, _ = image_layer_data(image)
-        self._adding_layer = True
-        try:
-            layer = self.viewer.add_image(data, **kwargs)
-        finally:
-            self._adding_layer = False
-        self._owned_image_layers.add(id(layer))
+        old = self.image_layer
+        if replace and old is not None and id(old) in self._owned_image_layers and old in self.viewer.layers:
+            # Reusing the layer is much faster than remove + add (napari runs gc.collect() per removal).
+            layer = old
+            self.image_layer = None
+            set_layer_transform(layer, kwargs)
+            layer.data = data
+            layer.metadata = kwargs["metadata"]
+            layer.name = kwargs["name"]
+            layer.reset_contrast_limits()
+        else:
+            self._adding_layer = True
+            try:
+                layer = self.viewer.add_image(data, **kwargs)
+            finally:
+                self._adding_layer = False
+            self._owned_image_layers.add(id(layer))
         self._start(layer, image)
         return layer
 
@@ -220,11 +237,7 @@ class RRSISController:
         """Re-read the current GeoTIFF with other bands (1-based R, G, B), e.g. (4, 1, 2) false colour."""
         if self.image is None or not self.image.path:
             raise NoImageError("Open a GeoTIFF first; band selection re-reads the file.")
-        path = self.image.path
-        old = self.image_layer
-        self.open_image(path, bands=bands)
-        if old is not None and old in self.viewer.layers and old is not self.image_layer:
-            self.viewer.layers.remove(old)
+        self.open_image(self.image.path, bands=bands, replace=True)
 
     def _start(self, layer, image: RasterImage) -> None:
         self._finish_image()
@@ -307,10 +320,7 @@ class RRSISController:
                 show_warning(f"Closing the session log failed: {exc}")
         self.logger = None
         self.session = None
-        for layer in self.layers.values():
-            if layer in self.viewer.layers:
-                self.viewer.layers.remove(layer)
-        self.layers = {}
+        self.layers.pop("accepted", None)
         if self.accepted_layer is not None and self.accepted_layer in self.viewer.layers:
             # kept (with its objects' metadata) for saving; hidden and named after its image
             self.accepted_layer.visible = False
@@ -326,11 +336,13 @@ class RRSISController:
                 from rrsis_engine.store import open_store
 
                 self.store = open_store(self.db)
-            self.logger = self.store.start_session(
+            store_logger = self.store.start_session(
                 self.image, client="napari", annotator=self.annotator,
                 model_version=str(getattr(self.predictor, "model_version", "unknown")),
             )
+            self.logger = BackgroundLog(store_logger, on_error=self._on_log_error)
             self.session.subscribe(self.logger)
+            self.logger.on_status(self._on_log_status)
         except ImportError as exc:
             if not self._store_warned:
                 show_warning(f"Session logging is unavailable ({exc}); labels still work but turns are not "
@@ -338,6 +350,22 @@ class RRSISController:
                 self._store_warned = True
         except RRSISError as exc:
             show_warning(f"Session logging is off: {exc}")
+
+    @ensure_main_thread
+    def _on_log_status(self, status) -> None:
+        """The session log degraded (database locked/unwritable: events kept in memory) or recovered."""
+        if status.state == "closed":
+            return
+        (show_info if status.ok else show_warning)(status.message)
+        self._say("system" if status.ok else "error", status.message)
+
+    @ensure_main_thread
+    def _on_log_error(self, exc: Exception) -> None:
+        show_warning(f"The session log rejected an event: {exc}")
+
+    def flush_log(self, timeout_s: float | None = 30.0) -> bool:
+        """Wait for the background session log to hand every event to the store; True when all saved."""
+        return True if self.logger is None else self.logger.flush(timeout_s)
 
     # ---- layers ----------------------------------------------------------------------------------
     def _make_layers(self) -> None:
@@ -348,12 +376,48 @@ class RRSISController:
                 "transform": list(self.image.transform) if self.image.transform else None,
                 "path": self.image.path}
         size = max(6.0, max(h, w) / 60.0)
+        self.accepted_layer = self.layers["accepted"] = v.add_labels(
+            np.zeros((h, w), np.int32), name=LAYER_NAMES["accepted"], opacity=0.55,
+            metadata={**meta, "image_name": self.image_layer.name, "objects": {},
+                      "model_version": str(getattr(self.predictor, "model_version", ""))}, **geo)
+        self._bind_keys(self.accepted_layer)
+        roles = ("uncertainty", "candidates", "current", "box", "suggestion", "points")
+        if all(r in self.layers and self.layers[r] in v.layers for r in roles):
+            self._reuse_layers(h, w, geo, meta, size)
+        else:
+            self._add_layers(h, w, geo, meta, size)
+        self._cache = {}
+        v.layers.selection.active = self.layers["points"]
+        self.layers["points"].mode = "add"
+
+    def _reuse_layers(self, h, w, geo, meta, size) -> None:
+        """Point the existing rrsis layers at the new image (same roles, new shape and transform)."""
+        L = self.layers
+        self._syncing = True
+        try:
+            for role in ("uncertainty", "candidates", "current", "box", "suggestion", "points"):
+                set_layer_transform(L[role], geo)
+            L["uncertainty"].data = np.zeros((h, w), np.float32)
+            L["candidates"].data = np.zeros((h, w), np.int32)
+            L["current"].data = np.zeros((h, w), np.uint8)
+            L["current"].metadata = dict(meta)
+            L["box"].data = []
+            L["suggestion"].data = np.zeros((0, 2))
+            L["points"].data = np.zeros((0, 2))
+            L["points"].current_size = size
+            L["suggestion"].current_size = size * 1.6
+        finally:
+            self._syncing = False
+        # keep the accepted layer just below the candidates, as when the layers were first made
+        v = self.viewer
+        v.layers.move(v.layers.index(self.accepted_layer), v.layers.index(L["candidates"]))
+
+    def _add_layers(self, h, w, geo, meta, size) -> None:
+        v = self.viewer
         self.layers["uncertainty"] = v.add_image(
             np.zeros((h, w), np.float32), name=LAYER_NAMES["uncertainty"], colormap="inferno",
             contrast_limits=(0.0, 1.0), opacity=0.6, blending="additive", visible=False, **geo)
-        self.accepted_layer = self.layers["accepted"] = v.add_labels(
-            np.zeros((h, w), np.int32), name=LAYER_NAMES["accepted"], opacity=0.55,
-            metadata={**meta, "image_name": self.image_layer.name, "objects": {}}, **geo)
+        v.layers.move(v.layers.index(self.accepted_layer), len(v.layers))  # above the uncertainty
         self.layers["candidates"] = v.add_labels(
             np.zeros((h, w), np.int32), name=LAYER_NAMES["candidates"], opacity=1.0,
             colormap=DirectLabelColormap(color_dict={
@@ -374,16 +438,13 @@ class RRSISController:
         self.layers["points"] = v.add_points(
             np.zeros((0, 2)), name=LAYER_NAMES["points"], size=size, face_color=POSITIVE_COLOR,
             border_color="white", border_width=0.15, **geo)
-        self.accepted_layer.metadata.setdefault("model_version",
-                                                str(getattr(self.predictor, "model_version", "")))
         for layer in self.layers.values():
             self._bind_keys(layer)
         self.layers["points"].events.data.connect(self._on_points_data)
         self.layers["box"].events.data.connect(self._on_box_data)
         self.layers["current"].events.paint.connect(self._on_paint)
+        self.layers["uncertainty"].events.visible.connect(self._on_uncertainty_visible)
         self.layers["points"].current_face_color = POSITIVE_COLOR if self.positive else NEGATIVE_COLOR
-        v.layers.selection.active = self.layers["points"]
-        self.layers["points"].mode = "add"
 
     def _bind_keys(self, target) -> None:
         for key, name in KEYMAP.items():
@@ -391,49 +452,71 @@ class RRSISController:
             target.bind_key(key, lambda _obj, _m=method: _m(), overwrite=True)
 
     def _show(self, pred: Prediction | None) -> None:
-        """Write a prediction (or nothing) into the result layers."""
+        """Write a prediction (or nothing) into the result layers. Layers whose content would not change
+        are left alone, and the (hidden by default) uncertainty layer is filled when it is shown: every
+        data assignment costs a texture upload and a redraw."""
         L = self.layers
         h, w = self.image.height, self.image.width
-        if pred is None:
-            L["current"].data = np.zeros((h, w), np.uint8)
-            L["uncertainty"].data = np.zeros((h, w), np.float32)
-            L["candidates"].data = np.zeros((h, w), np.int32)
-            L["suggestion"].data = np.zeros((0, 2))
+        cache = self._cache
+        _set_data(L["current"], pred.mask if pred is not None else np.zeros((h, w), bool))
+        self._uncertainty = None if pred is None else pred.uncertainty
+        self._update_uncertainty()
+        ambiguous = pred is not None and pred.ambiguous and len(pred.candidates) > 1
+        if ambiguous or cache.get("candidates", False):
+            cand = np.zeros((h, w), np.int32)
+            if ambiguous:
+                for i, c in reversed(list(enumerate(pred.candidates, start=1))):
+                    cand[c.mask] = i
+            _set_data(L["candidates"], cand)
+            cache["candidates"] = ambiguous
+        click = pred.suggested_click if pred is not None and pred.ambiguous else None
+        if click != cache.get("suggestion"):
+            if click is not None:
+                x, y, label = click
+                L["suggestion"].data = np.array([[y, x]], dtype=np.float64)
+                L["suggestion"].face_color = POSITIVE_COLOR if label else NEGATIVE_COLOR
+            else:
+                L["suggestion"].data = np.zeros((0, 2))
+            cache["suggestion"] = click
+
+    def _update_uncertainty(self) -> None:
+        layer = self.layers["uncertainty"]
+        unc = getattr(self, "_uncertainty", None)
+        key = id(unc)
+        if not layer.visible or self._cache.get("uncertainty") == key:
             return
-        L["current"].data = pred.mask.astype(np.uint8)
-        unc = pred.uncertainty if pred.uncertainty is not None else np.zeros((h, w), np.float32)
-        L["uncertainty"].data = np.asarray(unc, np.float32)
-        cand = np.zeros((h, w), np.int32)
-        if pred.ambiguous and len(pred.candidates) > 1:
-            for i, c in reversed(list(enumerate(pred.candidates, start=1))):
-                cand[c.mask] = i
-        L["candidates"].data = cand
-        if pred.ambiguous and pred.suggested_click is not None:
-            x, y, label = pred.suggested_click
-            L["suggestion"].data = np.array([[y, x]], dtype=np.float64)
-            L["suggestion"].face_color = POSITIVE_COLOR if label else NEGATIVE_COLOR
-        else:
-            L["suggestion"].data = np.zeros((0, 2))
+        h, w = self.image.height, self.image.width
+        layer.data = np.asarray(unc, np.float32) if unc is not None else np.zeros((h, w), np.float32)
+        self._cache["uncertainty"] = key
+
+    def _on_uncertainty_visible(self, _event=None) -> None:
+        if self.image is not None and "uncertainty" in self.layers:
+            self._update_uncertainty()
 
     def _sync_prompts(self) -> None:
-        """Make the clicks/box layers mirror the session's prompt state."""
+        """Make the clicks/box layers mirror the session's prompt state (touching only what changed)."""
         state = self.session.state
         self._syncing = True
         try:
             pts = self.layers["points"]
-            pts.selected_data = set()  # current_face_color would otherwise recolour stale indices
-            if state.points:
-                pts.data = np.array([[y, x] for x, y in state.points], dtype=np.float64)
-                pts.face_color = [POSITIVE_COLOR if lab else NEGATIVE_COLOR for lab in state.labels]
-            else:
-                pts.data = np.zeros((0, 2))
-            pts.current_face_color = POSITIVE_COLOR if self.positive else NEGATIVE_COLOR
+            shown = tuple(tuple(xy) for xy in np.asarray(pts.data)[:, ::-1].tolist())  # (x, y) each
+            if shown != tuple(state.points) or self._cache.get("labels") != state.labels:
+                pts.selected_data = set()  # current_face_color would otherwise recolour stale indices
+                if state.points:
+                    pts.data = np.array([[y, x] for x, y in state.points], dtype=np.float64)
+                    pts.face_color = [POSITIVE_COLOR if lab else NEGATIVE_COLOR for lab in state.labels]
+                else:
+                    pts.data = np.zeros((0, 2))
+                pts.current_face_color = POSITIVE_COLOR if self.positive else NEGATIVE_COLOR
+                self._cache["labels"] = state.labels
             box = self.layers["box"]
-            box.data = []
-            if state.box is not None:
-                x0, y0, x1, y1 = state.box
-                box.add_rectangles(np.array([[y0, x0], [y1, x1]]), edge_color="#ffd60a",
-                                   face_color="transparent")
+            if self._cache.get("box", "unset") != state.box or len(box.data) != (state.box is not None):
+                box.data = []
+                if state.box is not None:
+                    x0, y0, x1, y1 = state.box
+                    box.add_rectangles(np.array([[y0, x0], [y1, x1]]), edge_color="#ffd60a",
+                                       face_color="transparent")
+                self._cache["box"] = state.box
         finally:
             self._syncing = False
 
@@ -462,7 +545,14 @@ class RRSISController:
     def _on_paint(self, _event) -> None:
         if self._syncing or self.session is None:
             return
-        self.edit_mask(np.asarray(self.layers["current"].data) > 0)
+        # napari emits ``paint`` before it writes the stroke into ``data``: read it once the stroke landed.
+        from qtpy.QtCore import QTimer
+
+        QTimer.singleShot(0, self._commit_paint)
+
+    def _commit_paint(self) -> None:
+        if self.session is not None and "current" in self.layers:
+            self.edit_mask(np.asarray(self.layers["current"].data) > 0)
 
     # ---- actions (function twins of the dock's buttons and keys) -------------------------------------
     def _require_session(self) -> RefinementSession:
@@ -623,12 +713,8 @@ class RRSISController:
         if self.session is not None and self.session.current is not None:
             self.session.accept(status="skipped")
             show_info("The unaccepted mask was logged as skipped.")
-        old = self.image_layer
         self.queue_index += 1
-        layer = self.open_image(self.queue[self.queue_index])
-        if layer is not None and old is not None and id(old) in self._owned_image_layers and old in self.viewer.layers:
-            self.viewer.layers.remove(old)
-        return layer
+        return self.open_image(self.queue[self.queue_index], replace=True)
 
     @user_action
     def export(self, path: str | Path) -> list[str] | None:
@@ -667,6 +753,24 @@ def describe(pred: Prediction) -> str:
             x, y, label = pred.suggested_click
             text += f"; suggested {'+' if label else '−'} click at ({x:.0f}, {y:.0f}) (star)"
     return text
+
+
+def _set_data(layer, values: np.ndarray) -> None:
+    """Write an H×W array into a layer in place when the shape matches (no dims/extent recomputation,
+    ~5× cheaper than assigning ``layer.data``), else assign it."""
+    data = layer.data
+    if isinstance(data, np.ndarray) and data.shape == values.shape:
+        np.copyto(data, values, casting="unsafe")
+        layer.refresh()
+    else:
+        layer.data = values.astype(data.dtype if isinstance(data, np.ndarray) else values.dtype)
+
+
+def set_layer_transform(layer, geo: dict[str, Any]) -> None:
+    """Reset a layer's placement, then apply ``scale``/``translate``/``affine`` from :func:`layer_kwargs`."""
+    layer.affine = np.asarray(geo.get("affine", np.eye(3)))
+    layer.scale = geo.get("scale", (1.0, 1.0))
+    layer.translate = geo.get("translate", (0.0, 0.0))
 
 
 def raster_from_layer(layer) -> RasterImage:

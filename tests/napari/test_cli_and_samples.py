@@ -39,7 +39,12 @@ def test_launch_docks_the_widget_and_next_image_walks_the_queue(
     c.segment("bright")
     QTest.keyClick(viewer.window._qt_viewer.canvas.native, Qt.Key_N)
     qtbot.waitUntil(lambda: c.session is not None and not c.busy and c.image_layer.name == "two", timeout=20000)
-    assert "one" not in [ly.name for ly in viewer.layers]  # the launcher's own image layer was replaced
+    names = [ly.name for ly in viewer.layers]
+    assert "one" not in names  # the launcher's own image layer was reused for the next image
+    assert names.count("rrsis current object") == 1 and names.count("rrsis clicks (+ green / − red)") == 1
+    previous = viewer.layers["rrsis accepted objects · one"]  # kept for saving, hidden
+    assert not previous.visible and viewer.layers["rrsis accepted objects"].visible
+    assert not c.layers["current"].data.any()
     assert not widget.next_button.isEnabled()
     QTest.keyClick(viewer.window._qt_viewer.canvas.native, Qt.Key_N)
     assert "No next image" in c.last_error
@@ -89,7 +94,7 @@ def test_real_rsam_tiny_model_end_to_end(make_napari_viewer, tiny_predictor, geo
     c.edit_mask(np.pad(np.ones((4, 4), bool), ((10, H - 14), (10, W - 14))))
     new_id = c.accept()
     assert new_id == 1 and (c.accepted_layer.data == 1).sum() == 16
-    c.logger.flush()
+    assert c.flush_log()
     rows = c.store.list_annotations(status="accepted")
     assert len(rows) == 1 and rows[0].expressions == ["the bright square on the upper left"]
     c.close()

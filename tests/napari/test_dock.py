@@ -110,7 +110,7 @@ def test_accept_adds_a_new_label_and_a_database_row(dock, qtbot, geotiff, tmp_pa
     assert set(np.unique(accepted.data)) == {0, 1, 2}
     assert accepted.metadata["objects"]["2"]["expression"] == "the small bright square"
     assert accepted.metadata["objects"]["2"]["model_version"] == "fake-1"
-    c.logger.flush()
+    assert c.flush_log()
     from rrsis_engine.store import open_store
 
     rows = open_store(str(tmp_path / "sessions.db")).list_annotations(status="accepted")
@@ -183,5 +183,96 @@ def test_layer_names_and_uncertainty_hidden(dock, qtbot, geotiff):
     for role in ("points", "box", "current", "uncertainty", "candidates", "suggestion"):
         assert LAYER_NAMES[role] in names
     assert c.layers["uncertainty"].visible is False
+    pred = c.segment("bright")
+    assert c.layers["uncertainty"].data.max() == 0  # filled only when shown (saves an upload per turn)
+    c.layers["uncertainty"].visible = True
+    assert np.array_equal(c.layers["uncertainty"].data, pred.uncertainty)
+    c.undo()  # while shown it follows the turns
+    assert c.layers["uncertainty"].data.max() == 0
+
+
+def test_box_drawn_and_brush_paint_become_turns(dock, qtbot, geotiff):
+    viewer, widget, c = dock
+    open_and_wait(c, qtbot, geotiff)
     c.segment("bright")
-    assert c.layers["uncertainty"].data.max() > 0
+    # a rectangle drawn on the box layer (what the rectangle tool does) keeps only square B
+    c.layers["box"].add_rectangles(np.array([[38.0, 48.0], [54.0, 64.0]]))  # (row, col) corners
+    assert c.session.turns[-1].kind == "box" and c.session.state.box == (48.0, 38.0, 64.0, 54.0)
+    mask = c.layers["current"].data > 0
+    assert mask[SQUARE_B].all() and not mask[SQUARE_A].any()
+    assert len(c.layers["box"].data) == 1
+    # a brush stroke on the current-object layer is an edit turn whose mask becomes the prior
+    c.layers["current"].paint((5, 5), 1, refresh=True)
+    qtbot.waitUntil(lambda: c.session.turns[-1].kind == "mask", timeout=5000)
+    assert c.session.current.mask[5, 5] and c.session.current.mask[SQUARE_B].all()
+    assert "brush edit" in widget.history.toPlainText()
+
+
+class SlowEmbedding:
+    """Wraps a predictor so that set_image takes ``seconds`` (sleeping, as torch releases the GIL)."""
+
+    def __init__(self, inner, seconds):
+        self.inner, self.seconds = inner, seconds
+
+    def set_image(self, image, bands=None):
+        import time
+
+        time.sleep(self.seconds)
+        return self.inner.set_image(image, bands=bands)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_embedding_runs_off_the_ui_thread(make_napari_viewer, fake_predictor, geotiff, qtbot, tmp_path):
+    """While the embedding is computed the Qt event loop keeps running and the dock shows progress."""
+    from qtpy.QtCore import QTimer
+
+    viewer = make_napari_viewer(show=True)
+    widget = RRSISWidget(viewer, predictor=SlowEmbedding(fake_predictor, 1.0), log_sessions=False)
+    viewer.window.add_dock_widget(widget)
+    c = widget.controller
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(c.busy))
+    timer.start(20)
+    c.open_image(geotiff)
+    assert c.busy and widget.progress.isVisibleTo(widget) and not widget.segment_button.isEnabled()
+    assert c.segment("bright") is None  # actions while busy are refused with a notification
+    qtbot.waitUntil(lambda: not c.busy, timeout=20000)
+    timer.stop()
+    assert sum(ticks) >= 10, ticks  # the UI thread ticked during the 1 s embedding
+    assert c.session is not None and widget.segment_button.isEnabled()
+    assert c.segment("bright") is not None
+
+
+def test_locked_database_never_blocks_labelling(dock, qtbot, geotiff, tmp_path, monkeypatch):
+    """Another process holds the database: turns go on (logging runs off the UI thread), the dock warns,
+    and the events kept in memory are written once the lock is gone."""
+    import functools
+    import sqlite3
+
+    from rrsis_engine.store import db as store_db
+    from rrsis_engine.store import logger as store_logger
+
+    monkeypatch.setattr(store_db, "BUSY_TIMEOUT_MS", 100)  # give up on the lock quickly in this test
+    monkeypatch.setattr(store_logger, "write_transaction",
+                        functools.partial(store_db.write_transaction, deadline_s=0.3))
+    viewer, widget, c = dock
+    open_and_wait(c, qtbot, geotiff)
+    c.segment("bright")
+    assert c.flush_log()
+    lock = sqlite3.connect(str(tmp_path / "sessions.db"), timeout=0.1)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        n = len(notification_manager.records)
+        c.add_point(15.0, 20.0)
+        assert c.layers["current"].data[15, 20]  # the turn happened while the database was locked
+        qtbot.waitUntil(lambda: any("not saved yet" in m for m in messages_since(n)), timeout=20000)
+        assert "not saved yet" in widget.history.toPlainText()
+    finally:
+        lock.rollback()
+        lock.close()
+    assert c.accept() == 1
+    assert c.flush_log()  # everything kept in memory is written now
+    assert len(c.store.list_annotations(status="accepted")) == 1
