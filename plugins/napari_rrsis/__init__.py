@@ -24,8 +24,10 @@ def __getattr__(name: str):  # lazy: importing the package must not import Qt (n
     raise AttributeError(name)
 
 
-def _keep_triton_out() -> None:
+def keep_triton_out() -> None:
     """Hide Triton from this (napari) process unless it is already loaded or RRSIS_ALLOW_TRITON=1.
+
+    Called when the controller module is imported, i.e. only in processes that show a napari viewer.
 
     Mesa's software OpenGL (llvmpipe: Xvfb, VMs, remote desktops) and Triton each bring their own LLVM;
     importing Triton (which transformers and torch do lazily) after napari has created its GL context
@@ -35,5 +37,3 @@ def _keep_triton_out() -> None:
     if "triton" not in sys.modules and os.environ.get("RRSIS_ALLOW_TRITON", "") != "1":
         sys.modules["triton"] = None  # type: ignore[assignment]
 
-
-_keep_triton_out()

@@ -25,12 +25,15 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from psygnal import Signal
 from superqt.utils import ensure_main_thread
 
+from napari_rrsis import keep_triton_out
 from napari_rrsis._geo import layer_kwargs, orient_viewer, transform_from_layer_state
 from napari_rrsis._session_log import BackgroundLog
 from rrsis_engine.errors import ImageError, NoImageError, PromptError, RRSISError
 from rrsis_engine.imageio import RasterImage, read_image, to_rgb_uint8
 from rrsis_engine.prediction import Prediction
 from rrsis_engine.session import RefinementSession
+
+keep_triton_out()  # before any model is loaded into this GL process (see its docstring)
 
 POSITIVE_COLOR = "#32ff5a"
 NEGATIVE_COLOR = "#ff2d55"
