@@ -688,7 +688,7 @@ class RRSISController:
         new_id = max([int(k) for k in objects] + [int(np.asarray(layer.data).max())]) + 1
         data = np.asarray(layer.data).copy()
         data[event.mask] = new_id
-        layer.data = data
+        _set_data(layer, data)
         objects[str(new_id)] = {
             "expression": event.expressions[-1] if event.expressions else "",
             "expressions": event.expressions,
