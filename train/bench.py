@@ -1,0 +1,214 @@
+"""``rrsis bench train``: training throughput and peak memory, RSAM next to a plain SAM 2 step, and the data
+pipeline. Writes ``benchmarks/train.json`` and ``benchmarks/train.md``.
+
+For each config (default rsam-lite, rsam-t, rsam-b+ at their native input size), in a fresh subprocess each
+(so peak RSS is per measurement):
+- ``rsam``: our training step, text turn only (image encoder + frozen-BERT features from the cache + TWGM +
+  MMMD, the paper's loss, AdamW);
+- ``rsam+clicks``: the full recipe step (text turn + 2 click rounds for every sample);
+- ``sam2``: a plain SAM 2 step with the *same* Hiera+FPN: image encoder + SAM 2 prompt encoder (one point) +
+  SAM 2 mask decoder (high-res features), focal+dice loss, AdamW.
+Ratio = rsam s/step ÷ sam2 s/step measured in the same run (goal ≤ 1.25). On GPU: bf16 autocast.
+Data pipeline: samples/s of drawing + augmenting + tensorising synthetic samples (the training source),
+which must exceed the training step's samples/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import platform
+import resource
+import time
+from pathlib import Path
+
+DEFAULT_CONFIGS = ["rsam-lite", "rsam-t", "rsam-b+"]
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _measure(kind: str, config: str, size: int, batch: int, steps: int, warmup: int, device: str, threads: int,
+             q) -> None:
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    try:
+        from rrsis_engine.model import build_rsam, get_config
+        from rrsis_engine.model.loss import dice_loss, sigmoid_focal_loss
+
+        cfg = get_config(config).with_overrides(image_size=size)
+        dev = torch.device(device)
+        amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
+        images = torch.randn(batch, 3, size, size, device=dev)
+        s = size // 4
+        yy, xx = torch.meshgrid(torch.arange(s), torch.arange(s), indexing="ij")
+        target = (((xx - s / 2) ** 2 + (yy - s / 2) ** 2) < (s / 6) ** 2).float()[None, None].expand(batch, 1, s, s)
+        target = target.to(dev)
+        if kind == "sam2":
+            from sam2.modeling.sam.mask_decoder import MaskDecoder
+            from sam2.modeling.sam.prompt_encoder import PromptEncoder
+            from sam2.modeling.sam.transformer import TwoWayTransformer
+
+            from rrsis_engine.model.image_encoder import build_image_encoder
+
+            d = cfg.d_model
+            enc = build_image_encoder(cfg)
+            pe = PromptEncoder(embed_dim=d, image_embedding_size=(size // 16, size // 16),
+                               input_image_size=(size, size), mask_in_chans=16)
+            dec = MaskDecoder(transformer_dim=d, transformer=TwoWayTransformer(
+                depth=cfg.decoder_depth, embedding_dim=d, mlp_dim=cfg.decoder_mlp_dim, num_heads=cfg.decoder_heads),
+                num_multimask_outputs=3, iou_head_depth=3, iou_head_hidden_dim=256, use_high_res_features=True,
+                iou_prediction_use_sigmoid=True, pred_obj_scores=True, pred_obj_scores_mlp=True)
+            mods = torch.nn.ModuleList([enc, pe, dec]).to(dev)
+            params = [p for p in mods.parameters() if p.requires_grad]
+            pts = torch.full((batch, 1, 2), size / 2.0, device=dev)
+            lbl = torch.ones(batch, 1, dtype=torch.long, device=dev)
+
+            def step():
+                with amp:
+                    out = enc(images)
+                    v1, v2, vd = out["backbone_fpn"][:3]
+                    hr = [dec.conv_s0(v1), dec.conv_s1(v2)]
+                    sparse, dense = pe(points=(pts, lbl), boxes=None, masks=None)
+                    masks, iou, _, obj = dec(vd, pe.get_dense_pe(), sparse, dense, multimask_output=False,
+                                             repeat_image=False, high_res_features=hr)
+                    loss = 20 * sigmoid_focal_loss(masks.float(), target).mean() + dice_loss(masks.float(), target).mean()
+                    loss = loss + (iou.float() - 0.5).abs().mean() + torch.nn.functional.binary_cross_entropy_with_logits(
+                        obj.float(), torch.ones_like(obj.float()))
+                return loss
+        else:
+            from rrsis_train.trainer import Sample, TextFeatureCache, TrainStep
+
+            model = build_rsam(cfg).to(dev)
+            params = [p for p in model.parameters() if p.requires_grad]
+            cache = TextFeatureCache(model)
+            texts = ["the red roof next to the pool", "the largest building on the left"]
+            text = cache.batch([texts[i % 2] for i in range(batch)], dev)
+            rng = np.random.default_rng(0)
+            valid = np.ones((s, s), bool)
+            samples = [Sample(image=images[i].cpu(), target=target[i].cpu(), valid=valid, expression=texts[i % 2],
+                              ambiguous=False, followup=None, followup_target=None, dialogue=False,
+                              clicks=kind == "rsam+clicks", rng=rng, id=str(i)) for i in range(batch)]
+            ts = TrainStep(model, click_rounds=2)
+
+            def step():
+                with amp:
+                    loss, _ = ts(samples, text, None, 2 if kind == "rsam+clicks" else 0)
+                return loss
+        opt = torch.optim.AdamW(params, lr=1e-4)
+        times = []
+        for i in range(warmup + steps):
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            step().backward()
+            opt.step()
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+        res = {"kind": kind, "config": config, "size": size, "batch": batch, "device": device,
+               "s_per_step": float(np.median(times)), "samples_per_s": batch / float(np.median(times)),
+               "peak_rss_mb": round(_peak_rss_mb(), 1), "trainable_params": sum(p.numel() for p in params)}
+        if dev.type == "cuda":
+            res["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        q.put(res)
+    except Exception as exc:  # reported in the table, not fatal for the other rows
+        q.put({"kind": kind, "config": config, "size": size, "error": f"{type(exc).__name__}: {exc}"})
+
+
+def measure(kind, config, size, batch, steps, warmup, device, threads) -> dict:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_measure, args=(kind, config, size, batch, steps, warmup, device, threads, q))
+    p.start()
+    res = q.get()
+    p.join()
+    return res
+
+
+def data_throughput(size: int, n: int, reuse: int) -> dict:
+
+    from rrsis_train.sources import MixedSource, SyntheticSource
+    from rrsis_train.trainer import TrainOptions, prepare_sample
+
+    # blocks small enough that the measured samples span whole blocks, so reuse shows its real saving
+    src = MixedSource([SyntheticSource("train", scene_size=size, reuse=reuse, block=max(1, n // (2 * reuse)))],
+                      [1.0], seed=0)
+    opts = TrainOptions(out="-")
+    t0 = time.perf_counter()
+    for i in range(n):
+        rec, rng = src.get(i)
+        prepare_sample(rec, rng, size, opts)
+    dt = time.perf_counter() - t0
+    return {"size": size, "reuse": reuse, "samples": n, "samples_per_s": n / dt, "ms_per_sample": 1e3 * dt / n}
+
+
+def to_markdown(result: dict) -> str:
+    lines = ["# rrsis bench train", "", f"Host: {result['host']}; torch {result['torch']}; "
+             f"threads {result['threads']}; device {result['device']}.", "",
+             "| config | input | batch | step | s/step | samples/s | peak RSS MB | trainable params | vs sam2 |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["steps"]:
+        if "error" in r:
+            lines.append(f"| {r['config']} | {r['size']}² | | {r['kind']} | error: {r['error'][:80]} | | | | |")
+            continue
+        ratio = r.get("ratio_vs_sam2")
+        lines.append(f"| {r['config']} | {r['size']}² | {r['batch']} | {r['kind']} | {r['s_per_step']:.3f} | "
+                     f"{r['samples_per_s']:.2f} | {r['peak_rss_mb']:.0f} | {r['trainable_params'] / 1e6:.1f} M | "
+                     f"{'' if ratio is None else f'{ratio:.2f}×'} |")
+    lines += ["", "Data pipeline (draw synthetic scene + augment + tensorise, one process):", "",
+              "| scene size | reuse | samples/s | ms/sample |", "|---|---|---|---|"]
+    for d in result["data"]:
+        lines.append(f"| {d['size']} | {d['reuse']} | {d['samples_per_s']:.1f} | {d['ms_per_sample']:.1f} |")
+    lines += ["", "`rsam` = text turn only; `rsam+clicks` = text turn + 2 simulated click rounds; `sam2` = plain SAM 2 "
+              "image encoder + prompt encoder (1 point) + mask decoder with the same Hiera+FPN. Ratio = s/step ÷ "
+              "sam2 s/step in this run (goal ≤ 1.25).", ""]
+    return "\n".join(lines)
+
+
+def run(argv: list[str]) -> int:
+    import torch
+
+    ap = argparse.ArgumentParser(prog="rrsis bench train", description=__doc__.split("\n")[0])
+    ap.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS)
+    ap.add_argument("--size", type=int, default=None, help="input side for all configs (default: each config's)")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=max(1, torch.get_num_threads()))
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--data-samples", type=int, default=20)
+    ap.add_argument("--out", default="benchmarks")
+    args = ap.parse_args(argv)
+    from rrsis_engine.model import get_config
+
+    rows = []
+    for config in args.configs:
+        size = args.size or get_config(config).image_size
+        by_kind = {}
+        for kind in ("sam2", "rsam", "rsam+clicks"):
+            r = measure(kind, config, size, args.batch, args.steps, args.warmup, args.device, args.threads)
+            by_kind[kind] = r
+            print(json.dumps(r))
+        base = by_kind["sam2"].get("s_per_step")
+        for kind in ("sam2", "rsam", "rsam+clicks"):
+            r = by_kind[kind]
+            if base and "s_per_step" in r:
+                r["ratio_vs_sam2"] = r["s_per_step"] / base
+            rows.append(r)
+    data = [data_throughput(s, args.data_samples, reuse) for s in (384, 512) for reuse in (1, 2)]
+    result = {"host": platform.node() or "?", "torch": torch.__version__, "threads": args.threads,
+              "device": args.device, "steps": rows, "data": data}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train.json").write_text(json.dumps(result, indent=2))
+    (out / "train.md").write_text(to_markdown(result))
+    print(to_markdown(result))
+    return 0
