@@ -38,14 +38,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rrsis_train.clicks import grid_to_model, sample_correction_click
+from rrsis_train.sources import MixedSource, augment, build_source, parse_source
 from torch import nn
 
 from rrsis_engine.errors import CheckpointError, RRSISError
 from rrsis_engine.model import ImageFeatures, build_rsam, get_config, load_checkpoint, save_checkpoint
 from rrsis_engine.model import transforms as T
 from rrsis_engine.model.loss import mask_iou, rsam_loss
-from rrsis_train.clicks import grid_to_model, sample_correction_click
-from rrsis_train.sources import MixedSource, augment, build_source, parse_source
 
 log = logging.getLogger("rrsis.train")
 
@@ -460,7 +460,7 @@ class Trainer:
             keys = ["loss", "loss_text", "loss_click", "miou_text", "miou_click", "focal", "dice", "obj", "iou_l1"]
             t = torch.tensor([[row.get(k, 0.0), float(k in row)] for k in keys], dtype=torch.float64)
             dist.all_reduce(t)
-            for k, (total, count) in zip(keys, t.tolist()):
+            for k, (total, count) in zip(keys, t.tolist(), strict=False):
                 if count:
                     row[k] = total / count
         row["lr"] = lr

@@ -38,7 +38,7 @@ def test_two_gloo_processes_match_one(tmp_path):
     assert [r["samples"] for r in a] == [r["samples"] for r in b] == ["2", "4", "6"]
     # step 1: identical weights and samples -> the same text-turn loss (averaged over the two ranks)
     assert float(a[0]["loss_text"]) == pytest.approx(float(b[0]["loss_text"]), rel=1e-4)
-    for ra, rb in zip(a, b):
+    for ra, rb in zip(a, b, strict=False):
         assert float(ra["loss"]) == pytest.approx(float(rb["loss"]), rel=0.15)
     assert float(a[-1]["loss"]) < float(a[0]["loss"]) and float(b[-1]["loss"]) < float(b[0]["loss"])
     from rrsis_engine.model import load_checkpoint

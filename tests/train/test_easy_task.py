@@ -12,11 +12,11 @@ def _iou(a, b):
 @pytest.mark.slow
 def test_rsam_tiny_learns_the_easy_task_and_clicks_help(tmp_path):
     import torch
-
-    from rrsis_engine.predictor import Predictor
     from rrsis_train.clicks import sample_correction_click
     from rrsis_train.easy import easy_sample
-    from rrsis_train.trainer import TrainOptions, Trainer
+    from rrsis_train.trainer import Trainer, TrainOptions
+
+    from rrsis_engine.predictor import Predictor
 
     size = 128
     opts = TrainOptions(out=str(tmp_path / "run"), config="rsam-tiny", image_size=size, steps=180, batch=8,

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from rrsis_engine.model import build_rsam, save_checkpoint
 from rrsis_train.easy import easy_sample
 from rrsis_train.promote import evaluate_and_promote, load_registry
+
+from rrsis_engine.model import build_rsam, save_checkpoint
 
 
 def _constant_model(text_encoder, positive: bool):

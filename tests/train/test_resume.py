@@ -3,9 +3,8 @@
 import csv
 
 import torch
-from safetensors.torch import load_file
-
 from rrsis_train.trainer import TrainOptions, train
+from safetensors.torch import load_file
 
 
 def _opts(out, steps):

@@ -4,14 +4,14 @@ accepted pairs."""
 import numpy as np
 import pytest
 from PIL import Image
+from rrsis_train.clicks import sample_correction_click
+from rrsis_train.easy import EasySource
+from rrsis_train.sources import MixedSource, augment, has_direction, parse_source, session_pairs
 
 from rrsis_engine.errors import DataError
 from rrsis_engine.imageio import RasterImage
 from rrsis_engine.prediction import Prediction
 from rrsis_engine.session import RefinementSession
-from rrsis_train.clicks import sample_correction_click
-from rrsis_train.easy import EasySource
-from rrsis_train.sources import MixedSource, augment, has_direction, parse_source, session_pairs
 
 
 def test_parse_source_specs():
@@ -141,7 +141,7 @@ def test_session_db_source_yields_exactly_the_accepted_pairs(tmp_path):
 
 
 def test_trainer_reads_the_session_db(tmp_path):
-    from rrsis_train.trainer import TrainOptions, Trainer
+    from rrsis_train.trainer import Trainer, TrainOptions
 
     db, accepted = _session_db(tmp_path)
     opts = TrainOptions(out=str(tmp_path / "run"), config="rsam-tiny", image_size=64, steps=1, batch=2,
