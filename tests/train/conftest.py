@@ -1,4 +1,10 @@
+import numpy as np
 import pytest
+from PIL import Image
+
+from rrsis_engine.imageio import RasterImage
+from rrsis_engine.prediction import Prediction
+from rrsis_engine.session import RefinementSession
 
 
 @pytest.fixture(scope="session")
@@ -7,3 +13,65 @@ def tiny_text_encoder():
     from rrsis_engine.model.text_encoder import TextEncoder
 
     return TextEncoder("minilm-l6", dim=128)
+
+
+class _Fake:
+    """The predictor interface a RefinementSession needs; masks are squares around the last click."""
+
+    model_version = "fake-1"
+
+    def __init__(self):
+        self.image = None
+
+    def set_image(self, image, bands=None):
+        self.image = image
+        return image
+
+    def validate_text(self, s):
+        return s.strip()
+
+    def validate_point(self, x, y, image=None):
+        return float(x), float(y)
+
+    def validate_box(self, b, image=None):
+        return tuple(float(v) for v in b)
+
+    def predict(self, text="", points=None, labels=None, box=None, mask_input=None, image=None):
+        h, w = self.image.height, self.image.width
+        m = np.zeros((h, w), bool)
+        cx, cy = (points[-1] if points is not None and len(points) else (w // 2, h // 2))
+        m[int(cy) - 4:int(cy) + 4, int(cx) - 4:int(cx) + 4] = True
+        return Prediction(mask=m, logits=np.where(m, 5.0, -5.0).astype(np.float32), low_res_logits=None,
+                          iou_score=0.9, object_score=0.9, latency_ms=1.0, ambiguity=0.1)
+
+    def prediction_from_mask(self, mask, image=None):
+        raise NotImplementedError
+
+
+@pytest.fixture
+def session_db(tmp_path):
+    """A SQLite session DB with 3 sessions, each: 1 accepted, 1 rejected, 1 skipped annotation.
+    Returns (path, [(expression, mask) of the accepted ones])."""
+    from rrsis_engine.store import open_store
+
+    db = str(tmp_path / "sessions.db")
+    store = open_store(db)
+    px = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    Image.fromarray(px).save(tmp_path / "img.png")
+    image = RasterImage(px, path=str(tmp_path / "img.png"))
+    accepted = []
+    for k in range(3):
+        s = RefinementSession(_Fake(), image)
+        lg = store.start_session(s.image, client="cli", model_version="fake-1")
+        s.subscribe(lg)
+        s.text(f"the roof number {k}")
+        p = s.click(10 + 10 * k, 20)
+        s.accept()
+        accepted.append((f"the roof number {k}", p.mask))
+        s.text("a rejected thing")
+        s.accept(status="rejected")
+        s.click(30, 30)
+        s.accept(status="skipped")
+        lg.close()
+    store.engine.dispose()
+    return db, accepted

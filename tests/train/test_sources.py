@@ -3,15 +3,11 @@ accepted pairs."""
 
 import numpy as np
 import pytest
-from PIL import Image
 from rrsis_train.clicks import sample_correction_click
 from rrsis_train.easy import EasySource
 from rrsis_train.sources import MixedSource, augment, has_direction, parse_source, session_pairs
 
 from rrsis_engine.errors import DataError
-from rrsis_engine.imageio import RasterImage
-from rrsis_engine.prediction import Prediction
-from rrsis_engine.session import RefinementSession
 
 
 def test_parse_source_specs():
@@ -68,67 +64,8 @@ def test_correction_click_lands_in_the_error_region():
     assert sample_correction_click(gt, gt, rng) is None
 
 
-class _Fake:
-    """The predictor interface a RefinementSession needs; masks are squares around the last click."""
-
-    model_version = "fake-1"
-
-    def __init__(self):
-        self.image = None
-
-    def set_image(self, image, bands=None):
-        self.image = image
-        return image
-
-    def validate_text(self, s):
-        return s.strip()
-
-    def validate_point(self, x, y, image=None):
-        return float(x), float(y)
-
-    def validate_box(self, b, image=None):
-        return tuple(float(v) for v in b)
-
-    def predict(self, text="", points=None, labels=None, box=None, mask_input=None, image=None):
-        h, w = self.image.height, self.image.width
-        m = np.zeros((h, w), bool)
-        cx, cy = (points[-1] if points is not None and len(points) else (w // 2, h // 2))
-        m[int(cy) - 4:int(cy) + 4, int(cx) - 4:int(cx) + 4] = True
-        return Prediction(mask=m, logits=np.where(m, 5.0, -5.0).astype(np.float32), low_res_logits=None,
-                          iou_score=0.9, object_score=0.9, latency_ms=1.0, ambiguity=0.1)
-
-    def prediction_from_mask(self, mask, image=None):
-        raise NotImplementedError
-
-
-def _session_db(tmp_path):
-    from rrsis_engine.store import open_store
-
-    db = str(tmp_path / "sessions.db")
-    store = open_store(db)
-    px = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
-    Image.fromarray(px).save(tmp_path / "img.png")
-    image = RasterImage(px, path=str(tmp_path / "img.png"))
-    accepted = []
-    for k in range(3):
-        s = RefinementSession(_Fake(), image)
-        lg = store.start_session(s.image, client="cli", model_version="fake-1")
-        s.subscribe(lg)
-        s.text(f"the roof number {k}")
-        p = s.click(10 + 10 * k, 20)
-        s.accept()
-        accepted.append((f"the roof number {k}", p.mask))
-        s.text("a rejected thing")
-        s.accept(status="rejected")
-        s.click(30, 30)
-        s.accept(status="skipped")
-        lg.close()
-    store.engine.dispose()
-    return db, accepted
-
-
-def test_session_db_source_yields_exactly_the_accepted_pairs(tmp_path):
-    db, accepted = _session_db(tmp_path)
+def test_session_db_source_yields_exactly_the_accepted_pairs(session_db):
+    db, accepted = session_db
     recs = [r() for r in session_pairs(db)]
     got = sorted((r["expression"], r["mask"].tobytes()) for r in recs)
     want = sorted((e, m.tobytes()) for e, m in accepted)
@@ -140,10 +77,10 @@ def test_session_db_source_yields_exactly_the_accepted_pairs(tmp_path):
     assert train.isdisjoint(held) and len(train | held) == 3
 
 
-def test_trainer_reads_the_session_db(tmp_path):
+def test_trainer_reads_the_session_db(tmp_path, session_db):
     from rrsis_train.trainer import Trainer, TrainOptions
 
-    db, accepted = _session_db(tmp_path)
+    db, accepted = session_db
     opts = TrainOptions(out=str(tmp_path / "run"), config="rsam-tiny", image_size=64, steps=1, batch=2,
                         sources=[f"db:{db}:1"], db_holdout=0.0, progress=False, threads=1, ckpt_every=0)
     tr = Trainer(opts)
