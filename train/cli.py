@@ -43,6 +43,8 @@ def register(subparsers) -> None:
     p.add_argument("--since", default=None, help="only DB annotations created at or after this date")
     p.add_argument("--init", default=None, help="start from this checkpoint (fine-tune) instead of random weights")
     p.add_argument("--sam2-checkpoint", default=None, help="initialise from an official sam2.1_hiera_*.pt")
+    p.add_argument("--teacher", default=None, help="distil from this larger rrsis checkpoint (e.g. rsam-b+)")
+    p.add_argument("--distill-weight", type=float, default=1.0, help="weight of the distillation BCE")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--warmup", type=int, default=200)
@@ -87,7 +89,7 @@ def options_from_args(args):
     return TrainOptions(
         out=args.out, config=args.config, steps=args.steps, batch=args.batch, accum=args.accum,
         image_size=args.image_size, scene_size=args.scene_size, init=args.init,
-        sam2_checkpoint=args.sam2_checkpoint, sources=sources, synth_reuse=args.synth_reuse, lr=args.lr,
+        sam2_checkpoint=args.sam2_checkpoint, teacher=args.teacher, distill_weight=args.distill_weight, sources=sources, synth_reuse=args.synth_reuse, lr=args.lr,
         warmup=args.warmup, weight_decay=args.weight_decay, seed=args.seed, click_share=args.click_share,
         click_rounds=args.click_rounds, dialogue_share=args.dialogue_share,
         freeze_image_encoder=args.freeze_image_encoder, augment=not args.no_augment, ckpt_every=args.ckpt_every,

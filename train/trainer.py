@@ -49,7 +49,7 @@ from rrsis_engine.model.loss import mask_iou, rsam_loss
 
 log = logging.getLogger("rrsis.train")
 
-CSV_FIELDS = ["step", "samples", "loss", "loss_text", "loss_click", "focal", "dice", "obj", "iou_l1",
+CSV_FIELDS = ["step", "samples", "loss", "loss_text", "loss_click", "loss_distill", "focal", "dice", "obj", "iou_l1",
               "miou_text", "miou_click", "lr", "samples_per_s", "elapsed_s"]
 
 
@@ -65,6 +65,8 @@ class TrainOptions:
     image_size: int | None = None
     init: str | None = None  # start from this rrsis checkpoint (fine-tuning) instead of random weights
     sam2_checkpoint: str | None = None  # or initialise the image encoder etc. from an official SAM 2 .pt
+    teacher: str | None = None  # distil from this (larger) rrsis checkpoint's text-turn masks
+    distill_weight: float = 1.0
     sources: list[str] = field(default_factory=lambda: ["synth:1.0"])
     synth_reuse: int = 2
     scene_size: int | None = None  # synthetic scenes are drawn at this size (default: image_size)
@@ -184,11 +186,31 @@ def prepare_sample(rec: dict, rng: np.random.Generator, size: int, opts: TrainOp
 class TrainStep(nn.Module):
     """Wraps the RSAM so DDP sees one ``forward``: returns the summed loss and its parts."""
 
-    def __init__(self, model, freeze_image_encoder: bool = False, click_rounds: int = 3):
+    def __init__(self, model, freeze_image_encoder: bool = False, click_rounds: int = 3, teacher=None,
+                 distill_weight: float = 1.0):
         super().__init__()
         self.model = model
         self.freeze_image_encoder = freeze_image_encoder
         self.click_rounds = click_rounds
+        # Optional frozen teacher (e.g. rsam-b+ → rsam-lite): its text-turn mask probabilities are a soft target.
+        # Kept outside the module tree: not trained, not in DDP buckets, not in checkpoints.
+        object.__setattr__(self, "teacher", teacher)
+        self.distill_weight = distill_weight
+
+    @torch.no_grad()
+    def teacher_logits(self, images: torch.Tensor, texts: list[str], out_size: int) -> torch.Tensor:
+        """Teacher's text-turn low-res logits B×1×s×s, s = ``out_size``. The student's padded S×S frame is
+        resized to the teacher's input side, so both see the same framing (content top-left)."""
+        import torch.nn.functional as F
+
+        t = self.teacher
+        x = images if images.shape[-1] == t.image_size else F.interpolate(
+            images, size=(t.image_size, t.image_size), mode="bilinear", align_corners=False)
+        hidden, mask = t.text_embed(texts)
+        feats = t.encode_image(x)
+        vd, tg = t.fuse(feats.vd, *t.encode_text(hidden, mask))
+        low, _, _ = t.decode(vd, tg, feats)
+        return F.interpolate(low, size=(out_size, out_size), mode="bilinear", align_corners=False)
 
     def encode(self, images: torch.Tensor) -> ImageFeatures:
         if not self.freeze_image_encoder:
@@ -215,6 +237,12 @@ class TrainStep(nn.Module):
         if definite.any():
             idx = definite.nonzero()[:, 0]
             turns.append(("text", low[idx], iou[idx], obj[idx], target[idx]))
+        distill = None
+        if self.teacher is not None:
+            import torch.nn.functional as F
+
+            soft = torch.sigmoid(self.teacher_logits(images, [s.expression for s in samples], low.shape[-1]))
+            distill = F.binary_cross_entropy_with_logits(low, soft)
         cur_vd, cur_tg, cur_low, cur_tgt = vd, tg, low, target
         d_idx = [i for i, s in enumerate(samples) if s.dialogue]
         if d_idx and followup_text is not None:
@@ -273,7 +301,9 @@ class TrainStep(nn.Module):
             elif name == "click":
                 click_loss = float(ld["loss"].detach())
                 iou_click = mask_iou(lo.detach(), tg_).mean().item()
-        stats = dict(parts, loss_text=text_loss, loss_click=click_loss, miou_text=iou_text, miou_click=iou_click)
+        if distill is not None:
+            loss = loss + self.distill_weight * distill
+        stats = dict(parts, loss_distill=None if distill is None else float(distill.detach()), loss_text=text_loss, loss_click=click_loss, miou_text=iou_text, miou_click=iou_click)
         return loss, stats
 
 
@@ -387,7 +417,13 @@ class Trainer:
             [{"params": decay, "weight_decay": opts.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=opts.lr, betas=(0.9, 0.999),
         )
-        self.step_module = TrainStep(self.model, opts.freeze_image_encoder, opts.click_rounds)
+        teacher = None
+        if opts.teacher:
+            teacher = load_checkpoint(opts.teacher).to(self.device).eval()
+            for p in teacher.parameters():
+                p.requires_grad_(False)
+        self.step_module = TrainStep(self.model, opts.freeze_image_encoder, opts.click_rounds, teacher,
+                                     opts.distill_weight)
         self.wrapped = self.step_module
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -457,7 +493,8 @@ class Trainer:
         dist, _, world = _dist()
         if dist is not None and world > 1:
             # the same keys on every rank (a rank may have had no click turn): reduce (sum, count) pairs
-            keys = ["loss", "loss_text", "loss_click", "miou_text", "miou_click", "focal", "dice", "obj", "iou_l1"]
+            keys = ["loss", "loss_text", "loss_click", "loss_distill", "miou_text", "miou_click", "focal", "dice",
+                    "obj", "iou_l1"]
             t = torch.tensor([[row.get(k, 0.0), float(k in row)] for k in keys], dtype=torch.float64)
             dist.all_reduce(t)
             for k, (total, count) in zip(keys, t.tolist(), strict=False):
