@@ -74,6 +74,18 @@ def register(subparsers) -> None:
                    help="train only when --min-new accepted pairs arrived in --db since the last registered run")
     p.add_argument("--min-new", type=int, default=100)
     p.set_defaults(func=run)
+    _DEFAULTS.update({a.dest: a.default for a in p._actions})
+
+
+_DEFAULTS: dict = {}
+# options.json key -> argparse dest, restored on --resume when not given on the command line
+_RESUMABLE = {"config": "config", "batch": "batch", "accum": "accum", "image_size": "image_size", "seed": "seed",
+              "sources": "source", "synth_reuse": "synth_reuse", "scene_size": "scene_size", "lr": "lr",
+              "warmup": "warmup", "weight_decay": "weight_decay", "click_share": "click_share",
+              "click_rounds": "click_rounds", "dialogue_share": "dialogue_share",
+              "freeze_image_encoder": "freeze_image_encoder", "init": "init", "teacher": "teacher",
+              "distill_weight": "distill_weight", "db_holdout": "db_holdout", "ckpt_every": "ckpt_every",
+              "ckpt_minutes": "ckpt_minutes", "steps": "steps"}
 
 
 def options_from_args(args):
@@ -103,9 +115,13 @@ def run(args) -> int:
         from rrsis_train.promote import since_last
 
         return since_last(args)
-    if args.resume and args.out and (Path(args.out) / "options.json").is_file() and args.source is None:
+    if args.resume and args.out and (Path(args.out) / "options.json").is_file():
+        # `rrsis train --out runs/x --resume` alone continues the run with its own settings; options given on
+        # the command line win (e.g. a larger --steps to train on)
         saved = json.loads((Path(args.out) / "options.json").read_text())
-        args.source = saved.get("sources")
+        for key, dest in _RESUMABLE.items():
+            if key in saved and getattr(args, dest) == _DEFAULTS.get(dest):
+                setattr(args, dest, saved[key])
     opts = options_from_args(args)
     from rrsis_train.trainer import Trainer
 

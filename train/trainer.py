@@ -609,6 +609,7 @@ class Trainer:
             log.info("resumed %s at step %d (%d samples)", self.out, self.step, self.samples)
         elif self.rank == 0:
             (self.out / "log.csv").unlink(missing_ok=True)
+        if self.rank == 0:
             (self.out / "options.json").write_text(json.dumps(o.to_json(), indent=2))
         if self.step >= o.steps:
             log.info("%s already reached step %d", self.out, self.step)
