@@ -213,15 +213,7 @@ class TrainStep(nn.Module):
         return F.interpolate(low, size=(out_size, out_size), mode="bilinear", align_corners=False)
 
     def encode(self, images: torch.Tensor) -> ImageFeatures:
-        if not self.freeze_image_encoder:
-            return self.model.encode_image(images)
-        # Same as RSAM.encode_image, but the Hiera+FPN run without autograd; the decoder's conv_s0/conv_s1
-        # projections (trainable) still get gradients.
-        with torch.no_grad():
-            out = self.model.image_encoder(images)
-        v1, v2, vd = out["backbone_fpn"][:3]
-        v1, v2 = self.model.mask_decoder.project_high_res(v1, v2)
-        return ImageFeatures(vd=vd, v1=v1, v2=v2)
+        return self.model.encode_image(images, backbone_grad=not self.freeze_image_encoder)
 
     def forward(self, samples: list[Sample], text: tuple, followup_text: tuple | None, rounds: int):
         m = self.model

@@ -48,9 +48,13 @@ class RSAM(nn.Module):
     def device(self) -> torch.device:
         return self.prompt_encoder.no_mask_embed.weight.device
 
-    def encode_image(self, images: torch.Tensor) -> ImageFeatures:
-        """images B×3×S×S (normalised) → :class:`ImageFeatures`."""
-        out = self.image_encoder(images)
+    def encode_image(self, images: torch.Tensor, backbone_grad: bool = True) -> ImageFeatures:
+        """images B×3×S×S (normalised) → :class:`ImageFeatures`.
+
+        backbone_grad=False runs Hiera+FPN without autograd (a frozen image encoder); the decoder's
+        V1/V2 projections still get gradients."""
+        with torch.set_grad_enabled(backbone_grad and torch.is_grad_enabled()):
+            out = self.image_encoder(images)
         v1, v2, vd = out["backbone_fpn"][:3]
         v1, v2 = self.mask_decoder.project_high_res(v1, v2)
         return ImageFeatures(vd=vd, v1=v1, v2=v2)
