@@ -33,11 +33,16 @@ def mask_iou(logits, target) -> torch.Tensor:
 
 
 def rsam_loss(mask_logits, iou_pred, obj_logits, target, weights=(20.0, 1.0, 1.0, 1.0)) -> dict[str, torch.Tensor]:
-    """mask_logits/target B×1×H×W (target in [0,1] at the logits' resolution), iou_pred B×1, obj_logits B×1.
+    """mask_logits B×1×h×w, target B×1×H×W in [0, 1], iou_pred B×1, obj_logits B×1.
 
-    Mask losses only count for samples whose target is non-empty (as SAM 2 does for absent objects).
+    When the target is larger than the logits (e.g. the S×S input frame vs the S/4 logits), the logits are
+    upsampled bilinearly to it, as SAM 2's training does, so small objects keep their pixels.
+    Mask losses only count for samples whose target is non-empty (as SAM 2 does for absent objects); any
+    covered pixel makes an object present (a car downsampled to a fraction of a pixel is still there).
     """
-    present = (target.flatten(1).amax(1) > 0.5).float()
+    if mask_logits.shape[-2:] != target.shape[-2:]:
+        mask_logits = F.interpolate(mask_logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+    present = (target.flatten(1).amax(1) > 0).float()
     n_present = present.sum().clamp(min=1)
     focal = (sigmoid_focal_loss(mask_logits, target) * present).sum() / n_present
     dice = (dice_loss(mask_logits, target) * present).sum() / n_present

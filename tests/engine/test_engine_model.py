@@ -152,3 +152,15 @@ def test_hf_bert_folder_is_accepted(tmp_path):
     with pytest.raises(CheckpointError, match="config.json"):
         build_rsam(cfg.with_overrides(text_encoder=str(tmp_path / "missing")))
     assert np.isfinite(model.encode_text(hidden, mask)[0].detach().numpy()).all()
+
+
+def test_loss_counts_small_objects_and_upsamples_logits():
+    """A target covering a fraction of one low-res pixel is present; full-res targets are accepted."""
+    logits = torch.zeros(1, 1, 8, 8)
+    tiny = torch.zeros(1, 1, 8, 8)
+    tiny[..., 3, 3] = 0.2  # an object smaller than one logit pixel after downsampling
+    out = rsam_loss(logits, torch.tensor([[0.5]]), torch.tensor([[-5.0]]), tiny)
+    assert out["obj"] > 1.0  # "absent" predicted for a present object is penalised
+    full = torch.zeros(1, 1, 32, 32)
+    full[..., 12:14, 12:14] = 1
+    assert torch.isfinite(rsam_loss(logits, torch.tensor([[0.5]]), torch.tensor([[0.0]]), full)["loss"])
