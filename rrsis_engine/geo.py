@@ -9,33 +9,57 @@ from __future__ import annotations
 import numpy as np
 
 
-def crs_urn(crs: str) -> str:
-    """"EPSG:26914" → "urn:ogc:def:crs:EPSG::26914" (GeoJSON 2008 named CRS); other strings unchanged."""
-    code = crs.strip()
-    if code.upper().startswith("EPSG:") and code[5:].isdigit():
-        return f"urn:ogc:def:crs:EPSG::{code[5:]}"
-    return crs
+def crs_member(crs: str | None) -> dict | None:
+    """The (GeoJSON 2008) named-CRS member GDAL/QGIS read, e.g. urn:ogc:def:crs:EPSG::26914; None without a CRS."""
+    if not crs:
+        return None
+    try:
+        from rasterio.crs import CRS
+
+        epsg = CRS.from_user_input(crs).to_epsg()
+    except Exception:  # an unparseable CRS string is passed through as is
+        epsg = None
+    return {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{epsg}" if epsg else crs}}
+
+
+def label_geometries(labels: np.ndarray, transform=None) -> dict[int, dict]:
+    """H×W integer labels (0 = background) → {label id: Polygon or MultiPolygon geometry}.
+
+    Vertices are pixel corners mapped through ``transform`` (map coordinates), or pixel (x, y) = (col, row)
+    corners without one. 8-connected components; holes kept.
+    """
+    from affine import Affine
+    from rasterio.features import shapes
+
+    labels = np.asarray(labels)
+    labels = labels.astype(np.int32) if labels.dtype != np.uint8 else labels
+    aff = Affine(*transform) if transform is not None else Affine.identity()
+    rings: dict[int, list] = {}
+    for geom, value in shapes(labels, mask=labels > 0, connectivity=8, transform=aff):
+        rings.setdefault(int(value), []).append(geom["coordinates"])
+    return {
+        k: {"type": "Polygon", "coordinates": v[0]} if len(v) == 1 else {"type": "MultiPolygon", "coordinates": v}
+        for k, v in sorted(rings.items())
+    }
+
+
+def mask_geometry(mask: np.ndarray, transform=None) -> dict | None:
+    """H×W bool mask → one Polygon/MultiPolygon geometry (None for an empty mask)."""
+    return label_geometries(np.asarray(mask, dtype=bool).astype(np.uint8), transform).get(1)
 
 
 def mask_to_geojson(mask: np.ndarray, transform=None, crs: str | None = None,
                     properties: dict | None = None) -> dict:
-    """A FeatureCollection with one Polygon feature per 8-connected component (holes kept).
+    """A FeatureCollection with the mask as one feature (Polygon, or MultiPolygon for several parts).
 
     Without a transform, coordinates are (x, y) = (col, row) pixel-corner coordinates.
     """
-    from affine import Affine
-    from rasterio import features
-
-    m = np.asarray(mask, dtype=bool)
-    aff = Affine(*transform) if transform is not None else Affine.identity()
-    feats = [
-        {"type": "Feature", "geometry": geom, "properties": dict(properties or {})}
-        for geom, value in features.shapes(m.astype(np.uint8), mask=m, transform=aff, connectivity=8)
-        if value == 1
-    ]
+    geometry = mask_geometry(mask, transform)
+    feats = [] if geometry is None else [{"type": "Feature", "geometry": geometry, "properties": dict(properties or {})}]
     collection: dict = {"type": "FeatureCollection", "features": feats}
-    if crs:
-        collection["crs"] = {"type": "name", "properties": {"name": crs_urn(crs)}}
+    member = crs_member(crs)
+    if member:
+        collection["crs"] = member
     elif transform is None:
         collection["properties"] = {"coordinates": "pixel (x=col, y=row); the image has no CRS"}
     return collection

@@ -17,6 +17,7 @@ import numpy as np
 
 from napari_rrsis._geo import Transform, transform_from_layer_state
 from rrsis_engine.errors import RRSISError
+from rrsis_engine.geo import crs_member, label_geometries
 
 
 class ExportError(RRSISError):
@@ -36,20 +37,6 @@ def _as_labels(data: Any) -> np.ndarray:
     return labels.astype(np.int32)
 
 
-def geojson_crs_member(crs: str | None) -> dict | None:
-    """The (GeoJSON 2008) named-CRS member GDAL/QGIS understand, e.g. urn:ogc:def:crs:EPSG::26914."""
-    if not crs:
-        return None
-    try:
-        from rasterio.crs import CRS
-
-        epsg = CRS.from_user_input(crs).to_epsg()
-    except Exception:
-        epsg = None
-    name = f"urn:ogc:def:crs:EPSG::{epsg}" if epsg else crs
-    return {"type": "name", "properties": {"name": name}}
-
-
 def labels_to_geojson(
     labels: np.ndarray,
     transform: Transform | None,
@@ -62,24 +49,13 @@ def labels_to_geojson(
     ``transform`` is None. Properties: ``label`` plus everything in ``objects[str(label)]`` and the
     object's area in pixels (and in map units² when georeferenced).
     """
-    from affine import Affine
-    from rasterio.features import shapes
-
     labels = _as_labels(labels)
-    aff = Affine(*transform) if transform is not None else Affine.identity()
-    polygons: dict[int, list] = {}
-    for geom, value in shapes(labels, mask=labels > 0, connectivity=8, transform=aff):
-        polygons.setdefault(int(value), []).append(geom["coordinates"])
+    geometries = label_geometries(labels, transform)
     objects = objects or {}
-    pixel_area = abs(aff.a * aff.e - aff.b * aff.d)
+    a, b, _c, d, e, _f = transform if transform is not None else (1, 0, 0, 0, 1, 0)
+    pixel_area = abs(a * e - b * d)
     features = []
-    for label_id in sorted(polygons):
-        rings = polygons[label_id]
-        geometry = (
-            {"type": "Polygon", "coordinates": rings[0]}
-            if len(rings) == 1
-            else {"type": "MultiPolygon", "coordinates": rings}
-        )
+    for label_id, geometry in geometries.items():
         area_px = int((labels == label_id).sum())
         props = {"label": label_id, "area_px": area_px}
         if transform is not None:
@@ -87,7 +63,7 @@ def labels_to_geojson(
         props.update(objects.get(str(label_id), {}))
         features.append({"type": "Feature", "id": label_id, "geometry": geometry, "properties": props})
     collection: dict[str, Any] = {"type": "FeatureCollection", "features": features}
-    member = geojson_crs_member(crs)
+    member = crs_member(crs)
     if member:
         collection["crs"] = member
     if transform is None:

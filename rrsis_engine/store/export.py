@@ -23,6 +23,7 @@ import numpy as np
 from rrsis_engine import rle
 from rrsis_engine.data.jsonl import write_mask_png
 from rrsis_engine.errors import StoreError
+from rrsis_engine.geo import crs_member, mask_geometry
 
 log = logging.getLogger("rrsis.store")
 
@@ -236,27 +237,13 @@ def _coco(records, tmp: Path, resolver: _ImageResolver, summary: ExportSummary) 
             ann_tmp.unlink()
 
 
-def mask_to_geometry(mask: np.ndarray, transform) -> dict | None:
-    """H×W bool mask -> GeoJSON MultiPolygon in map coordinates of the affine ``transform``
-    (a, b, c, d, e, f); pixel coordinates when None. None for an empty mask."""
-    from affine import Affine
-    from rasterio import features
-
-    if not mask.any():
-        return None
-    aff = Affine(*transform) if transform else Affine.identity()
-    polys = [g["coordinates"] for g, val in features.shapes(mask.astype(np.uint8), mask=mask, transform=aff)
-             if val == 1]
-    return {"type": "MultiPolygon", "coordinates": polys}
-
-
 def _geojson(records, tmp: Path, summary: ExportSummary) -> None:
     crss: set = set()
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write('{"type": "FeatureCollection", "features": [\n')
         first = True
         for rec in records:
-            geom = mask_to_geometry(rec.mask, rec.transform)
+            geom = mask_geometry(rec.mask, rec.transform)
             if geom is None:
                 summary.skip("empty_mask")
                 continue
@@ -273,5 +260,5 @@ def _geojson(records, tmp: Path, summary: ExportSummary) -> None:
         fh.write("\n]")
         if len(crss) == 1 and None not in crss:
             # RFC 7946 assumes WGS84; the named CRS (GeoJSON 2008 style) says these are image-CRS coordinates.
-            fh.write(', "crs": ' + json.dumps({"type": "name", "properties": {"name": crss.pop()}}))
+            fh.write(', "crs": ' + json.dumps(crs_member(crss.pop())))
         fh.write("}\n")

@@ -107,7 +107,9 @@ def test_conversation_text_click_undo_redo_clear_accept(services):
     assert np.array_equal(np.asarray(Image.open(png)) > 0, final)
     geo = json.loads(open(gj).read())
     assert geo["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::26914"
-    xs = [c[0] for f in geo["features"] for ring in f["geometry"]["coordinates"] for c in ring]
+    polygons = [poly for f in geo["features"] for poly in (
+        [f["geometry"]["coordinates"]] if f["geometry"]["type"] == "Polygon" else f["geometry"]["coordinates"])]
+    xs = [c[0] for poly in polygons for ring in poly for c in ring]
     assert 485900.0 <= min(xs) and max(xs) <= 485900.0 + 200 * 5.0
     ann = json.loads(open(coco).read())["annotations"][0]
     assert np.array_equal(rle.decode(ann["segmentation"]), final)

@@ -28,8 +28,11 @@ def test_predict_writes_mask_overlay_and_geojson_in_the_crs(checkpoint, tmp_path
     assert np.asarray(Image.open(tmp_path / "o.png")).shape == (512, 512, 3)
     gj = json.loads((tmp_path / "m.geojson").read_text())
     assert gj["crs"]["properties"]["name"].endswith("26914")
-    if gj["features"]:  # coordinates are UTM metres inside the tile's footprint
-        x, y = gj["features"][0]["geometry"]["coordinates"][0][0]
+    if gj["features"]:  # one feature for the object; coordinates are UTM metres inside the tile's footprint
+        assert len(gj["features"]) == 1
+        geometry = gj["features"][0]["geometry"]
+        ring = geometry["coordinates"][0] if geometry["type"] == "Polygon" else geometry["coordinates"][0][0]
+        x, y = ring[0]
         assert 488009 <= x <= 488009 + 512 * 5 and 5208191 - 512 * 5 <= y <= 5208191
 
 

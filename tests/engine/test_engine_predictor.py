@@ -114,7 +114,7 @@ def test_session_turns_undo_redo_and_accept(predictor, rgb_image):
     assert s.undo() is t1 and s.current is t1 and s.can_redo
     assert s.redo() is t2
     s.undo()
-    t3 = s.box(30, 20, 120, 90)  # a new turn drops the redo branch
+    s.box(30, 20, 120, 90)  # a new turn drops the redo branch
     assert not s.can_redo and s.state.box == (30.0, 20.0, 120.0, 90.0) and s.state.points == ()
     assert np.array_equal(s.undo().mask, t1.mask)
     s.redo()

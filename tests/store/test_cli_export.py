@@ -101,11 +101,13 @@ def test_export_geojson_in_image_crs(filled, tmp_path):
     out = tmp_path / "objects.geojson"
     assert main(["sessions", "export", "--format", "geojson", "--out", str(out), "--db", url]) == 0
     gj = json.loads(out.read_text())
-    assert gj["crs"]["properties"]["name"] == "EPSG:32614"
+    assert gj["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32614"
     assert len(gj["features"]) == 2
     for feat, mask in zip(gj["features"], masks, strict=True):
-        xs = [p[0] for poly in feat["geometry"]["coordinates"] for ring in poly for p in ring]
-        ys = [p[1] for poly in feat["geometry"]["coordinates"] for ring in poly for p in ring]
+        geometry = feat["geometry"]
+        polygons = [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
+        xs = [p[0] for poly in polygons for ring in poly for p in ring]
+        ys = [p[1] for poly in polygons for ring in poly for p in ring]
         x, y, w, h = rle.to_bbox(mask)
         # transform: x = 500000 + 0.5 col, y = 4100000 - 0.5 row; polygons follow pixel edges
         assert min(xs) == pytest.approx(500000 + 0.5 * x) and max(xs) == pytest.approx(500000 + 0.5 * (x + w))
