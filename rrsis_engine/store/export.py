@@ -181,16 +181,38 @@ def export_annotations(
     return summary
 
 
+#: Masks are decoded and PNG-encoded in worker processes, this many per batch.
+_PNG_BATCH = 512
+
+
 def _jsonl(records, out: Path, tmp: Path, resolver: _ImageResolver, summary: ExportSummary) -> None:
+    """Lines are written here in record order; mask PNGs (decode + encode, ~0.6 ms each) in a process pool
+    while this process reads the next batch from the database."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
     masks_dir = out.parent / "masks"
     masks_dir.mkdir(parents=True, exist_ok=True)
-    with open(tmp, "w", encoding="utf-8") as fh:
+    workers = max(1, min(8, os.cpu_count() or 1))
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    with open(tmp, "w", encoding="utf-8") as fh, cf.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        pending: list[cf.Future] = []
+        batch: list[tuple[dict, str]] = []
+
+        def flush() -> None:
+            pending.append(pool.submit(_write_rle_batch, list(batch)))
+            batch.clear()
+            while len(pending) > 2 * workers:  # bounded memory; also surfaces write errors early
+                pending.pop(0).result()
+
         for rec in records:
             image = resolver(rec)
             if image is None:
                 continue
             mask_path = masks_dir / f"ann-{rec.id}.png"
-            write_mask_png(rec.mask, mask_path)
+            batch.append((rec.rle, str(mask_path)))
+            if len(batch) >= _PNG_BATCH:
+                flush()
             fh.write(json.dumps({
                 "id": f"ann-{rec.id}",
                 "image": image,
@@ -202,6 +224,16 @@ def _jsonl(records, out: Path, tmp: Path, resolver: _ImageResolver, summary: Exp
                 "image_hash": rec.image_hash,
             }, ensure_ascii=False) + "\n")
             summary.exported += 1
+        if batch:
+            flush()
+        for future in pending:  # every mask is on disk before the JSONL appears
+            future.result()
+
+
+def _write_rle_batch(tasks: list[tuple[dict, str]]) -> None:
+    """Worker: decode stored RLEs and write them as the JSONL format's 0/255 mask PNGs."""
+    for rle_dict, path in tasks:
+        write_mask_png(rle.decode(rle_dict), path)
 
 
 def _coco(records, tmp: Path, resolver: _ImageResolver, summary: ExportSummary) -> None:
