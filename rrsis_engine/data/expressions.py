@@ -302,7 +302,7 @@ NOUNS: dict[str, list[str]] = {
     "pool": ["swimming pool", "pool"],
     "car": ["car", "vehicle"],
     "ship": ["ship", "boat", "vessel"],
-    "water": ["lake", "pond", "body of water"],
+    "water": ["lake", "body of water", "water body"],  # not "pond": real water bodies are often huge
     "field": ["field", "crop field", "farm plot"],
     "trees": ["group of trees", "cluster of trees", "grove", "tree clump"],
     "road": ["road", "street"],
