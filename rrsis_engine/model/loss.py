@@ -24,7 +24,10 @@ def dice_loss(logits, target, eps: float = 1.0) -> torch.Tensor:
 
 
 def mask_iou(logits, target) -> torch.Tensor:
-    """IoU of the thresholded prediction with the target, per sample (no gradient)."""
+    """IoU of the thresholded prediction with the target, per sample (no gradient); logits smaller than the
+    target are upsampled bilinearly to it first."""
+    if logits.shape[-2:] != target.shape[-2:]:
+        logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
     pred = (logits > 0).flatten(1).float()
     t = (target > 0.5).flatten(1).float()
     inter = (pred * t).sum(1)
