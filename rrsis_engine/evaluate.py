@@ -10,6 +10,7 @@ Report (fractions in [0, 1])::
     {"model": str, "n": int,
      "by_clicks": {"0": {"mIoU", "oIoU", "P@0.5", "P@0.6", "P@0.7", "P@0.8", "P@0.9"}, "1": {...}, ...},
      "NoC@85": float|null, "NoC@90": float|null, "ambiguity_auroc": float|null,
+     "click_policy": "standard"|"suggested", "suggested_click_share": float|null,
      "dialogue": {"n": int, "mIoU": float, "oIoU": float}}      # only when records carry follow-ups
 """
 
@@ -48,15 +49,39 @@ class EvalResult:
     model_version: str = ""
 
 
+CLICK_POLICIES = ("standard", "suggested")
+
+
+def policy_click(policy: str, prediction, mask: np.ndarray, gt: np.ndarray) -> tuple[tuple[float, float, int] | None, bool]:
+    """The next simulated click (x, y, label) in the image frame, and whether the model's suggestion was used.
+
+    standard: :func:`rrsis_engine.metrics.next_click` (centre of the largest error region, needs the ground
+    truth to find it). suggested: the labeler clicks where the model suggests (``prediction.suggested_click``)
+    and answers truthfully: positive when that pixel belongs to the target, else negative. Without a
+    suggestion (or one on an already-correct pixel), the standard click is used instead.
+    """
+    if policy == "suggested" and prediction.suggested_click is not None:
+        x, y, _ = prediction.suggested_click
+        col = int(min(max(round(x), 0), gt.shape[1] - 1))
+        row = int(min(max(round(y), 0), gt.shape[0] - 1))
+        if bool(mask[row, col]) != bool(gt[row, col]):
+            return (float(col), float(row), int(gt[row, col])), True
+    return M.next_click(mask, gt), False
+
+
 def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (0, 1, 2, 3), noc: bool = True,
                    max_clicks: int = M.MAX_CLICKS, overlays_dir: str | Path | None = None, n_overlays: int = 12,
-                   limit: int | None = None, progress: Callable[[int, dict], None] | None = None) -> EvalResult:
+                   limit: int | None = None, progress: Callable[[int, dict], None] | None = None,
+                   click_policy: str = "standard") -> EvalResult:
     """Evaluate ``predictor`` (anything with set_image/predict/validate_*) on records (common dict format).
 
     clicks: which click counts get a report row (0 = text only). noc: also run clicks up to
     ``max_clicks`` for NoC@85/90. overlays_dir: write PNG overlays of the ``n_overlays`` worst text-only
-    samples there. progress(i, sample_summary) is called after each record.
+    samples there. progress(i, sample_summary) is called after each record. click_policy: how simulated
+    clicks are placed (:func:`policy_click`).
     """
+    if click_policy not in CLICK_POLICIES:
+        raise DataError(f"click policy must be one of {', '.join(CLICK_POLICIES)}, got {click_policy!r}.")
     clicks = sorted({int(c) for c in clicks})
     if not clicks or clicks[0] < 0:
         raise DataError("clicks must be a non-empty list of non-negative integers, e.g. 0,1,2,3.")
@@ -68,6 +93,7 @@ def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (
     dialogue = M.IoUAccumulator()
     samples: list[SampleResult] = []
     worst: list[tuple[float, str, np.ndarray, np.ndarray, np.ndarray, str]] = []
+    n_suggested = n_simulated = 0
     for idx, rec in enumerate(records):
         if limit is not None and idx >= limit:
             break
@@ -75,7 +101,7 @@ def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (
         gt = np.asarray(rec["mask"], dtype=bool)
         session = RefinementSession(predictor)
         session.set_image(rec["image"])
-        pred0 = session.text(rec["expression"])
+        pred0 = pred = session.text(rec["expression"])
         masks = {0: pred0.mask}
         mask = pred0.mask
         ious = [M.iou(mask, gt)]
@@ -84,10 +110,13 @@ def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (
             k = len(ious) - 1
             if k >= n_clicks and ious[-1] >= max(M.NOC_THRESHOLDS):
                 break  # click rows complete and NoC needs no further click
-            click = M.next_click(mask, gt)
+            click, used_suggestion = policy_click(click_policy, pred, mask, gt)
             if click is not None:
                 x, y, label = click
-                mask = session.click(x, y, positive=bool(label)).mask
+                pred = session.click(x, y, positive=bool(label))
+                mask = pred.mask
+                n_simulated += 1
+                n_suggested += used_suggestion
             ious.append(M.iou(mask, gt))
             if k + 1 in rows:
                 masks[k + 1] = mask
@@ -122,6 +151,9 @@ def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (
         "NoC@85": M.noc([s.ious for s in samples], 0.85, max_clicks) if noc else None,
         "NoC@90": M.noc([s.ious for s in samples], 0.90, max_clicks) if noc else None,
         "ambiguity_auroc": None,
+        "click_policy": click_policy,
+        "suggested_click_share": (n_suggested / n_simulated if n_simulated else None)
+        if click_policy == "suggested" else None,
     }
     amb = [(s.ambiguity, s.ambiguous) for s in samples if s.ambiguity is not None]
     if amb:
@@ -171,6 +203,10 @@ def report_markdown(result: EvalResult | dict, data_name: str = "") -> str:
 
     lines += ["| NoC@85 | NoC@90 | ambiguity AUROC |", "|---|---|---|",
               f"| {fmt(rep['NoC@85'])} | {fmt(rep['NoC@90'])} | {fmt(rep['ambiguity_auroc'])} |", ""]
+    if rep.get("click_policy", "standard") != "standard":
+        lines += [f"Clicks placed by the `{rep['click_policy']}` policy (the model's suggested click, labelled "
+                  f"truthfully; {fmt(rep.get('suggested_click_share'))} of clicks followed a suggestion, the rest "
+                  "fell back to the standard click).", ""]
     if "dialogue" in rep:
         d = rep["dialogue"]
         lines += [f"Dialogue (follow-up turn with the first turn's mask as prior): n = {d['n']}, "

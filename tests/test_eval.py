@@ -123,3 +123,39 @@ def test_cli_eval_end_to_end(tmp_path, tiny_checkpoint, monkeypatch):
 def test_cli_eval_reports_missing_data(tmp_path, capsys):
     assert main(["eval", "--data", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "r.json")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_policy_click_follows_the_suggestion_with_a_truthful_label():
+    from rrsis_engine.evaluate import policy_click
+
+    gt = np.zeros((64, 64), bool)
+    gt[30:50, 30:50] = True
+    pred = np.zeros_like(gt)
+    pred[0:10, 0:10] = True  # a false positive in the corner
+    suggestion = Prediction(mask=pred, logits=pred.astype(np.float32), low_res_logits=None, iou_score=0.5,
+                            object_score=1.0, latency_ms=0.0, suggested_click=(40.2, 39.8, 0))
+    # the model suggests a negative click on the missed target: the simulated labeler answers "positive"
+    assert policy_click("suggested", suggestion, pred, gt) == ((40.0, 40.0, 1), True)
+    # the standard protocol ignores the suggestion: centre of the largest error region (the missed target)
+    click, used = policy_click("standard", suggestion, pred, gt)
+    assert not used and click[2] == 1 and gt[int(click[1]), int(click[0])]
+    # a suggestion on an already-correct pixel falls back to the standard click
+    suggestion.suggested_click = (60.0, 60.0, 1)
+    assert policy_click("suggested", suggestion, pred, gt) == (click, False)
+
+
+def test_evaluate_with_the_suggested_click_policy():
+    recs = _records()
+
+    class Suggesting(OraclePredictor):
+        def predict(self, *a, **k):
+            p = super().predict(*a, **k)
+            p.suggested_click = (5.0, 5.0, 0)  # always the corner false positive of the text turn
+            return p
+
+    rep = run_evaluation(Suggesting(recs), recs, clicks=[0, 1, 2], noc=True, click_policy="suggested").report
+    assert rep["click_policy"] == "suggested" and 0 < rep["suggested_click_share"] < 1
+    # first click removes the corner (suggested), second adds the target (standard fallback)
+    assert rep["by_clicks"]["1"]["mIoU"] == 0.0 and rep["by_clicks"]["2"]["mIoU"] == 1.0
+    with pytest.raises(Exception, match="click policy"):
+        run_evaluation(Suggesting(recs), recs, click_policy="random")

@@ -38,6 +38,9 @@ def register(subparsers) -> None:
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--out", required=True, help="REPORT.json to write (REPORT.md is written next to it)")
     p.add_argument("--overlays", help="folder for PNG overlays of the worst text-only cases")
+    p.add_argument("--click-policy", choices=("standard", "suggested"), default="standard",
+                   help="standard: centre of the largest error region (needs ground truth); suggested: click where "
+                        "the model suggests, labelled from the ground truth")
     p.set_defaults(func=run)
 
 
@@ -56,7 +59,7 @@ def run(args) -> int:
             log.info("eval: %d records done (last IoU %.3f)", i + 1, s["iou"])
 
     result = run_evaluation(predictor, records, clicks=args.clicks, noc=args.noc, overlays_dir=args.overlays,
-                            limit=args.limit, progress=progress)
+                            limit=args.limit, progress=progress, click_policy=args.click_policy)
     js, md = write_report(result, args.out, data_name=Path(str(args.data)).name)
     print(json.dumps(result.report, indent=2))
     log.info("wrote %s and %s (%.1f s)", js, md, result.seconds)
