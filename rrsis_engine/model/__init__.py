@@ -23,6 +23,7 @@ def build_rsam(config: str | RSAMConfig = DEFAULT_MODEL, text_encoder=None) -> R
     from rrsis_engine.model.prompts import RSAMPromptEncoder
     from rrsis_engine.model.text_encoder import TextEncoder
     from rrsis_engine.model.twgm import TWGM
+    from rrsis_engine.model.uncertainty import RUS, UDLR, UGF
 
     cfg = get_config(config) if isinstance(config, str) else config
     d = cfg.d_model
@@ -35,6 +36,9 @@ def build_rsam(config: str | RSAMConfig = DEFAULT_MODEL, text_encoder=None) -> R
         twgm=TWGM(d, cfg.twgm_heads, cfg.twgm_mlp_dim, cfg.twgm_layers, cfg.image_size // 16, cfg.max_text_tokens + 1),
         prompt_encoder=RSAMPromptEncoder(d, cfg.image_size, cfg.mask_in_chans),
         mask_decoder=MMMD(d, cfg.decoder_depth, cfg.decoder_heads, cfg.decoder_mlp_dim, text_as_mask_token=cfg.use_mmmd),
+        rus=RUS(d) if cfg.use_rus else None,
+        ugf=UGF(d, cfg.twgm_heads) if cfg.use_ugf else None,
+        udlr=UDLR(cfg.udlr_channels, cfg.udlr_tau, cfg.udlr_temperature) if cfg.use_udlr else None,
     )
 
 

@@ -44,12 +44,41 @@ class RSAMConfig:
     # without MMMD, T_G is fed as an extra sparse prompt token to SAM 2's decoder instead of t_mask + T_G.
     use_twgm: bool = True
     use_mmmd: bool = True
+    # CroBIM-U uncertainty modules (seed 004, rrsis_engine/model/uncertainty.py), all off by default.
+    # RUS predicts an uncertainty logit map U (B×1×S/16×S/16) from V_d and the text; UGF gates an extra
+    # text→image cross-attention after TWGM by σ(α·U+β); UDLR refines the S/4 mask logits where σ(U) is
+    # high. UGF and UDLR need U, so they require use_rus.
+    use_rus: bool = False
+    use_ugf: bool = False
+    use_udlr: bool = False
+    rus_loss_weight: float = 1.0  # λ_unc of the online error-consistency loss
+    rus_warmup_steps: int = 200  # the RUS loss ramps linearly from 0 to λ_unc over these training steps
+    rus_max_pos_weight: float = 20.0  # clamp of the error-pixel weight n0/n1 (paper eq. 8)
+    udlr_channels: int = 16  # hidden channels of the refinement head
+    udlr_tau: float = 0.5  # soft-mask threshold τ on blurred σ(U) (paper eq. 13)
+    udlr_temperature: float = 0.1  # soft-mask temperature t
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        if (self.use_ugf or self.use_udlr) and not self.use_rus:
+            raise CheckpointError(
+                "use_ugf / use_udlr need the uncertainty map of RUS: set use_rus=True as well (rrsis train --rus)."
+            )
+
     def to_dict(self) -> dict:
+        """JSON-able dict. Uncertainty fields at their defaults are left out, so the config (and the
+        model hash) of a model without the CroBIM-U modules is the same as before they existed."""
         d = asdict(self)
         d["hiera"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in d["hiera"].items()}
+        for k in UNCERTAINTY_FIELDS:
+            if d[k] == self.__dataclass_fields__[k].default:
+                del d[k]
         return d
+
+    @property
+    def uncertainty_modules(self) -> tuple[str, ...]:
+        """Names of the enabled uncertainty modules (state-dict prefixes): subset of ("rus", "ugf", "udlr")."""
+        return tuple(n for n in ("rus", "ugf", "udlr") if getattr(self, f"use_{n}"))
 
     @classmethod
     def from_dict(cls, d: dict) -> RSAMConfig:
@@ -66,6 +95,9 @@ class RSAMConfig:
     def with_overrides(self, **kw) -> RSAMConfig:
         return replace(self, **kw)
 
+
+UNCERTAINTY_FIELDS = ("use_rus", "use_ugf", "use_udlr", "rus_loss_weight", "rus_warmup_steps", "rus_max_pos_weight",
+                      "udlr_channels", "udlr_tau", "udlr_temperature")
 
 REGISTRY: dict[str, RSAMConfig] = {
     # The paper's model: SAM 2.1 Hiera-B+ at 1024².

@@ -54,3 +54,41 @@ def rsam_loss(mask_logits, iou_pred, obj_logits, target, weights=(20.0, 1.0, 1.0
     w = weights
     total = w[0] * focal + w[1] * dice + w[2] * obj + w[3] * iou_l1
     return {"loss": total, "focal": focal.detach(), "dice": dice.detach(), "obj": obj.detach(), "iou": iou_l1.detach()}
+
+
+# ---- CroBIM-U RUS: online error-consistency loss (seed 004 §III-C b, eq. 4–8) -------------------------
+def rus_error_target(mask_logits: torch.Tensor, target: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """The model's own error map on U's grid (no gradient).
+
+    mask_logits B×1×h×w (any grid), target B×1×H×W in [0, 1]. The logits are upsampled bilinearly to the
+    target's grid (as :func:`rsam_loss` does), e = |(σ(logits) > 0.5) − (target > 0.5)|, then area-averaged
+    to ``grid`` (U's h×w): z B×1×grid in [0, 1] = share of wrong pixels in each U cell.
+    """
+    with torch.no_grad():
+        logits = mask_logits.detach()
+        if logits.shape[-2:] != target.shape[-2:]:
+            logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+        err = ((logits > 0) != (target > 0.5)).to(mask_logits.dtype)  # σ(x) > 0.5 ⇔ x > 0
+        if err.shape[-2:] != tuple(grid):
+            err = F.adaptive_avg_pool2d(err, grid)
+        return err
+
+
+def rus_loss(u_logits: torch.Tensor, mask_logits: torch.Tensor, target: torch.Tensor, max_pos_weight: float = 20.0,
+             hard_weight: float = 1.0, hard_iou: float = 0.5, eps: float = 1.0) -> dict[str, torch.Tensor]:
+    """Weighted BCE of RUS's U (B×1×h×w logits) against :func:`rus_error_target` of the prediction.
+
+    Pixel weight (eq. 8): error cells weigh (n0 + eps)/(n1 + eps) per sample, clamped to ``max_pos_weight``
+    (n1 = Σz, n0 = Σ(1 − z) over the soft target). Sample weight (eq. 7): 1 + ``hard_weight`` when the
+    prediction's IoU with the target is below ``hard_iou``. Mean over B·h·w (eq. 6). The warm-up ramp and
+    λ_unc are the caller's (the trainer's). Returns {"loss", "target" (z), "pos_weight" B}.
+    """
+    z = rus_error_target(mask_logits, target, tuple(u_logits.shape[-2:]))
+    n1 = z.flatten(1).sum(1)
+    n0 = (1 - z).flatten(1).sum(1)
+    pos_weight = ((n0 + eps) / (n1 + eps)).clamp(max=max_pos_weight)
+    bce = F.binary_cross_entropy_with_logits(u_logits, z, pos_weight=pos_weight.view(-1, 1, 1, 1), reduction="none")
+    hard = (mask_iou(mask_logits.detach(), target) < hard_iou).to(bce.dtype)
+    w_sample = 1 + hard_weight * hard
+    loss = (bce.flatten(1).mean(1) * w_sample).mean()
+    return {"loss": loss, "target": z, "pos_weight": pos_weight}

@@ -5,10 +5,12 @@ builds them from a named config. Inference is split so each stage can be cached:
 
 1. ``encode_image``  (image only)        → V_d, V1, V2
 2. ``text_embed`` + ``encode_text`` (text only) → text tokens with [GT]
-3. ``fuse``          (image and text)    → fused V_d, T_G        (TWGM)
-4. ``decode``        (+ clicks/box/prior) → mask logits, IoU, object logit   (prompt encoder + MMMD)
+3. ``uncertainty``   (image and text)    → U or None             (RUS, when ``config.use_rus``)
+   ``fuse``          (image and text)    → fused V_d, T_G        (TWGM, then UGF gated by U)
+4. ``decode``        (+ clicks/box/prior, U) → mask logits, IoU, object logit   (prompt encoder + MMMD,
+   then UDLR refined by U)
 
-A click turn runs only step 4.
+A click turn runs only step 4 (U is cached with the fused features).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class ImageFeatures:
 
 
 class RSAM(nn.Module):
-    def __init__(self, config: RSAMConfig, image_encoder, text_encoder, twgm, prompt_encoder, mask_decoder):
+    def __init__(self, config: RSAMConfig, image_encoder, text_encoder, twgm, prompt_encoder, mask_decoder,
+                 rus=None, ugf=None, udlr=None):
         super().__init__()
         self.config = config
         self.image_encoder = image_encoder
@@ -39,6 +42,15 @@ class RSAM(nn.Module):
         self.twgm = twgm
         self.prompt_encoder = prompt_encoder
         self.mask_decoder = mask_decoder
+        # CroBIM-U modules (rrsis_engine.model.uncertainty); None when switched off, so their keys are
+        # absent from the state dict and older checkpoints load strictly.
+        for name, module in (("rus", rus), ("ugf", ugf), ("udlr", udlr)):
+            if (module is not None) != getattr(config, f"use_{name}"):
+                raise ValueError(f"{name} module given={module is not None} but config.use_{name}="
+                                 f"{getattr(config, f'use_{name}')}; build with rrsis_engine.model.build_rsam.")
+        self.rus = rus
+        self.ugf = ugf
+        self.udlr = udlr
 
     @property
     def image_size(self) -> int:
@@ -66,15 +78,38 @@ class RSAM(nn.Module):
     def encode_text(self, hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.text_encoder(hidden, mask)
 
-    def fuse(self, vd: torch.Tensor, txt: torch.Tensor, txt_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """TWGM: vd B×d×h×w (B may be 1 for a shared image), txt B×L×d → fused vd B×d×h×w, T_G B×d."""
+    @property
+    def has_uncertainty(self) -> bool:
+        """True when the model predicts a learned uncertainty map (RUS)."""
+        return self.rus is not None
+
+    def uncertainty(self, vd: torch.Tensor, txt: torch.Tensor, txt_mask: torch.Tensor) -> torch.Tensor | None:
+        """RUS on the *unfused* V_d: vd B×d×h×w (or 1×… shared), txt B×L×d, txt_mask B×L →
+        U B×1×h×w logits (h = S/16; high = likely wrong), or None when ``config.use_rus`` is off."""
+        if self.rus is None:
+            return None
+        return self.rus(vd, txt, txt_mask)
+
+    def fuse(self, vd: torch.Tensor, txt: torch.Tensor, txt_mask: torch.Tensor,
+             uncertainty: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """TWGM (+ UGF): vd B×d×h×w (B may be 1 for a shared image), txt B×L×d → fused vd B×d×h×w, T_G B×d.
+
+        uncertainty: U from :meth:`uncertainty` for UGF's gate (computed here when UGF is on and it is
+        not given; pass it to avoid running RUS twice)."""
         b = txt.shape[0]
         if vd.shape[0] != b:
             vd = vd.expand(b, -1, -1, -1)
-        if not self.config.use_twgm:
-            return vd, txt[:, 0]
+        if self.ugf is not None and uncertainty is None:
+            uncertainty = self.uncertainty(vd, txt, txt_mask)
         _, c, h, w = vd.shape
-        img, t_global = self.twgm(vd.flatten(2).transpose(1, 2), txt, txt_mask)
+        if not self.config.use_twgm:
+            img, t_global = vd.flatten(2).transpose(1, 2), txt[:, 0]
+        else:
+            img, t_global = self.twgm(vd.flatten(2).transpose(1, 2), txt, txt_mask)
+        if self.ugf is not None:
+            img = self.ugf(img, txt, txt_mask, uncertainty, (h, w))
+        elif not self.config.use_twgm:
+            return vd, t_global
         return img.transpose(1, 2).reshape(b, c, h, w), t_global
 
     def decode(
@@ -86,20 +121,31 @@ class RSAM(nn.Module):
         labels: torch.Tensor | None = None,
         mask_input: torch.Tensor | None = None,
         has_mask: torch.Tensor | None = None,
+        uncertainty: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Prompt encoder + MMMD.
+        """Prompt encoder + MMMD (+ UDLR).
 
-        points B×N×2 model-frame (x, y); labels B×N; mask_input B×1×(S/4)×(S/4) logits.
+        points B×N×2 model-frame (x, y); labels B×N; mask_input B×1×(S/4)×(S/4) logits; uncertainty U
+        B×1×(S/16)×(S/16) from :meth:`uncertainty` (required when ``config.use_udlr``, ignored otherwise).
         Returns mask logits B×1×(S/4)×(S/4), IoU B×1 (in [0, 1]), object logits B×1.
         """
         sparse, dense = self.prompt_encoder.encode(points, labels, mask_input, has_mask, batch_size=vd.shape[0])
-        return self.mask_decoder.decode(
+        masks, iou, obj = self.mask_decoder.decode(
             vd, self.prompt_encoder.get_dense_pe(), t_global, sparse, dense, feats.v1, feats.v2
         )
+        if self.udlr is not None:
+            if uncertainty is None:
+                raise ValueError(
+                    "This model refines masks with UDLR (use_udlr): pass decode(..., uncertainty=U) with "
+                    "U = model.uncertainty(V_d, text tokens, text mask) of the same image and text."
+                )
+            masks = self.udlr(masks, uncertainty)
+        return masks, iou, obj
 
     def forward(self, images, hidden, text_mask, points=None, labels=None, mask_input=None, has_mask=None):
         """Full forward for training: images B×3×S×S, hidden/text_mask from ``text_embed``."""
         feats = self.encode_image(images)
         txt, txt_mask = self.encode_text(hidden, text_mask)
-        vd, t_global = self.fuse(feats.vd, txt, txt_mask)
-        return self.decode(vd, t_global, feats, points, labels, mask_input, has_mask)
+        u = self.uncertainty(feats.vd, txt, txt_mask)
+        vd, t_global = self.fuse(feats.vd, txt, txt_mask, uncertainty=u)
+        return self.decode(vd, t_global, feats, points, labels, mask_input, has_mask, uncertainty=u)
