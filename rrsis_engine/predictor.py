@@ -3,7 +3,7 @@
 Caches, so that a click turn runs only the prompt encoder and the MMMD:
 - image embedding (V_d, V1, V2): in memory (LRU) and on disk, keyed by image content hash + model hash;
 - text features ([GT] + projected BERT tokens): per sentence;
-- TWGM output (fused V_d, T_G): per (image, sentence).
+- TWGM output (fused V_d, T_G) and, for models with RUS, the uncertainty logits U: per (image, sentence).
 
 Frames: points N×2 and boxes (x0, y0, x1, y1) are (x, y) = (col, row) pixels of the full-resolution image;
 returned masks/logits are H×W in that frame; ``low_res_logits`` are 1×1×(S/4)×(S/4) in the model frame.
@@ -128,7 +128,7 @@ class Predictor:
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir() / "embeddings"
         self._images: _LRU = _LRU(memory_images)  # image hash -> ImageFeatures
         self._texts: _LRU = _LRU(256)  # text -> (tokens 1×L×d, mask 1×L)
-        self._fused: _LRU = _LRU(32)  # (image hash, text) -> (vd 1×d×h×w, T_G 1×d)
+        self._fused: _LRU = _LRU(32)  # (image hash, text) -> (vd 1×d×h×w, T_G 1×d, U 1×1×h×w or None)
         self._lock = threading.RLock()
         self.image: RasterImage | None = None
         self.stats = {"embed_computed": 0, "embed_disk_hits": 0, "embed_memory_hits": 0}
@@ -280,10 +280,13 @@ class Predictor:
         return cached
 
     def _fuse(self, key: str, feats: ImageFeatures, text: str):
+        """→ (fused vd, T_G, U or None); U (RUS) depends on image and text only, so it is cached with them."""
         cached = self._fused.get((key, text))
         if cached is None:
             tokens, mask = self._text(text)
-            cached = self.model.fuse(feats.vd, tokens, mask)
+            u = self.model.uncertainty(feats.vd, tokens, mask)
+            vd, t_global = self.model.fuse(feats.vd, tokens, mask, uncertainty=u)
+            cached = (vd, t_global, u)
             self._fused.put((key, text), cached)
         return cached
 
@@ -310,18 +313,23 @@ class Predictor:
             feats = self._features(image)
             timings["embed_ms"] = (time.perf_counter() - t) * 1e3
             t = time.perf_counter()
-            vd, t_global = self._fuse(key, feats, text)
+            vd, t_global, u = self._fuse(key, feats, text)
             timings["text_fuse_ms"] = (time.perf_counter() - t) * 1e3
             t = time.perf_counter()
             prior = None
             if mask_input is not None:
                 prior = torch.as_tensor(mask_input, dtype=torch.float32, device=self.device).reshape(
                     1, 1, self.image_size // 4, self.image_size // 4)
-            low, iou, obj = self.model.decode(vd, t_global, feats, pts, lbl, prior)
+            low, iou, obj = self.model.decode(vd, t_global, feats, pts, lbl, prior, uncertainty=u)
             timings["decode_ms"] = (time.perf_counter() - t) * 1e3
             t = time.perf_counter()
             logits = T.logits_to_image(low, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy()
-        pred = self._finish(logits, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])))
+            unc = None
+            if u is not None:  # σ(U) in the image frame: U logits upsampled (bilinear), padding cropped
+                unc = torch.sigmoid(T.logits_to_image(u, image.height, image.width, self.image_size))[0, 0]
+                unc = unc.float().cpu().numpy()
+        pred = self._finish(logits, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])),
+                            uncertainty=unc)
         timings["post_ms"] = (time.perf_counter() - t) * 1e3
         pred.timings = timings
         pred.latency_ms = (time.perf_counter() - t0) * 1e3
@@ -350,10 +358,15 @@ class Predictor:
         return (torch.from_numpy(model_pts)[None].to(self.device),
                 torch.tensor([codes], dtype=torch.long, device=self.device))
 
-    def _finish(self, logits: np.ndarray, low_res, iou: float, obj: float) -> Prediction:
-        """Full-res mask + uncertainty; candidates and the suggested click from the low-res logits."""
+    def _finish(self, logits: np.ndarray, low_res, iou: float, obj: float,
+                uncertainty: np.ndarray | None = None) -> Prediction:
+        """Full-res mask + uncertainty; candidates and the suggested click from the low-res logits.
+
+        uncertainty: H×W in [0, 1] — the model's learned map σ(U) (RUS) when it has one; otherwise the
+        margin baseline 1 − |2p − 1| of the mask probabilities p is used."""
         mask = logits > 0
-        uncertainty = postprocess.margin_uncertainty(postprocess.sigmoid(logits))
+        if uncertainty is None:
+            uncertainty = postprocess.margin_uncertainty(postprocess.sigmoid(logits))
         h, w = T.valid_shape(*mask.shape, low_res.shape[-1])
         prob_low = postprocess.sigmoid(low_res[0, 0, :h, :w].float().cpu().numpy())
         candidates = postprocess.candidates_from_mask(mask, prob_low)
