@@ -45,7 +45,8 @@ class RUS(nn.Module):
         for lin in (self.v_proj, self.t_proj):
             nn.init.eye_(lin.weight)
             nn.init.zeros_(lin.bias)
-        self.log_gamma = nn.Parameter(torch.tensor(-0.5 * math.log(dim)))  # γ = exp(log γ) > 0
+        # γ = exp(log γ) > 0. Scalars are stored with shape (1,): model_hash views tensors as bytes (not 0-d)
+        self.log_gamma = nn.Parameter(torch.full((1,), -0.5 * math.log(dim)))
         hidden = hidden or dim
         self.norm = nn.LayerNorm(2 * dim)
         self.mlp = nn.Sequential(nn.Linear(2 * dim, hidden), nn.GELU(), nn.Linear(hidden, 1))
@@ -76,8 +77,8 @@ class UGF(nn.Module):
         self.proj = nn.Sequential(nn.Linear(dim, dim), nn.Dropout(dropout))
         nn.init.zeros_(self.proj[0].weight)
         nn.init.zeros_(self.proj[0].bias)
-        self.alpha = nn.Parameter(torch.tensor(1.0))
-        self.beta = nn.Parameter(torch.tensor(0.0))
+        self.alpha = nn.Parameter(torch.ones(1))  # shape (1,), not 0-d (see RUS.log_gamma)
+        self.beta = nn.Parameter(torch.zeros(1))
         self.norm = nn.LayerNorm(dim)
 
     def gate(self, u: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
