@@ -54,6 +54,12 @@ def register(subparsers) -> None:
     p.add_argument("--click-rounds", type=int, default=3, help="at most this many correction clicks per sample")
     p.add_argument("--dialogue-share", type=float, default=0.6, help="share of samples with a follow-up turn")
     p.add_argument("--freeze-image-encoder", action="store_true", help="train only text projection, TWGM, decoder")
+    p.add_argument("--rus", action="store_true",
+                   help="CroBIM-U: learn an uncertainty map (RUS, its own loss; the predictor shows it)")
+    p.add_argument("--ugf", action="store_true", help="CroBIM-U: uncertainty-gated post-fusion (implies --rus)")
+    p.add_argument("--udlr", action="store_true",
+                   help="CroBIM-U: uncertainty-driven refinement of the mask logits (implies --rus); with --init, "
+                        "modules the checkpoint lacks start freshly initialised")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--synth-reuse", type=int, default=2, help="uses per drawn synthetic scene (CPU saving)")
     p.add_argument("--ckpt-every", type=int, default=500, help="checkpoint every N steps (0: off)")
@@ -83,7 +89,8 @@ _RESUMABLE = {"config": "config", "batch": "batch", "accum": "accum", "image_siz
               "sources": "source", "synth_reuse": "synth_reuse", "scene_size": "scene_size", "lr": "lr",
               "warmup": "warmup", "weight_decay": "weight_decay", "click_share": "click_share",
               "click_rounds": "click_rounds", "dialogue_share": "dialogue_share",
-              "freeze_image_encoder": "freeze_image_encoder", "init": "init", "teacher": "teacher",
+              "freeze_image_encoder": "freeze_image_encoder", "rus": "rus", "ugf": "ugf", "udlr": "udlr",
+              "init": "init", "teacher": "teacher",
               "distill_weight": "distill_weight", "db_holdout": "db_holdout", "ckpt_every": "ckpt_every",
               "ckpt_minutes": "ckpt_minutes", "steps": "steps"}
 
@@ -104,7 +111,8 @@ def options_from_args(args):
         sam2_checkpoint=args.sam2_checkpoint, teacher=args.teacher, distill_weight=args.distill_weight, sources=sources, synth_reuse=args.synth_reuse, lr=args.lr,
         warmup=args.warmup, weight_decay=args.weight_decay, seed=args.seed, click_share=args.click_share,
         click_rounds=args.click_rounds, dialogue_share=args.dialogue_share,
-        freeze_image_encoder=args.freeze_image_encoder, augment=not args.no_augment, ckpt_every=args.ckpt_every,
+        freeze_image_encoder=args.freeze_image_encoder, rus=args.rus, ugf=args.ugf, udlr=args.udlr,
+        augment=not args.no_augment, ckpt_every=args.ckpt_every,
         ckpt_minutes=args.ckpt_minutes, max_minutes=args.max_minutes, log_every=args.log_every,
         threads=args.threads, since=args.since, db_image_root=args.db_image_root, db_holdout=args.db_holdout, progress=not args.no_progress,
     )

@@ -50,7 +50,10 @@ from rrsis_engine.model.loss import mask_iou, rsam_loss
 log = logging.getLogger("rrsis.train")
 
 CSV_FIELDS = ["step", "samples", "loss", "loss_text", "loss_click", "loss_distill", "focal", "dice", "obj", "iou_l1",
-              "miou_text", "miou_click", "lr", "samples_per_s", "elapsed_s"]
+              "rus", "miou_text", "miou_click", "lr", "samples_per_s", "elapsed_s"]
+# row keys averaged over DDP ranks (a rank may lack some: (sum, count) pairs are reduced)
+REDUCED_KEYS = ["loss", "loss_text", "loss_click", "loss_distill", "miou_text", "miou_click", "focal", "dice", "obj",
+                "iou_l1", "rus"]
 
 
 @dataclass
@@ -80,6 +83,10 @@ class TrainOptions:
     click_rounds: int = 3
     dialogue_share: float = 0.6
     freeze_image_encoder: bool = False
+    # CroBIM-U uncertainty modules (ugf/udlr imply rus); with --init they are added to a checkpoint without them
+    rus: bool = False
+    ugf: bool = False
+    udlr: bool = False
     augment: bool = True
     black_rects: float = 0.5
     ckpt_every: int = 500
@@ -196,6 +203,14 @@ class TrainStep(nn.Module):
         # Kept outside the module tree: not trained, not in DDP buckets, not in checkpoints.
         object.__setattr__(self, "teacher", teacher)
         self.distill_weight = distill_weight
+        # the optimisation step about to run (set by the Trainer before each call): ramps the RUS loss in
+        self.step = 0
+
+    def rus_weight(self) -> float:
+        """λ_unc · linear warm-up over the first ``rus_warmup_steps`` steps (0 at step 0)."""
+        cfg = self.model.config
+        ramp = 1.0 if cfg.rus_warmup_steps <= 0 else min(1.0, self.step / cfg.rus_warmup_steps)
+        return cfg.rus_loss_weight * ramp
 
     @torch.no_grad()
     def teacher_logits(self, images: torch.Tensor, texts: list[str], out_size: int) -> torch.Tensor:
@@ -208,8 +223,10 @@ class TrainStep(nn.Module):
             images, size=(t.image_size, t.image_size), mode="bilinear", align_corners=False)
         hidden, mask = t.text_embed(texts)
         feats = t.encode_image(x)
-        vd, tg = t.fuse(feats.vd, *t.encode_text(hidden, mask))
-        low, _, _ = t.decode(vd, tg, feats)
+        tok, tmask = t.encode_text(hidden, mask)
+        u = t.uncertainty(feats.vd, tok, tmask)
+        vd, tg = t.fuse(feats.vd, tok, tmask, uncertainty=u)
+        low, _, _ = t.decode(vd, tg, feats, uncertainty=u)
         return F.interpolate(low, size=(out_size, out_size), mode="bilinear", align_corners=False)
 
     def encode(self, images: torch.Tensor) -> ImageFeatures:
@@ -222,39 +239,50 @@ class TrainStep(nn.Module):
         target = torch.stack([s.target for s in samples]).to(device)
         feats = self.encode(images)
         tok, tmask = m.encode_text(*text)
-        vd, tg = m.fuse(feats.vd, tok, tmask)
-        low, iou, obj = m.decode(vd, tg, feats)
+        u = m.uncertainty(feats.vd, tok, tmask)  # RUS: B×1×h×w or None
+        vd, tg = m.fuse(feats.vd, tok, tmask, uncertainty=u)
+        low, iou, obj = m.decode(vd, tg, feats, uncertainty=u)
         turns = []  # (name, logits, iou, obj, target)
         definite = torch.tensor([not s.ambiguous for s in samples], device=device)
+        rus = None
         if definite.any():
             idx = definite.nonzero()[:, 0]
             turns.append(("text", low[idx], iou[idx], obj[idx], target[idx]))
+            if u is not None:
+                from rrsis_engine.model.loss import rus_loss
+
+                # online error-consistency target from the text turn's own (final) prediction
+                rus = rus_loss(u[idx], low[idx], target[idx], max_pos_weight=m.config.rus_max_pos_weight)["loss"]
         distill = None
         if self.teacher is not None:
             import torch.nn.functional as F
 
             soft = torch.sigmoid(self.teacher_logits(images, [s.expression for s in samples], low.shape[-1]))
             distill = F.binary_cross_entropy_with_logits(low, soft)
-        cur_vd, cur_tg, cur_low, cur_tgt = vd, tg, low, target
+        cur_vd, cur_tg, cur_low, cur_tgt, cur_u = vd, tg, low, target, u
         d_idx = [i for i, s in enumerate(samples) if s.dialogue]
         if d_idx and followup_text is not None:
             di = torch.tensor(d_idx, device=device)
             tok2, tmask2 = m.encode_text(*followup_text)
             sub = ImageFeatures(vd=feats.vd[di], v1=feats.v1[di], v2=feats.v2[di])
-            vd2, tg2 = m.fuse(sub.vd, tok2, tmask2)
+            u2 = m.uncertainty(sub.vd, tok2, tmask2)
+            vd2, tg2 = m.fuse(sub.vd, tok2, tmask2, uncertainty=u2)
             ones = torch.ones(len(d_idx), dtype=torch.bool, device=device)
-            low2, iou2, obj2 = m.decode(vd2, tg2, sub, mask_input=low[di].detach(), has_mask=ones)
+            low2, iou2, obj2 = m.decode(vd2, tg2, sub, mask_input=low[di].detach(), has_mask=ones, uncertainty=u2)
             tgt2 = torch.stack([samples[i].followup_target for i in d_idx]).to(device)
             turns.append(("dialogue", low2, iou2, obj2, tgt2))
             cur_vd = vd.index_copy(0, di, vd2)
             cur_tg = tg.index_copy(0, di, tg2)
             cur_low = low.detach().index_copy(0, di, low2.detach())
             cur_tgt = target.index_copy(0, di, tgt2)
+            if u is not None:
+                cur_u = u.index_copy(0, di, u2)
         c_idx = [i for i, s in enumerate(samples) if s.clicks]
         if c_idx and rounds > 0:
             ci = torch.tensor(c_idx, device=device)
             sub = ImageFeatures(vd=feats.vd[ci], v1=feats.v1[ci], v2=feats.v2[ci])
             vdc, tgc = cur_vd[ci], cur_tg[ci]
+            uc = None if cur_u is None else cur_u[ci]
             prev = cur_low[ci].detach()
             tgtc = cur_tgt[ci]
             # the target on the logit grid; a cell counts when the object covers any of it (small objects
@@ -277,7 +305,8 @@ class TrainStep(nn.Module):
                         lbl[j].append(c[2])
                 p = torch.tensor(pts, dtype=torch.float32, device=device)
                 lb = torch.tensor(lbl, dtype=torch.long, device=device)
-                lowc, iouc, objc = m.decode(vdc, tgc, sub, points=p, labels=lb, mask_input=prev, has_mask=ones)
+                lowc, iouc, objc = m.decode(vdc, tgc, sub, points=p, labels=lb, mask_input=prev, has_mask=ones,
+                                            uncertainty=uc)
                 turns.append(("click", lowc, iouc, objc, tgtc))
                 prev = lowc.detach()
         total_n = sum(t[1].shape[0] for t in turns)
@@ -299,7 +328,11 @@ class TrainStep(nn.Module):
                 iou_click = mask_iou(lo.detach(), tg_).mean().item()
         if distill is not None:
             loss = loss + self.distill_weight * distill
-        stats = dict(parts, loss_distill=None if distill is None else float(distill.detach()), loss_text=text_loss, loss_click=click_loss, miou_text=iou_text, miou_click=iou_click)
+        if rus is not None:
+            # added once per batch (not by turn share); loss_text stays the segmentation loss alone
+            loss = loss + self.rus_weight() * rus
+        stats = dict(parts, loss_distill=None if distill is None else float(distill.detach()), loss_text=text_loss, loss_click=click_loss, miou_text=iou_text, miou_click=iou_click,
+                     rus=None if rus is None else float(rus.detach()))
         return loss, stats
 
 
@@ -382,8 +415,16 @@ class Trainer:
         if opts.threads:
             torch.set_num_threads(int(opts.threads))
         torch.manual_seed(opts.seed)
+        modules = {"use_rus": opts.rus or opts.ugf or opts.udlr, "use_ugf": opts.ugf, "use_udlr": opts.udlr}
         if opts.init:
-            model = load_checkpoint(opts.init)
+            if any(modules.values()):
+                from rrsis_engine.model.uncertainty import load_checkpoint_adding_modules
+
+                model = load_checkpoint_adding_modules(opts.init, rus=opts.rus, ugf=opts.ugf, udlr=opts.udlr)
+                if model.added_modules:
+                    log.info("--init %s: added freshly initialised %s", opts.init, ", ".join(model.added_modules))
+            else:
+                model = load_checkpoint(opts.init)
             if opts.image_size and opts.image_size != model.config.image_size:
                 raise CheckpointError(
                     f"--init {opts.init} was trained at {model.config.image_size}²; drop --image-size or use "
@@ -395,6 +436,8 @@ class Trainer:
                 if opts.image_size % 32:
                     raise RRSISError(f"--image-size {opts.image_size} must be a multiple of 32 (e.g. 256, 384, 512).")
                 cfg = cfg.with_overrides(image_size=int(opts.image_size))
+            if any(modules.values()):
+                cfg = cfg.with_overrides(**modules)
             model = build_rsam(cfg)
             if opts.sam2_checkpoint:
                 from rrsis_engine.model import import_sam2_checkpoint
@@ -473,6 +516,7 @@ class Trainer:
             t_data += time.perf_counter() - t0
             rounds = int(np.random.default_rng([o.seed, 29, step, micro]).integers(1, o.click_rounds + 1)) \
                 if o.click_rounds > 0 else 0
+            self.step_module.step = step  # the RUS warm-up ramp reads it (DDP forwards to this module)
             loss, stats = self.wrapped(samples, text, fol, rounds)
             (loss / o.accum).backward()
             acc.setdefault("loss", []).append(float(loss.detach()))
@@ -489,8 +533,7 @@ class Trainer:
         dist, _, world = _dist()
         if dist is not None and world > 1:
             # the same keys on every rank (a rank may have had no click turn): reduce (sum, count) pairs
-            keys = ["loss", "loss_text", "loss_click", "loss_distill", "miou_text", "miou_click", "focal", "dice",
-                    "obj", "iou_l1"]
+            keys = REDUCED_KEYS
             t = torch.tensor([[row.get(k, 0.0), float(k in row)] for k in keys], dtype=torch.float64)
             dist.all_reduce(t)
             for k, (total, count) in zip(keys, t.tolist(), strict=False):
