@@ -1,8 +1,8 @@
 """From mask logits to what a labeler sees: uncertainty map, candidate regions, a suggested click.
 
 All arrays are in the image frame (H×W, [row, col]); points are (x, y) = (col, row).
-These are model-agnostic baselines computed from the logits alone; the CroBIM-U uncertainty head
-(when a model has one) replaces the probability-margin uncertainty.
+The probability-margin uncertainty is the model-agnostic baseline; the CroBIM-U uncertainty head (RUS,
+when a model has one) replaces it. The ambiguity score lives in :mod:`rrsis_engine.ambiguity`.
 """
 
 from __future__ import annotations
@@ -72,16 +72,6 @@ def candidates_from_mask(mask: np.ndarray, prob_low: np.ndarray, max_candidates:
             px, py = int(x) + bbox[0], int(y) + bbox[1]
         out.append(Candidate(mask=region, score=float(means[i]), bbox=bbox, point=(float(px), float(py))))
     return out
-
-
-def ambiguity_from_candidates(candidates: list[Candidate]) -> float:
-    """0 for one clear region; approaches 1 when several similar-scoring regions compete."""
-    if len(candidates) < 2:
-        return 0.0
-    weights = np.array([c.score * np.sqrt(c.area) for c in candidates], dtype=np.float64)
-    p = weights / weights.sum()
-    entropy = -(p * np.log(p + 1e-12)).sum()
-    return float(min(1.0, entropy / np.log(2)))  # two equal regions → 1
 
 
 def suggest_click(mask: np.ndarray, uncertainty_low: np.ndarray, candidates: list[Candidate], ambiguous: bool,

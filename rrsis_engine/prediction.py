@@ -41,6 +41,7 @@ class Prediction:
     ambiguity: per-expression score in [0, 1]; ambiguous: ambiguity above the calibrated threshold.
     candidates: separate plausible regions, best first. suggested_click: (x, y, label) with label 1 for a
     positive and 0 for a negative click, or None.
+    ambiguity_cues: the cues the ambiguity score combines (:mod:`rrsis_engine.ambiguity`).
     latency_ms: wall time of the turn; timings: per stage (ms).
     """
 
@@ -56,6 +57,7 @@ class Prediction:
     candidates: list[Candidate] = field(default_factory=list)
     suggested_click: tuple[float, float, int] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    ambiguity_cues: dict[str, float] = field(default_factory=dict)
 
     @property
     def area(self) -> int:

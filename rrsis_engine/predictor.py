@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rrsis_engine import ambiguity as A
 from rrsis_engine import postprocess
 from rrsis_engine.errors import CheckpointError, NoImageError, NoTrainedWeightsError, PromptError
 from rrsis_engine.imageio import RasterImage, read_image
@@ -132,6 +133,9 @@ class Predictor:
         self._lock = threading.RLock()
         self.image: RasterImage | None = None
         self.stats = {"embed_computed": 0, "embed_disk_hits": 0, "embed_memory_hits": 0}
+        cal = getattr(model, "checkpoint_meta", {}).get("ambiguity_calibration")
+        #: fitted by ``rrsis calibrate``; None: the baseline score (candidate entropy) and threshold
+        self.ambiguity_calibration = A.AmbiguityCalibration.from_dict(cal) if cal else None
 
     # ---- validation ------------------------------------------------------------------------------
     @staticmethod
@@ -324,12 +328,14 @@ class Predictor:
             timings["decode_ms"] = (time.perf_counter() - t) * 1e3
             t = time.perf_counter()
             logits = T.logits_to_image(low, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy()
-            unc = None
+            unc = unc_low = None
             if u is not None:  # σ(U) in the image frame: U logits upsampled (bilinear), padding cropped
                 unc = torch.sigmoid(T.logits_to_image(u, image.height, image.width, self.image_size))[0, 0]
                 unc = unc.float().cpu().numpy()
+                uh, uw = T.valid_shape(image.height, image.width, u.shape[-1])
+                unc_low = torch.sigmoid(u[0, 0, :uh, :uw]).float().cpu().numpy()
         pred = self._finish(logits, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])),
-                            uncertainty=unc)
+                            uncertainty=unc, uncertainty_low=unc_low)
         timings["post_ms"] = (time.perf_counter() - t) * 1e3
         pred.timings = timings
         pred.latency_ms = (time.perf_counter() - t0) * 1e3
@@ -358,24 +364,27 @@ class Predictor:
         return (torch.from_numpy(model_pts)[None].to(self.device),
                 torch.tensor([codes], dtype=torch.long, device=self.device))
 
-    def _finish(self, logits: np.ndarray, low_res, iou: float, obj: float,
-                uncertainty: np.ndarray | None = None) -> Prediction:
-        """Full-res mask + uncertainty; candidates and the suggested click from the low-res logits.
+    def _finish(self, logits: np.ndarray, low_res, iou: float, obj: float, uncertainty: np.ndarray | None = None,
+                uncertainty_low: np.ndarray | None = None) -> Prediction:
+        """Full-res mask + uncertainty; candidates, ambiguity and the suggested click from the low-res logits.
 
-        uncertainty: H×W in [0, 1] — the model's learned map σ(U) (RUS) when it has one; otherwise the
-        margin baseline 1 − |2p − 1| of the mask probabilities p is used."""
+        uncertainty: H×W in [0, 1] — the model's learned map σ(U) (RUS) when it has one (then uncertainty_low
+        is σ(U) on its S/16 grid, padding cropped); otherwise the margin baseline 1 − |2p − 1| of the mask
+        probabilities p is used."""
         mask = logits > 0
         if uncertainty is None:
             uncertainty = postprocess.margin_uncertainty(postprocess.sigmoid(logits))
         h, w = T.valid_shape(*mask.shape, low_res.shape[-1])
         prob_low = postprocess.sigmoid(low_res[0, 0, :h, :w].float().cpu().numpy())
+        unc_low = postprocess.margin_uncertainty(prob_low) if uncertainty_low is None \
+            else postprocess.upsample_nearest(uncertainty_low, h, w)
         candidates = postprocess.candidates_from_mask(mask, prob_low)
-        ambiguity = postprocess.ambiguity_from_candidates(candidates)
-        ambiguous = ambiguity >= 0.5
-        click = postprocess.suggest_click(mask, postprocess.margin_uncertainty(prob_low), candidates, ambiguous)
+        cues = A.ambiguity_features(candidates, prob_low, unc_low, obj, iou)
+        ambiguity, ambiguous = A.score_and_flag(cues, self.ambiguity_calibration)
+        click = postprocess.suggest_click(mask, unc_low, candidates, ambiguous)
         return Prediction(mask=mask, logits=logits.astype(np.float32), low_res_logits=low_res, iou_score=iou,
                           object_score=obj, latency_ms=0.0, uncertainty=uncertainty, ambiguity=ambiguity,
-                          ambiguous=ambiguous, candidates=candidates, suggested_click=click)
+                          ambiguous=ambiguous, candidates=candidates, suggested_click=click, ambiguity_cues=cues)
 
     def prediction_from_mask(self, mask: np.ndarray, image: RasterImage | None = None) -> Prediction:
         """Wrap a hand-edited H×W mask as a prediction whose low-res logits can prime the next turn."""
