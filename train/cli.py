@@ -45,6 +45,8 @@ def register(subparsers) -> None:
     p.add_argument("--sam2-checkpoint", default=None, help="initialise from an official sam2.1_hiera_*.pt")
     p.add_argument("--teacher", default=None, help="distil from this larger rrsis checkpoint (e.g. rsam-b+)")
     p.add_argument("--distill-weight", type=float, default=1.0, help="weight of the distillation BCE")
+    p.add_argument("--loss-weights", type=_loss_weights, default=(20.0, 1.0, 1.0, 1.0), metavar="F,D,O,I",
+                   help="weights of focal, dice, object-score BCE and IoU L1 (the paper's: 20,1,1,1)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--warmup", type=int, default=200)
@@ -84,6 +86,18 @@ def register(subparsers) -> None:
 
 
 _DEFAULTS: dict = {}
+
+
+def _loss_weights(value: str) -> tuple[float, float, float, float]:
+    try:
+        w = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        w = ()
+    if len(w) != 4 or any(x < 0 for x in w):
+        raise argparse.ArgumentTypeError(f"--loss-weights takes four non-negative numbers like 20,1,1,1, got {value!r}")
+    return w
+
+
 # options.json key -> argparse dest, restored on --resume when not given on the command line
 _RESUMABLE = {"config": "config", "batch": "batch", "accum": "accum", "image_size": "image_size", "seed": "seed",
               "sources": "source", "synth_reuse": "synth_reuse", "scene_size": "scene_size", "lr": "lr",
@@ -91,7 +105,7 @@ _RESUMABLE = {"config": "config", "batch": "batch", "accum": "accum", "image_siz
               "click_rounds": "click_rounds", "dialogue_share": "dialogue_share",
               "freeze_image_encoder": "freeze_image_encoder", "rus": "rus", "ugf": "ugf", "udlr": "udlr",
               "init": "init", "teacher": "teacher",
-              "distill_weight": "distill_weight", "db_holdout": "db_holdout", "ckpt_every": "ckpt_every",
+              "distill_weight": "distill_weight", "loss_weights": "loss_weights", "db_holdout": "db_holdout", "ckpt_every": "ckpt_every",
               "ckpt_minutes": "ckpt_minutes", "steps": "steps"}
 
 
@@ -108,7 +122,8 @@ def options_from_args(args):
     return TrainOptions(
         out=args.out, config=args.config, steps=args.steps, batch=args.batch, accum=args.accum,
         image_size=args.image_size, scene_size=args.scene_size, init=args.init,
-        sam2_checkpoint=args.sam2_checkpoint, teacher=args.teacher, distill_weight=args.distill_weight, sources=sources, synth_reuse=args.synth_reuse, lr=args.lr,
+        sam2_checkpoint=args.sam2_checkpoint, teacher=args.teacher, distill_weight=args.distill_weight,
+        loss_weights=tuple(args.loss_weights), sources=sources, synth_reuse=args.synth_reuse, lr=args.lr,
         warmup=args.warmup, weight_decay=args.weight_decay, seed=args.seed, click_share=args.click_share,
         click_rounds=args.click_rounds, dialogue_share=args.dialogue_share,
         freeze_image_encoder=args.freeze_image_encoder, rus=args.rus, ugf=args.ugf, udlr=args.udlr,

@@ -70,6 +70,9 @@ class TrainOptions:
     sam2_checkpoint: str | None = None  # or initialise the image encoder etc. from an official SAM 2 .pt
     teacher: str | None = None  # distil from this (larger) rrsis checkpoint's text-turn masks
     distill_weight: float = 1.0
+    # focal, dice, object BCE, IoU L1: the paper's (20, 1, 1, 1) suits fine-tuning from SAM 2; from scratch the
+    # mask logits stay below zero for long with it (docs/training.md), a larger dice weight helps
+    loss_weights: tuple[float, float, float, float] = (20.0, 1.0, 1.0, 1.0)
     sources: list[str] = field(default_factory=lambda: ["synth:1.0"])
     synth_reuse: int = 2
     scene_size: int | None = None  # synthetic scenes are drawn at this size (default: image_size)
@@ -194,9 +197,10 @@ class TrainStep(nn.Module):
     """Wraps the RSAM so DDP sees one ``forward``: returns the summed loss and its parts."""
 
     def __init__(self, model, freeze_image_encoder: bool = False, click_rounds: int = 3, teacher=None,
-                 distill_weight: float = 1.0):
+                 distill_weight: float = 1.0, loss_weights=(20.0, 1.0, 1.0, 1.0)):
         super().__init__()
         self.model = model
+        self.loss_weights = tuple(float(w) for w in loss_weights)
         self.freeze_image_encoder = freeze_image_encoder
         self.click_rounds = click_rounds
         # Optional frozen teacher (e.g. rsam-b+ → rsam-lite): its text-turn mask probabilities are a soft target.
@@ -315,7 +319,7 @@ class TrainStep(nn.Module):
         text_loss = click_loss = None
         iou_text = iou_click = None
         for name, lo, io, ob, tg_ in turns:
-            ld = rsam_loss(lo, io, ob, tg_)
+            ld = rsam_loss(lo, io, ob, tg_, weights=self.loss_weights)
             w = lo.shape[0] / total_n
             loss = loss + ld["loss"] * w
             for k_src, k_dst in (("focal", "focal"), ("dice", "dice"), ("obj", "obj"), ("iou", "iou_l1")):
@@ -462,7 +466,7 @@ class Trainer:
             for p in teacher.parameters():
                 p.requires_grad_(False)
         self.step_module = TrainStep(self.model, opts.freeze_image_encoder, opts.click_rounds, teacher,
-                                     opts.distill_weight)
+                                     opts.distill_weight, opts.loss_weights)
         self.wrapped = self.step_module
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP

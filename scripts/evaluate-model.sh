@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The evaluations behind rrsis_engine/weights/MODEL_CARD.md (run from the repository root, after `make venv`):
+#   bash scripts/evaluate-model.sh [MODEL] [OUT_DIR]
+# MODEL: a model name or checkpoint (default: the shipped rsam-lite). The real held-out set is built first with
+#   rrsis data from-masks --images ../shared/data/dubai-aerial/images --masks ../shared/data/dubai-aerial/masks \
+#       --out data/dubai-refer
+# Calibrating writes the ambiguity calibration into MODEL's JSON; set CALIBRATE=0 to keep the existing one.
+set -euo pipefail
+MODEL=${1:-rsam-lite}
+OUT=${2:-out/model-card}
+N_SYNTH=${N_SYNTH:-150}
+SIZE=${SIZE:-256}
+REAL=${REAL:-data/dubai-refer/eval.jsonl}
+RRSIS=${RRSIS:-.venv/bin/rrsis}
+mkdir -p "$OUT"
+if [ "${CALIBRATE:-1}" = 1 ]; then
+  "$RRSIS" calibrate --model "$MODEL" --data "synthetic:val:300:$SIZE" --precision 0.8 > "$OUT/calibration.json"
+fi
+for policy in standard suggested; do
+  "$RRSIS" eval --model "$MODEL" --data "synthetic:test:$N_SYNTH:$SIZE" --clicks 0,1,2,3 --noc \
+    --click-policy "$policy" --out "$OUT/synthetic-test-$policy.json" > /dev/null
+  if [ -f "$REAL" ]; then
+    "$RRSIS" eval --model "$MODEL" --data "$REAL" --clicks 0,1,2,3 --noc --click-policy "$policy" \
+      --out "$OUT/real-heldout-$policy.json" > /dev/null
+  fi
+done
+ls "$OUT"
