@@ -20,16 +20,18 @@ def describe_models() -> list[dict]:
     for name, cfg in REGISTRY.items():
         path = find_weights(name)
         meta = {}
+        size = cfg.image_size
         if path is not None:
             try:
-                meta = read_checkpoint_config(path)[1]
+                installed, meta = read_checkpoint_config(path)
+                size = installed.image_size  # weights may be trained at another input size than the config's
             except Exception as exc:  # a broken install is reported, not fatal for listing
                 meta = {"error": str(exc)}
         rows.append({
             "name": name,
             "default": name == DEFAULT_MODEL,
             "image_encoder": cfg.hiera.base + ("" if cfg.hiera.embed_dim is None else f" (reduced: width {cfg.hiera.embed_dim}, stages {list(cfg.hiera.stages)})"),
-            "input": cfg.image_size,
+            "input": size,
             "d_model": cfg.d_model,
             "text_encoder": cfg.text_encoder,
             "weights": str(path) if path else None,

@@ -59,12 +59,9 @@ def test_cli_registered_and_validates(tmp_path):
 
 
 def test_build_services_without_weights_keeps_the_reason(tmp_path, monkeypatch):
-    monkeypatch.setenv("RRSIS_MODELS_DIR", str(tmp_path / "none"))
-    monkeypatch.setenv("RRSIS_CACHE_DIR", str(tmp_path / "cache"))
-    from rrsis_engine.predictor import find_weights
+    import rrsis_engine.predictor as predictor_module
 
-    if find_weights("rsam-lite") is not None:
-        pytest.skip("trained rsam-lite weights are installed here")
+    monkeypatch.setattr(predictor_module, "model_search_dirs", lambda: [tmp_path / "none"])  # hide shipped weights
     sv = build_services(model="rsam-lite", no_db=True, samples_dir=None)
     assert sv.predictor is None and "No trained weights" in sv.predictor_error
     assert len(sv.samples) >= 1  # the bundled tiles

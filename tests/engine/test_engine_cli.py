@@ -66,7 +66,14 @@ def test_models_lists_the_registry(capsys):
     assert main(["models", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert {"rsam-lite", "rsam-t", "rsam-b+", "rsam-tiny"} <= set(rows)
-    assert rows["rsam-lite"]["default"] and rows["rsam-lite"]["input"] == 512
+    lite = rows["rsam-lite"]
+    assert lite["default"]
+    if lite["weights"]:  # the input side of the installed weights
+        from rrsis_engine.model.checkpoint import read_checkpoint_config
+
+        assert lite["input"] == read_checkpoint_config(lite["weights"])[0].image_size
+    else:
+        assert lite["input"] == 512
     assert rows["rsam-b+"]["image_encoder"].startswith("sam2.1_hiera_b+")
 
 
