@@ -151,8 +151,10 @@ class TextFeatureCache:
 @dataclass
 class Sample:
     image: torch.Tensor  # 3×S×S normalised
-    target: torch.Tensor  # 1×S×S first-turn target in the model frame (the loss upsamples the S/4 logits to it)
-    valid: np.ndarray  # s×s bool content area on the S/4 logit grid (where clicks may land)
+    # 1×s×s first-turn target on the S/4 logit grid. (S×S targets, with the logits upsampled in the loss, made
+    # rsam-tiny ignore correction clicks on the easy task: tests/train/test_easy_task.py, docs/training.md.)
+    target: torch.Tensor
+    valid: np.ndarray  # s×s bool content area
     expression: str
     ambiguous: bool
     followup: str | None
@@ -179,12 +181,12 @@ def prepare_sample(rec: dict, rng: np.random.Generator, size: int, opts: TrainOp
     clicks = rng.random() < opts.click_share
     return Sample(
         image=T.image_to_tensor(rec["image"], size)[0],
-        target=T.mask_to_tensor(np.asarray(rec["mask"], dtype=bool), size)[0],
+        target=T.mask_to_tensor(np.asarray(rec["mask"], dtype=bool), size, s)[0],
         valid=valid,
         expression=str(rec.get("expression") or ""),
         ambiguous=ambiguous and has_fol,  # an ambiguous first turn is only skipped when a follow-up resolves it
         followup=fol if has_fol else None,
-        followup_target=T.mask_to_tensor(np.asarray(fmask, dtype=bool), size)[0] if has_fol else None,
+        followup_target=T.mask_to_tensor(np.asarray(fmask, dtype=bool), size, s)[0] if has_fol else None,
         dialogue=dialogue,
         clicks=clicks,
         rng=rng,
@@ -289,11 +291,7 @@ class TrainStep(nn.Module):
             uc = None if cur_u is None else cur_u[ci]
             prev = cur_low[ci].detach()
             tgtc = cur_tgt[ci]
-            # the target on the logit grid; a cell counts when the object covers any of it (small objects
-            # keep a cell to click on)
-            stride = tgtc.shape[-1] // prev.shape[-1]
-            gt = (nn.functional.max_pool2d(tgtc, stride)[:, 0] > 0.5).cpu().numpy() if stride > 1 \
-                else (tgtc[:, 0] > 0.5).cpu().numpy()
+            gt = (tgtc[:, 0] > 0.5).cpu().numpy()
             ones = torch.ones(len(c_idx), dtype=torch.bool, device=device)
             pts: list[list[tuple[float, float]]] = [[] for _ in c_idx]
             lbl: list[list[int]] = [[] for _ in c_idx]
