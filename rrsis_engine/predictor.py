@@ -30,6 +30,7 @@ from rrsis_engine.errors import CheckpointError, NoImageError, NoTrainedWeightsE
 from rrsis_engine.imageio import RasterImage, read_image
 from rrsis_engine.model import DEFAULT_MODEL, REGISTRY, ImageFeatures, load_checkpoint, model_hash
 from rrsis_engine.model import transforms as T
+from rrsis_engine.model.checkpoint import is_shard
 from rrsis_engine.prediction import Prediction
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def resolve_model_path(model: str | os.PathLike | None) -> Path:
         return path
     path = Path(name).expanduser()
     if path.is_dir():
-        files = sorted(path.glob("*.safetensors"))
+        files = sorted(p for p in path.glob("*.safetensors") if not is_shard(p))
         if len(files) != 1:
             raise CheckpointError(f"{path} should contain exactly one .safetensors checkpoint, found {len(files)}.")
         path = files[0]

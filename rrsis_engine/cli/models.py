@@ -13,7 +13,7 @@ def register(subparsers) -> None:
 
 def describe_models() -> list[dict]:
     from rrsis_engine.model import DEFAULT_MODEL, REGISTRY
-    from rrsis_engine.model.checkpoint import read_checkpoint_config
+    from rrsis_engine.model.checkpoint import checkpoint_files, read_checkpoint_config
     from rrsis_engine.predictor import find_weights
 
     rows = []
@@ -35,7 +35,7 @@ def describe_models() -> list[dict]:
             "d_model": cfg.d_model,
             "text_encoder": cfg.text_encoder,
             "weights": str(path) if path else None,
-            "size_mb": round(path.stat().st_size / 2**20, 1) if path else None,
+            "size_mb": round(sum(p.stat().st_size for p in checkpoint_files(path)) / 2**20, 1) if path else None,
             "trained": meta.get("trained"),
             "metrics": meta.get("metrics"),
         })

@@ -1,7 +1,9 @@
 """Checkpoints: safetensors weights + a JSON config beside them (never pickle).
 
 ``model.safetensors`` holds the trainable state dict (the frozen text backbone is not stored; the JSON
-names where it comes from). ``model.json`` holds ``{"format": 1, "config": RSAMConfig, "meta": {...}}``.
+names where it comes from). ``model.json`` holds ``{"format": 1, "config": RSAMConfig, "meta": {...}}`` and,
+for a checkpoint split into several files (shipped weights stay under the repository's per-file limit),
+``"shards": ["model.shard-1.safetensors", ...]``: further files beside it, holding the rest of the keys.
 Official SAM 2 / 2.1 checkpoints (``{"model": state_dict}`` .pt files) are read with
 ``torch.load(weights_only=True)`` and imported into the image encoder, prompt encoder and the shared
 parts of the decoder.
@@ -18,6 +20,41 @@ import torch
 from rrsis_engine.errors import CheckpointError
 
 FORMAT_VERSION = 1
+SHARD_MARK = ".shard-"  # NAME.shard-K.safetensors: a further part of NAME.safetensors, never a checkpoint alone
+
+
+def is_shard(path: Path) -> bool:
+    return SHARD_MARK in Path(path).name
+
+
+def checkpoint_files(path: str | Path) -> list[Path]:
+    """The weights file and the further shards its JSON lists (all beside it)."""
+    path = Path(path)
+    cfg_path = config_path_for(path)
+    shards = json.loads(cfg_path.read_text()).get("shards", []) if cfg_path.is_file() else []
+    return [path] + [path.parent / name for name in shards]
+
+
+def save_state_shards(state: dict[str, torch.Tensor], path: Path, metadata: dict, max_bytes: int | None) -> list[str]:
+    """Write ``state`` to ``path`` and, beyond ``max_bytes`` per file, to ``NAME.shard-K.safetensors`` files
+    (keys in sorted order, greedily). Returns the further shards' file names (empty when one file suffices)."""
+    from safetensors.torch import save_file
+
+    groups: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for k in sorted(state):
+        n = state[k].numel() * state[k].element_size()
+        if max_bytes and groups[-1] and size + n > max_bytes:
+            groups.append({})
+            size = 0
+        groups[-1][k] = state[k]
+        size += n
+    names = [path.name] + [f"{path.stem}{SHARD_MARK}{i}.safetensors" for i in range(1, len(groups))]
+    for group, name in zip(groups, names, strict=True):
+        tmp = path.parent / (name + ".tmp")
+        save_file(group, str(tmp), metadata=metadata)
+        tmp.replace(path.parent / name)
+    return names[1:]
 
 
 def _trainable_state(model) -> dict[str, torch.Tensor]:
@@ -99,10 +136,17 @@ def load_checkpoint(path: str | Path, text_encoder=None):
     if not path.is_file():
         raise CheckpointError(f"Checkpoint not found: {path}.")
     cfg, meta = read_checkpoint_config(path)
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({exc}).") from None
+    state: dict[str, torch.Tensor] = {}
+    for part in checkpoint_files(path):
+        try:
+            part_state = load_file(str(part))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{part} is not a readable safetensors file ({exc}); a checkpoint split into "
+                                  "shards needs every file its JSON lists, beside it.") from None
+        twice = sorted(set(state) & set(part_state))
+        if twice:
+            raise CheckpointError(f"{part} repeats keys of an earlier shard: {', '.join(twice[:8])}.")
+        state.update(part_state)
     model = build_rsam(cfg, text_encoder=text_encoder)
     load_state_strict(model, state, str(path))
     model.checkpoint_meta = meta

@@ -17,3 +17,38 @@ def test_half_precision_export_loads_and_predicts_the_same_mask(tmp_path, tiny_t
     b.set_image(image)
     la, lb = a.predict("the roof").logits, b.predict("the roof").logits
     assert np.abs(la - lb).max() < 0.05 * (np.abs(la).max() + 1)
+
+
+def test_export_splits_into_shards_that_load_as_one_checkpoint(tmp_path, tiny_text_encoder):
+    import json
+
+    import pytest
+    import torch
+
+    from rrsis_engine.errors import CheckpointError
+    from rrsis_engine.model.checkpoint import model_hash
+    from rrsis_engine.predictor import resolve_model_path
+
+    model = build_rsam(get_config("rsam-tiny").with_overrides(image_size=64), text_encoder=tiny_text_encoder)
+    src = save_checkpoint(model, tmp_path / "full.safetensors")
+    ship = tmp_path / "ship"
+    whole = load_checkpoint(export_half(src, ship / "one.safetensors"), text_encoder=tiny_text_encoder)
+    dst = export_half(src, ship / "tiny.safetensors", max_shard_bytes=1_000_000)
+    shards = json.loads(dst.with_suffix(".json").read_text())["shards"]
+    files = [dst] + [ship / s for s in shards]
+    assert len(files) >= 3 and all(f.stat().st_size <= 1_000_000 + 64_000 for f in files)
+    sharded = load_checkpoint(dst, text_encoder=tiny_text_encoder)
+    assert model_hash(sharded) == model_hash(whole)
+    for k, v in whole.state_dict().items():
+        assert torch.equal(v, sharded.state_dict()[k])
+    # a folder holding one checkpoint resolves to its main file, not to a shard
+    (ship / "one.safetensors").unlink()
+    (ship / "one.json").unlink()
+    assert resolve_model_path(ship) == dst
+    (ship / shards[-1]).unlink()
+    with pytest.raises(CheckpointError, match="every file its JSON lists"):
+        load_checkpoint(dst, text_encoder=tiny_text_encoder)
+    # exporting again to the same name in one file removes the old shards
+    export_half(src, dst, max_shard_bytes=None)
+    assert sorted(p.name for p in ship.iterdir()) == ["tiny.json", "tiny.safetensors"]
+    assert model_hash(load_checkpoint(dst, text_encoder=tiny_text_encoder)) == model_hash(whole)
