@@ -289,9 +289,7 @@ class Predictor:
         cached = self._fused.get((key, text))
         if cached is None:
             tokens, mask = self._text(text)
-            u = self.model.uncertainty(feats.vd, tokens, mask)
-            vd, t_global = self.model.fuse(feats.vd, tokens, mask, uncertainty=u)
-            cached = (vd, t_global, u)
+            cached = self.model.fuse_with_uncertainty(feats.vd, tokens, mask)
             self._fused.put((key, text), cached)
         return cached
 

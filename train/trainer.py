@@ -45,7 +45,7 @@ from torch import nn
 from rrsis_engine.errors import CheckpointError, RRSISError
 from rrsis_engine.model import ImageFeatures, build_rsam, get_config, load_checkpoint, save_checkpoint
 from rrsis_engine.model import transforms as T
-from rrsis_engine.model.loss import mask_iou, rsam_loss
+from rrsis_engine.model.loss import mask_iou, rsam_loss, rus_loss
 
 log = logging.getLogger("rrsis.train")
 
@@ -229,9 +229,7 @@ class TrainStep(nn.Module):
             images, size=(t.image_size, t.image_size), mode="bilinear", align_corners=False)
         hidden, mask = t.text_embed(texts)
         feats = t.encode_image(x)
-        tok, tmask = t.encode_text(hidden, mask)
-        u = t.uncertainty(feats.vd, tok, tmask)
-        vd, tg = t.fuse(feats.vd, tok, tmask, uncertainty=u)
+        vd, tg, u = t.fuse_with_uncertainty(feats.vd, *t.encode_text(hidden, mask))
         low, _, _ = t.decode(vd, tg, feats, uncertainty=u)
         return F.interpolate(low, size=(out_size, out_size), mode="bilinear", align_corners=False)
 
@@ -245,8 +243,7 @@ class TrainStep(nn.Module):
         target = torch.stack([s.target for s in samples]).to(device)
         feats = self.encode(images)
         tok, tmask = m.encode_text(*text)
-        u = m.uncertainty(feats.vd, tok, tmask)  # RUS: B×1×h×w or None
-        vd, tg = m.fuse(feats.vd, tok, tmask, uncertainty=u)
+        vd, tg, u = m.fuse_with_uncertainty(feats.vd, tok, tmask)  # u: RUS B×1×h×w or None
         low, iou, obj = m.decode(vd, tg, feats, uncertainty=u)
         turns = []  # (name, logits, iou, obj, target)
         definite = torch.tensor([not s.ambiguous for s in samples], device=device)
@@ -255,8 +252,6 @@ class TrainStep(nn.Module):
             idx = definite.nonzero()[:, 0]
             turns.append(("text", low[idx], iou[idx], obj[idx], target[idx]))
             if u is not None:
-                from rrsis_engine.model.loss import rus_loss
-
                 # online error-consistency target from the text turn's own (final) prediction
                 rus = rus_loss(u[idx], low[idx], target[idx], max_pos_weight=m.config.rus_max_pos_weight)["loss"]
         distill = None
@@ -271,8 +266,7 @@ class TrainStep(nn.Module):
             di = torch.tensor(d_idx, device=device)
             tok2, tmask2 = m.encode_text(*followup_text)
             sub = ImageFeatures(vd=feats.vd[di], v1=feats.v1[di], v2=feats.v2[di])
-            u2 = m.uncertainty(sub.vd, tok2, tmask2)
-            vd2, tg2 = m.fuse(sub.vd, tok2, tmask2, uncertainty=u2)
+            vd2, tg2, u2 = m.fuse_with_uncertainty(sub.vd, tok2, tmask2)
             ones = torch.ones(len(d_idx), dtype=torch.bool, device=device)
             low2, iou2, obj2 = m.decode(vd2, tg2, sub, mask_input=low[di].detach(), has_mask=ones, uncertainty=u2)
             tgt2 = torch.stack([samples[i].followup_target for i in d_idx]).to(device)

@@ -78,11 +78,6 @@ class RSAM(nn.Module):
     def encode_text(self, hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.text_encoder(hidden, mask)
 
-    @property
-    def has_uncertainty(self) -> bool:
-        """True when the model predicts a learned uncertainty map (RUS)."""
-        return self.rus is not None
-
     def uncertainty(self, vd: torch.Tensor, txt: torch.Tensor, txt_mask: torch.Tensor) -> torch.Tensor | None:
         """RUS on the *unfused* V_d: vd B×d×h×w (or 1×… shared), txt B×L×d, txt_mask B×L →
         U B×1×h×w logits (h = S/16; high = likely wrong), or None when ``config.use_rus`` is off."""
@@ -111,6 +106,12 @@ class RSAM(nn.Module):
         elif not self.config.use_twgm:
             return vd, t_global
         return img.transpose(1, 2).reshape(b, c, h, w), t_global
+
+    def fuse_with_uncertainty(self, vd: torch.Tensor, txt: torch.Tensor, txt_mask: torch.Tensor):
+        """RUS, then TWGM (+ UGF gated by it): → (fused vd B×d×h×w, T_G B×d, U B×1×h×w or None)."""
+        u = self.uncertainty(vd, txt, txt_mask)
+        fused, t_global = self.fuse(vd, txt, txt_mask, uncertainty=u)
+        return fused, t_global, u
 
     def decode(
         self,
@@ -146,6 +147,5 @@ class RSAM(nn.Module):
         """Full forward for training: images B×3×S×S, hidden/text_mask from ``text_embed``."""
         feats = self.encode_image(images)
         txt, txt_mask = self.encode_text(hidden, text_mask)
-        u = self.uncertainty(feats.vd, txt, txt_mask)
-        vd, t_global = self.fuse(feats.vd, txt, txt_mask, uncertainty=u)
+        vd, t_global, u = self.fuse_with_uncertainty(feats.vd, txt, txt_mask)
         return self.decode(vd, t_global, feats, points, labels, mask_input, has_mask, uncertainty=u)
