@@ -1,5 +1,7 @@
 """An easy referring task for smoke tests and the trainability check: a red square and a blue circle on a
-plain background; the expression names one of them ("the red square" / "the blue circle").
+plain background; the expression names one of them ("the red square" / "the blue circle"). With
+``twin_share`` > 0 some scenes get a second, identical red square: "the red square" then matches both
+(``ambiguous``, mask = both squares) — the controlled case for the ambiguity flag.
 
 Record dicts as in :mod:`rrsis_engine.data` (image H×W×3 uint8, mask H×W bool); item ``n`` is a pure
 function of ``(seed, n)``.
@@ -13,7 +15,9 @@ SQUARE_NAMES = ("the red square", "red square", "the red box")
 CIRCLE_NAMES = ("the blue circle", "blue circle", "the blue disk")
 
 
-def easy_sample(n: int, size: int = 256, seed: int = 0) -> dict:
+def easy_sample(n: int, size: int = 256, seed: int = 0, twin_share: float = 0.0, twins: bool | None = None) -> dict:
+    """Item ``n``; ``twins`` forces (True) or forbids (False) the second red square, else it is drawn
+    with probability ``twin_share``."""
     rng = np.random.default_rng([seed, 4242, n])
     bg = rng.integers(60, 200, size=3)
     img = np.empty((size, size, 3), dtype=np.uint8)
@@ -29,9 +33,25 @@ def easy_sample(n: int, size: int = 256, seed: int = 0) -> dict:
         circle = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
         if not (square & circle).any():
             break
-    img[square] = (int(rng.integers(180, 240)), int(rng.integers(0, 50)), int(rng.integers(0, 50)))
+    red = (int(rng.integers(180, 240)), int(rng.integers(0, 50)), int(rng.integers(0, 50)))
+    img[square] = red
     img[circle] = (int(rng.integers(0, 50)), int(rng.integers(40, 90)), int(rng.integers(180, 240)))
     want_square = bool(rng.integers(2))
+    if twins is None:
+        twins = twin_share > 0 and rng.random() < twin_share
+    if twins:  # a second square of the same size and colour, apart from both shapes
+        want_square = True
+        taken = square | circle
+        for _ in range(200):
+            tx, ty = rng.integers(0, size - s, size=2)
+            twin = (xx >= tx) & (xx < tx + s) & (yy >= ty) & (yy < ty + s)
+            grown = (xx >= tx - 4) & (xx < tx + s + 4) & (yy >= ty - 4) & (yy < ty + s + 4)
+            if not (grown & taken).any():
+                break
+        else:  # no room: the scene stays unambiguous
+            twins, twin = False, np.zeros_like(square)
+        img[twin] = red
+        square = square | twin
     names = SQUARE_NAMES if want_square else CIRCLE_NAMES
     return {
         "id": f"easy-{n}",
@@ -39,7 +59,7 @@ def easy_sample(n: int, size: int = 256, seed: int = 0) -> dict:
         "mask": square if want_square else circle,
         "other_mask": circle if want_square else square,
         "expression": names[int(rng.integers(len(names)))],
-        "ambiguous": False,
+        "ambiguous": bool(twins),
         "followup": None,
         "followup_mask": None,
         "kind": "easy",
@@ -51,11 +71,11 @@ class EasySource:
 
     name = "easy"
 
-    def __init__(self, size: int = 256, seed: int = 0):
-        self.size, self.seed = size, seed
+    def __init__(self, size: int = 256, seed: int = 0, twin_share: float = 0.0):
+        self.size, self.seed, self.twin_share = size, seed, twin_share
 
     def __len__(self) -> int:
         return 1 << 40
 
     def get(self, n: int) -> dict:
-        return easy_sample(n, self.size, self.seed)
+        return easy_sample(n, self.size, self.seed, self.twin_share)

@@ -12,6 +12,9 @@ S/4×S/4 logits):
    turn's low-res logits as the mask prior → the follow-up target;
 3. click rounds (``click_share`` of samples, 1…``click_rounds`` rounds): a click sampled from the error
    region of the current prediction, all clicks so far plus the previous logits (detached) as prior.
+   ``click_only_share`` of the click samples have no text at all (empty expression, no text-turn loss) and
+   start from a positive click inside the target with no prior, as SAM 2 trains: without them the decoder
+   learnt to ignore clicks and the mask prior (docs/training.md).
 Every turn's loss counts, weighted by the number of samples in it.
 
 Run directory layout (``--out``)::
@@ -84,6 +87,8 @@ class TrainOptions:
     seed: int = 0
     click_share: float = 0.5
     click_rounds: int = 3
+    click_only_share: float = 0.0  # of the click samples: no text, the first click starts the session
+    reset: tuple[str, ...] = ()  # with init: re-initialise these submodules (e.g. "mask_decoder")
     dialogue_share: float = 0.6
     freeze_image_encoder: bool = False
     # CroBIM-U uncertainty modules (ugf/udlr imply rus); with --init they are added to a checkpoint without them
@@ -161,6 +166,7 @@ class Sample:
     followup_target: torch.Tensor | None
     dialogue: bool
     clicks: bool
+    click_only: bool  # no text: the session starts with a positive click (``expression`` is "")
     rng: np.random.Generator
     id: str
 
@@ -179,16 +185,20 @@ def prepare_sample(rec: dict, rng: np.random.Generator, size: int, opts: TrainOp
     ambiguous = bool(rec.get("ambiguous", False))
     dialogue = has_fol and (ambiguous or rng.random() < opts.dialogue_share)
     clicks = rng.random() < opts.click_share
+    click_only = clicks and opts.click_only_share > 0 and rng.random() < opts.click_only_share
+    if click_only:
+        ambiguous, dialogue = False, False
     return Sample(
         image=T.image_to_tensor(rec["image"], size)[0],
         target=T.mask_to_tensor(np.asarray(rec["mask"], dtype=bool), size, s)[0],
         valid=valid,
-        expression=str(rec.get("expression") or ""),
+        expression="" if click_only else str(rec.get("expression") or ""),
         ambiguous=ambiguous and has_fol,  # an ambiguous first turn is only skipped when a follow-up resolves it
         followup=fol if has_fol else None,
         followup_target=T.mask_to_tensor(np.asarray(fmask, dtype=bool), size, s)[0] if has_fol else None,
         dialogue=dialogue,
         clicks=clicks,
+        click_only=click_only,
         rng=rng,
         id=str(rec.get("id", "")),
     )
@@ -246,7 +256,8 @@ class TrainStep(nn.Module):
         vd, tg, u = m.fuse_with_uncertainty(feats.vd, tok, tmask)  # u: RUS B×1×h×w or None
         low, iou, obj = m.decode(vd, tg, feats, uncertainty=u)
         turns = []  # (name, logits, iou, obj, target)
-        definite = torch.tensor([not s.ambiguous for s in samples], device=device)
+        # text-turn loss only where the expression defines the target (not ambiguous, not click-only)
+        definite = torch.tensor([not (s.ambiguous or s.click_only) for s in samples], device=device)
         rus = None
         if definite.any():
             idx = definite.nonzero()[:, 0]
@@ -284,9 +295,12 @@ class TrainStep(nn.Module):
             vdc, tgc = cur_vd[ci], cur_tg[ci]
             uc = None if cur_u is None else cur_u[ci]
             prev = cur_low[ci].detach()
+            # click-only samples: no prior, and an all-background "prediction" → the first click is positive
+            only = torch.tensor([samples[i].click_only for i in c_idx], device=device)
+            prev = torch.where(only[:, None, None, None], torch.full_like(prev, -20.0), prev)
+            has_prior = ~only
             tgtc = cur_tgt[ci]
             gt = (tgtc[:, 0] > 0.5).cpu().numpy()
-            ones = torch.ones(len(c_idx), dtype=torch.bool, device=device)
             pts: list[list[tuple[float, float]]] = [[] for _ in c_idx]
             lbl: list[list[int]] = [[] for _ in c_idx]
             for _ in range(rounds):
@@ -301,10 +315,11 @@ class TrainStep(nn.Module):
                         lbl[j].append(c[2])
                 p = torch.tensor(pts, dtype=torch.float32, device=device)
                 lb = torch.tensor(lbl, dtype=torch.long, device=device)
-                lowc, iouc, objc = m.decode(vdc, tgc, sub, points=p, labels=lb, mask_input=prev, has_mask=ones,
+                lowc, iouc, objc = m.decode(vdc, tgc, sub, points=p, labels=lb, mask_input=prev, has_mask=has_prior,
                                             uncertainty=uc)
                 turns.append(("click", lowc, iouc, objc, tgtc))
                 prev = lowc.detach()
+                has_prior = torch.ones_like(has_prior)
         total_n = sum(t[1].shape[0] for t in turns)
         loss = torch.zeros((), device=device)
         parts = {k: 0.0 for k in ("focal", "dice", "obj", "iou_l1")}
@@ -372,6 +387,19 @@ def load_optimizer(opt: torch.optim.Optimizer, path: Path) -> None:
 
 
 # ---- the trainer ----------------------------------------------------------------------------------
+def reset_submodules(model, names) -> None:
+    """Re-initialise the named submodules (e.g. ``mask_decoder``, ``prompt_encoder``) of a loaded model with
+    the weights a fresh build of its config would have (under the current torch seed)."""
+    fresh = build_rsam(model.config)
+    for name in names:
+        try:
+            target = model.get_submodule(name)
+        except AttributeError:
+            top = ", ".join(n for n, _ in model.named_children())
+            raise RRSISError(f"--reset {name}: the model has no such part (top-level parts: {top}).") from None
+        target.load_state_dict(fresh.get_submodule(name).state_dict())
+
+
 def lr_at(step: int, opts: TrainOptions) -> float:
     """Linear warm-up then cosine decay to ``min_lr_ratio``·lr at ``steps``."""
     if opts.warmup and step < opts.warmup:
@@ -426,7 +454,13 @@ class Trainer:
                     f"--init {opts.init} was trained at {model.config.image_size}²; drop --image-size or use "
                     f"{model.config.image_size}.")
             self.parent = getattr(model, "checkpoint_path", opts.init)
+            if opts.reset:
+                reset_submodules(model, opts.reset)
+                log.info("--init %s: re-initialised %s", opts.init, ", ".join(opts.reset))
         else:
+            if opts.reset:
+                raise RRSISError("--reset re-initialises parts of an --init checkpoint; without --init every "
+                                 "module starts freshly initialised anyway.")
             cfg = get_config(opts.config)
             if opts.image_size:
                 if opts.image_size % 32:

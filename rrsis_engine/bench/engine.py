@@ -2,8 +2,9 @@
 plain ``sam2`` image encoder / prompt encoder + mask decoder timed in the same process.
 
 Each config runs in its own subprocess (so peak RSS is per config); inside it, our model is measured first,
-its peak RSS recorded, then the SAM 2 baseline of the same Hiera family is built and timed. Weights are
-random: timings do not depend on weight values. Writes benchmarks/engine.json and benchmarks/engine.md.
+its peak RSS recorded, then the same config with the CroBIM-U modules on (RUS + UGF + UDLR: text and click
+turns, against the plain config's turns), then the SAM 2 baseline of the same Hiera family is built and
+timed. Weights are random: timings do not depend on weight values. Writes benchmarks/engine.json and .md.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def measure_config(name: str, repeats: int, device: str, dtype: str) -> dict:
     rng = np.random.default_rng(0)
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
     result = _measure_rsam(name, repeats, dev, autocast, rng)  # our model is freed before the baseline
+    result.update(_measure_uncertainty_turns(name, repeats, dev, autocast, rng))
     result.update(_baseline(BASELINE_FOR[name], repeats, dev, autocast, rng))
     return result
 
@@ -81,26 +83,59 @@ def _measure_rsam(name: str, repeats: int, dev, autocast, rng) -> dict:
 
             embed()  # warm-up
             result[f"embed_{side}_ms"] = statistics.median(_time(embed, repeats))
-        # turns on a cached 1024² image
         image = predictor.set_image((rng.random((1024, 1024, 3)) * 255).astype(np.uint8))
-        predictor.predict(TEXTS[0])
-        prev = predictor.predict(TEXTS[0], points=[[500, 500]], labels=[1])
-        clicks = _time(lambda: (predictor.predict(TEXTS[0], points=[[500, 500], [300, 200]], labels=[1, 0],
-                                                  mask_input=prev.low_res_logits, image=image), _sync(dev)),
-                       repeats * 10)
-        counter = iter(range(10**6))
-
-        def new_text():
-            predictor.predict(f"{TEXTS[next(counter) % len(TEXTS)]} {next(counter)}", image=image)
-            _sync(dev)
-
-        texts = _time(new_text, repeats * 5)
+        clicks, texts = _turns(predictor, image, repeats, dev)
     result.update(click_p50_ms=_pct(clicks, 50), click_p95_ms=_pct(clicks, 95),
                   text_p50_ms=_pct(texts, 50), text_p95_ms=_pct(texts, 95), peak_rss_mb=_peak_rss_mb(),
                   decode_ms=statistics.median([predictor.predict(TEXTS[0], points=[[500, 500]], labels=[1],
                                                                  image=image).timings["decode_ms"]
                                                for _ in range(repeats * 3)]))
     return result
+
+
+def _turns(predictor, image, repeats: int, dev) -> tuple[list[float], list[float]]:
+    """Per-turn latencies (ms) on a cached image: 2-click turns with the previous mask as prior (decoder
+    only), and new-text turns (text encoder + fusion + decoder)."""
+    predictor.predict(TEXTS[0], image=image)
+    prev = predictor.predict(TEXTS[0], points=[[500, 500]], labels=[1], image=image)
+    clicks = _time(lambda: (predictor.predict(TEXTS[0], points=[[500, 500], [300, 200]], labels=[1, 0],
+                                              mask_input=prev.low_res_logits, image=image), _sync(dev)),
+                   repeats * 10)
+    counter = iter(range(10**6))
+
+    def new_text():
+        predictor.predict(f"{TEXTS[next(counter) % len(TEXTS)]} {next(counter)}", image=image)
+        _sync(dev)
+
+    return clicks, _time(new_text, repeats * 5)
+
+
+def _measure_uncertainty_turns(name: str, repeats: int, dev, autocast, rng) -> dict:
+    """Click and new-text turn latency with and without RUS + UGF + UDLR, alternating the two models turn
+    block by turn block so both see the same machine load."""
+    from rrsis_engine.model import build_rsam, get_config
+    from rrsis_engine.predictor import Predictor
+
+    cfg = get_config(name)
+    predictors = {"off": Predictor(build_rsam(cfg), device=str(dev), disk_cache=False),
+                  "on": Predictor(build_rsam(cfg.with_overrides(use_rus=True, use_ugf=True, use_udlr=True)),
+                                  device=str(dev), disk_cache=False)}
+    img = (rng.random((1024, 1024, 3)) * 255).astype(np.uint8)
+    times = {k: ([], []) for k in predictors}
+    with autocast:
+        images = {k: p.set_image(img) for k, p in predictors.items()}
+        for _ in range(3):
+            for k, p in predictors.items():
+                clicks, texts = _turns(p, images[k], max(1, repeats // 2 + 1), dev)
+                times[k][0].extend(clicks)
+                times[k][1].extend(texts)
+    out = {}
+    for k, (clicks, texts) in times.items():
+        out[f"unc_{k}_click_p50_ms"] = _pct(clicks, 50)
+        out[f"unc_{k}_text_p50_ms"] = _pct(texts, 50)
+    out["unc_click_ratio"] = out["unc_on_click_p50_ms"] / out["unc_off_click_p50_ms"]
+    out["unc_text_ratio"] = out["unc_on_text_p50_ms"] / out["unc_off_text_p50_ms"]
+    return out
 
 
 def _baseline(config: str, repeats: int, dev, autocast, rng) -> dict:
@@ -151,6 +186,16 @@ def _markdown(report: dict) -> str:
             f"{r['sam2_click_p50_ms']:.1f} | {r['click_ratio']:.2f}× | {r['text_p50_ms']:.1f} / {r['text_p95_ms']:.1f} | "
             f"{r['peak_rss_mb']:.0f} |"
         )
+    lines += ["", "CroBIM-U cost: the same config with RUS + UGF + UDLR on, per-turn p50 against it off, the two "
+              "models alternating in one process.", "",
+              "| config | click off / on (ms) | click ratio | new text off / on (ms) | new-text ratio |",
+              "|---|---|---|---|---|"]
+    for r in rows:
+        if "unc_click_ratio" in r:
+            lines.append(
+                f"| {r['config']} | {r['unc_off_click_p50_ms']:.1f} / {r['unc_on_click_p50_ms']:.1f} | "
+                f"{r['unc_click_ratio']:.2f}× | {r['unc_off_text_p50_ms']:.1f} / {r['unc_on_text_p50_ms']:.1f} | "
+                f"{r['unc_text_ratio']:.2f}× |")
     lines += ["", "## Goals", ""]
     for goal in report["goals"]:
         lines.append(f"- {'✅' if goal['met'] else '❌'} {goal['goal']}: {goal['value']}")
@@ -163,6 +208,11 @@ def _goals(rows: list[dict]) -> list[dict]:
     for r in rows:
         goals.append({"goal": f"{r['config']} click-turn p50 ≤ 1.5× plain SAM 2 decoding",
                       "value": f"{r['click_ratio']:.2f}×", "met": r["click_ratio"] <= 1.5})
+        if "unc_click_ratio" in r:
+            worst = max(r["unc_click_ratio"], r["unc_text_ratio"])
+            goals.append({"goal": f"{r['config']} per-turn p50 with RUS + UGF + UDLR ≤ 1.2× without",
+                          "value": f"click {r['unc_click_ratio']:.2f}×, new text {r['unc_text_ratio']:.2f}×",
+                          "met": worst <= 1.2})
     if "rsam-lite" in by:
         lite = by["rsam-lite"]
         goals.append({"goal": "rsam-lite new-text-turn p50 ≤ 150 ms", "value": f"{lite['text_p50_ms']:.1f} ms",

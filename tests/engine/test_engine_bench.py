@@ -1,0 +1,20 @@
+"""rrsis bench engine: the CroBIM-U cost comparison measures both models and reports it with a goal."""
+
+import contextlib
+
+import numpy as np
+import torch
+
+
+def test_uncertainty_turn_comparison_reports_ratios_and_a_goal():
+    from rrsis_engine.bench import engine
+
+    torch.set_num_threads(1)
+    r = engine._measure_uncertainty_turns("rsam-tiny", 1, torch.device("cpu"), contextlib.nullcontext(),
+                                          np.random.default_rng(0))
+    for k in ("off", "on"):
+        assert r[f"unc_{k}_click_p50_ms"] > 0 and r[f"unc_{k}_text_p50_ms"] > 0
+    assert np.isclose(r["unc_click_ratio"], r["unc_on_click_p50_ms"] / r["unc_off_click_p50_ms"])
+    row = {"config": "rsam-tiny", "click_ratio": 1.0, **r}
+    (goal,) = [g for g in engine._goals([row]) if "RUS" in g["goal"]]
+    assert goal["met"] == (max(r["unc_click_ratio"], r["unc_text_ratio"]) <= 1.2)
