@@ -60,6 +60,10 @@ def register(subparsers) -> None:
                    help="with --init: re-initialise these parts, e.g. mask_decoder,prompt_encoder")
     p.add_argument("--dialogue-share", type=float, default=0.6, help="share of samples with a follow-up turn")
     p.add_argument("--freeze-image-encoder", action="store_true", help="train only text projection, TWGM, decoder")
+    p.add_argument("--no-twgm", action="store_true",
+                   help="ablation: no two-way guidance module (V_d reaches the decoder unfused)")
+    p.add_argument("--no-mmmd", action="store_true",
+                   help="ablation: plain SAM 2 decoder with the text global token as one more sparse prompt")
     p.add_argument("--rus", action="store_true",
                    help="CroBIM-U: learn an uncertainty map (RUS, its own loss; the predictor shows it)")
     p.add_argument("--ugf", action="store_true", help="CroBIM-U: uncertainty-gated post-fusion (implies --rus)")
@@ -132,6 +136,7 @@ def options_from_args(args):
         click_rounds=args.click_rounds, click_only_share=args.click_only_share,
         reset=tuple(n.strip() for n in args.reset.split(",") if n.strip()), dialogue_share=args.dialogue_share,
         freeze_image_encoder=args.freeze_image_encoder, rus=args.rus, ugf=args.ugf, udlr=args.udlr,
+        twgm=not args.no_twgm, mmmd=not args.no_mmmd,
         augment=not args.no_augment, ckpt_every=args.ckpt_every,
         ckpt_minutes=args.ckpt_minutes, max_minutes=args.max_minutes, log_every=args.log_every,
         threads=args.threads, since=args.since, db_image_root=args.db_image_root, db_holdout=args.db_holdout, progress=not args.no_progress,
@@ -150,6 +155,8 @@ def run(args) -> int:
         for key, dest in _RESUMABLE.items():
             if key in saved and getattr(args, dest) == _DEFAULTS.get(dest):
                 setattr(args, dest, saved[key])
+        args.no_twgm = args.no_twgm or saved.get("twgm") is False
+        args.no_mmmd = args.no_mmmd or saved.get("mmmd") is False
     opts = options_from_args(args)
     from rrsis_train.trainer import Trainer
 

@@ -91,6 +91,10 @@ class TrainOptions:
     reset: tuple[str, ...] = ()  # with init: re-initialise these submodules (e.g. "mask_decoder")
     dialogue_share: float = 0.6
     freeze_image_encoder: bool = False
+    # RSAM's fusion parts, off only for the ablation (a fresh model): TWGM, and MMMD's T_G in the mask token
+    # (off: T_G is one more sparse prompt token of the plain SAM 2 decoder)
+    twgm: bool = True
+    mmmd: bool = True
     # CroBIM-U uncertainty modules (ugf/udlr imply rus); with --init they are added to a checkpoint without them
     rus: bool = False
     ugf: bool = False
@@ -440,6 +444,9 @@ class Trainer:
             torch.set_num_threads(int(opts.threads))
         torch.manual_seed(opts.seed)
         modules = {"use_rus": opts.rus or opts.ugf or opts.udlr, "use_ugf": opts.ugf, "use_udlr": opts.udlr}
+        if opts.init and not (opts.twgm and opts.mmmd):
+            raise RRSISError("--no-twgm / --no-mmmd build a fresh model for the ablation; they cannot change an "
+                             "--init checkpoint's architecture.")
         if opts.init:
             if any(modules.values()):
                 from rrsis_engine.model.uncertainty import load_checkpoint_adding_modules
@@ -468,6 +475,8 @@ class Trainer:
                 cfg = cfg.with_overrides(image_size=int(opts.image_size))
             if any(modules.values()):
                 cfg = cfg.with_overrides(**modules)
+            if not (opts.twgm and opts.mmmd):
+                cfg = cfg.with_overrides(use_twgm=opts.twgm, use_mmmd=opts.mmmd)
             model = build_rsam(cfg)
             if opts.sam2_checkpoint:
                 from rrsis_engine.model import import_sam2_checkpoint

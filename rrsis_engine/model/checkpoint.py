@@ -126,13 +126,16 @@ def load_state_strict(model, state: dict[str, torch.Tensor], source: str) -> Non
 
 
 def load_checkpoint(path: str | Path, text_encoder=None):
-    """Build the model named by ``path``'s JSON config and load its weights strictly."""
+    """Build the model named by ``path``'s JSON config and load its weights strictly. ``path`` is the
+    ``.safetensors`` file (or the ``.json`` beside it)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from rrsis_engine.model import build_rsam
 
     path = Path(path)
+    if path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
     if not path.is_file():
         raise CheckpointError(f"Checkpoint not found: {path}.")
     cfg, meta = read_checkpoint_config(path)

@@ -71,6 +71,8 @@ def test_checkpoint_roundtrip_is_exact(tiny_model, tmp_path):
     for k, v in tiny_model.state_dict().items():
         assert torch.equal(v, loaded.state_dict()[k]), k
     assert loaded.checkpoint_meta == {"trained": "test"}
+    by_json = load_checkpoint(tmp_path / "m.json", text_encoder=tiny_model.text_encoder)  # the JSON names it too
+    assert model_hash(by_json) == model_hash(tiny_model)
 
 
 def test_wrong_architecture_is_refused_with_key_names(tiny_model, tmp_path):
