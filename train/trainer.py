@@ -89,6 +89,7 @@ class TrainOptions:
     click_rounds: int = 3
     click_only_share: float = 0.0  # of the click samples: no text, the first click starts the session
     reset: tuple[str, ...] = ()  # with init: re-initialise these submodules (e.g. "mask_decoder")
+    click_prior: float | None = None  # set config.click_prior_radius (clicks painted into the prior; 0 = off)
     dialogue_share: float = 0.6
     freeze_image_encoder: bool = False
     # RSAM's fusion parts, off only for the ablation (a fresh model): TWGM, and MMMD's T_G in the mask token
@@ -483,6 +484,8 @@ class Trainer:
 
                 import_sam2_checkpoint(model, opts.sam2_checkpoint)
             self.parent = None
+        if opts.click_prior is not None:  # no weights involved: also switches an --init checkpoint
+            model.config = model.config.with_overrides(click_prior_radius=float(opts.click_prior))
         self.model = model.to(self.device)
         self.size = model.config.image_size
         if opts.freeze_image_encoder:
