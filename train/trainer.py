@@ -90,6 +90,7 @@ class TrainOptions:
     click_only_share: float = 0.0  # of the click samples: no text, the first click starts the session
     reset: tuple[str, ...] = ()  # with init: re-initialise these submodules (e.g. "mask_decoder")
     click_prior: float | None = None  # set config.click_prior_radius (clicks painted into the prior; 0 = off)
+    click_refiner: bool = False  # the local click-refinement head (added fresh to an --init checkpoint)
     dialogue_share: float = 0.6
     freeze_image_encoder: bool = False
     # RSAM's fusion parts, off only for the ablation (a fresh model): TWGM, and MMMD's T_G in the mask token
@@ -444,19 +445,15 @@ class Trainer:
         if opts.threads:
             torch.set_num_threads(int(opts.threads))
         torch.manual_seed(opts.seed)
-        modules = {"use_rus": opts.rus or opts.ugf or opts.udlr, "use_ugf": opts.ugf, "use_udlr": opts.udlr}
+        modules = {"use_rus": opts.rus or opts.ugf or opts.udlr, "use_ugf": opts.ugf, "use_udlr": opts.udlr,
+                   "use_click_refiner": opts.click_refiner}
         if opts.init and not (opts.twgm and opts.mmmd):
             raise RRSISError("--no-twgm / --no-mmmd build a fresh model for the ablation; they cannot change an "
                              "--init checkpoint's architecture.")
         if opts.init:
-            if any(modules.values()):
-                from rrsis_engine.model.uncertainty import load_checkpoint_adding_modules
-
-                model = load_checkpoint_adding_modules(opts.init, rus=opts.rus, ugf=opts.ugf, udlr=opts.udlr)
-                if model.added_modules:
-                    log.info("--init %s: added freshly initialised %s", opts.init, ", ".join(model.added_modules))
-            else:
-                model = load_checkpoint(opts.init)
+            model = load_checkpoint(opts.init, add_modules=[k[4:] for k, on in modules.items() if on])
+            if model.added_modules:
+                log.info("--init %s: added freshly initialised %s", opts.init, ", ".join(model.added_modules))
             if opts.image_size and opts.image_size != model.config.image_size:
                 raise CheckpointError(
                     f"--init {opts.init} was trained at {model.config.image_size}²; drop --image-size or use "

@@ -18,6 +18,7 @@ def build_rsam(config: str | RSAMConfig = DEFAULT_MODEL, text_encoder=None) -> R
     config: a registry name (``rsam-lite``, ``rsam-t``, ``rsam-b+``, ``rsam-tiny``) or an :class:`RSAMConfig`.
     text_encoder: an existing :class:`TextEncoder` to share (saves loading BERT twice), else built.
     """
+    from rrsis_engine.model.click_refiner import ClickRefiner
     from rrsis_engine.model.image_encoder import build_image_encoder
     from rrsis_engine.model.mmmd import MMMD
     from rrsis_engine.model.prompts import RSAMPromptEncoder
@@ -39,6 +40,7 @@ def build_rsam(config: str | RSAMConfig = DEFAULT_MODEL, text_encoder=None) -> R
         rus=RUS(d) if cfg.use_rus else None,
         ugf=UGF(d, cfg.twgm_heads) if cfg.use_ugf else None,
         udlr=UDLR(cfg.udlr_channels, cfg.udlr_tau, cfg.udlr_temperature) if cfg.use_udlr else None,
+        click_refiner=ClickRefiner(d // 8) if cfg.use_click_refiner else None,
     )
 
 

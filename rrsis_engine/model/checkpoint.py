@@ -125,20 +125,11 @@ def load_state_strict(model, state: dict[str, torch.Tensor], source: str) -> Non
     model.load_state_dict(state, strict=True)
 
 
-def load_checkpoint(path: str | Path, text_encoder=None):
-    """Build the model named by ``path``'s JSON config and load its weights strictly. ``path`` is the
-    ``.safetensors`` file (or the ``.json`` beside it)."""
+def read_state(path: Path) -> dict[str, torch.Tensor]:
+    """All tensors of a checkpoint: ``path`` and the shards its JSON lists."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from rrsis_engine.model import build_rsam
-
-    path = Path(path)
-    if path.suffix == ".json":
-        path = path.with_suffix(".safetensors")
-    if not path.is_file():
-        raise CheckpointError(f"Checkpoint not found: {path}.")
-    cfg, meta = read_checkpoint_config(path)
     state: dict[str, torch.Tensor] = {}
     for part in checkpoint_files(path):
         try:
@@ -150,10 +141,46 @@ def load_checkpoint(path: str | Path, text_encoder=None):
         if twice:
             raise CheckpointError(f"{part} repeats keys of an earlier shard: {', '.join(twice[:8])}.")
         state.update(part_state)
+    return state
+
+
+# optional parts that fine-tuning may switch on for a checkpoint trained without them: config use_NAME, keys NAME.*
+OPTIONAL_MODULES = ("rus", "ugf", "udlr", "click_refiner")
+
+
+def load_checkpoint(path: str | Path, text_encoder=None, add_modules=()):
+    """Build the model named by ``path``'s JSON config and load its weights strictly. ``path`` is the
+    ``.safetensors`` file (or the ``.json`` beside it).
+
+    add_modules: optional parts (:data:`OPTIONAL_MODULES`) to switch on although the checkpoint was trained
+    without them (fine-tuning); they keep their fresh initialisation, every other key must match exactly.
+    ``model.added_modules`` names those actually added."""
+    from rrsis_engine.model import build_rsam
+
+    path = Path(path)
+    if path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint not found: {path}.")
+    cfg, meta = read_checkpoint_config(path)
+    state = read_state(path)
+    unknown = sorted(set(add_modules) - set(OPTIONAL_MODULES))
+    if unknown:
+        raise CheckpointError(f"Cannot add {unknown}: optional parts are {', '.join(OPTIONAL_MODULES)}.")
+    new = [n for n in OPTIONAL_MODULES if n in add_modules and not getattr(cfg, f"use_{n}")]
+    cfg = cfg.with_overrides(**{f"use_{n}": True for n in new})
     model = build_rsam(cfg, text_encoder=text_encoder)
+    prefixes = tuple(f"{n}." for n in new)
+    if prefixes:
+        stale = sorted(k for k in state if k.startswith(prefixes))
+        if stale:
+            raise CheckpointError(f"{path} already has weights for {', '.join(stale[:4])} although its config "
+                                  "has the module off; the checkpoint is inconsistent.")
+        state = {**state, **{k: v for k, v in model.state_dict().items() if k.startswith(prefixes)}}
     load_state_strict(model, state, str(path))
     model.checkpoint_meta = meta
     model.checkpoint_path = str(path)
+    model.added_modules = tuple(new)
     return model
 
 

@@ -63,6 +63,8 @@ class RSAMConfig:
     # Adds no weights; off for official SAM 2 decoders, which never saw such priors. 0 = off.
     click_prior_radius: float = 0.0
     click_prior_logit: float = 10.0
+    # A local convolutional head that corrects the mask logits around clicks (rrsis_engine.model.click_refiner).
+    use_click_refiner: bool = False
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -103,7 +105,8 @@ class RSAMConfig:
 
 
 UNCERTAINTY_FIELDS = ("use_rus", "use_ugf", "use_udlr", "rus_loss_weight", "rus_warmup_steps", "rus_max_pos_weight",
-                      "udlr_channels", "udlr_tau", "udlr_temperature", "click_prior_radius", "click_prior_logit")
+                      "udlr_channels", "udlr_tau", "udlr_temperature", "click_prior_radius", "click_prior_logit",
+                      "use_click_refiner")
 
 REGISTRY: dict[str, RSAMConfig] = {
     # The paper's model: SAM 2.1 Hiera-B+ at 1024².

@@ -8,7 +8,7 @@ builds them from a named config. Inference is split so each stage can be cached:
 3. ``uncertainty``   (image and text)    → U or None             (RUS, when ``config.use_rus``)
    ``fuse``          (image and text)    → fused V_d, T_G        (TWGM, then UGF gated by U)
 4. ``decode``        (+ clicks/box/prior, U) → mask logits, IoU, object logit   (prompt encoder + MMMD,
-   then UDLR refined by U)
+   then UDLR refined by U, then the click refiner around the clicks when ``config.use_click_refiner``)
 
 A click turn runs only step 4 (U is cached with the fused features).
 """
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from rrsis_engine.model.click_refiner import click_maps
 from rrsis_engine.model.config import RSAMConfig
 from rrsis_engine.model.prompts import paint_clicks
 
@@ -35,7 +36,7 @@ class ImageFeatures:
 
 class RSAM(nn.Module):
     def __init__(self, config: RSAMConfig, image_encoder, text_encoder, twgm, prompt_encoder, mask_decoder,
-                 rus=None, ugf=None, udlr=None):
+                 rus=None, ugf=None, udlr=None, click_refiner=None):
         super().__init__()
         self.config = config
         self.image_encoder = image_encoder
@@ -45,13 +46,14 @@ class RSAM(nn.Module):
         self.mask_decoder = mask_decoder
         # CroBIM-U modules (rrsis_engine.model.uncertainty); None when switched off, so their keys are
         # absent from the state dict and older checkpoints load strictly.
-        for name, module in (("rus", rus), ("ugf", ugf), ("udlr", udlr)):
+        for name, module in (("rus", rus), ("ugf", ugf), ("udlr", udlr), ("click_refiner", click_refiner)):
             if (module is not None) != getattr(config, f"use_{name}"):
                 raise ValueError(f"{name} module given={module is not None} but config.use_{name}="
                                  f"{getattr(config, f'use_{name}')}; build with rrsis_engine.model.build_rsam.")
         self.rus = rus
         self.ugf = ugf
         self.udlr = udlr
+        self.click_refiner = click_refiner  # rrsis_engine.model.click_refiner, when config.use_click_refiner
 
     @property
     def image_size(self) -> int:
@@ -133,6 +135,7 @@ class RSAM(nn.Module):
         Returns mask logits B×1×(S/4)×(S/4), IoU B×1 (in [0, 1]), object logits B×1.
         """
         cfg = self.config
+        prior, prior_given = mask_input, has_mask
         if cfg.click_prior_radius > 0 and points is not None and points.shape[1] > 0:
             mask_input, has_mask = paint_clicks(mask_input, has_mask, points, labels, self.image_size // 4, 4,
                                                 cfg.click_prior_radius, cfg.click_prior_logit)
@@ -147,7 +150,23 @@ class RSAM(nn.Module):
                     "U = model.uncertainty(V_d, text tokens, text mask) of the same image and text."
                 )
             masks = self.udlr(masks, uncertainty)
+        if self.click_refiner is not None and points is not None and points.shape[1] > 0:
+            masks = self._refine_at_clicks(masks, points, labels, prior, prior_given, feats.v1)
         return masks, iou, obj
+
+    def _refine_at_clicks(self, masks, points, labels, prior, has_prior, v1):
+        """Click refiner on the samples with a positive or negative click (others unchanged)."""
+        clicked = ((labels == 0) | (labels == 1)).any(1)  # B
+        if not clicked.any():
+            return masks
+        b, _, g, _ = masks.shape
+        if prior is None:
+            prior = torch.zeros_like(masks)
+        elif has_prior is not None:
+            prior = torch.where(has_prior[:, None, None, None], prior, torch.zeros_like(prior))
+        maps = click_maps(points, labels, g, self.image_size // g, self.click_refiner.sigma)
+        refined = self.click_refiner(masks, prior.to(masks.dtype), maps.to(masks.dtype), v1.expand(b, -1, -1, -1))
+        return torch.where(clicked[:, None, None, None], refined, masks)
 
     def forward(self, images, hidden, text_mask, points=None, labels=None, mask_input=None, has_mask=None):
         """Full forward for training: images B×3×S×S, hidden/text_mask from ``text_embed``."""

@@ -121,9 +121,6 @@ class UDLR(nn.Module):
         return logits + m * delta
 
 
-MODULE_PREFIXES = {"rus": "rus.", "ugf": "ugf.", "udlr": "udlr."}
-
-
 def load_checkpoint_adding_modules(path, rus: bool = False, ugf: bool = False, udlr: bool = False,
                                    text_encoder=None):
     """Load an rrsis checkpoint and switch on uncertainty modules it was trained without (fine-tuning).
@@ -131,40 +128,9 @@ def load_checkpoint_adding_modules(path, rus: bool = False, ugf: bool = False, u
     The requested modules (``ugf``/``udlr`` imply ``rus``) are added to the checkpoint's config; modules the
     checkpoint already has stay on. Their parameters keep the fresh initialisation of
     :func:`rrsis_engine.model.build_rsam` (UDLR's zero-initialised head leaves the masks unchanged);
-    every other key must match exactly — any other missing, unexpected or mis-shaped key raises
-    :class:`CheckpointError` naming them.
+    every other key must match exactly (see :func:`rrsis_engine.model.load_checkpoint`).
     """
-    from pathlib import Path
+    from rrsis_engine.model.checkpoint import load_checkpoint
 
-    from safetensors.torch import load_file
-
-    from rrsis_engine.errors import CheckpointError
-    from rrsis_engine.model import build_rsam
-    from rrsis_engine.model.checkpoint import load_state_strict, read_checkpoint_config
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"Checkpoint not found: {path}.")
-    cfg, meta = read_checkpoint_config(path)
-    want = {"rus": rus or ugf or udlr or cfg.use_rus, "ugf": ugf or cfg.use_ugf, "udlr": udlr or cfg.use_udlr}
-    new = [n for n, on in want.items() if on and not getattr(cfg, f"use_{n}")]
-    cfg = cfg.with_overrides(**{f"use_{n}": on for n, on in want.items()})
-    try:
-        state = load_file(str(path))
-    except Exception as exc:  # safetensors raises several types for a bad file
-        raise CheckpointError(f"{path} is not a readable safetensors file ({exc}).") from None
-    model = build_rsam(cfg, text_encoder=text_encoder)
-    fresh = model.state_dict()
-    prefixes = tuple(MODULE_PREFIXES[n] for n in new)
-    if prefixes:
-        stale = sorted(k for k in state if k.startswith(prefixes))
-        if stale:
-            raise CheckpointError(f"{path} already has weights for {', '.join(stale[:4])} although its config "
-                                  "has the module off; the checkpoint is inconsistent.")
-        state = dict(state)
-        state.update({k: v for k, v in fresh.items() if k.startswith(prefixes)})
-    load_state_strict(model, state, str(path))
-    model.checkpoint_meta = meta
-    model.checkpoint_path = str(path)
-    model.added_modules = tuple(new)
-    return model
+    add = [n for n, on in (("rus", rus or ugf or udlr), ("ugf", ugf), ("udlr", udlr)) if on]
+    return load_checkpoint(path, text_encoder=text_encoder, add_modules=add)
