@@ -91,6 +91,7 @@ class TrainOptions:
     reset: tuple[str, ...] = ()  # with init: re-initialise these submodules (e.g. "mask_decoder")
     click_prior: float | None = None  # set config.click_prior_radius (clicks painted into the prior; 0 = off)
     click_refiner: bool = False  # the local click-refinement head (added fresh to an --init checkpoint)
+    fresh_lr_mult: float = 10.0  # learning-rate factor of parts added or reset on top of an --init checkpoint
     dialogue_share: float = 0.6
     freeze_image_encoder: bool = False
     # RSAM's fusion parts, off only for the ablation (a fresh model): TWGM, and MMMD's T_G in the mask token
@@ -489,12 +490,16 @@ class Trainer:
             for p in self.model.image_encoder.parameters():
                 p.requires_grad_(False)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        decay = [p for p in self.params if p.dim() > 1]
-        no_decay = [p for p in self.params if p.dim() <= 1]
-        self.opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": opts.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=opts.lr, betas=(0.9, 0.999),
-        )
+        # parts that start fresh on top of an --init checkpoint (added modules, --reset parts) learn faster
+        fresh = tuple(f"{n}." for n in (*getattr(model, "added_modules", ()), *opts.reset)) if opts.init else ()
+        groups = []
+        for is_fresh in (False, True):
+            named = [(n, p) for n, p in self.model.named_parameters()
+                     if p.requires_grad and n.startswith(fresh) == is_fresh]
+            mult = opts.fresh_lr_mult if is_fresh else 1.0
+            groups += [{"params": [p for _, p in named if p.dim() > 1], "weight_decay": opts.weight_decay, "lr_mult": mult},
+                       {"params": [p for _, p in named if p.dim() <= 1], "weight_decay": 0.0, "lr_mult": mult}]
+        self.opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=opts.lr, betas=(0.9, 0.999))
         teacher = None
         if opts.teacher:
             teacher = load_checkpoint(opts.teacher).to(self.device).eval()
@@ -542,7 +547,7 @@ class Trainer:
         step = self.step
         lr = lr_at(step, o)
         for g in self.opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_mult", 1.0)
         torch.manual_seed(o.seed * 1_000_003 + step)
         self.model.train()
         self.opt.zero_grad(set_to_none=True)

@@ -67,3 +67,21 @@ def test_reset_reinitialises_only_the_named_parts(tiny_model):
                    for k in tiny_model.mask_decoder.state_dict() if before[f"mask_decoder.{k}"].is_floating_point())
     with pytest.raises(RRSISError, match="no such part"):
         reset_submodules(tiny_model, ["decoder"])
+
+
+def test_parts_added_on_top_of_init_learn_faster(tiny_model, tmp_path):
+    from rrsis_train.trainer import Trainer, TrainOptions
+
+    from rrsis_engine.model import save_checkpoint
+
+    init = save_checkpoint(tiny_model, tmp_path / "init.safetensors")
+    opts = TrainOptions(out=str(tmp_path / "run"), init=str(init), click_refiner=True, reset=("mask_decoder",),
+                        sources=["easy:1"], steps=1, batch=1, lr=1e-3, warmup=0, ckpt_every=0, progress=False)
+    trainer = Trainer(opts)
+    trainer.train_step()
+    ids = {id(p): n for n, p in trainer.model.named_parameters()}
+    for g in trainer.opt.param_groups:
+        names = [ids[id(p)] for p in g["params"]]
+        fresh = all(n.startswith(("click_refiner.", "mask_decoder.")) for n in names)
+        assert fresh or not any(n.startswith(("click_refiner.", "mask_decoder.")) for n in names)
+        assert g["lr"] == (1e-2 if fresh else 1e-3), (names[:3], g["lr"])
