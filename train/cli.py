@@ -56,8 +56,6 @@ def register(subparsers) -> None:
     p.add_argument("--click-rounds", type=int, default=3, help="at most this many correction clicks per sample")
     p.add_argument("--click-only-share", type=float, default=0.0,
                    help="share of click samples without text, starting from a positive click (SAM style)")
-    p.add_argument("--click-prior", type=float, default=None, metavar="RADIUS",
-                   help="paint clicks into the mask prior, a disk of RADIUS low-res cells (e.g. 1.5; 0: off)")
     p.add_argument("--click-refiner", action="store_true",
                    help="train the local click-refinement head (added fresh to an --init checkpoint without one)")
     p.add_argument("--fresh-lr-mult", type=float, default=10.0,
@@ -116,7 +114,7 @@ def _loss_weights(value: str) -> tuple[float, float, float, float]:
 _RESUMABLE = {"config": "config", "batch": "batch", "accum": "accum", "image_size": "image_size", "seed": "seed",
               "sources": "source", "synth_reuse": "synth_reuse", "scene_size": "scene_size", "lr": "lr",
               "warmup": "warmup", "weight_decay": "weight_decay", "click_share": "click_share",
-              "click_rounds": "click_rounds", "click_only_share": "click_only_share", "click_prior": "click_prior", "click_refiner": "click_refiner", "fresh_lr_mult": "fresh_lr_mult", "dialogue_share": "dialogue_share",
+              "click_rounds": "click_rounds", "click_only_share": "click_only_share", "click_refiner": "click_refiner", "fresh_lr_mult": "fresh_lr_mult", "dialogue_share": "dialogue_share",
               "freeze_image_encoder": "freeze_image_encoder", "rus": "rus", "ugf": "ugf", "udlr": "udlr",
               "init": "init", "teacher": "teacher",
               "distill_weight": "distill_weight", "loss_weights": "loss_weights", "db_holdout": "db_holdout", "ckpt_every": "ckpt_every",
@@ -140,7 +138,7 @@ def options_from_args(args):
         loss_weights=tuple(args.loss_weights), sources=sources, synth_reuse=args.synth_reuse, lr=args.lr,
         warmup=args.warmup, weight_decay=args.weight_decay, seed=args.seed, click_share=args.click_share,
         click_rounds=args.click_rounds, click_only_share=args.click_only_share,
-        click_prior=args.click_prior, click_refiner=args.click_refiner, fresh_lr_mult=args.fresh_lr_mult, reset=tuple(n.strip() for n in args.reset.split(",") if n.strip()), dialogue_share=args.dialogue_share,
+        click_refiner=args.click_refiner, fresh_lr_mult=args.fresh_lr_mult, reset=tuple(n.strip() for n in args.reset.split(",") if n.strip()), dialogue_share=args.dialogue_share,
         freeze_image_encoder=args.freeze_image_encoder, rus=args.rus, ugf=args.ugf, udlr=args.udlr,
         twgm=not args.no_twgm, mmmd=not args.no_mmmd,
         augment=not args.no_augment, ckpt_every=args.ckpt_every,

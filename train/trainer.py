@@ -89,7 +89,6 @@ class TrainOptions:
     click_rounds: int = 3
     click_only_share: float = 0.0  # of the click samples: no text, the first click starts the session
     reset: tuple[str, ...] = ()  # with init: re-initialise these submodules (e.g. "mask_decoder")
-    click_prior: float | None = None  # set config.click_prior_radius (clicks painted into the prior; 0 = off)
     click_refiner: bool = False  # the local click-refinement head (added fresh to an --init checkpoint)
     fresh_lr_mult: float = 10.0  # learning-rate factor of parts added or reset on top of an --init checkpoint
     dialogue_share: float = 0.6
@@ -482,8 +481,6 @@ class Trainer:
 
                 import_sam2_checkpoint(model, opts.sam2_checkpoint)
             self.parent = None
-        if opts.click_prior is not None:  # no weights involved: also switches an --init checkpoint
-            model.config = model.config.with_overrides(click_prior_radius=float(opts.click_prior))
         self.model = model.to(self.device)
         self.size = model.config.image_size
         if opts.freeze_image_encoder:

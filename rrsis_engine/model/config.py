@@ -57,12 +57,6 @@ class RSAMConfig:
     udlr_channels: int = 16  # hidden channels of the refinement head
     udlr_tau: float = 0.5  # soft-mask threshold τ on blurred σ(U) (paper eq. 13)
     udlr_temperature: float = 0.1  # soft-mask temperature t
-    # Clicks painted into the S/4 mask prior (±click_prior_logit in a disk of click_prior_radius low-res cells
-    # around each point) before the prompt encoder: a local, convolutional path from a click to the mask
-    # besides SAM's point tokens, whose locality a from-scratch decoder learns only slowly (docs/training.md).
-    # Adds no weights; off for official SAM 2 decoders, which never saw such priors. 0 = off.
-    click_prior_radius: float = 0.0
-    click_prior_logit: float = 10.0
     # A local convolutional head that corrects the mask logits around clicks (rrsis_engine.model.click_refiner).
     use_click_refiner: bool = False
     extra: dict = field(default_factory=dict)
@@ -74,7 +68,7 @@ class RSAMConfig:
             )
 
     def to_dict(self) -> dict:
-        """JSON-able dict. Uncertainty and click-prior fields at their defaults are left out, so the config
+        """JSON-able dict. Uncertainty and click-refiner fields at their defaults are left out, so the config
         (and the model hash) of a model without them is the same as before they existed."""
         d = asdict(self)
         d["hiera"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in d["hiera"].items()}
@@ -105,8 +99,7 @@ class RSAMConfig:
 
 
 UNCERTAINTY_FIELDS = ("use_rus", "use_ugf", "use_udlr", "rus_loss_weight", "rus_warmup_steps", "rus_max_pos_weight",
-                      "udlr_channels", "udlr_tau", "udlr_temperature", "click_prior_radius", "click_prior_logit",
-                      "use_click_refiner")
+                      "udlr_channels", "udlr_tau", "udlr_temperature", "use_click_refiner")
 
 REGISTRY: dict[str, RSAMConfig] = {
     # The paper's model: SAM 2.1 Hiera-B+ at 1024².

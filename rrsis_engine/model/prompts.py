@@ -57,28 +57,3 @@ class RSAMPromptEncoder(PromptEncoder):
                 dense = torch.where(has_mask[:, None, None, None], dense, null)
         return sparse, dense
 
-
-def paint_clicks(mask_input: torch.Tensor | None, has_mask: torch.Tensor | None, points: torch.Tensor,
-                 labels: torch.Tensor, grid: int, stride: int, radius: float, logit: float):
-    """Clicks painted into the mask prior: mask_input B×1×grid×grid logits (or None: zeros), points B×N×2
-    model-frame (x, y) pixels, labels B×N (1 positive → +logit, 0 negative → −logit; boxes and padding
-    ignored); a disk of ``radius`` grid cells (cell centres at (col + 0.5)·stride) around each click,
-    negatives painted over positives. Returns (mask_input, has_mask): samples with a click now have a prior."""
-    b = points.shape[0]
-    if mask_input is None:
-        mask_input = points.new_zeros(b, 1, grid, grid)
-        has_mask = torch.zeros(b, dtype=torch.bool, device=points.device)
-    elif has_mask is None:
-        has_mask = torch.ones(b, dtype=torch.bool, device=points.device)
-    centres = (torch.arange(grid, device=points.device, dtype=points.dtype) + 0.5) * stride
-    dy = (centres[None, None, :] - points[..., 1:2]) ** 2  # B×N×grid (rows)
-    dx = (centres[None, None, :] - points[..., 0:1]) ** 2  # B×N×grid (cols)
-    inside = (dy[..., :, None] + dx[..., None, :]) <= (radius * stride) ** 2  # B×N×grid×grid
-    pos = (inside & (labels == 1)[..., None, None]).any(1)
-    neg = (inside & (labels == 0)[..., None, None]).any(1)
-    # a sample without a prior starts from "unknown" (0) rather than from its null embedding
-    base = torch.where(has_mask[:, None, None, None], mask_input, torch.zeros_like(mask_input))
-    painted = torch.where(pos[:, None], torch.full_like(base, logit), base)
-    painted = torch.where(neg[:, None], torch.full_like(base, -logit), painted)
-    clicked = (labels == 0).any(1) | (labels == 1).any(1)
-    return torch.where(clicked[:, None, None, None], painted, mask_input), has_mask | clicked

@@ -22,7 +22,6 @@ from torch import nn
 
 from rrsis_engine.model.click_refiner import click_maps
 from rrsis_engine.model.config import RSAMConfig
-from rrsis_engine.model.prompts import paint_clicks
 
 
 @dataclass
@@ -127,18 +126,12 @@ class RSAM(nn.Module):
         has_mask: torch.Tensor | None = None,
         uncertainty: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Prompt encoder + MMMD (+ UDLR).
+        """Prompt encoder + MMMD (+ UDLR, + click refiner).
 
-        points B×N×2 model-frame (x, y); labels B×N; mask_input B×1×(S/4)×(S/4) logits (clicks are painted
-        into it first when ``config.click_prior_radius`` > 0); uncertainty U
+        points B×N×2 model-frame (x, y); labels B×N; mask_input B×1×(S/4)×(S/4) logits; uncertainty U
         B×1×(S/16)×(S/16) from :meth:`uncertainty` (required when ``config.use_udlr``, ignored otherwise).
         Returns mask logits B×1×(S/4)×(S/4), IoU B×1 (in [0, 1]), object logits B×1.
         """
-        cfg = self.config
-        prior, prior_given = mask_input, has_mask
-        if cfg.click_prior_radius > 0 and points is not None and points.shape[1] > 0:
-            mask_input, has_mask = paint_clicks(mask_input, has_mask, points, labels, self.image_size // 4, 4,
-                                                cfg.click_prior_radius, cfg.click_prior_logit)
         sparse, dense = self.prompt_encoder.encode(points, labels, mask_input, has_mask, batch_size=vd.shape[0])
         masks, iou, obj = self.mask_decoder.decode(
             vd, self.prompt_encoder.get_dense_pe(), t_global, sparse, dense, feats.v1, feats.v2
@@ -151,7 +144,7 @@ class RSAM(nn.Module):
                 )
             masks = self.udlr(masks, uncertainty)
         if self.click_refiner is not None and points is not None and points.shape[1] > 0:
-            masks = self._refine_at_clicks(masks, points, labels, prior, prior_given, feats.v1)
+            masks = self._refine_at_clicks(masks, points, labels, mask_input, has_mask, feats.v1)
         return masks, iou, obj
 
     def _refine_at_clicks(self, masks, points, labels, prior, has_prior, v1):

@@ -14,6 +14,7 @@ from rrsis_engine.predictor import find_weights, load_predictor
 
 N_SCENES = 16
 MIN_TEXT_MIOU = 0.10
+MIN_CLICK_GAIN = 0.05  # mean IoU gain of one correction click
 
 
 @pytest.fixture(scope="module")
@@ -49,3 +50,21 @@ def test_the_uncertainty_map_is_high_where_the_model_is_wrong(held_out):
     err = np.concatenate([(p.mask != r["mask"])[::2, ::2].ravel() for r, p in held_out]).astype(np.float64)
     corr = float(np.corrcoef(unc, err)[0, 1])
     assert corr > 0.3, corr
+
+
+def test_a_correction_click_improves_the_mask(shipped, held_out):
+    """One standard correction click (centre of the largest error region) on top of the text turn, with the
+    text turn's logits as the prior, raises mean IoU on the held-out scenes, and the mask changes at the click."""
+    before, after, changed_at_click = [], [], []
+    for rec, pred in held_out:
+        click = M.next_click(pred.mask, rec["mask"])
+        if click is None:
+            continue
+        x, y, label = click
+        shipped.set_image(rec["image"])
+        new = shipped.predict(text=rec["expression"], points=[[x, y]], labels=[label], mask_input=pred.low_res_logits)
+        before.append(M.iou(pred.mask, rec["mask"]))
+        after.append(M.iou(new.mask, rec["mask"]))
+        changed_at_click.append(bool(new.mask[int(y), int(x)]) == bool(label))
+    assert float(np.mean(after)) >= float(np.mean(before)) + MIN_CLICK_GAIN, (before, after)
+    assert np.mean(changed_at_click) >= 0.75, changed_at_click  # the clicked pixel now has the clicked label
