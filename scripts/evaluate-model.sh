@@ -16,12 +16,15 @@ mkdir -p "$OUT"
 if [ "${CALIBRATE:-1}" = 1 ]; then
   "$RRSIS" calibrate --model "$MODEL" --data "synthetic:val:300:$SIZE" --precision 0.8 > "$OUT/calibration.json"
 fi
+# the four evaluations run two at a time (one thread each)
+run_eval() { OMP_NUM_THREADS=1 "$RRSIS" eval --model "$MODEL" --device cpu "$@" > /dev/null; }
 for policy in standard suggested; do
-  "$RRSIS" eval --model "$MODEL" --data "synthetic:test:$N_SYNTH:$SIZE" --clicks 0,1,2,3 --noc \
-    --click-policy "$policy" --out "$OUT/synthetic-test-$policy.json" > /dev/null
+  run_eval --data "synthetic:test:$N_SYNTH:$SIZE" --clicks 0,1,2,3 --noc --click-policy "$policy" \
+    --out "$OUT/synthetic-test-$policy.json" &
+  synthetic=$!
   if [ -f "$REAL" ]; then
-    "$RRSIS" eval --model "$MODEL" --data "$REAL" --clicks 0,1,2,3 --noc --click-policy "$policy" \
-      --out "$OUT/real-heldout-$policy.json" > /dev/null
+    run_eval --data "$REAL" --clicks 0,1,2,3 --noc --click-policy "$policy" --out "$OUT/real-heldout-$policy.json"
   fi
+  wait "$synthetic"  # fails the script when that evaluation failed
 done
 ls "$OUT"

@@ -1,8 +1,8 @@
 """Render screenshots of the RRSIS dock in use (run under Xvfb): ``python -m napari_rrsis._screenshots DIR``.
 
 Opens the bundled NAIP tile, plays a short labelling session through the controller (the function twins of
-the dock's buttons) and saves the whole napari window: ``napari-dock.png`` (text turn, negative click,
-an accepted object, ambiguity candidates and the suggested click) and ``napari-uncertainty.png`` (the
+the dock's buttons) and saves the whole napari window: ``napari-dock.png`` (text turn, negative click
+(undone when it wiped the mask), an accepted object, a positive click, candidates and the suggested click) and ``napari-uncertainty.png`` (the
 uncertainty layer shown). ``--model`` picks the model as ``rrsis napari --model`` does; ``--random-tiny``
 uses an untrained rsam-tiny (UI demo only: its masks are meaningless, and the dock says which model ran).
 """
@@ -73,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         rows, cols = np.nonzero(first.mask)
         i = int(np.argmax(cols))
         c.toggle_polarity()
-        c.add_point(float(cols[i]) - 2, float(rows[i]))
+        after = c.add_point(float(cols[i]) - 2, float(rows[i]))
         c.toggle_polarity()
+        if after is not None and not after.mask.any():  # the click wiped the mask: the labeler undoes it
+            c.undo()
     c.accept()
     widget.expression_edit.setText("the small pond near the road")
     c.segment()
