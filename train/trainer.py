@@ -13,8 +13,8 @@ S/4×S/4 logits):
 3. click rounds (``click_share`` of samples, 1…``click_rounds`` rounds): a click sampled from the error
    region of the current prediction, all clicks so far plus the previous logits (detached) as prior.
    ``click_only_share`` of the click samples have no text at all (empty expression, no text-turn loss) and
-   start from a positive click inside the target with no prior, as SAM 2 trains: without them the decoder
-   learnt to ignore clicks and the mask prior (docs/training.md).
+   start from a positive click inside the target with no prior, as SAM 2 trains. (Alone they did not make a
+   from-scratch decoder use clicks at CPU budgets; the click refiner, ``--click-refiner``, did: docs/training.md.)
 Every turn's loss counts, weighted by the number of samples in it.
 
 Run directory layout (``--out``)::

@@ -119,18 +119,3 @@ class UDLR(nn.Module):
         m = self.soft_mask(u, tuple(logits.shape[-2:]))
         delta = self.out(F.relu(self.conv(torch.cat([logits, m], dim=1))))
         return logits + m * delta
-
-
-def load_checkpoint_adding_modules(path, rus: bool = False, ugf: bool = False, udlr: bool = False,
-                                   text_encoder=None):
-    """Load an rrsis checkpoint and switch on uncertainty modules it was trained without (fine-tuning).
-
-    The requested modules (``ugf``/``udlr`` imply ``rus``) are added to the checkpoint's config; modules the
-    checkpoint already has stay on. Their parameters keep the fresh initialisation of
-    :func:`rrsis_engine.model.build_rsam` (UDLR's zero-initialised head leaves the masks unchanged);
-    every other key must match exactly (see :func:`rrsis_engine.model.load_checkpoint`).
-    """
-    from rrsis_engine.model.checkpoint import load_checkpoint
-
-    add = [n for n, on in (("rus", rus or ugf or udlr), ("ugf", ugf), ("udlr", udlr)) if on]
-    return load_checkpoint(path, text_encoder=text_encoder, add_modules=add)

@@ -177,10 +177,10 @@ def test_ugf_or_udlr_without_rus_is_refused():
 
 
 def test_adding_modules_to_an_old_checkpoint_keeps_its_weights(tiny_model, tmp_path):
-    from rrsis_engine.model.uncertainty import load_checkpoint_adding_modules
+    from rrsis_engine.model import load_checkpoint
 
     path = save_checkpoint(tiny_model, tmp_path / "old.safetensors")
-    model = load_checkpoint_adding_modules(path, udlr=True, text_encoder=tiny_model.text_encoder).eval()
+    model = load_checkpoint(path, text_encoder=tiny_model.text_encoder, add_modules=["rus", "udlr"]).eval()
     assert model.config.use_rus and model.config.use_udlr and not model.config.use_ugf
     assert model.added_modules == ("rus", "udlr")
     old = tiny_model.state_dict()
@@ -199,11 +199,11 @@ def test_adding_modules_to_an_old_checkpoint_keeps_its_weights(tiny_model, tmp_p
     save_file(state, str(tmp_path / "bad.safetensors"))
     (tmp_path / "bad.json").write_text((tmp_path / "old.json").read_text())
     with pytest.raises(CheckpointError, match="rus.mlp.0.weight"):
-        load_checkpoint_adding_modules(tmp_path / "bad.safetensors", rus=True, text_encoder=tiny_model.text_encoder)
+        load_checkpoint(tmp_path / "bad.safetensors", text_encoder=tiny_model.text_encoder, add_modules=["rus"])
     del state["rus.mlp.0.weight"]
     save_file(state, str(tmp_path / "bad.safetensors"))
     with pytest.raises(CheckpointError, match="missing keys: twgm.final_norm.weight"):
-        load_checkpoint_adding_modules(tmp_path / "bad.safetensors", rus=True, text_encoder=tiny_model.text_encoder)
+        load_checkpoint(tmp_path / "bad.safetensors", text_encoder=tiny_model.text_encoder, add_modules=["rus"])
 
 
 def test_rus_target_is_high_exactly_where_the_prediction_is_wrong():
