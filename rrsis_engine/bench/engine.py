@@ -10,6 +10,7 @@ timed. Weights are random: timings do not depend on weight values. Writes benchm
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -24,6 +25,7 @@ import numpy as np
 
 BASELINE_FOR = {"rsam-tiny": "sam2.1_hiera_t", "rsam-lite": "sam2.1_hiera_t", "rsam-t": "sam2.1_hiera_t",
                 "rsam-b+": "sam2.1_hiera_b+"}
+_NEW_TEXT = itertools.count()
 TEXTS = ["the largest lake in the top left", "the field right of the road", "all the water",
          "the small pond next to the big field", "the road along the bottom edge"]
 
@@ -101,10 +103,9 @@ def _turns(predictor, image, repeats: int, dev) -> tuple[list[float], list[float
     clicks = _time(lambda: (predictor.predict(TEXTS[0], points=[[500, 500], [300, 200]], labels=[1, 0],
                                               mask_input=prev.low_res_logits, image=image), _sync(dev)),
                    repeats * 10)
-    counter = iter(range(10**6))
-
     def new_text():
-        predictor.predict(f"{TEXTS[next(counter) % len(TEXTS)]} {next(counter)}", image=image)
+        n = next(_NEW_TEXT)  # never seen before by any predictor here: no text or fusion cache hit
+        predictor.predict(f"{TEXTS[n % len(TEXTS)]} {n}", image=image)
         _sync(dev)
 
     return clicks, _time(new_text, repeats * 5)

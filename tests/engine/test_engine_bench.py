@@ -6,12 +6,18 @@ import numpy as np
 import torch
 
 
-def test_uncertainty_turn_comparison_reports_ratios_and_a_goal():
+def test_uncertainty_turn_comparison_reports_ratios_and_a_goal(monkeypatch):
     from rrsis_engine.bench import engine
+    from rrsis_engine.model import RSAM
 
+    fusions = []
+    fuse = RSAM.fuse_with_uncertainty
+    monkeypatch.setattr(RSAM, "fuse_with_uncertainty", lambda self, *a: fusions.append(1) or fuse(self, *a))
     torch.set_num_threads(1)
     r = engine._measure_uncertainty_turns("rsam-tiny", 1, torch.device("cpu"), contextlib.nullcontext(),
                                           np.random.default_rng(0))
+    # every timed new-text turn really ran the fusion (no text-cache hits): 2 models × (1 warm-up + 3 × 5 texts)
+    assert len(fusions) == 2 * (1 + 3 * 5)
     for k in ("off", "on"):
         assert r[f"unc_{k}_click_p50_ms"] > 0 and r[f"unc_{k}_text_p50_ms"] > 0
     assert np.isclose(r["unc_click_ratio"], r["unc_on_click_p50_ms"] / r["unc_off_click_p50_ms"])
