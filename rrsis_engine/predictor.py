@@ -131,6 +131,7 @@ class Predictor:
         self._images: _LRU = _LRU(memory_images)  # image hash -> ImageFeatures
         self._texts: _LRU = _LRU(256)  # text -> (tokens 1×L×d, mask 1×L)
         self._fused: _LRU = _LRU(32)  # (image hash, text) -> (vd 1×d×h×w, T_G 1×d, U 1×1×h×w or None)
+        self._uncertainty_maps: _LRU = _LRU(8)  # (image hash, text) -> σ(U) H×W and on its S/16 grid (read-only)
         self._lock = threading.RLock()
         self.image: RasterImage | None = None
         self.stats = {"embed_computed": 0, "embed_disk_hits": 0, "embed_memory_hits": 0}
@@ -293,6 +294,19 @@ class Predictor:
             self._fused.put((key, text), cached)
         return cached
 
+    def _uncertainty(self, key: str, text: str, u: torch.Tensor, image: RasterImage):
+        """σ(U) in the image frame (H×W, U logits upsampled bilinearly, padding cropped) and on its S/16 grid.
+        U does not change with clicks, so the maps are cached with (image, text); they are read-only."""
+        cached = self._uncertainty_maps.get((key, text))
+        if cached is None:
+            full = torch.sigmoid(T.logits_to_image(u, image.height, image.width, self.image_size))[0, 0]
+            uh, uw = T.valid_shape(image.height, image.width, u.shape[-1])
+            cached = (full.float().cpu().numpy(), torch.sigmoid(u[0, 0, :uh, :uw]).float().cpu().numpy())
+            for a in cached:
+                a.setflags(write=False)
+            self._uncertainty_maps.put((key, text), cached)
+        return cached
+
     # ---- predict ---------------------------------------------------------------------------------
     def predict(self, text: str = "", points=None, labels=None, box=None, mask_input=None,
                 image: RasterImage | None = None) -> Prediction:
@@ -327,12 +341,7 @@ class Predictor:
             timings["decode_ms"] = (time.perf_counter() - t) * 1e3
             t = time.perf_counter()
             logits = T.logits_to_image(low, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy()
-            unc = unc_low = None
-            if u is not None:  # σ(U) in the image frame: U logits upsampled (bilinear), padding cropped
-                unc = torch.sigmoid(T.logits_to_image(u, image.height, image.width, self.image_size))[0, 0]
-                unc = unc.float().cpu().numpy()
-                uh, uw = T.valid_shape(image.height, image.width, u.shape[-1])
-                unc_low = torch.sigmoid(u[0, 0, :uh, :uw]).float().cpu().numpy()
+            unc, unc_low = self._uncertainty(key, text, u, image) if u is not None else (None, None)
         pred = self._finish(logits, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])),
                             uncertainty=unc, uncertainty_low=unc_low)
         timings["post_ms"] = (time.perf_counter() - t) * 1e3
