@@ -74,24 +74,40 @@ def candidates_from_mask(mask: np.ndarray, prob_low: np.ndarray, max_candidates:
     return out
 
 
+#: Side (in cells of the low-res grid, S/4 of the model input) of the window whose expected error one click
+#: is credited with removing: about the reach of a click on its surroundings.
+CLICK_REACH_CELLS = 5
+#: Expected error within this many low-res cells (Gaussian σ) of an earlier click is discounted: that
+#: place has been answered already, and σ(U) does not change with clicks.
+CLICKED_SIGMA_CELLS = 4.0
+
+
 def suggest_click(mask: np.ndarray, uncertainty_low: np.ndarray, candidates: list[Candidate], ambiguous: bool,
-                  threshold: float = 0.5) -> tuple[float, float, int] | None:
+                  clicks=()) -> tuple[float, float, int] | None:
     """Where one click would remove the most expected error, as (x, y, label) in the H×W image frame.
 
-    Ambiguous: a positive click inside the best candidate (confirm one of them). Otherwise: the interior
-    point of the largest uncertain region of the h×w ``uncertainty_low``; positive if the model leans to
-    background there, else negative.
+    Ambiguous: a positive click inside the best candidate (confirm one of them). Otherwise the expected
+    error ``uncertainty_low`` (h×w on the low-res grid: σ(U) or the probability margin), discounted near the
+    earlier ``clicks`` ((x, y) image pixels), is summed over a window of :data:`CLICK_REACH_CELLS`; the
+    suggestion is the centre of the best window — positive if the model leans to background there, else
+    negative. None when nothing is uncertain (all expected error below 0.05 per cell).
     """
     if ambiguous and candidates:
         x, y = candidates[0].point
         return x, y, 1
-    unsure = uncertainty_low > threshold
-    if not unsure.any():
-        return None
-    labels, n = ndimage.label(unsure)
-    sizes = ndimage.sum(uncertainty_low, labels, np.arange(1, n + 1))
-    x, y = interior_point(labels == int(np.argmax(sizes)) + 1)
     height, width = mask.shape
-    px = min(width - 1, int((x + 0.5) * width / uncertainty_low.shape[1]))
-    py = min(height - 1, int((y + 0.5) * height / uncertainty_low.shape[0]))
+    h, w = uncertainty_low.shape
+    expected_error = uncertainty_low.astype(np.float64)
+    if len(clicks):
+        rows, cols = np.mgrid[:h, :w]
+        for x, y in clicks:
+            cx, cy = x * w / width - 0.5, y * h / height - 0.5
+            expected_error *= 1 - np.exp(-((cols - cx) ** 2 + (rows - cy) ** 2) / (2 * CLICKED_SIGMA_CELLS ** 2))
+    window = ndimage.uniform_filter(expected_error, CLICK_REACH_CELLS, mode="constant")
+    # ties between windows covering the same error go to the cell that is itself most uncertain
+    row, col = np.unravel_index(int(np.argmax(window + 1e-3 * expected_error)), window.shape)
+    if window[row, col] < 0.05:
+        return None
+    px = min(width - 1, int((col + 0.5) * width / w))
+    py = min(height - 1, int((row + 0.5) * height / h))
     return float(px), float(py), 0 if mask[py, px] else 1

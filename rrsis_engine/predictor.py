@@ -342,8 +342,9 @@ class Predictor:
             t = time.perf_counter()
             logits = T.logits_to_image(low, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy()
             unc, unc_low = self._uncertainty(key, text, u, image) if u is not None else (None, None)
+        clicks = np.asarray(points, dtype=np.float64).reshape(-1, 2) if points is not None else ()
         pred = self._finish(logits, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])),
-                            uncertainty=unc, uncertainty_low=unc_low)
+                            uncertainty=unc, uncertainty_low=unc_low, clicks=clicks)
         timings["post_ms"] = (time.perf_counter() - t) * 1e3
         pred.timings = timings
         pred.latency_ms = (time.perf_counter() - t0) * 1e3
@@ -373,12 +374,12 @@ class Predictor:
                 torch.tensor([codes], dtype=torch.long, device=self.device))
 
     def _finish(self, logits: np.ndarray, low_res, iou: float, obj: float, uncertainty: np.ndarray | None = None,
-                uncertainty_low: np.ndarray | None = None) -> Prediction:
+                uncertainty_low: np.ndarray | None = None, clicks=()) -> Prediction:
         """Full-res mask + uncertainty; candidates, ambiguity and the suggested click from the low-res logits.
 
         uncertainty: H×W in [0, 1] — the model's learned map σ(U) (RUS) when it has one (then uncertainty_low
         is σ(U) on its S/16 grid, padding cropped); otherwise the margin baseline 1 − |2p − 1| of the mask
-        probabilities p is used."""
+        probabilities p is used. clicks: the turn's clicks, (x, y) image pixels (the suggestion avoids them)."""
         mask = logits > 0
         if uncertainty is None:
             uncertainty = postprocess.margin_uncertainty(postprocess.sigmoid(logits))
@@ -389,7 +390,7 @@ class Predictor:
         candidates = postprocess.candidates_from_mask(mask, prob_low)
         cues = A.ambiguity_features(candidates, prob_low, unc_low, obj, iou)
         ambiguity, ambiguous = A.score_and_flag(cues, self.ambiguity_calibration)
-        click = postprocess.suggest_click(mask, unc_low, candidates, ambiguous)
+        click = postprocess.suggest_click(mask, unc_low, candidates, ambiguous, clicks)
         return Prediction(mask=mask, logits=logits.astype(np.float32), low_res_logits=low_res, iou_score=iou,
                           object_score=obj, latency_ms=0.0, uncertainty=uncertainty, ambiguity=ambiguity,
                           ambiguous=ambiguous, candidates=candidates, suggested_click=click, ambiguity_cues=cues)

@@ -110,3 +110,22 @@ def test_rrsis_calibrate_writes_the_calibration_the_predictor_uses(tiny_model, t
     pred = predictor.predict(text="the pool")
     assert pred.ambiguity == pytest.approx(predictor.ambiguity_calibration.score(pred.ambiguity_cues))
     assert pred.ambiguous == (pred.ambiguity >= cal["threshold"])
+
+
+def test_suggested_click_goes_to_the_most_expected_error_and_not_back_to_an_answered_place():
+    from rrsis_engine.postprocess import suggest_click
+
+    mask = np.zeros((64, 64), bool)
+    mask[8:24, 8:24] = True  # the model's current mask (image frame, 64×64)
+    unc = np.zeros((16, 16))  # expected error on the 4× coarser grid
+    unc[2:6, 2:6] = 0.9  # uncertain over the predicted object
+    unc[10:12, 12:14] = 1.0  # a smaller, very uncertain spot
+    x, y, label = suggest_click(mask, unc, [], ambiguous=False)
+    assert 8 <= x < 24 and 8 <= y < 24 and label == 0  # inside the mask: a negative click would answer it
+    # once clicked there, that place is answered (σ(U) does not change with clicks): go to the other spot
+    x2, y2, label2 = suggest_click(mask, unc, [], ambiguous=False, clicks=[(x, y)])
+    assert 48 <= x2 < 56 and 40 <= y2 < 48 and label2 == 1
+    assert suggest_click(mask, np.zeros((16, 16)), [], ambiguous=False) is None
+    # ambiguous: confirm the best candidate with a positive click
+    best = Candidate(mask=mask, score=0.9, bbox=(8, 8, 24, 24), point=(15.0, 15.0))
+    assert suggest_click(mask, unc, [best], ambiguous=True) == (15.0, 15.0, 1)
