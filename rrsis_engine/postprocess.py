@@ -44,9 +44,11 @@ def candidates_from_mask(mask: np.ndarray, prob_low: np.ndarray, max_candidates:
     """Connected components as candidates, scored by mean probability, best (score × √area) first.
 
     mask: H×W bool (image frame). prob_low: h×w foreground probability on a coarser grid of the same
-    extent (the model's low-res logits): components are found there, so this stays fast on large images.
+    extent (the model's low-res logits): components are found there, and each candidate's full-resolution
+    region is only computed inside its own bounding box, so this stays fast on large images.
     """
     height, width = mask.shape
+    h, w = prob_low.shape
     labels, n = ndimage.label(prob_low > 0.5)
     if n == 0:
         return []
@@ -56,17 +58,26 @@ def candidates_from_mask(mask: np.ndarray, prob_low: np.ndarray, max_candidates:
     keep = [i for i in range(n) if areas[i] >= MIN_CANDIDATE_SHARE * areas.max()]
     keep.sort(key=lambda i: -means[i] * np.sqrt(areas[i]))
     keep = keep[:max_candidates]
-    labels_full = upsample_nearest(labels, height, width)
-    sy, sx = height / prob_low.shape[0], width / prob_low.shape[1]
+    # nearest-neighbour map image row/col → low-res row/col (pixel centres aligned)
+    low_row = np.minimum(((np.arange(height) + 0.5) * h / height).astype(np.int64), h - 1)
+    low_col = np.minimum(((np.arange(width) + 0.5) * w / width).astype(np.int64), w - 1)
+    slices = ndimage.find_objects(labels)
     out = []
     for i in keep:
-        region = (labels_full == i + 1) & mask
-        if not region.any():
+        rs, cs = slices[i]
+        # image rows/cols whose low-res cell lies in the component's bounding box
+        r0, r1 = np.searchsorted(low_row, rs.start), np.searchsorted(low_row, rs.stop)
+        c0, c1 = np.searchsorted(low_col, cs.start), np.searchsorted(low_col, cs.stop)
+        crop = (labels[low_row[r0:r1, None], low_col[None, c0:c1]] == i + 1) & mask[r0:r1, c0:c1]
+        if not crop.any():
             continue
-        rows, cols = np.nonzero(region.any(axis=1))[0], np.nonzero(region.any(axis=0))[0]
-        bbox = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-        x, y = interior_point(labels == i + 1)
-        px, py = int(min(width - 1, (x + 0.5) * sx)), int(min(height - 1, (y + 0.5) * sy))
+        rows, cols = np.nonzero(crop.any(axis=1))[0], np.nonzero(crop.any(axis=0))[0]
+        bbox = (c0 + int(cols[0]), r0 + int(rows[0]), c0 + int(cols[-1]) + 1, r0 + int(rows[-1]) + 1)
+        region = np.zeros_like(mask)
+        region[r0:r1, c0:c1] = crop
+        x, y = interior_point(labels[rs, cs] == i + 1)
+        px = int(min(width - 1, (cs.start + x + 0.5) * width / w))
+        py = int(min(height - 1, (rs.start + y + 0.5) * height / h))
         if not region[py, px]:  # thin shapes: search the full-resolution region itself (its bbox only)
             x, y = interior_point(region[bbox[1]:bbox[3], bbox[0]:bbox[2]])
             px, py = int(x) + bbox[0], int(y) + bbox[1]
