@@ -8,6 +8,23 @@ from rrsis_engine.session import RefinementSession
 
 
 @pytest.fixture(scope="session")
+def easy_task_model(tmp_path_factory):
+    """rsam-tiny trained from scratch on the easy task (128², 250 steps × 8), 40 % of scenes with a twin red
+    square; shared by the slow trainability and ambiguity-flag tests (one training instead of two)."""
+    from rrsis_train.easy import EasySource
+    from rrsis_train.sources import MixedSource
+    from rrsis_train.trainer import Trainer, TrainOptions
+
+    opts = TrainOptions(out=str(tmp_path_factory.mktemp("easy") / "run"), config="rsam-tiny", image_size=128,
+                        steps=250, batch=8, sources=["easy:1"], lr=1e-3, warmup=20, click_share=0.5,
+                        click_rounds=2, ckpt_every=0, threads=1, progress=False, log_every=50)
+    trainer = Trainer(opts)
+    trainer.data = MixedSource([EasySource(128, twin_share=0.4)], [1.0], seed=0)
+    trainer.fit()
+    return trainer.model
+
+
+@pytest.fixture(scope="session")
 def tiny_text_encoder():
     """One MiniLM instance shared by the training tests (loading it is the slow part)."""
     from rrsis_engine.model.text_encoder import TextEncoder

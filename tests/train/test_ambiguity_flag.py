@@ -1,28 +1,20 @@
-"""The ambiguity flag on a controlled case: rsam-tiny trained on the easy task where some scenes hold two
-identical red squares ("the red square" then matches both). On unseen scenes the flag must fire for the
-twin scenes and stay off for scenes with one red square — the model's own masks and candidates, the
-engine's uncalibrated flag (candidate entropy ≥ 0.5), no hand-made predictions."""
+"""The ambiguity flag on a controlled case: rsam-tiny trained on the easy task (fixture ``easy_task_model``)
+where some scenes hold two identical red squares ("the red square" then matches both). On unseen scenes the
+flag must fire for the twin scenes and stay off for scenes with one red square — the model's own masks and
+candidates, the engine's uncalibrated flag (candidate entropy ≥ 0.5), no hand-made predictions."""
 
 import numpy as np
 import pytest
 
 
 @pytest.mark.slow
-def test_flag_fires_on_two_identical_objects_and_not_on_one(tmp_path):
-    from rrsis_train.easy import EasySource, easy_sample
-    from rrsis_train.sources import MixedSource
-    from rrsis_train.trainer import Trainer, TrainOptions
+def test_flag_fires_on_two_identical_objects_and_not_on_one(easy_task_model):
+    from rrsis_train.easy import easy_sample
 
     from rrsis_engine.predictor import Predictor
 
     size = 128
-    opts = TrainOptions(out=str(tmp_path / "run"), config="rsam-tiny", image_size=size, steps=250, batch=8,
-                        sources=["easy:1"], lr=1e-3, warmup=20, click_share=0.3, click_rounds=1,
-                        ckpt_every=0, threads=1, progress=False, log_every=50)
-    trainer = Trainer(opts)
-    trainer.data = MixedSource([EasySource(size, twin_share=0.4)], [1.0], seed=0)
-    trainer.fit()
-    predictor = Predictor(trainer.model, device="cpu", disk_cache=False)
+    predictor = Predictor(easy_task_model, device="cpu", disk_cache=False)
 
     def flags(twins: bool) -> tuple[list[bool], list[int]]:
         fired, n_candidates = [], []
