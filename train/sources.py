@@ -264,10 +264,11 @@ def augment(rec: dict, rng: np.random.Generator, geometric: bool = True, color: 
     """Random flips / 90° rotations (only when no sentence of the sample names a direction), colour jitter
     and random black rectangles (paper §3.3.2; a rectangle never hides more than a third of the target).
 
-    Returns a new record; arrays H×W(×3), the same transform applied to image and masks.
+    Returns a new record; arrays H×W(×3), the same transform applied to image and masks (and the category map
+    ``semantic``, which is 255 = unknown under the black rectangles).
     """
     img = rec["image"]
-    masks = {k: rec[k] for k in ("mask", "followup_mask") if rec.get(k) is not None}
+    masks = {k: rec[k] for k in ("mask", "followup_mask", "semantic") if rec.get(k) is not None}
     if geometric and not (has_direction(rec.get("expression")) or has_direction(rec.get("followup"))):
         k = int(rng.integers(4))
         flip = bool(rng.integers(2))
@@ -301,6 +302,9 @@ def augment(rec: dict, rng: np.random.Generator, geometric: bool = True, color: 
             if t_area and target[y0:y0 + rh, x0:x0 + rw].sum() > t_area / 3:
                 continue
             img[y0:y0 + rh, x0:x0 + rw] = 0
+            if "semantic" in masks:  # hidden: no category to learn there
+                masks["semantic"] = masks["semantic"].copy()
+                masks["semantic"][y0:y0 + rh, x0:x0 + rw] = 255
     out = dict(rec)
     out["image"] = img
     for n, m in masks.items():

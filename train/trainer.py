@@ -15,7 +15,8 @@ S/4×S/4 logits):
    ``click_only_share`` of the click samples have no text at all (empty expression, no text-turn loss) and
    start from a positive click inside the target with no prior, as SAM 2 trains. (Alone they did not make a
    from-scratch decoder use clicks at CPU budgets; the click refiner, ``--click-refiner``, did: docs/training.md.)
-Every turn's loss counts, weighted by the number of samples in it.
+Every turn's loss counts, weighted by the number of samples in it. With ``aux_semantic`` > 0, records that carry
+a category map (synthetic scenes) add a dense category loss on the image features V_d (the semantic head).
 
 Run directory layout (``--out``)::
 
@@ -45,6 +46,7 @@ from rrsis_train.clicks import grid_to_model, sample_correction_click
 from rrsis_train.sources import MixedSource, augment, build_source, parse_source
 from torch import nn
 
+from rrsis_engine.data.expressions import SEMANTIC_CLASSES
 from rrsis_engine.errors import CheckpointError, RRSISError
 from rrsis_engine.model import ImageFeatures, build_rsam, get_config, load_checkpoint, save_checkpoint
 from rrsis_engine.model import transforms as T
@@ -53,10 +55,10 @@ from rrsis_engine.model.loss import mask_iou, rsam_loss, rus_loss
 log = logging.getLogger("rrsis.train")
 
 CSV_FIELDS = ["step", "samples", "loss", "loss_text", "loss_click", "loss_distill", "focal", "dice", "obj", "iou_l1",
-              "rus", "miou_text", "miou_click", "lr", "samples_per_s", "elapsed_s"]
+              "rus", "semantic", "miou_text", "miou_click", "lr", "samples_per_s", "elapsed_s"]
 # row keys averaged over DDP ranks (a rank may lack some: (sum, count) pairs are reduced)
 REDUCED_KEYS = ["loss", "loss_text", "loss_click", "loss_distill", "miou_text", "miou_click", "focal", "dice", "obj",
-                "iou_l1", "rus"]
+                "iou_l1", "rus", "semantic"]
 
 
 @dataclass
@@ -101,6 +103,8 @@ class TrainOptions:
     rus: bool = False
     ugf: bool = False
     udlr: bool = False
+    # weight of the dense category loss on V_d (the semantic head; records with a ``semantic`` map, i.e. synthetic)
+    aux_semantic: float = 0.0
     augment: bool = True
     black_rects: float = 0.5
     ckpt_every: int = 500
@@ -173,6 +177,7 @@ class Sample:
     dialogue: bool
     clicks: bool
     click_only: bool  # no text: the session starts with a positive click (``expression`` is "")
+    semantic: torch.Tensor | None  # K×g×g category area fractions on the S/16 grid (see semantic_target), or None
     rng: np.random.Generator
     id: str
 
@@ -205,9 +210,37 @@ def prepare_sample(rec: dict, rng: np.random.Generator, size: int, opts: TrainOp
         dialogue=dialogue,
         clicks=clicks,
         click_only=click_only,
+        semantic=semantic_target(rec["semantic"], size) if opts.aux_semantic > 0 and rec.get("semantic") is not None
+        else None,
         rng=rng,
         id=str(rec.get("id", "")),
     )
+
+
+def semantic_target(semantic: np.ndarray, size: int) -> torch.Tensor:
+    """H×W category indices (:data:`SEMANTIC_CLASSES`; other values, e.g. 255 under a black rectangle, are
+    unknown) → K×g×g area fraction of each category in each cell of the S/16 grid (g = S/16), same framing as
+    the image. A cell's fractions sum to its known share: 0 in the padding."""
+    import torch.nn.functional as F
+
+    k, g = len(SEMANTIC_CLASSES), size // 16
+    labels = torch.from_numpy(np.ascontiguousarray(semantic)).long()
+    known = labels < k
+    onehot = F.one_hot(labels.clamp(max=k - 1), k).permute(2, 0, 1).float() * known[None]
+    h, w = T.valid_shape(semantic.shape[0], semantic.shape[1], g)
+    pooled = F.interpolate(onehot[None], size=(h, w), mode="area")[0]
+    return F.pad(pooled, (0, g - w, 0, g - h))
+
+
+def semantic_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Soft-target cross-entropy of category logits B×K×g×g against area fractions B×K×g×g, each cell
+    weighted by its known share (padding and hidden pixels count nothing)."""
+    import torch.nn.functional as F
+
+    weight = target.sum(1)
+    p = target / weight.clamp_min(1e-6)[:, None]
+    ce = -(p * F.log_softmax(logits.float(), 1)).sum(1)
+    return (ce * weight).sum() / weight.sum().clamp_min(1e-6)
 
 
 # ---- one forward pass: a simulated refinement session ---------------------------------------------
@@ -215,9 +248,10 @@ class TrainStep(nn.Module):
     """Wraps the RSAM so DDP sees one ``forward``: returns the summed loss and its parts."""
 
     def __init__(self, model, freeze_image_encoder: bool = False, click_rounds: int = 3, teacher=None,
-                 distill_weight: float = 1.0, loss_weights=(20.0, 1.0, 1.0, 1.0)):
+                 distill_weight: float = 1.0, loss_weights=(20.0, 1.0, 1.0, 1.0), aux_semantic: float = 0.0):
         super().__init__()
         self.model = model
+        self.aux_semantic = aux_semantic
         self.loss_weights = tuple(float(w) for w in loss_weights)
         self.freeze_image_encoder = freeze_image_encoder
         self.click_rounds = click_rounds
@@ -271,6 +305,12 @@ class TrainStep(nn.Module):
             if u is not None:
                 # online error-consistency target from the text turn's own (final) prediction
                 rus = rus_loss(u[idx], low[idx], target[idx], max_pos_weight=m.config.rus_max_pos_weight)["loss"]
+        semantic = None
+        s_idx = [i for i, s in enumerate(samples) if s.semantic is not None]
+        if m.semantic_head is not None and self.aux_semantic > 0 and s_idx:
+            si = torch.tensor(s_idx, device=device)
+            sem_target = torch.stack([samples[i].semantic for i in s_idx]).to(device)
+            semantic = semantic_loss(m.semantic_head(feats.vd[si]), sem_target)
         distill = None
         if self.teacher is not None:
             import torch.nn.functional as F
@@ -345,11 +385,14 @@ class TrainStep(nn.Module):
                 iou_click = mask_iou(lo.detach(), tg_).mean().item()
         if distill is not None:
             loss = loss + self.distill_weight * distill
+        if semantic is not None:
+            loss = loss + self.aux_semantic * semantic
         if rus is not None:
             # added once per batch (not by turn share); loss_text stays the segmentation loss alone
             loss = loss + self.rus_weight() * rus
         stats = dict(parts, loss_distill=None if distill is None else float(distill.detach()), loss_text=text_loss, loss_click=click_loss, miou_text=iou_text, miou_click=iou_click,
-                     rus=None if rus is None else float(rus.detach()))
+                     rus=None if rus is None else float(rus.detach()),
+                     semantic=None if semantic is None else float(semantic.detach()))
         return loss, stats
 
 
@@ -446,7 +489,7 @@ class Trainer:
             torch.set_num_threads(int(opts.threads))
         torch.manual_seed(opts.seed)
         modules = {"use_rus": opts.rus or opts.ugf or opts.udlr, "use_ugf": opts.ugf, "use_udlr": opts.udlr,
-                   "use_click_refiner": opts.click_refiner}
+                   "use_click_refiner": opts.click_refiner, "use_semantic_head": opts.aux_semantic > 0}
         if opts.init and not (opts.twgm and opts.mmmd):
             raise RRSISError("--no-twgm / --no-mmmd build a fresh model for the ablation; they cannot change an "
                              "--init checkpoint's architecture.")
@@ -503,7 +546,7 @@ class Trainer:
             for p in teacher.parameters():
                 p.requires_grad_(False)
         self.step_module = TrainStep(self.model, opts.freeze_image_encoder, opts.click_rounds, teacher,
-                                     opts.distill_weight, opts.loss_weights)
+                                     opts.distill_weight, opts.loss_weights, opts.aux_semantic)
         self.wrapped = self.step_module
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP

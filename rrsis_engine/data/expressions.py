@@ -312,6 +312,9 @@ NOUNS: dict[str, list[str]] = {
     "vegetation": ["patch of vegetation", "green area", "vegetated area"],
     "river": ["river", "canal"],
 }
+#: Labels of the per-pixel category map synthetic records carry (``record["semantic"]``, H×W uint8; index 0 =
+#: no object). Append only: a model's semantic head (``use_semantic_head``) has one output per entry.
+SEMANTIC_CLASSES: tuple[str, ...] = ("background", *NOUNS)
 PLURALS: dict[str, list[str]] = {
     "building": ["buildings", "houses", "structures"],
     "pool": ["swimming pools", "pools"],

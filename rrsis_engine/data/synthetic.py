@@ -22,6 +22,7 @@ from skimage.draw import disk, polygon
 from rrsis_engine.data.expressions import (
     EXTREME_WORDS,
     NOUNS,
+    SEMANTIC_CLASSES,
     REGION_WORDS,
     Match,
     SceneObject,
@@ -94,7 +95,16 @@ class SyntheticSample:
             "followup": self.followup,
             "followup_mask": self.followup_mask,
             "kind": self.kind,
+            "semantic": self.semantic_map(),
         }
+
+    def semantic_map(self) -> np.ndarray:
+        """H×W uint8: the index in :data:`SEMANTIC_CLASSES` of the category of every object pixel, 0 elsewhere
+        (dense supervision for training, ``rrsis train --aux-semantic``)."""
+        out = np.zeros(self.image.shape[:2], dtype=np.uint8)
+        for o in self.objects:
+            out[o.mask] = SEMANTIC_CLASSES.index(o.category)
+        return out
 
 
 # ---- drawing helpers -----------------------------------------------------------------------------

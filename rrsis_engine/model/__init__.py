@@ -18,6 +18,9 @@ def build_rsam(config: str | RSAMConfig = DEFAULT_MODEL, text_encoder=None) -> R
     config: a registry name (``rsam-lite``, ``rsam-t``, ``rsam-b+``, ``rsam-tiny``) or an :class:`RSAMConfig`.
     text_encoder: an existing :class:`TextEncoder` to share (saves loading BERT twice), else built.
     """
+    from torch import nn
+
+    from rrsis_engine.data.expressions import SEMANTIC_CLASSES
     from rrsis_engine.model.click_refiner import ClickRefiner
     from rrsis_engine.model.image_encoder import build_image_encoder
     from rrsis_engine.model.mmmd import MMMD
@@ -41,6 +44,7 @@ def build_rsam(config: str | RSAMConfig = DEFAULT_MODEL, text_encoder=None) -> R
         ugf=UGF(d, cfg.twgm_heads) if cfg.use_ugf else None,
         udlr=UDLR(cfg.udlr_channels, cfg.udlr_tau, cfg.udlr_temperature) if cfg.use_udlr else None,
         click_refiner=ClickRefiner(d // 8) if cfg.use_click_refiner else None,
+        semantic_head=nn.Conv2d(d, len(SEMANTIC_CLASSES), 1) if cfg.use_semantic_head else None,
     )
 
 

@@ -35,7 +35,7 @@ class ImageFeatures:
 
 class RSAM(nn.Module):
     def __init__(self, config: RSAMConfig, image_encoder, text_encoder, twgm, prompt_encoder, mask_decoder,
-                 rus=None, ugf=None, udlr=None, click_refiner=None):
+                 rus=None, ugf=None, udlr=None, click_refiner=None, semantic_head=None):
         super().__init__()
         self.config = config
         self.image_encoder = image_encoder
@@ -45,7 +45,8 @@ class RSAM(nn.Module):
         self.mask_decoder = mask_decoder
         # CroBIM-U modules (rrsis_engine.model.uncertainty); None when switched off, so their keys are
         # absent from the state dict and older checkpoints load strictly.
-        for name, module in (("rus", rus), ("ugf", ugf), ("udlr", udlr), ("click_refiner", click_refiner)):
+        for name, module in (("rus", rus), ("ugf", ugf), ("udlr", udlr), ("click_refiner", click_refiner),
+                             ("semantic_head", semantic_head)):
             if (module is not None) != getattr(config, f"use_{name}"):
                 raise ValueError(f"{name} module given={module is not None} but config.use_{name}="
                                  f"{getattr(config, f'use_{name}')}; build with rrsis_engine.model.build_rsam.")
@@ -53,6 +54,8 @@ class RSAM(nn.Module):
         self.ugf = ugf
         self.udlr = udlr
         self.click_refiner = click_refiner  # rrsis_engine.model.click_refiner, when config.use_click_refiner
+        # V_d (B×d×S/16×S/16) → category logits B×K×S/16×S/16: training-only auxiliary head (config.use_semantic_head)
+        self.semantic_head = semantic_head
 
     @property
     def image_size(self) -> int:
