@@ -77,8 +77,6 @@ def register(subparsers) -> None:
     p.add_argument("--aux-semantic", type=float, default=0.0, metavar="W",
                    help="weight of a dense category loss on the image features (synthetic scenes' category maps; "
                         "adds the training-only semantic head)")
-    p.add_argument("--text-readout", action="store_true",
-                   help="add a direct pixel–text similarity to the mask logits (CRIS-style; fresh on an --init model)")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--synth-reuse", type=int, default=2, help="uses per drawn synthetic scene (CPU saving)")
     p.add_argument("--ckpt-every", type=int, default=500, help="checkpoint every N steps (0: off)")
@@ -121,7 +119,7 @@ _RESUMABLE = {"config": "config", "batch": "batch", "accum": "accum", "image_siz
               "warmup": "warmup", "weight_decay": "weight_decay", "click_share": "click_share",
               "click_rounds": "click_rounds", "click_only_share": "click_only_share", "click_refiner": "click_refiner", "fresh_lr_mult": "fresh_lr_mult", "dialogue_share": "dialogue_share",
               "freeze_image_encoder": "freeze_image_encoder", "rus": "rus", "ugf": "ugf", "udlr": "udlr",
-              "aux_semantic": "aux_semantic", "text_readout": "text_readout", "init": "init", "teacher": "teacher",
+              "aux_semantic": "aux_semantic", "init": "init", "teacher": "teacher",
               "distill_weight": "distill_weight", "loss_weights": "loss_weights", "db_holdout": "db_holdout", "ckpt_every": "ckpt_every",
               "ckpt_minutes": "ckpt_minutes", "steps": "steps"}
 
@@ -145,7 +143,7 @@ def options_from_args(args):
         click_rounds=args.click_rounds, click_only_share=args.click_only_share,
         click_refiner=args.click_refiner, fresh_lr_mult=args.fresh_lr_mult, reset=tuple(n.strip() for n in args.reset.split(",") if n.strip()), dialogue_share=args.dialogue_share,
         freeze_image_encoder=args.freeze_image_encoder, rus=args.rus, ugf=args.ugf, udlr=args.udlr,
-        aux_semantic=args.aux_semantic, text_readout=args.text_readout, twgm=not args.no_twgm, mmmd=not args.no_mmmd,
+        aux_semantic=args.aux_semantic, twgm=not args.no_twgm, mmmd=not args.no_mmmd,
         augment=not args.no_augment, ckpt_every=args.ckpt_every,
         ckpt_minutes=args.ckpt_minutes, max_minutes=args.max_minutes, log_every=args.log_every,
         threads=args.threads, since=args.since, db_image_root=args.db_image_root, db_holdout=args.db_holdout, progress=not args.no_progress,

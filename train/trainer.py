@@ -105,7 +105,6 @@ class TrainOptions:
     udlr: bool = False
     # weight of the dense category loss on V_d (the semantic head; records with a ``semantic`` map, i.e. synthetic)
     aux_semantic: float = 0.0
-    text_readout: bool = False  # a direct pixel–text similarity path to the mask logits (TextReadout)
     augment: bool = True
     black_rects: float = 0.5
     ckpt_every: int = 500
@@ -490,8 +489,7 @@ class Trainer:
             torch.set_num_threads(int(opts.threads))
         torch.manual_seed(opts.seed)
         modules = {"use_rus": opts.rus or opts.ugf or opts.udlr, "use_ugf": opts.ugf, "use_udlr": opts.udlr,
-                   "use_click_refiner": opts.click_refiner, "use_semantic_head": opts.aux_semantic > 0,
-                   "use_text_readout": opts.text_readout}
+                   "use_click_refiner": opts.click_refiner, "use_semantic_head": opts.aux_semantic > 0}
         if opts.init and not (opts.twgm and opts.mmmd):
             raise RRSISError("--no-twgm / --no-mmmd build a fresh model for the ablation; they cannot change an "
                              "--init checkpoint's architecture.")

@@ -22,8 +22,8 @@ from skimage.draw import disk, polygon
 from rrsis_engine.data.expressions import (
     EXTREME_WORDS,
     NOUNS,
-    REGION_WORDS,
     SEMANTIC_CLASSES,
+    REGION_WORDS,
     Match,
     SceneObject,
     SpecError,

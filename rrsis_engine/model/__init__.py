@@ -9,7 +9,7 @@ from rrsis_engine.model.checkpoint import (
     save_checkpoint,
 )
 from rrsis_engine.model.config import DEFAULT_MODEL, REGISTRY, HieraSpec, RSAMConfig, get_config
-from rrsis_engine.model.rsam import RSAM, ImageFeatures, TextReadout
+from rrsis_engine.model.rsam import RSAM, ImageFeatures
 
 
 def build_rsam(config: str | RSAMConfig = DEFAULT_MODEL, text_encoder=None) -> RSAM:
@@ -45,7 +45,6 @@ def build_rsam(config: str | RSAMConfig = DEFAULT_MODEL, text_encoder=None) -> R
         udlr=UDLR(cfg.udlr_channels, cfg.udlr_tau, cfg.udlr_temperature) if cfg.use_udlr else None,
         click_refiner=ClickRefiner(d // 8) if cfg.use_click_refiner else None,
         semantic_head=nn.Conv2d(d, len(SEMANTIC_CLASSES), 1) if cfg.use_semantic_head else None,
-        text_readout=TextReadout(d) if cfg.use_text_readout else None,
     )
 
 

@@ -62,8 +62,6 @@ class RSAMConfig:
     # A 1×1 convolution from V_d (S/16) to per-pixel category logits (rrsis_engine.data.expressions.SEMANTIC_CLASSES),
     # trained by `rrsis train --aux-semantic` as dense auxiliary supervision of the image encoder; unused at inference.
     use_semantic_head: bool = False
-    # A direct text readout added to the mask logits (CRIS-style pixel–text similarity, rrsis_engine.model.rsam.TextReadout).
-    use_text_readout: bool = False
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -73,7 +71,7 @@ class RSAMConfig:
             )
 
     def to_dict(self) -> dict:
-        """JSON-able dict. Optional-module fields (:data:`OPTIONAL_FIELDS`) at their defaults are left out, so the config
+        """JSON-able dict. Uncertainty, click-refiner and semantic-head fields at their defaults are left out, so the config
         (and the model hash) of a model without them is the same as before they existed."""
         d = asdict(self)
         d["hiera"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in d["hiera"].items()}
@@ -105,7 +103,7 @@ class RSAMConfig:
 
 OPTIONAL_FIELDS = ("use_rus", "use_ugf", "use_udlr", "rus_loss_weight", "rus_warmup_steps", "rus_max_pos_weight",
                       "udlr_channels", "udlr_tau", "udlr_temperature", "use_click_refiner",
-                      "use_semantic_head", "use_text_readout")
+                      "use_semantic_head")
 
 REGISTRY: dict[str, RSAMConfig] = {
     # The paper's model: SAM 2.1 Hiera-B+ at 1024².

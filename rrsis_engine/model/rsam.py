@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from rrsis_engine.model.click_refiner import click_maps
@@ -34,26 +33,9 @@ class ImageFeatures:
     v2: torch.Tensor
 
 
-class TextReadout(nn.Module):
-    """A direct pixel–text similarity added to the mask logits (as in CRIS): ⟨W_v·v, W_t·T_G⟩/√d on the S/16
-    grid, upsampled bilinearly. vd B×d×h×w (fused), t_global B×d → B×1×size logits. A short path from the text
-    to the mask that does not go through the decoder's two-way transformer."""
-
-    def __init__(self, d: int):
-        super().__init__()
-        self.visual = nn.Conv2d(d, d, 1)
-        self.text = nn.Linear(d, d)
-        self.scale = d ** -0.5
-
-    def forward(self, vd: torch.Tensor, t_global: torch.Tensor, size) -> torch.Tensor:
-        sim = torch.einsum("bchw,bc->bhw", self.visual(vd), self.text(t_global))[:, None] * self.scale
-        return F.interpolate(sim, size=tuple(size), mode="bilinear", align_corners=False)
-
-
 class RSAM(nn.Module):
     def __init__(self, config: RSAMConfig, image_encoder, text_encoder, twgm, prompt_encoder, mask_decoder,
-                 rus=None, ugf=None, udlr=None, click_refiner=None, semantic_head=None,
-                 text_readout=None):
+                 rus=None, ugf=None, udlr=None, click_refiner=None, semantic_head=None):
         super().__init__()
         self.config = config
         self.image_encoder = image_encoder
@@ -64,7 +46,7 @@ class RSAM(nn.Module):
         # CroBIM-U modules (rrsis_engine.model.uncertainty); None when switched off, so their keys are
         # absent from the state dict and older checkpoints load strictly.
         for name, module in (("rus", rus), ("ugf", ugf), ("udlr", udlr), ("click_refiner", click_refiner),
-                             ("semantic_head", semantic_head), ("text_readout", text_readout)):
+                             ("semantic_head", semantic_head)):
             if (module is not None) != getattr(config, f"use_{name}"):
                 raise ValueError(f"{name} module given={module is not None} but config.use_{name}="
                                  f"{getattr(config, f'use_{name}')}; build with rrsis_engine.model.build_rsam.")
@@ -74,7 +56,6 @@ class RSAM(nn.Module):
         self.click_refiner = click_refiner  # rrsis_engine.model.click_refiner, when config.use_click_refiner
         # V_d (B×d×S/16×S/16) → category logits B×K×S/16×S/16: training-only auxiliary head (config.use_semantic_head)
         self.semantic_head = semantic_head
-        self.text_readout = text_readout  # TextReadout, when config.use_text_readout
 
     @property
     def image_size(self) -> int:
@@ -148,7 +129,7 @@ class RSAM(nn.Module):
         has_mask: torch.Tensor | None = None,
         uncertainty: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Prompt encoder + MMMD (+ text readout, + UDLR, + click refiner).
+        """Prompt encoder + MMMD (+ UDLR, + click refiner).
 
         points B×N×2 model-frame (x, y); labels B×N; mask_input B×1×(S/4)×(S/4) logits; uncertainty U
         B×1×(S/16)×(S/16) from :meth:`uncertainty` (required when ``config.use_udlr``, ignored otherwise).
@@ -158,8 +139,6 @@ class RSAM(nn.Module):
         masks, iou, obj = self.mask_decoder.decode(
             vd, self.prompt_encoder.get_dense_pe(), t_global, sparse, dense, feats.v1, feats.v2
         )
-        if self.text_readout is not None:
-            masks = masks + self.text_readout(vd, t_global, masks.shape[-2:])
         if self.udlr is not None:
             if uncertainty is None:
                 raise ValueError(

@@ -166,26 +166,3 @@ def test_loss_counts_small_objects_and_upsamples_logits():
     full = torch.zeros(1, 1, 32, 32)
     full[..., 12:14, 12:14] = 1
     assert torch.isfinite(rsam_loss(logits, torch.tensor([[0.5]]), torch.tensor([[0.0]]), full)["loss"])
-
-
-def test_text_readout_adds_the_pixel_text_similarity_and_can_be_added_to_a_checkpoint(tiny_model, tmp_path):
-    from rrsis_engine.model import TextReadout
-
-    s = tiny_model.image_size
-    images = torch.randn(1, 3, s, s)
-    hidden, mask = tiny_model.text_embed(["the largest building"])
-    path = tmp_path / "plain.safetensors"
-    save_checkpoint(tiny_model, path)
-    with_readout = load_checkpoint(path, text_encoder=tiny_model.text_encoder, add_modules=["text_readout"]).eval()
-    assert with_readout.added_modules == ("text_readout",) and isinstance(with_readout.text_readout, TextReadout)
-    assert "use_text_readout" not in tiny_model.config.to_dict()  # off: the config (and hash) as before
-    with torch.no_grad():
-        plain = tiny_model(images, hidden, mask)[0]
-        ours = with_readout(images, hidden, mask)[0]
-        feats = tiny_model.encode_image(images)
-        vd, t_global, _ = tiny_model.fuse_with_uncertainty(feats.vd, *tiny_model.encode_text(hidden, mask))
-        r = with_readout.text_readout
-        sim = torch.einsum("chw,c->hw", r.visual(vd)[0], r.text(t_global)[0]) / tiny_model.config.d_model ** 0.5
-        expected = torch.nn.functional.interpolate(sim[None, None], size=plain.shape[-2:], mode="bilinear")
-    assert torch.allclose(ours - plain, expected, atol=1e-5)  # exactly the decoder's logits + the readout
-    assert (ours - plain).abs().max() > 1e-3
