@@ -22,8 +22,8 @@ from skimage.draw import disk, polygon
 from rrsis_engine.data.expressions import (
     EXTREME_WORDS,
     NOUNS,
-    SEMANTIC_CLASSES,
     REGION_WORDS,
+    SEMANTIC_CLASSES,
     Match,
     SceneObject,
     SpecError,
