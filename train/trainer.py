@@ -390,7 +390,8 @@ class TrainStep(nn.Module):
         if rus is not None:
             # added once per batch (not by turn share); loss_text stays the segmentation loss alone
             loss = loss + self.rus_weight() * rus
-        stats = dict(parts, loss_distill=None if distill is None else float(distill.detach()), loss_text=text_loss, loss_click=click_loss, miou_text=iou_text, miou_click=iou_click,
+        stats = dict(parts, loss_distill=None if distill is None else float(distill.detach()), loss_text=text_loss,
+                     loss_click=click_loss, miou_text=iou_text, miou_click=iou_click,
                      rus=None if rus is None else float(rus.detach()),
                      semantic=None if semantic is None else float(semantic.detach()))
         return loss, stats

@@ -59,8 +59,8 @@ class RSAMConfig:
     udlr_temperature: float = 0.1  # soft-mask temperature t
     # A local convolutional head that corrects the mask logits around clicks (rrsis_engine.model.click_refiner).
     use_click_refiner: bool = False
-    # A 1×1 convolution from V_d (S/16) to per-pixel category logits (rrsis_engine.data.expressions.SEMANTIC_CLASSES),
-    # trained by `rrsis train --aux-semantic` as dense auxiliary supervision of the image encoder; unused at inference.
+    # A 1×1 convolution from V_d (S/16) to per-pixel category logits (data.expressions.SEMANTIC_CLASSES), trained
+    # by `rrsis train --aux-semantic` as dense auxiliary supervision of the image encoder; unused at inference.
     use_semantic_head: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -71,8 +71,8 @@ class RSAMConfig:
             )
 
     def to_dict(self) -> dict:
-        """JSON-able dict. Uncertainty, click-refiner and semantic-head fields at their defaults are left out, so the config
-        (and the model hash) of a model without them is the same as before they existed."""
+        """JSON-able dict. Optional-module fields (:data:`OPTIONAL_FIELDS`) at their defaults are left out, so the
+        config (and the model hash) of a model without those modules is the same as before they existed."""
         d = asdict(self)
         d["hiera"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in d["hiera"].items()}
         for k in OPTIONAL_FIELDS:
@@ -102,8 +102,7 @@ class RSAMConfig:
 
 
 OPTIONAL_FIELDS = ("use_rus", "use_ugf", "use_udlr", "rus_loss_weight", "rus_warmup_steps", "rus_max_pos_weight",
-                      "udlr_channels", "udlr_tau", "udlr_temperature", "use_click_refiner",
-                      "use_semantic_head")
+                   "udlr_channels", "udlr_tau", "udlr_temperature", "use_click_refiner", "use_semantic_head")
 
 REGISTRY: dict[str, RSAMConfig] = {
     # The paper's model: SAM 2.1 Hiera-B+ at 1024².

@@ -54,8 +54,7 @@ class RSAM(nn.Module):
         self.ugf = ugf
         self.udlr = udlr
         self.click_refiner = click_refiner  # rrsis_engine.model.click_refiner, when config.use_click_refiner
-        # V_d (B×d×S/16×S/16) → category logits B×K×S/16×S/16: training-only auxiliary head (config.use_semantic_head)
-        self.semantic_head = semantic_head
+        self.semantic_head = semantic_head  # V_d B×d×h×w → category logits B×K×h×w (training only)
 
     @property
     def image_size(self) -> int:
