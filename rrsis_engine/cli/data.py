@@ -36,10 +36,14 @@ def register(subparsers) -> None:
     f = sub.add_parser("from-masks", help="expressions from class-index masks (e.g. the Dubai tiles)")
     f.add_argument("--images", required=True, help="folder of images")
     f.add_argument("--masks", required=True, help="folder of single-channel class-index PNGs (same stems)")
-    f.add_argument("--out", required=True, help="output folder: train.jsonl and eval.jsonl (held-out images)")
+    f.add_argument("--out", required=True,
+                   help="output folder: train.jsonl, eval.jsonl (held-out images) and val.jsonl (with --val)")
     f.add_argument("--holdout", default=",".join(DEFAULT_HOLDOUT),
                    help="comma-separated file-name patterns of images kept for evaluation only "
                         f"(default {','.join(DEFAULT_HOLDOUT)}); empty for none")
+    f.add_argument("--val", default="",
+                   help="comma-separated file-name patterns of images kept out of training for validation (model "
+                        "selection, `rrsis train --val jsonl:OUT/val.jsonl`), e.g. *_part_007.*; default none")
     f.add_argument("--per-image", type=int, default=12, help="expressions per image (default 12)")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--images-mode", choices=["link", "copy", "png"], default="link",
@@ -81,15 +85,16 @@ def run_from_masks(args) -> int:
     from rrsis_engine.data.jsonl import write_jsonl
 
     holdout = [h.strip() for h in args.holdout.split(",") if h.strip()]
+    val = [v.strip() for v in args.val.split(",") if v.strip()]
     common = dict(per_image=args.per_image, seed=args.seed)
     out = Path(args.out)
-    tr = write_jsonl(records_from_folders(args.images, args.masks, exclude=holdout, **common), out, "train.jsonl",
-                     image_mode=args.images_mode)
-    paths = [tr]
-    if holdout:
-        ev = write_jsonl(records_from_folders(args.images, args.masks, include=holdout, **common), out, "eval.jsonl",
-                         image_mode=args.images_mode)
-        paths.append(ev)
+    paths = [write_jsonl(records_from_folders(args.images, args.masks, exclude=holdout + val, **common), out,
+                         "train.jsonl", image_mode=args.images_mode)]
+    for name, patterns, exclude in (("val.jsonl", val, holdout), ("eval.jsonl", holdout, ())):
+        if patterns:  # an image matching both lists is held out (eval), never used for validation
+            paths.append(write_jsonl(records_from_folders(args.images, args.masks, include=patterns,
+                                                          exclude=exclude, **common), out, name,
+                                     image_mode=args.images_mode))
     for p in paths:
         n = sum(1 for _ in open(p, encoding="utf-8"))
         print(f"wrote {n} records to {p}")

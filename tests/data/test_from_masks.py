@@ -1,5 +1,8 @@
 """Expressions from a hand-made class-index mask."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
 
@@ -55,3 +58,24 @@ def test_records_from_folders_with_holdout(tmp_path):
     held = list(records_from_folders(tmp_path / "images", tmp_path / "masks", per_image=4, include=["*_009.*"]))
     assert train and held
     assert all("part_001" in r["id"] for r in train) and all("part_009" in r["id"] for r in held)
+
+
+def test_cli_from_masks_writes_disjoint_train_val_and_eval_sets(tmp_path, capsys):
+    from rrsis_engine.cli import main
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    for name in ("t_part_001", "t_part_002", "t_part_007", "t_part_009"):
+        Image.fromarray(np.zeros((200, 200, 3), np.uint8)).save(tmp_path / "images" / f"{name}.jpg")
+        Image.fromarray(class_mask()).save(tmp_path / "masks" / f"{name}.png")
+    out = tmp_path / "refer"
+    assert main(["data", "from-masks", "--images", str(tmp_path / "images"), "--masks", str(tmp_path / "masks"),
+                 "--out", str(out), "--val", "*_part_007.*", "--per-image", "3"]) == 0
+
+    def images_of(name):
+        return {json.loads(line)["image"] for line in (out / name).read_text().splitlines()}
+
+    train, val, held = images_of("train.jsonl"), images_of("val.jsonl"), images_of("eval.jsonl")
+    assert {Path(p).stem for p in train} == {"t_part_001", "t_part_002"}
+    assert {Path(p).stem for p in val} == {"t_part_007"} and {Path(p).stem for p in held} == {"t_part_009"}
+    assert "wrote" in capsys.readouterr().out
