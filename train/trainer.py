@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from rrsis_train.clicks import grid_to_model, sample_correction_click
 from rrsis_train.sources import MixedSource, augment, build_source, parse_source
 from torch import nn
@@ -50,7 +51,7 @@ from rrsis_engine.data.expressions import SEMANTIC_CLASSES
 from rrsis_engine.errors import CheckpointError, RRSISError
 from rrsis_engine.model import ImageFeatures, build_rsam, get_config, load_checkpoint, save_checkpoint
 from rrsis_engine.model import transforms as T
-from rrsis_engine.model.loss import mask_iou, rsam_loss, rus_loss
+from rrsis_engine.model.loss import mask_iou, rsam_loss, rus_loss, semantic_loss
 
 log = logging.getLogger("rrsis.train")
 
@@ -221,8 +222,6 @@ def semantic_target(semantic: np.ndarray, size: int) -> torch.Tensor:
     """H×W category indices (:data:`SEMANTIC_CLASSES`; other values, e.g. 255 under a black rectangle, are
     unknown) → K×g×g area fraction of each category in each cell of the S/16 grid (g = S/16), same framing as
     the image. A cell's fractions sum to its known share: 0 in the padding."""
-    import torch.nn.functional as F
-
     k, g = len(SEMANTIC_CLASSES), size // 16
     labels = torch.from_numpy(np.ascontiguousarray(semantic)).long()
     known = labels < k
@@ -230,17 +229,6 @@ def semantic_target(semantic: np.ndarray, size: int) -> torch.Tensor:
     h, w = T.valid_shape(semantic.shape[0], semantic.shape[1], g)
     pooled = F.interpolate(onehot[None], size=(h, w), mode="area")[0]
     return F.pad(pooled, (0, g - w, 0, g - h))
-
-
-def semantic_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Soft-target cross-entropy of category logits B×K×g×g against area fractions B×K×g×g, each cell
-    weighted by its known share (padding and hidden pixels count nothing)."""
-    import torch.nn.functional as F
-
-    weight = target.sum(1)
-    p = target / weight.clamp_min(1e-6)[:, None]
-    ce = -(p * F.log_softmax(logits.float(), 1)).sum(1)
-    return (ce * weight).sum() / weight.sum().clamp_min(1e-6)
 
 
 # ---- one forward pass: a simulated refinement session ---------------------------------------------
@@ -272,8 +260,6 @@ class TrainStep(nn.Module):
     def teacher_logits(self, images: torch.Tensor, texts: list[str], out_size: int) -> torch.Tensor:
         """Teacher's text-turn low-res logits B×1×s×s, s = ``out_size``. The student's padded S×S frame is
         resized to the teacher's input side, so both see the same framing (content top-left)."""
-        import torch.nn.functional as F
-
         t = self.teacher
         x = images if images.shape[-1] == t.image_size else F.interpolate(
             images, size=(t.image_size, t.image_size), mode="bilinear", align_corners=False)
@@ -313,8 +299,6 @@ class TrainStep(nn.Module):
             semantic = semantic_loss(m.semantic_head(feats.vd[si]), sem_target)
         distill = None
         if self.teacher is not None:
-            import torch.nn.functional as F
-
             soft = torch.sigmoid(self.teacher_logits(images, [s.expression for s in samples], low.shape[-1]))
             distill = F.binary_cross_entropy_with_logits(low, soft)
         cur_vd, cur_tg, cur_low, cur_tgt, cur_u = vd, tg, low, target, u

@@ -2,8 +2,8 @@
 
 Opens the bundled NAIP tile, plays a short labelling session through the controller (the function twins of
 the dock's buttons) and saves the whole napari window: ``napari-dock.png`` (text turn, negative click
-(undone when it wiped the mask), an accepted object, a positive click, candidates and the suggested click) and ``napari-uncertainty.png`` (the
-uncertainty layer shown). ``--model`` picks the model as ``rrsis napari --model`` does; ``--random-tiny``
+(undone when it wiped the mask), an accepted object, a positive click, candidates and the suggested click) and
+``napari-uncertainty.png`` (the uncertainty layer shown). ``--model`` picks the model as ``rrsis napari --model`` does; ``--random-tiny``
 uses an untrained rsam-tiny (UI demo only: its masks are meaningless, and the dock says which model ran).
 """
 

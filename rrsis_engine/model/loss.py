@@ -92,3 +92,12 @@ def rus_loss(u_logits: torch.Tensor, mask_logits: torch.Tensor, target: torch.Te
     w_sample = 1 + hard_weight * hard
     loss = (bce.flatten(1).mean(1) * w_sample).mean()
     return {"loss": loss, "target": z, "pos_weight": pos_weight}
+
+
+def semantic_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Soft-target cross-entropy of category logits B×K×g×g against area fractions B×K×g×g, each cell
+    weighted by its known share (padding and hidden pixels count nothing): the semantic head's loss."""
+    weight = target.sum(1)
+    p = target / weight.clamp_min(1e-6)[:, None]
+    ce = -(p * F.log_softmax(logits.float(), 1)).sum(1)
+    return (ce * weight).sum() / weight.sum().clamp_min(1e-6)
