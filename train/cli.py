@@ -77,8 +77,17 @@ def register(subparsers) -> None:
     p.add_argument("--aux-semantic", type=float, default=0.0, metavar="W",
                    help="weight of a dense category loss on the image features (synthetic scenes' category maps; "
                         "adds the training-only semantic head)")
+    p.add_argument("--ambiguity-head", type=float, default=0.0, metavar="W",
+                   help="weight of the ambiguity head's BCE against the data's 'ambiguous' labels (adds the head, "
+                        "one cue of the ambiguity score)")
+    p.add_argument("--ambiguous-target", choices=("skip", "union"), default="skip",
+                   help="text turn of an ambiguous expression: no loss (skip) or every look-alike it matches (union: "
+                        "the model shows all candidates, and clicks or a follow-up pick one)")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--synth-reuse", type=int, default=2, help="uses per drawn synthetic scene (CPU saving)")
+    p.add_argument("--expressions", type=int, default=1,
+                   help="expressions about different targets per synthetic scene and step (the image is encoded "
+                        "once for all; --batch counts images)")
     p.add_argument("--ckpt-every", type=int, default=500, help="checkpoint every N steps (0: off)")
     p.add_argument("--ckpt-minutes", type=float, default=0.0, help="also checkpoint every M minutes")
     p.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after M minutes")
@@ -115,11 +124,12 @@ def _loss_weights(value: str) -> tuple[float, float, float, float]:
 
 # options.json key -> argparse dest, restored on --resume when not given on the command line
 _RESUMABLE = {"config": "config", "batch": "batch", "accum": "accum", "image_size": "image_size", "seed": "seed",
-              "sources": "source", "synth_reuse": "synth_reuse", "scene_size": "scene_size", "lr": "lr",
+              "sources": "source", "synth_reuse": "synth_reuse", "expressions": "expressions", "scene_size": "scene_size", "lr": "lr",
               "warmup": "warmup", "weight_decay": "weight_decay", "click_share": "click_share",
               "click_rounds": "click_rounds", "click_only_share": "click_only_share", "click_refiner": "click_refiner", "fresh_lr_mult": "fresh_lr_mult", "dialogue_share": "dialogue_share",
               "freeze_image_encoder": "freeze_image_encoder", "rus": "rus", "ugf": "ugf", "udlr": "udlr",
-              "aux_semantic": "aux_semantic", "init": "init", "teacher": "teacher",
+              "aux_semantic": "aux_semantic", "ambiguity_head": "ambiguity_head",
+              "ambiguous_target": "ambiguous_target", "init": "init", "teacher": "teacher",
               "distill_weight": "distill_weight", "loss_weights": "loss_weights", "db_holdout": "db_holdout", "ckpt_every": "ckpt_every",
               "ckpt_minutes": "ckpt_minutes", "steps": "steps"}
 
@@ -138,12 +148,13 @@ def options_from_args(args):
         out=args.out, config=args.config, steps=args.steps, batch=args.batch, accum=args.accum,
         image_size=args.image_size, scene_size=args.scene_size, init=args.init,
         sam2_checkpoint=args.sam2_checkpoint, teacher=args.teacher, distill_weight=args.distill_weight,
-        loss_weights=tuple(args.loss_weights), sources=sources, synth_reuse=args.synth_reuse, lr=args.lr,
+        loss_weights=tuple(args.loss_weights), sources=sources, synth_reuse=args.synth_reuse, expressions=args.expressions, lr=args.lr,
         warmup=args.warmup, weight_decay=args.weight_decay, seed=args.seed, click_share=args.click_share,
         click_rounds=args.click_rounds, click_only_share=args.click_only_share,
         click_refiner=args.click_refiner, fresh_lr_mult=args.fresh_lr_mult, reset=tuple(n.strip() for n in args.reset.split(",") if n.strip()), dialogue_share=args.dialogue_share,
         freeze_image_encoder=args.freeze_image_encoder, rus=args.rus, ugf=args.ugf, udlr=args.udlr,
-        aux_semantic=args.aux_semantic, twgm=not args.no_twgm, mmmd=not args.no_mmmd,
+        aux_semantic=args.aux_semantic, ambiguity_head=args.ambiguity_head,
+        ambiguous_target=args.ambiguous_target, twgm=not args.no_twgm, mmmd=not args.no_mmmd,
         augment=not args.no_augment, ckpt_every=args.ckpt_every,
         ckpt_minutes=args.ckpt_minutes, max_minutes=args.max_minutes, log_every=args.log_every,
         threads=args.threads, since=args.since, db_image_root=args.db_image_root, db_holdout=args.db_holdout, progress=not args.no_progress,

@@ -68,38 +68,63 @@ class SyntheticSource:
     Scenes are drawn in blocks of ``block`` seeds; inside a block every scene is used ``reuse`` times in a
     seeded order (with different augmentation each time), so the CPU cost of drawing is divided by ``reuse``.
     Index → scene is a pure function; drawn blocks are memoised.
+
+    ``expressions`` > 1: :meth:`get_group` gives that many expressions about different targets of the scene (a
+    new set at each reuse), so one image-encoder pass trains several referring masks.
     """
 
     def __init__(self, split: str = "train", scene_size: int = 512, reuse: int = 1, block: int = 64,
-                 followup_rate: float = 0.35, start: int = 0):
+                 followup_rate: float = 0.35, start: int = 0, expressions: int = 1):
         from rrsis_engine.data.synthetic import SyntheticReferringDataset
 
         self.ds = SyntheticReferringDataset(split, size=1_000_000_000 - start - 1, image_size=scene_size,
                                             start=start, followup_rate=followup_rate)
         self.reuse, self.block = max(1, int(reuse)), max(1, int(block))
-        self._cache: OrderedDict[int, dict] = OrderedDict()
+        self.expressions = max(1, int(expressions))
+        self._cache: OrderedDict[int, object] = OrderedDict()
         self.name = "synth"
 
     def __len__(self) -> int:
         return len(self.ds)
 
-    def scene_index(self, n: int) -> int:
+    def scene_use(self, n: int) -> tuple[int, int]:
+        """Sample number → (scene index, which of its ``reuse`` uses this is)."""
         per_block = self.block * self.reuse
         b, r = divmod(n, per_block)
-        order = np.random.default_rng([91, b]).permutation(per_block) % self.block
-        return b * self.block + int(order[r])
+        v = int(np.random.default_rng([91, b]).permutation(per_block)[r])
+        return b * self.block + v % self.block, v // self.block
 
-    def get(self, n: int) -> dict:
-        i = self.scene_index(n) % len(self.ds)
-        rec = self._cache.get(i)
-        if rec is None:
-            rec = self.ds[i]
-            self._cache[i] = rec
+    def scene_index(self, n: int) -> int:
+        return self.scene_use(n)[0]
+
+    def _memo(self, i: int, make):
+        value = self._cache.get(i)
+        if value is None:
+            value = make()
+            self._cache[i] = value
             while len(self._cache) > 2 * self.block:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(i)
-        return rec
+        return value
+
+    def get(self, n: int) -> dict:
+        i = self.scene_index(n) % len(self.ds)
+        return self._memo(i, lambda: self.ds[i])
+
+    def get_group(self, n: int) -> list[dict]:
+        """Records about one scene (sharing its image): ``[get(n)]``, or ``expressions`` of them."""
+        if self.expressions == 1:
+            return [self.get(n)]
+        from rrsis_engine.data.synthetic import draw_scene, scene_samples
+
+        i, use = self.scene_use(n)
+        i %= len(self.ds)
+        seed = self.ds.seed(i)
+        image, objects = self._memo(i, lambda: draw_scene(seed, self.ds.image_size))
+        k = self.expressions
+        samples = scene_samples(seed, image, objects, first=use * k, n=k, followup_rate=self.ds.followup_rate)
+        return [s.to_record(semantic=j == 0) for j, s in enumerate(samples)]
 
 
 class RecordSource:
@@ -207,9 +232,9 @@ def session_pairs(url_or_path: str, since=None, base_dir: str | Path | None = No
 
 
 def build_source(spec: SourceSpec, scene_size: int, synth_reuse: int = 1, since=None,
-                 db_image_root: str | None = None, db_holdout: float = 0.0):
+                 db_image_root: str | None = None, db_holdout: float = 0.0, expressions: int = 1):
     if spec.kind == "synth":
-        return SyntheticSource("train", scene_size=scene_size, reuse=synth_reuse)
+        return SyntheticSource("train", scene_size=scene_size, reuse=synth_reuse, expressions=expressions)
     if spec.kind == "easy":
         from rrsis_train.easy import EasySource
 
@@ -236,14 +261,21 @@ class MixedSource:
         self.sources, self.p, self.seed = sources, w / w.sum(), seed
 
     def get(self, n: int) -> tuple[dict, np.random.Generator]:
+        recs, rng = self.get_group(n, single=True)
+        return recs[0], rng
+
+    def get_group(self, n: int, single: bool = False) -> tuple[list[dict], np.random.Generator]:
+        """Records sharing one image for sample ``n`` (several only from a synthetic source with ``expressions``
+        > 1, unless ``single``) and the sample's rng."""
         rng = np.random.default_rng([self.seed, 17, n])
         k = int(rng.choice(len(self.sources), p=self.p)) if len(self.sources) > 1 else 0
         src = self.sources[k]
         if isinstance(src, SyntheticSource):
-            rec = src.get(n)  # blocks of consecutive n share scenes (see SyntheticSource.reuse)
+            # blocks of consecutive n share scenes (see SyntheticSource.reuse)
+            recs = [src.get(n)] if single else src.get_group(n)
         else:
-            rec = src.get(int(rng.integers(len(src))))
-        return rec, rng
+            recs = [src.get(int(rng.integers(len(src))))]
+        return recs, rng
 
 
 # ---- augmentation -------------------------------------------------------------------------------
@@ -267,9 +299,21 @@ def augment(rec: dict, rng: np.random.Generator, geometric: bool = True, color: 
     Returns a new record; arrays H×W(×3), the same transform applied to image and masks (and the category map
     ``semantic``, which is 255 = unknown under the black rectangles).
     """
-    img = rec["image"]
-    masks = {k: rec[k] for k in ("mask", "followup_mask", "semantic") if rec.get(k) is not None}
-    if geometric and not (has_direction(rec.get("expression")) or has_direction(rec.get("followup"))):
+    return augment_group([rec], rng, geometric, color, black_rects)[0]
+
+
+MASK_KEYS = ("mask", "followup_mask", "candidates_mask", "semantic")
+
+
+def augment_group(recs: list[dict], rng: np.random.Generator, geometric: bool = True, color: bool = True,
+                  black_rects: float = 0.5) -> list[dict]:
+    """:func:`augment` for records that share one image (several expressions about one scene): one transform
+    for all — geometric only when none of their sentences names a direction, and no black rectangle hides more
+    than a third of any record's target. Returns new records sharing the new image array."""
+    img = recs[0]["image"]
+    masks = {(i, k): r[k] for i, r in enumerate(recs) for k in MASK_KEYS if r.get(k) is not None}
+    texts = [t for r in recs for t in (r.get("expression"), r.get("followup"))]
+    if geometric and not any(has_direction(t) for t in texts):
         k = int(rng.integers(4))
         flip = bool(rng.integers(2))
         def g(a):
@@ -294,19 +338,17 @@ def augment(rec: dict, rng: np.random.Generator, geometric: bool = True, color: 
         img = img.copy()
     if black_rects > 0 and rng.random() < black_rects:
         h, w = img.shape[:2]
-        target = masks.get("mask")
-        t_area = int(target.sum()) if target is not None else 0
+        targets = [(m, int(m.sum())) for (_, k), m in masks.items() if k == "mask"]
         for _ in range(int(rng.integers(1, 3))):
             rh, rw = int(rng.integers(h // 16, h // 4 + 1)), int(rng.integers(w // 16, w // 4 + 1))
             y0, x0 = int(rng.integers(0, h - rh + 1)), int(rng.integers(0, w - rw + 1))
-            if t_area and target[y0:y0 + rh, x0:x0 + rw].sum() > t_area / 3:
+            if any(area and m[y0:y0 + rh, x0:x0 + rw].sum() > area / 3 for m, area in targets):
                 continue
             img[y0:y0 + rh, x0:x0 + rw] = 0
-            if "semantic" in masks:  # hidden: no category to learn there
-                masks["semantic"] = masks["semantic"].copy()
-                masks["semantic"][y0:y0 + rh, x0:x0 + rw] = 255
-    out = dict(rec)
-    out["image"] = img
-    for n, m in masks.items():
-        out[n] = np.ascontiguousarray(m)
+            for n in [n for n in masks if n[1] == "semantic"]:  # hidden: no category to learn there
+                masks[n] = masks[n].copy()
+                masks[n][y0:y0 + rh, x0:x0 + rw] = 255
+    out = [dict(r, image=img) for r in recs]
+    for (i, k), m in masks.items():
+        out[i][k] = np.ascontiguousarray(m)
     return out

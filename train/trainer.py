@@ -44,7 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from rrsis_train.clicks import grid_to_model, sample_correction_click
-from rrsis_train.sources import MixedSource, augment, build_source, parse_source
+from rrsis_train.sources import MixedSource, augment_group, build_source, parse_source
 from torch import nn
 
 from rrsis_engine.data.expressions import SEMANTIC_CLASSES
@@ -56,10 +56,10 @@ from rrsis_engine.model.loss import mask_iou, rsam_loss, rus_loss, semantic_loss
 log = logging.getLogger("rrsis.train")
 
 CSV_FIELDS = ["step", "samples", "loss", "loss_text", "loss_click", "loss_distill", "focal", "dice", "obj", "iou_l1",
-              "rus", "semantic", "miou_text", "miou_click", "lr", "samples_per_s", "elapsed_s"]
+              "rus", "semantic", "ambiguity", "miou_text", "miou_click", "lr", "samples_per_s", "elapsed_s"]
 # row keys averaged over DDP ranks (a rank may lack some: (sum, count) pairs are reduced)
 REDUCED_KEYS = ["loss", "loss_text", "loss_click", "loss_distill", "miou_text", "miou_click", "focal", "dice", "obj",
-                "iou_l1", "rus", "semantic"]
+                "iou_l1", "rus", "semantic", "ambiguity"]
 
 
 @dataclass
@@ -81,6 +81,8 @@ class TrainOptions:
     loss_weights: tuple[float, float, float, float] = (20.0, 1.0, 1.0, 1.0)
     sources: list[str] = field(default_factory=lambda: ["synth:1.0"])
     synth_reuse: int = 2
+    # referring expressions per synthetic scene in a step: the image is encoded once for all of them
+    expressions: int = 1
     scene_size: int | None = None  # synthetic scenes are drawn at this size (default: image_size)
     lr: float = 3e-4
     min_lr_ratio: float = 0.05
@@ -106,6 +108,11 @@ class TrainOptions:
     udlr: bool = False
     # weight of the dense category loss on V_d (the semantic head; records with a ``semantic`` map, i.e. synthetic)
     aux_semantic: float = 0.0
+    # weight of the ambiguity head's BCE against the records' ``ambiguous`` labels (> 0 adds the head)
+    ambiguity_head: float = 0.0
+    # text turn of an ambiguous expression: "skip" (no loss: its target is one look-alike at random) or "union"
+    # (scored against every look-alike it matches, the records' ``candidates_mask``, when they carry one)
+    ambiguous_target: str = "skip"
     augment: bool = True
     black_rects: float = 0.5
     ckpt_every: int = 500
@@ -166,7 +173,7 @@ class TextFeatureCache:
 # ---- samples → tensors ----------------------------------------------------------------------------
 @dataclass
 class Sample:
-    image: torch.Tensor  # 3×S×S normalised
+    image: torch.Tensor  # 3×S×S normalised (the same tensor object for every sample of one group)
     # 1×s×s first-turn target on the S/4 logit grid. (S×S targets, with the logits upsampled in the loss, made
     # rsam-tiny ignore correction clicks on the easy task: tests/train/test_easy_task.py, docs/training.md.)
     target: torch.Tensor
@@ -179,13 +186,25 @@ class Sample:
     clicks: bool
     click_only: bool  # no text: the session starts with a positive click (``expression`` is "")
     semantic: torch.Tensor | None  # K×g×g category area fractions on the S/16 grid (see semantic_target), or None
+    ambiguous_label: bool  # the record's ``ambiguous`` (the ambiguity head's target)
     rng: np.random.Generator
     id: str
+    group: int = 0  # samples of one group share the image (several expressions about one scene)
 
 
-def prepare_sample(rec: dict, rng: np.random.Generator, size: int, opts: TrainOptions) -> Sample:
+def prepare_group(recs: list[dict], rngs: list[np.random.Generator], size: int, opts: TrainOptions,
+                  group: int = 0) -> list[Sample]:
+    """Records about one image → samples sharing one augmentation and one image tensor. ``rngs[j]`` draws record
+    j's turn plan and clicks; ``rngs[0]`` also draws the augmentation."""
     if opts.augment:
-        rec = augment(rec, rng, black_rects=opts.black_rects)
+        recs = augment_group(recs, rngs[0], black_rects=opts.black_rects)
+    image = T.image_to_tensor(recs[0]["image"], size)[0]
+    return [prepare_sample(rec, rng, size, opts, image=image, group=group) for rec, rng in zip(recs, rngs, strict=True)]
+
+
+def prepare_sample(rec: dict, rng: np.random.Generator, size: int, opts: TrainOptions, image: torch.Tensor | None = None,
+                   group: int = 0) -> Sample:
+    """One (already augmented) record → :class:`Sample`; ``image``: its model-frame tensor when already made."""
     h, w = rec["image"].shape[:2]
     s = size // 4
     vh, vw = T.valid_shape(h, w, s)
@@ -195,14 +214,18 @@ def prepare_sample(rec: dict, rng: np.random.Generator, size: int, opts: TrainOp
     fmask = rec.get("followup_mask")
     has_fol = bool(fol) and fmask is not None
     ambiguous = bool(rec.get("ambiguous", False))
+    label = ambiguous
     dialogue = has_fol and (ambiguous or rng.random() < opts.dialogue_share)
+    target = rec["mask"]
+    if ambiguous and opts.ambiguous_target == "union" and rec.get("candidates_mask") is not None:
+        target, ambiguous = rec["candidates_mask"], False  # every look-alike: a definite target for the text turn
     clicks = rng.random() < opts.click_share
     click_only = clicks and opts.click_only_share > 0 and rng.random() < opts.click_only_share
     if click_only:
         ambiguous, dialogue = False, False
     return Sample(
-        image=T.image_to_tensor(rec["image"], size)[0],
-        target=T.mask_to_tensor(np.asarray(rec["mask"], dtype=bool), size, s)[0],
+        image=T.image_to_tensor(rec["image"], size)[0] if image is None else image,
+        target=T.mask_to_tensor(np.asarray(target, dtype=bool), size, s)[0],
         valid=valid,
         expression="" if click_only else str(rec.get("expression") or ""),
         ambiguous=ambiguous and has_fol,  # an ambiguous first turn is only skipped when a follow-up resolves it
@@ -213,8 +236,10 @@ def prepare_sample(rec: dict, rng: np.random.Generator, size: int, opts: TrainOp
         click_only=click_only,
         semantic=semantic_target(rec["semantic"], size) if opts.aux_semantic > 0 and rec.get("semantic") is not None
         else None,
+        ambiguous_label=label and not click_only,
         rng=rng,
         id=str(rec.get("id", "")),
+        group=group,
     )
 
 
@@ -236,10 +261,12 @@ class TrainStep(nn.Module):
     """Wraps the RSAM so DDP sees one ``forward``: returns the summed loss and its parts."""
 
     def __init__(self, model, freeze_image_encoder: bool = False, click_rounds: int = 3, teacher=None,
-                 distill_weight: float = 1.0, loss_weights=(20.0, 1.0, 1.0, 1.0), aux_semantic: float = 0.0):
+                 distill_weight: float = 1.0, loss_weights=(20.0, 1.0, 1.0, 1.0), aux_semantic: float = 0.0,
+                 ambiguity_weight: float = 0.0):
         super().__init__()
         self.model = model
         self.aux_semantic = aux_semantic
+        self.ambiguity_weight = ambiguity_weight
         self.loss_weights = tuple(float(w) for w in loss_weights)
         self.freeze_image_encoder = freeze_image_encoder
         self.click_rounds = click_rounds
@@ -275,9 +302,15 @@ class TrainStep(nn.Module):
     def forward(self, samples: list[Sample], text: tuple, followup_text: tuple | None, rounds: int):
         m = self.model
         device = text[0].device
-        images = torch.stack([s.image for s in samples]).to(device)
+        groups = list(dict.fromkeys(s.group for s in samples))  # each group's image is encoded once
+        first = {g: next(s for s in samples if s.group == g) for g in groups}
+        images = torch.stack([first[g].image for g in groups]).to(device)
         target = torch.stack([s.target for s in samples]).to(device)
         feats = self.encode(images)
+        if len(groups) < len(samples):
+            img_of = torch.tensor([groups.index(s.group) for s in samples], device=device)
+            feats = ImageFeatures(vd=feats.vd[img_of], v1=feats.v1[img_of], v2=feats.v2[img_of])
+            images = images[img_of]
         tok, tmask = m.encode_text(*text)
         vd, tg, u = m.fuse_with_uncertainty(feats.vd, tok, tmask)  # u: RUS B×1×h×w or None
         low, iou, obj = m.decode(vd, tg, feats, uncertainty=u)
@@ -291,6 +324,12 @@ class TrainStep(nn.Module):
             if u is not None:
                 # online error-consistency target from the text turn's own (final) prediction
                 rus = rus_loss(u[idx], low[idx], target[idx], max_pos_weight=m.config.rus_max_pos_weight)["loss"]
+        ambiguity = None
+        texted = [i for i, s in enumerate(samples) if not s.click_only]
+        if m.ambiguity_head is not None and self.ambiguity_weight > 0 and texted:
+            ti = torch.tensor(texted, device=device)
+            labels = torch.tensor([float(samples[i].ambiguous_label) for i in texted], device=device)
+            ambiguity = F.binary_cross_entropy_with_logits(m.ambiguity(vd[ti], tg[ti])[:, 0], labels)
         semantic = None
         s_idx = [i for i, s in enumerate(samples) if s.semantic is not None]
         if m.semantic_head is not None and self.aux_semantic > 0 and s_idx:
@@ -371,13 +410,16 @@ class TrainStep(nn.Module):
             loss = loss + self.distill_weight * distill
         if semantic is not None:
             loss = loss + self.aux_semantic * semantic
+        if ambiguity is not None:
+            loss = loss + self.ambiguity_weight * ambiguity
         if rus is not None:
             # added once per batch (not by turn share); loss_text stays the segmentation loss alone
             loss = loss + self.rus_weight() * rus
         stats = dict(parts, loss_distill=None if distill is None else float(distill.detach()), loss_text=text_loss,
                      loss_click=click_loss, miou_text=iou_text, miou_click=iou_click,
                      rus=None if rus is None else float(rus.detach()),
-                     semantic=None if semantic is None else float(semantic.detach()))
+                     semantic=None if semantic is None else float(semantic.detach()),
+                     ambiguity=None if ambiguity is None else float(ambiguity.detach()))
         return loss, stats
 
 
@@ -474,7 +516,8 @@ class Trainer:
             torch.set_num_threads(int(opts.threads))
         torch.manual_seed(opts.seed)
         modules = {"use_rus": opts.rus or opts.ugf or opts.udlr, "use_ugf": opts.ugf, "use_udlr": opts.udlr,
-                   "use_click_refiner": opts.click_refiner, "use_semantic_head": opts.aux_semantic > 0}
+                   "use_click_refiner": opts.click_refiner, "use_semantic_head": opts.aux_semantic > 0,
+                   "use_ambiguity_head": opts.ambiguity_head > 0}
         if opts.init and not (opts.twgm and opts.mmmd):
             raise RRSISError("--no-twgm / --no-mmmd build a fresh model for the ablation; they cannot change an "
                              "--init checkpoint's architecture.")
@@ -531,7 +574,7 @@ class Trainer:
             for p in teacher.parameters():
                 p.requires_grad_(False)
         self.step_module = TrainStep(self.model, opts.freeze_image_encoder, opts.click_rounds, teacher,
-                                     opts.distill_weight, opts.loss_weights, opts.aux_semantic)
+                                     opts.distill_weight, opts.loss_weights, opts.aux_semantic, opts.ambiguity_head)
         self.wrapped = self.step_module
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -541,8 +584,12 @@ class Trainer:
         self.text_cache = TextFeatureCache(self.model, opts.text_cache)
         specs = [parse_source(s) for s in opts.sources]
         scene = opts.scene_size or self.size
+        if opts.ambiguous_target not in ("skip", "union"):
+            raise RRSISError(f"--ambiguous-target {opts.ambiguous_target!r}: choose skip or union.")
+        if opts.expressions < 1:
+            raise RRSISError(f"--expressions {opts.expressions}: give at least 1 expression per scene.")
         self.sources = [build_source(sp, scene, opts.synth_reuse, opts.since, opts.db_image_root,
-                                     opts.db_holdout) for sp in specs]
+                                     opts.db_holdout, opts.expressions) for sp in specs]
         self.data = MixedSource(self.sources, [sp.weight for sp in specs], seed=opts.seed)
         self.step = 0
         self.samples = 0
@@ -552,12 +599,16 @@ class Trainer:
 
     # -- data -----------------------------------------------------------------------------------
     def micro_batch(self, step: int, micro: int) -> list[Sample]:
+        """The ``batch`` samples (images) of one micro-batch; with ``--expressions K`` a synthetic sample is a group
+        of up to K expressions about one scene (the first drawn with the sample's rng, the others with their own)."""
         o = self.opts
         base = ((step * o.accum + micro) * self.world + self.rank) * o.batch
         out = []
         for j in range(o.batch):
-            rec, rng = self.data.get(base + j)
-            out.append(prepare_sample(rec, rng, self.size, o))
+            n = base + j
+            recs, rng = self.data.get_group(n)
+            rngs = [rng] + [np.random.default_rng([o.seed, 31, n, e]) for e in range(1, len(recs))]
+            out += prepare_group(recs, rngs, self.size, o, group=j)
         return out
 
     def _texts(self, samples: list[Sample]):
@@ -671,8 +722,8 @@ class Trainer:
 
         state = json.loads((folder / "trainer.json").read_text())
         saved = state["options"]
-        for key in ("config", "batch", "accum", "image_size", "seed", "sources"):
-            if saved.get(key) != getattr(self.opts, key):
+        for key in ("config", "batch", "accum", "image_size", "seed", "sources", "expressions"):
+            if saved.get(key, TrainOptions.__dataclass_fields__[key].default) != getattr(self.opts, key):
                 raise CheckpointError(
                     f"--resume: the run in {self.out} used {key}={saved.get(key)!r}, now {getattr(self.opts, key)!r}. "
                     "Resume with the same settings (or start a new --out)."

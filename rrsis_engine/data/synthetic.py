@@ -67,6 +67,7 @@ class SyntheticSample:
 
     image: H×W×3 uint8. mask: H×W bool target. objects: all referable objects of the scene.
     spec: the structured meaning of ``expression``. followup_mask: H×W bool or None.
+    extra["candidates_mask"]: for an ambiguous expression, H×W bool union of every object it matches.
     """
 
     id: str
@@ -84,8 +85,9 @@ class SyntheticSample:
     followup_kind: str | None = None
     extra: dict = field(default_factory=dict)
 
-    def to_record(self) -> dict:
-        """The dict every data source yields (see rrsis_engine.data)."""
+    def to_record(self, semantic: bool = True) -> dict:
+        """The dict every data source yields (see rrsis_engine.data); ``semantic=False`` leaves out the category
+        map (``None``), e.g. for the second and later expressions about one scene."""
         return {
             "id": self.id,
             "image": self.image,
@@ -95,7 +97,8 @@ class SyntheticSample:
             "followup": self.followup,
             "followup_mask": self.followup_mask,
             "kind": self.kind,
-            "semantic": self.semantic_map(),
+            "semantic": self.semantic_map() if semantic else None,
+            "candidates_mask": self.extra.get("candidates_mask"),
         }
 
     def semantic_map(self) -> np.ndarray:
@@ -753,12 +756,47 @@ def generate_sample(seed: int, scene_size: int = 512, kind: str | None = None, f
     """
     if kind is not None and kind not in KINDS:
         raise DataError(f"Unknown expression kind {kind!r}; choose one of {', '.join(KINDS)}.")
-    gen = SceneGenerator(scene_size)
-    image, objects = gen.generate(seed)
+    image, objects = SceneGenerator(scene_size).generate(seed)
+    if not objects:  # an extremely empty scene: nothing is referable, draw another
+        return generate_sample(seed + 7919 * 3, scene_size, kind, followup_rate, sample_id)
+    return sample_expression(seed, image, objects, np.random.default_rng([seed, 7]), kind, followup_rate,
+                             sample_id or f"synth-{seed}")
+
+
+def draw_scene(seed: int, scene_size: int = 512) -> tuple[np.ndarray, list[SceneObject]]:
+    """Scene ``seed``: image H×W×3 uint8 and its referable objects (an empty scene is replaced by another)."""
+    image, objects = SceneGenerator(scene_size).generate(seed)
+    if not objects:
+        return draw_scene(seed + 7919 * 3, scene_size)
+    return image, objects
+
+
+def scene_samples(seed: int, image: np.ndarray, objects: list[SceneObject], first: int = 0, n: int = 4,
+                  followup_rate: float = 0.35) -> list[SyntheticSample]:
+    """Expressions ``first … first+n-1`` about one drawn scene (:func:`draw_scene`): expression 0 is the one
+    :func:`generate_sample` gives, expression j > 0 uses its own seeded rng. An expression whose target set (and
+    ambiguity) repeats an earlier one's is dropped, so a sparse scene may give fewer than ``n``. For training: one
+    image-encoder pass serves several expressions about different targets."""
+    out: list[SyntheticSample] = []
+    seen = set()
+    for j in range(first, first + n):
+        rng = np.random.default_rng([seed, 7] if j == 0 else [seed, 7, j])
+        s = sample_expression(seed, image, objects, rng, None, followup_rate, f"synth-{seed}-{j}")
+        key = (tuple(sorted(s.target_ids)), s.ambiguous)
+        if key not in seen:
+            seen.add(key)
+            out.append(s)
+    return out
+
+
+def sample_expression(seed: int, image: np.ndarray, objects: list[SceneObject], rng: np.random.Generator,
+                      kind: str | None = None, followup_rate: float = 0.35,
+                      sample_id: str | None = None) -> SyntheticSample:
+    """One referring expression (and maybe a follow-up) about a drawn scene; ``objects`` must not be empty."""
     hw = image.shape[:2]
-    rng = np.random.default_rng([seed, 7])
     sampler = ExpressionSampler(objects, hw, rng)
     result = None
+    candidates = None  # for an ambiguous expression: every object it matches
     for attempt in range(40):
         k = kind if (kind is not None and attempt < 30) else str(rng.choice(KINDS, p=KIND_WEIGHTS / KIND_WEIGHTS.sum()))
         if attempt >= 30:
@@ -773,6 +811,7 @@ def generate_sample(seed: int, scene_size: int = 512, kind: str | None = None, f
             if follow is None:
                 continue
             result = (k, spec, [target], True, follow, [target], "disambiguate")
+            candidates = objs
         else:
             fol = sampler.correction(objs[0]) if (k != "class" and rng.random() < followup_rate) else None
             if fol:
@@ -780,10 +819,7 @@ def generate_sample(seed: int, scene_size: int = 512, kind: str | None = None, f
             else:
                 result = (k, spec, objs, False, None, None, None)
         break
-    if result is None:
-        # extremely empty scene: fall back to the ground itself is not referable; take any object class
-        if not objects:
-            return generate_sample(seed + 7919 * 3, scene_size, kind, followup_rate, sample_id)
+    if result is None:  # no proposal held: the class of the largest object always does
         o = max(objects, key=lambda o: o.area)
         result = ("class", {"category": o.category, "all": True},
                   [x for x in objects if x.category == o.category], False, None, None, None)
@@ -807,6 +843,7 @@ def generate_sample(seed: int, scene_size: int = 512, kind: str | None = None, f
         followup=follow,
         followup_mask=_union(fobjs, hw) if fobjs else None,
         followup_kind=fkind,
+        extra={"candidates_mask": _union(candidates, hw)} if candidates else {},
     )
 
 

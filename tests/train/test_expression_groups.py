@@ -1,0 +1,112 @@
+"""Several expressions about one scene per step (--expressions K), and ambiguous expressions trained against all
+their look-alikes (--ambiguous-target union)."""
+
+import numpy as np
+import pytest
+import torch
+from rrsis_train.sources import SyntheticSource, augment_group
+from rrsis_train.trainer import Trainer, TrainOptions, prepare_sample
+
+from rrsis_engine.data.synthetic import draw_scene, generate_sample, scene_samples
+
+
+def test_scene_samples_start_with_the_single_sample_and_name_different_targets():
+    image, objects = draw_scene(11, 128)
+    group = scene_samples(11, image, objects, n=5)
+    assert group[0].expression == generate_sample(11, 128).expression
+    assert len({(tuple(sorted(s.target_ids)), s.ambiguous) for s in group}) == len(group) >= 2
+    assert all(s.image is image for s in group)
+    again = scene_samples(11, image, objects, first=5, n=5)  # the next use of the scene: a new set
+    assert [s.id for s in again] != [s.id for s in group]
+
+
+def test_group_augmentation_moves_every_mask_with_the_shared_image():
+    rng = np.random.default_rng(0)
+    masks = [rng.random((32, 32)) < 0.3 for _ in range(3)]
+    image = np.zeros((32, 32, 3), np.uint8)
+    for c, m in enumerate(masks):  # the image encodes the masks: channel c is mask c
+        image[..., c] = m * 255
+    recs = [{"image": image, "mask": m, "expression": "the pool"} for m in masks]
+    moved = 0
+    for seed in range(8):
+        out = augment_group(recs, np.random.default_rng(seed), color=False, black_rects=0)
+        assert all(o["image"] is out[0]["image"] for o in out)
+        for c, o in enumerate(out):
+            assert np.array_equal(o["image"][..., c] > 127, o["mask"])
+        moved += not np.array_equal(out[0]["mask"], masks[0])
+    assert moved > 0  # flips / rotations happened
+    directional = [dict(r, expression="the pool on the left") if i == 1 else r for i, r in enumerate(recs)]
+    for seed in range(4):  # one sentence names a direction: nobody is flipped
+        out = augment_group(directional, np.random.default_rng(seed), color=False, black_rects=0)
+        assert all(np.array_equal(o["mask"], m) for o, m in zip(out, masks, strict=True))
+
+
+def test_a_step_encodes_each_scene_once_for_all_its_expressions(tmp_path, monkeypatch):
+    opts = TrainOptions(out=str(tmp_path / "run"), config="rsam-tiny", image_size=128, steps=1, batch=2,
+                        expressions=3, sources=["synth:1"], click_share=0.5, click_rounds=1, warmup=1,
+                        ckpt_every=0, threads=1, progress=False)
+    trainer = Trainer(opts)
+    samples = trainer.micro_batch(0, 0)
+    groups = {s.group for s in samples}
+    assert groups == {0, 1} and len(samples) > 2
+    for g in groups:
+        members = [s for s in samples if s.group == g]
+        assert all(s.image is members[0].image for s in members)
+        assert len({s.expression for s in members}) == len(members)
+    encoded = []
+    original = trainer.model.encode_image
+    monkeypatch.setattr(trainer.model, "encode_image",
+                        lambda x, **kw: encoded.append(x.shape[0]) or original(x, **kw))
+    row = trainer.train_step()
+    assert encoded == [2] and np.isfinite(row["loss"])
+
+
+def test_synthetic_source_groups_are_a_pure_function_of_the_sample_number():
+    a = SyntheticSource("train", scene_size=96, reuse=2, block=4, expressions=3)
+    b = SyntheticSource("train", scene_size=96, reuse=2, block=4, expressions=3)
+    for n in (5, 0, 7, 3):
+        ga, gb = a.get_group(n), b.get_group(n)
+        assert [r["expression"] for r in ga] == [r["expression"] for r in gb]
+        assert ga[0]["semantic"] is not None and all(r["semantic"] is None for r in ga[1:])
+    uses = {}
+    for n in range(8):  # a block of 4 scenes, each used twice: with different expressions each time
+        scene, use = a.scene_use(n)
+        uses.setdefault(scene, []).append([r["id"] for r in a.get_group(n)])
+    assert all(len(v) == 2 and v[0] != v[1] for v in uses.values())
+
+
+def _ambiguous_record(size=128):
+    for seed in range(200):
+        s = generate_sample(seed, size, kind="ambiguous")
+        if s.ambiguous:
+            return s.to_record()
+    raise AssertionError("no ambiguous synthetic sample")
+
+
+@pytest.mark.parametrize("mode", ["skip", "union"])
+def test_ambiguous_text_turn_target(tmp_path, mode):
+    rec = _ambiguous_record()
+    assert rec["candidates_mask"].sum() > rec["mask"].sum() and not (rec["mask"] & ~rec["candidates_mask"]).any()
+    opts = TrainOptions(out=str(tmp_path), ambiguous_target=mode, click_share=0.0)
+    sample = prepare_sample(rec, np.random.default_rng(0), 128, opts)
+    assert sample.ambiguous_label
+    if mode == "skip":  # no loss on the text turn; its target is the one look-alike
+        assert sample.ambiguous
+        assert float(sample.target.sum()) == pytest.approx(rec["mask"].sum() / 16, rel=0.05)
+    else:  # scored against every look-alike; the follow-up still picks the intended one
+        assert not sample.ambiguous and sample.dialogue
+        assert float(sample.target.sum()) == pytest.approx(rec["candidates_mask"].sum() / 16, rel=0.05)
+        assert float(sample.followup_target.sum()) == pytest.approx(rec["mask"].sum() / 16, rel=0.05)
+
+
+def test_ambiguity_head_is_trained_on_the_labels(tmp_path):
+    opts = TrainOptions(out=str(tmp_path / "run"), config="rsam-tiny", image_size=128, steps=2, batch=4,
+                        sources=["synth:1"], ambiguity_head=0.5, ambiguous_target="union", warmup=1,
+                        ckpt_every=0, threads=1, progress=False, log_every=1)
+    trainer = Trainer(opts)
+    assert trainer.model.ambiguity_head is not None and trainer.model.config.use_ambiguity_head
+    before = {k: v.clone() for k, v in trainer.model.ambiguity_head.state_dict().items()}
+    trainer.fit()
+    assert all(np.isfinite(r["ambiguity"]) for r in trainer.history)
+    after = trainer.model.ambiguity_head.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
