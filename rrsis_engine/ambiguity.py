@@ -7,7 +7,9 @@ The score combines cues computed from one prediction (all on the model's low-res
 * ``second_share``: the runner-up candidate's score × √area relative to the best one's;
 * ``uncertainty``: mean uncertainty (RUS σ(U) when the model has one, else the probability margin) over
   the union of the prediction and its uncertain surroundings;
-* ``object_score`` and ``iou_score``: the decoder's own confidence (σ of the object logit, predicted IoU).
+* ``object_score`` and ``iou_score``: the decoder's own confidence (σ of the object logit, predicted IoU);
+* ``head_score``: the learned ambiguity head's probability (:mod:`rrsis_engine.model.ambiguity_head`), 0 for
+  models without one (the calibration then gives it no weight).
 
 Without calibration the score is ``candidate_entropy`` and the flag fires at 0.5 (the baseline). A
 calibration (:class:`AmbiguityCalibration`, fitted by :func:`fit_calibration` on validation predictions with
@@ -23,7 +25,10 @@ import numpy as np
 
 from rrsis_engine.errors import DataError
 
-FEATURES = ("candidate_entropy", "n_candidates", "second_share", "uncertainty", "object_score", "iou_score")
+FEATURES = ("candidate_entropy", "n_candidates", "second_share", "uncertainty", "object_score", "iou_score",
+            "head_score")
+#: cues added after calibrations were first stored: a calibration without them gives them no weight
+LATER_FEATURES = ("head_score",)
 BASELINE_THRESHOLD = 0.5
 
 
@@ -42,9 +47,10 @@ def candidate_entropy(candidates) -> float:
 
 
 def ambiguity_features(candidates, prob_low: np.ndarray, uncertainty_low: np.ndarray, object_prob: float,
-                       iou_score: float) -> dict[str, float]:
+                       iou_score: float, head_prob: float | None = None) -> dict[str, float]:
     """The cues of one prediction. prob_low / uncertainty_low: h×w arrays on the same (low-res) grid;
-    object_prob: σ(object logit); iou_score: the decoder's predicted IoU."""
+    object_prob: σ(object logit); iou_score: the decoder's predicted IoU; head_prob: the ambiguity head's
+    probability, or None (no head, or no text this turn)."""
     w = candidate_weights(candidates)
     second = float(np.sort(w)[-2] / w.max()) if len(w) >= 2 and w.max() > 0 else 0.0
     region = (prob_low > 0.5) | (uncertainty_low > 0.5)
@@ -56,6 +62,7 @@ def ambiguity_features(candidates, prob_low: np.ndarray, uncertainty_low: np.nda
         "uncertainty": unc,
         "object_score": float(object_prob),
         "iou_score": float(iou_score),
+        "head_score": 0.0 if head_prob is None else float(head_prob),
     }
 
 
@@ -89,6 +96,12 @@ class AmbiguityCalibration:
 
     @classmethod
     def from_dict(cls, d: dict) -> AmbiguityCalibration:
+        d = dict(d)
+        later = [f for f in LATER_FEATURES if f not in d.get("weights", {})]
+        if later and "weights" in d:  # fitted before these cues existed: they get no weight
+            d["weights"] = {**d["weights"], **dict.fromkeys(later, 0.0)}
+            d["mean"] = {**d.get("mean", {}), **dict.fromkeys(later, 0.0)}
+            d["std"] = {**d.get("std", {}), **dict.fromkeys(later, 1.0)}
         missing = [f for f in FEATURES if f not in d.get("weights", {})]
         if missing:
             raise DataError(f"Ambiguity calibration lacks weights for {missing}; re-run `rrsis calibrate`.")

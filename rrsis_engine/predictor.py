@@ -130,7 +130,8 @@ class Predictor:
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir() / "embeddings"
         self._images: _LRU = _LRU(memory_images)  # image hash -> ImageFeatures
         self._texts: _LRU = _LRU(256)  # text -> (tokens 1×L×d, mask 1×L)
-        self._fused: _LRU = _LRU(32)  # (image hash, text) -> (vd 1×d×h×w, T_G 1×d, U 1×1×h×w or None)
+        # (image hash, text) -> (vd 1×d×h×w, T_G 1×d, U 1×1×h×w or None, σ(ambiguity logit) float or None)
+        self._fused: _LRU = _LRU(32)
         self._uncertainty_maps: _LRU = _LRU(8)  # (image hash, text) -> σ(U) H×W and on its S/16 grid (read-only)
         self._lock = threading.RLock()
         self.image: RasterImage | None = None
@@ -286,11 +287,14 @@ class Predictor:
         return cached
 
     def _fuse(self, key: str, feats: ImageFeatures, text: str):
-        """→ (fused vd, T_G, U or None); U (RUS) depends on image and text only, so it is cached with them."""
+        """→ (fused vd, T_G, U or None, ambiguity-head probability or None); U (RUS) and the ambiguity head depend on
+        image and text only, so they are cached with them."""
         cached = self._fused.get((key, text))
         if cached is None:
             tokens, mask = self._text(text)
-            cached = self.model.fuse_with_uncertainty(feats.vd, tokens, mask)
+            vd, t_global, u = self.model.fuse_with_uncertainty(feats.vd, tokens, mask)
+            amb = self.model.ambiguity(vd, t_global) if text else None
+            cached = (vd, t_global, u, None if amb is None else float(torch.sigmoid(amb[0, 0])))
             self._fused.put((key, text), cached)
         return cached
 
@@ -330,7 +334,7 @@ class Predictor:
             feats = self._features(image)
             timings["embed_ms"] = (time.perf_counter() - t) * 1e3
             t = time.perf_counter()
-            vd, t_global, u = self._fuse(key, feats, text)
+            vd, t_global, u, ambiguity_prob = self._fuse(key, feats, text)
             timings["text_fuse_ms"] = (time.perf_counter() - t) * 1e3
             t = time.perf_counter()
             prior = None
@@ -344,7 +348,7 @@ class Predictor:
             unc, unc_low = self._uncertainty(key, text, u, image) if u is not None else (None, None)
         clicks = np.asarray(points, dtype=np.float64).reshape(-1, 2) if points is not None else ()
         pred = self._finish(logits, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])),
-                            uncertainty=unc, uncertainty_low=unc_low, clicks=clicks)
+                            uncertainty=unc, uncertainty_low=unc_low, clicks=clicks, ambiguity_prob=ambiguity_prob)
         timings["post_ms"] = (time.perf_counter() - t) * 1e3
         pred.timings = timings
         pred.latency_ms = (time.perf_counter() - t0) * 1e3
@@ -374,12 +378,13 @@ class Predictor:
                 torch.tensor([codes], dtype=torch.long, device=self.device))
 
     def _finish(self, logits: np.ndarray, low_res, iou: float, obj: float, uncertainty: np.ndarray | None = None,
-                uncertainty_low: np.ndarray | None = None, clicks=()) -> Prediction:
+                uncertainty_low: np.ndarray | None = None, clicks=(), ambiguity_prob: float | None = None) -> Prediction:
         """Full-res mask + uncertainty; candidates, ambiguity and the suggested click from the low-res logits.
 
         uncertainty: H×W in [0, 1] — the model's learned map σ(U) (RUS) when it has one (then uncertainty_low
         is σ(U) on its S/16 grid, padding cropped); otherwise the margin baseline 1 − |2p − 1| of the mask
-        probabilities p is used. clicks: the turn's clicks, (x, y) image pixels (the suggestion avoids them)."""
+        probabilities p is used. clicks: the turn's clicks, (x, y) image pixels (the suggestion avoids them).
+        ambiguity_prob: the ambiguity head's σ(logit) for this image and text (models with the head)."""
         mask = logits > 0
         if uncertainty is None:
             uncertainty = postprocess.margin_uncertainty(postprocess.sigmoid(logits))
@@ -388,7 +393,7 @@ class Predictor:
         unc_low = postprocess.margin_uncertainty(prob_low) if uncertainty_low is None \
             else postprocess.upsample_nearest(uncertainty_low, h, w)
         candidates = postprocess.candidates_from_mask(mask, prob_low)
-        cues = A.ambiguity_features(candidates, prob_low, unc_low, obj, iou)
+        cues = A.ambiguity_features(candidates, prob_low, unc_low, obj, iou, ambiguity_prob)
         ambiguity, ambiguous = A.score_and_flag(cues, self.ambiguity_calibration)
         click = postprocess.suggest_click(mask, unc_low, candidates, ambiguous, clicks)
         return Prediction(mask=mask, logits=logits.astype(np.float32), low_res_logits=low_res, iou_score=iou,

@@ -21,6 +21,7 @@ def build_rsam(config: str | RSAMConfig = DEFAULT_MODEL, text_encoder=None) -> R
     from torch import nn
 
     from rrsis_engine.data.expressions import SEMANTIC_CLASSES
+    from rrsis_engine.model.ambiguity_head import AmbiguityHead
     from rrsis_engine.model.click_refiner import ClickRefiner
     from rrsis_engine.model.image_encoder import build_image_encoder
     from rrsis_engine.model.mmmd import MMMD
@@ -45,6 +46,7 @@ def build_rsam(config: str | RSAMConfig = DEFAULT_MODEL, text_encoder=None) -> R
         udlr=UDLR(cfg.udlr_channels, cfg.udlr_tau, cfg.udlr_temperature) if cfg.use_udlr else None,
         click_refiner=ClickRefiner(d // 8) if cfg.use_click_refiner else None,
         semantic_head=nn.Conv2d(d, len(SEMANTIC_CLASSES), 1) if cfg.use_semantic_head else None,
+        ambiguity_head=AmbiguityHead(d) if cfg.use_ambiguity_head else None,
     )
 
 

@@ -62,6 +62,9 @@ class RSAMConfig:
     # A 1×1 convolution from V_d (S/16) to per-pixel category logits (data.expressions.SEMANTIC_CLASSES), trained
     # by `rrsis train --aux-semantic` as dense auxiliary supervision of the image encoder; unused at inference.
     use_semantic_head: bool = False
+    # A small head on the fused features and T_G predicting whether the expression is ambiguous here
+    # (rrsis_engine.model.ambiguity_head; trained by `rrsis train --ambiguity-head`, one cue of the ambiguity score).
+    use_ambiguity_head: bool = False
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -102,7 +105,8 @@ class RSAMConfig:
 
 
 OPTIONAL_FIELDS = ("use_rus", "use_ugf", "use_udlr", "rus_loss_weight", "rus_warmup_steps", "rus_max_pos_weight",
-                   "udlr_channels", "udlr_tau", "udlr_temperature", "use_click_refiner", "use_semantic_head")
+                   "udlr_channels", "udlr_tau", "udlr_temperature", "use_click_refiner", "use_semantic_head",
+                   "use_ambiguity_head")
 
 REGISTRY: dict[str, RSAMConfig] = {
     # The paper's model: SAM 2.1 Hiera-B+ at 1024².

@@ -35,7 +35,7 @@ class ImageFeatures:
 
 class RSAM(nn.Module):
     def __init__(self, config: RSAMConfig, image_encoder, text_encoder, twgm, prompt_encoder, mask_decoder,
-                 rus=None, ugf=None, udlr=None, click_refiner=None, semantic_head=None):
+                 rus=None, ugf=None, udlr=None, click_refiner=None, semantic_head=None, ambiguity_head=None):
         super().__init__()
         self.config = config
         self.image_encoder = image_encoder
@@ -46,7 +46,7 @@ class RSAM(nn.Module):
         # CroBIM-U modules (rrsis_engine.model.uncertainty); None when switched off, so their keys are
         # absent from the state dict and older checkpoints load strictly.
         for name, module in (("rus", rus), ("ugf", ugf), ("udlr", udlr), ("click_refiner", click_refiner),
-                             ("semantic_head", semantic_head)):
+                             ("semantic_head", semantic_head), ("ambiguity_head", ambiguity_head)):
             if (module is not None) != getattr(config, f"use_{name}"):
                 raise ValueError(f"{name} module given={module is not None} but config.use_{name}="
                                  f"{getattr(config, f'use_{name}')}; build with rrsis_engine.model.build_rsam.")
@@ -55,6 +55,7 @@ class RSAM(nn.Module):
         self.udlr = udlr
         self.click_refiner = click_refiner  # rrsis_engine.model.click_refiner, when config.use_click_refiner
         self.semantic_head = semantic_head  # V_d B×d×h×w → category logits B×K×h×w (training only)
+        self.ambiguity_head = ambiguity_head  # fused V_d, T_G → ambiguity logit B×1 (rrsis_engine.model.ambiguity_head)
 
     @property
     def image_size(self) -> int:
@@ -110,6 +111,12 @@ class RSAM(nn.Module):
         elif not self.config.use_twgm:
             return vd, t_global
         return img.transpose(1, 2).reshape(b, c, h, w), t_global
+
+    def ambiguity(self, vd: torch.Tensor, t_global: torch.Tensor) -> torch.Tensor | None:
+        """Ambiguity logit B×1 from the *fused* vd B×d×h×w and T_G B×d (:meth:`fuse`), or None without the head."""
+        if self.ambiguity_head is None:
+            return None
+        return self.ambiguity_head(vd, t_global)
 
     def fuse_with_uncertainty(self, vd: torch.Tensor, txt: torch.Tensor, txt_mask: torch.Tensor):
         """RUS, then TWGM (+ UGF gated by it): → (fused vd B×d×h×w, T_G B×d, U B×1×h×w or None)."""

@@ -38,6 +38,18 @@ def test_features_read_the_cues():
     assert set(f) == set(FEATURES)
     assert f["second_share"] == pytest.approx(1.0) and f["n_candidates"] == pytest.approx(np.log(3))
     assert f["uncertainty"] == pytest.approx(0.2) and f["object_score"] == 0.7 and f["iou_score"] == 0.4
+    assert f["head_score"] == 0.0  # no ambiguity head
+    assert ambiguity_features([], prob, unc, 0.7, 0.4, head_prob=0.8)["head_score"] == 0.8
+
+
+def test_calibration_fitted_before_the_head_cue_gives_it_no_weight():
+    cues, labels = _synthetic_cues(200, 3)
+    cal = fit_calibration(cues, labels).to_dict()
+    for part in ("weights", "mean", "std"):
+        del cal[part]["head_score"]
+    old = AmbiguityCalibration.from_dict(cal)
+    assert old.weights["head_score"] == 0.0
+    assert old.score({**cues[0], "head_score": 0.0}) == old.score({**cues[0], "head_score": 1.0})
 
 
 def _synthetic_cues(n, seed):
@@ -53,6 +65,7 @@ def _synthetic_cues(n, seed):
             "uncertainty": float(np.clip(rng.normal(0.5 if amb else 0.35, 0.1), 0, 1)),
             "object_score": float(rng.uniform(0.5, 1)),  # uninformative
             "iou_score": float(np.clip(rng.normal(0.5 if amb else 0.7, 0.15), 0, 1)),
+            "head_score": float(np.clip(rng.normal(0.6 if amb else 0.4, 0.3), 0, 1)),
         })
     return cues, labels.tolist()
 
