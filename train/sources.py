@@ -128,13 +128,26 @@ class SyntheticSource:
 
 
 class RecordSource:
-    """A fixed list of records (JSONL / RefSegRS / RRSIS-D / RISBench readers, session DB)."""
+    """A fixed list of records (JSONL / RefSegRS / RRSIS-D / RISBench readers, session DB).
 
-    def __init__(self, records: list, name: str):
+    ``expressions`` > 1: :meth:`get_group` adds up to that many − 1 other records about the same image file
+    (``image_path``), so one image-encoder pass trains several of its expressions.
+    """
+
+    def __init__(self, records: list, name: str, expressions: int = 1):
         if not records:
             raise DataError(f"Training source {name} holds no samples.")
         self.records = records
         self.name = name
+        self.expressions = max(1, int(expressions))
+        self._same_image: dict[int, list[int]] = {}
+        if self.expressions > 1:
+            by_path: dict[str, list[int]] = {}
+            for i, rec in enumerate(records):
+                path = None if callable(rec) else rec.get("image_path")
+                if path:
+                    by_path.setdefault(str(path), []).append(i)
+            self._same_image = {i: idx for idx in by_path.values() for i in idx}
 
     def __len__(self) -> int:
         return len(self.records)
@@ -142,6 +155,14 @@ class RecordSource:
     def get(self, n: int) -> dict:
         rec = self.records[n % len(self.records)]
         return rec() if callable(rec) else rec
+
+    def get_group(self, n: int, rng: np.random.Generator) -> list[dict]:
+        """Record ``n`` and up to ``expressions`` − 1 others about the same image, picked with ``rng``."""
+        i = n % len(self.records)
+        others = [j for j in self._same_image.get(i, ()) if j != i]
+        picked = [others[int(k)] for k in rng.permutation(len(others))[: self.expressions - 1]] if others else []
+        first = self.get(i)
+        return [first] + [dict(self.get(j), image=first["image"]) for j in picked]
 
 
 def _load_image(path: str) -> np.ndarray:
@@ -241,14 +262,14 @@ def build_source(spec: SourceSpec, scene_size: int, synth_reuse: int = 1, since=
         return EasySource(size=scene_size)
     if spec.kind == "db":
         return RecordSource(session_pairs(spec.location, since=since, base_dir=db_image_root, holdout=db_holdout),
-                            str(spec))
+                            str(spec), expressions)
     path = Path(spec.location)
     if not path.exists():
         raise DataError(f"Training source {spec}: {path} does not exist.")
     from rrsis_engine.data import load_records
 
     records = list(load_records(f"{spec.kind}:{path}"))
-    return RecordSource(records, str(spec))
+    return RecordSource(records, str(spec), expressions)
 
 
 class MixedSource:
@@ -265,8 +286,8 @@ class MixedSource:
         return recs[0], rng
 
     def get_group(self, n: int, single: bool = False) -> tuple[list[dict], np.random.Generator]:
-        """Records sharing one image for sample ``n`` (several only from a synthetic source with ``expressions``
-        > 1, unless ``single``) and the sample's rng."""
+        """Records sharing one image for sample ``n`` (several only from a source with ``expressions`` > 1, unless
+        ``single``) and the sample's rng."""
         rng = np.random.default_rng([self.seed, 17, n])
         k = int(rng.choice(len(self.sources), p=self.p)) if len(self.sources) > 1 else 0
         src = self.sources[k]
@@ -274,7 +295,8 @@ class MixedSource:
             # blocks of consecutive n share scenes (see SyntheticSource.reuse)
             recs = [src.get(n)] if single else src.get_group(n)
         else:
-            recs = [src.get(int(rng.integers(len(src))))]
+            i = int(rng.integers(len(src)))
+            recs = [src.get(i)] if single or not isinstance(src, RecordSource) else src.get_group(i, rng)
         return recs, rng
 
 

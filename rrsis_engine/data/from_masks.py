@@ -70,8 +70,9 @@ def expressions_for_image(image: np.ndarray, class_mask: np.ndarray, seed: int, 
             continue
         spec, targets = prop
         amb = kind == "ambiguous"
-        follow = fmask = None
+        follow = fmask = candidates = None
         if amb:
+            candidates = np.logical_or.reduce([o.mask for o in targets])
             target = targets[int(rng.integers(len(targets)))]
             follow = sampler.disambiguate(targets, target)
             if follow is None:
@@ -98,6 +99,8 @@ def expressions_for_image(image: np.ndarray, class_mask: np.ndarray, seed: int, 
             "followup_mask": fmask,
             "kind": kind,
         }
+        if candidates is not None:
+            rec["candidates_mask"] = candidates
         if image_path is not None:
             rec["image_path"] = image_path
         out.append(rec)

@@ -3,9 +3,11 @@
 One JSON object per line, paths relative to the JSONL file (brief §5)::
 
     {"id": str, "image": "images/x.png", "expression": str, "mask": "masks/x.png",
-     "ambiguous": bool, "kind": str, "followup": str, "followup_mask": "masks/x_followup.png"}
+     "ambiguous": bool, "kind": str, "followup": str, "followup_mask": "masks/x_followup.png",
+     "candidates_mask": "masks/x_candidates.png"}
 
-``ambiguous``, ``kind``, ``followup`` and ``followup_mask`` are optional. Masks are binary PNGs
+``ambiguous``, ``kind``, ``followup``, ``followup_mask`` and ``candidates_mask`` (for an ambiguous expression:
+every object it matches) are optional. Masks are binary PNGs
 (0 background, 255 target), same size as the image.
 """
 
@@ -108,5 +110,8 @@ def write_jsonl(records: Iterable[dict], out_dir: str | Path, name: str = "data.
                 line["followup"] = rec["followup"]
                 line["followup_mask"] = f"masks/{rid}_followup.png"
                 write_mask_png(rec["followup_mask"], out / line["followup_mask"])
+            if rec.get("ambiguous") and rec.get("candidates_mask") is not None:
+                line["candidates_mask"] = f"masks/{rid}_candidates.png"
+                write_mask_png(rec["candidates_mask"], out / line["candidates_mask"])
             f.write(json.dumps(line, ensure_ascii=False) + "\n")
     return jpath

@@ -1,7 +1,8 @@
 """Readers for referring-segmentation data sets, all yielding the common record dict.
 
 Record: {"id": str, "image": H×W×3 uint8, "mask": H×W bool, "expression": str, "ambiguous": bool,
-"followup": str|None, "followup_mask": H×W bool|None, "kind": str, "image_path": str|None}.
+"followup": str|None, "followup_mask": H×W bool|None, "kind": str, "image_path": str|None} and, for ambiguous
+expressions whose data know all look-alikes, "candidates_mask": H×W bool.
 
 Formats:
 - ours: JSONL, paths relative to the file (see :mod:`rrsis_engine.data.jsonl`).
@@ -107,8 +108,11 @@ def read_jsonl(path: str | Path) -> Iterator[dict]:
         fm = None
         if obj.get("followup_mask"):
             fm = read_mask(base / obj["followup_mask"], f"follow-up mask of {path.name}:{n}")
-        yield _record(obj.get("id", f"{path.stem}-{n}"), image, mask, obj["expression"], str(ip),
+        rec = _record(obj.get("id", f"{path.stem}-{n}"), image, mask, obj["expression"], str(ip),
                       obj.get("ambiguous", False), obj.get("followup"), fm, obj.get("kind", ""))
+        if obj.get("candidates_mask"):
+            rec["candidates_mask"] = read_mask(base / obj["candidates_mask"], f"candidates mask of {path.name}:{n}")
+        yield rec
 
 
 def read_refsegrs(root: str | Path, split: str = "test") -> Iterator[dict]:

@@ -40,8 +40,12 @@ def test_generated_real_expressions_hold():
         kinds.add(r["kind"])
         assert r["mask"].any() and r["expression"]
         if r["ambiguous"]:
-            # the ambiguous expression names a category with several components
+            # the ambiguous expression names a category with several components; all of them are its candidates
             assert any(w in r["expression"] for w in ("building", "house", "structure", "land", "unpaved", "sandy"))
+            cand = r["candidates_mask"]
+            assert not (r["mask"] & ~cand).any() and cand.sum() > r["mask"].sum()
+        else:
+            assert "candidates_mask" not in r
     assert len(kinds) >= 3
     # every building expression that claims uniqueness points at exactly one component
     m = resolve({"category": "building", "size": "largest"}, objs, cm.shape)

@@ -110,3 +110,21 @@ def test_ambiguity_head_is_trained_on_the_labels(tmp_path):
     assert all(np.isfinite(r["ambiguity"]) for r in trainer.history)
     after = trainer.model.ambiguity_head.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_record_source_groups_expressions_about_the_same_image_file():
+    from rrsis_train.sources import RecordSource
+
+    def rec(i, path):
+        return {"id": str(i), "image": np.full((8, 8, 3), i, np.uint8), "mask": np.ones((8, 8), bool),
+                "expression": f"thing {i}", "image_path": path}
+
+    records = [rec(0, "a.png"), rec(1, "b.png"), rec(2, "a.png"), rec(3, "a.png"), rec(4, None)]
+    src = RecordSource(records, "test", expressions=3)
+    group = src.get_group(2, np.random.default_rng(0))
+    assert group[0]["id"] == "2" and sorted(r["id"] for r in group) == ["0", "2", "3"]
+    assert all(r["image"] is group[0]["image"] for r in group)
+    assert [r["id"] for r in src.get_group(1, np.random.default_rng(0))] == ["1"]  # alone on its image
+    assert [r["id"] for r in src.get_group(4, np.random.default_rng(0))] == ["4"]  # no path: no group
+    single = RecordSource(records, "test")
+    assert [r["id"] for r in single.get_group(2, np.random.default_rng(0))] == ["2"]
