@@ -65,6 +65,9 @@ class RSAMConfig:
     # A small head on the fused features and T_G predicting whether the expression is ambiguous here
     # (rrsis_engine.model.ambiguity_head; trained by `rrsis train --ambiguity-head`, one cue of the ambiguity score).
     use_ambiguity_head: bool = False
+    # LayerNorm on the image tokens entering TWGM plus a sin/cos-initialised 2-D position embedding
+    # (rrsis_engine.model.twgm.TWGMInput): without it V_d's scale drowned TWGM's position embedding.
+    use_twgm_input: bool = False
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -106,7 +109,7 @@ class RSAMConfig:
 
 OPTIONAL_FIELDS = ("use_rus", "use_ugf", "use_udlr", "rus_loss_weight", "rus_warmup_steps", "rus_max_pos_weight",
                    "udlr_channels", "udlr_tau", "udlr_temperature", "use_click_refiner", "use_semantic_head",
-                   "use_ambiguity_head")
+                   "use_ambiguity_head", "use_twgm_input")
 
 REGISTRY: dict[str, RSAMConfig] = {
     # The paper's model: SAM 2.1 Hiera-B+ at 1024².

@@ -35,7 +35,8 @@ class ImageFeatures:
 
 class RSAM(nn.Module):
     def __init__(self, config: RSAMConfig, image_encoder, text_encoder, twgm, prompt_encoder, mask_decoder,
-                 rus=None, ugf=None, udlr=None, click_refiner=None, semantic_head=None, ambiguity_head=None):
+                 rus=None, ugf=None, udlr=None, click_refiner=None, semantic_head=None, ambiguity_head=None,
+                 twgm_input=None):
         super().__init__()
         self.config = config
         self.image_encoder = image_encoder
@@ -46,7 +47,8 @@ class RSAM(nn.Module):
         # CroBIM-U modules (rrsis_engine.model.uncertainty); None when switched off, so their keys are
         # absent from the state dict and older checkpoints load strictly.
         for name, module in (("rus", rus), ("ugf", ugf), ("udlr", udlr), ("click_refiner", click_refiner),
-                             ("semantic_head", semantic_head), ("ambiguity_head", ambiguity_head)):
+                             ("semantic_head", semantic_head), ("ambiguity_head", ambiguity_head),
+                             ("twgm_input", twgm_input)):
             if (module is not None) != getattr(config, f"use_{name}"):
                 raise ValueError(f"{name} module given={module is not None} but config.use_{name}="
                                  f"{getattr(config, f'use_{name}')}; build with rrsis_engine.model.build_rsam.")
@@ -56,6 +58,7 @@ class RSAM(nn.Module):
         self.click_refiner = click_refiner  # rrsis_engine.model.click_refiner, when config.use_click_refiner
         self.semantic_head = semantic_head  # V_d B×d×h×w → category logits B×K×h×w (training only)
         self.ambiguity_head = ambiguity_head  # fused V_d, T_G → ambiguity logit B×1 (rrsis_engine.model.ambiguity_head)
+        self.twgm_input = twgm_input  # LayerNorm + 2-D position of the tokens entering TWGM (rrsis_engine.model.twgm)
 
     @property
     def image_size(self) -> int:
@@ -105,7 +108,10 @@ class RSAM(nn.Module):
         if not self.config.use_twgm:
             img, t_global = vd.flatten(2).transpose(1, 2), txt[:, 0]
         else:
-            img, t_global = self.twgm(vd.flatten(2).transpose(1, 2), txt, txt_mask)
+            img = vd.flatten(2).transpose(1, 2)
+            if self.twgm_input is not None:
+                img = self.twgm_input(img)
+            img, t_global = self.twgm(img, txt, txt_mask)
         if self.ugf is not None:
             img = self.ugf(img, txt, txt_mask, uncertainty, (h, w))
         elif not self.config.use_twgm:

@@ -65,6 +65,36 @@ class TWGTLayer(nn.Module):
         return img, txt
 
 
+def sincos_2d(grid: int, dim: int) -> torch.Tensor:
+    """(grid²)×dim 2-D sine/cosine position table (row-major tokens): dim/4 frequencies each of sin x, cos x, sin y,
+    cos y, periods from 2 cells to about 2·grid cells; every entry in [-1, 1], each row has norm √(dim/2)."""
+    quarter = dim // 4
+    freqs = torch.exp(-torch.arange(quarter, dtype=torch.float32) / max(1, quarter - 1) * torch.log(torch.tensor(grid)))
+    pos = torch.arange(grid, dtype=torch.float32)
+    angle = torch.pi * pos[:, None] * freqs[None, :]  # grid × quarter
+    ys, xs = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+    ax, ay = angle[xs.reshape(-1)], angle[ys.reshape(-1)]
+    table = torch.cat([ax.sin(), ax.cos(), ay.sin(), ay.cos()], dim=1)
+    return torch.nn.functional.pad(table, (0, dim - table.shape[1]))
+
+
+class TWGMInput(nn.Module):
+    """Where each image token is, in the token itself: a LayerNorm on the tokens entering TWGM plus a learnable
+    2-D position embedding initialised with :func:`sincos_2d` (ViT style, added to the tokens — TWGM's own
+    embedding only steers attention, so a mask could not select "the leftmost" one of several look-alikes).
+    An image encoder trained from scratch gave V_d token norms of several hundred and no linearly decodable
+    position (docs/training.md). Config ``use_twgm_input``."""
+
+    def __init__(self, dim: int, grid: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.pos = nn.Parameter(sincos_2d(grid, dim)[None])  # 1×(grid²)×d
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        """img B×(h·w)×d → normalised tokens with their position added."""
+        return self.norm(img) + self.pos
+
+
 class TWGM(nn.Module):
     """Returns fused image tokens B×(h·w)×d and T_G B×d."""
 

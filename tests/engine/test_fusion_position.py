@@ -1,0 +1,76 @@
+"""TWGM input normalisation + 2-D position (use_twgm_input) and the ambiguity head (use_ambiguity_head):
+optional modules of rsam-tiny with random weights."""
+
+import numpy as np
+import pytest
+import torch
+
+from rrsis_engine.model import build_rsam, get_config, load_checkpoint, save_checkpoint
+from rrsis_engine.model.twgm import sincos_2d
+
+
+def _build(tiny_model, **switches):
+    torch.manual_seed(0)
+    return build_rsam(get_config("rsam-tiny").with_overrides(**switches), text_encoder=tiny_model.text_encoder).eval()
+
+
+def test_sincos_table_tells_every_cell_apart():
+    table = sincos_2d(16, 128)
+    assert table.shape == (256, 128) and table.abs().max() <= 1
+    assert torch.allclose(table.norm(dim=1), torch.full((256,), 8.0), atol=1e-4)  # √(128/2)
+    d = torch.cdist(table, table) + torch.eye(256) * 1e3
+    assert d.min() > 0.5  # no two cells share an embedding
+
+
+def _linear_probe_r2(tokens: np.ndarray, grid: int) -> float:
+    """R² of a ridge probe for the column index, fitted on half the tokens and scored on the other half."""
+    x = np.tile(np.arange(grid), grid).astype(np.float64)
+    order = np.random.default_rng(0).permutation(len(x))
+    fit, test = order[: len(x) // 2], order[len(x) // 2:]
+    a = np.c_[tokens, np.ones(len(tokens))]
+    w = np.linalg.solve(a[fit].T @ a[fit] + 1e-2 * np.eye(a.shape[1]), a[fit].T @ x[fit])
+    pred = a[test] @ w
+    return 1 - ((pred - x[test]) ** 2).sum() / ((x[test] - x[test].mean()) ** 2).sum()
+
+
+def test_fused_tokens_know_where_they_are_only_with_the_input_module(tiny_model):
+    """Identical image tokens at the scale a from-scratch encoder reaches (norm ≈ 800): without the module the
+    fused tokens carry no usable position; with it a linear probe reads the column off them."""
+    grid = tiny_model.image_size // 16
+    vd = torch.randn(1, tiny_model.config.d_model, 1, 1).expand(1, -1, grid, grid) * 70
+    hidden, mask = tiny_model.text_embed(["the leftmost house"])
+    r2 = {}
+    for on in (False, True):
+        model = _build(tiny_model, use_twgm_input=on)
+        with torch.no_grad():
+            txt, txt_mask = model.encode_text(hidden, mask)
+            fused, _ = model.fuse(vd, txt, txt_mask)
+        r2[on] = _linear_probe_r2(fused[0].flatten(1).T.numpy(), grid)
+    assert r2[True] > 0.9 and r2[False] < 0.5, r2
+
+
+@pytest.mark.parametrize("module", ["twgm_input", "ambiguity_head"])
+def test_fine_tuning_adds_the_module_to_a_checkpoint_without_it(tiny_model, tmp_path, module):
+    path = save_checkpoint(tiny_model, tmp_path / "old.safetensors")
+    model = load_checkpoint(path, text_encoder=tiny_model.text_encoder, add_modules=[module])
+    assert getattr(model.config, f"use_{module}") and model.added_modules == (module,)
+    old = tiny_model.state_dict()
+    assert all(torch.equal(v, old[k]) for k, v in model.state_dict().items() if not k.startswith(module))
+    again = load_checkpoint(save_checkpoint(model, tmp_path / "new.safetensors"), text_encoder=tiny_model.text_encoder)
+    assert getattr(again.config, f"use_{module}") and again.added_modules == ()
+
+
+def test_ambiguity_head_scores_once_per_image_and_text(tiny_model, rgb_image, tmp_path):
+    from rrsis_engine.predictor import Predictor
+
+    model = _build(tiny_model, use_ambiguity_head=True)
+    calls = []
+    model.ambiguity_head.register_forward_hook(lambda *a: calls.append(1))
+    predictor = Predictor(model, device="cpu", cache_dir=tmp_path)
+    predictor.set_image(rgb_image)
+    first = predictor.predict("the red roof")
+    again = predictor.predict("the red roof", points=[[5, 5]], labels=[1], mask_input=first.low_res_logits)
+    assert len(calls) == 1  # the click turn reused the cached score
+    assert 0 < first.ambiguity_cues["head_score"] < 1
+    assert again.ambiguity_cues["head_score"] == first.ambiguity_cues["head_score"]
+    assert predictor.predict("", points=[[5, 5]], labels=[1]).ambiguity_cues["head_score"] == 0.0  # no text
