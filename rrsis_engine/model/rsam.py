@@ -109,9 +109,12 @@ class RSAM(nn.Module):
             img, t_global = vd.flatten(2).transpose(1, 2), txt[:, 0]
         else:
             img = vd.flatten(2).transpose(1, 2)
-            if self.twgm_input is not None:
-                img = self.twgm_input(img)
-            img, t_global = self.twgm(img, txt, txt_mask)
+            if self.twgm_input is None:
+                img, t_global = self.twgm(img, txt, txt_mask)
+            else:  # position in: content, every layer's queries/keys, and the fused tokens out
+                pos = self.twgm_input.pos
+                img, t_global = self.twgm(self.twgm_input(img), txt, txt_mask, extra_img_pe=pos)
+                img = img + pos
         if self.ugf is not None:
             img = self.ugf(img, txt, txt_mask, uncertainty, (h, w))
         elif not self.config.use_twgm:

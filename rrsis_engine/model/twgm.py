@@ -79,11 +79,14 @@ def sincos_2d(grid: int, dim: int) -> torch.Tensor:
 
 
 class TWGMInput(nn.Module):
-    """Where each image token is, in the token itself: a LayerNorm on the tokens entering TWGM plus a learnable
-    2-D position embedding initialised with :func:`sincos_2d` (ViT style, added to the tokens — TWGM's own
-    embedding only steers attention, so a mask could not select "the leftmost" one of several look-alikes).
-    An image encoder trained from scratch gave V_d token norms of several hundred and no linearly decodable
-    position (docs/training.md). Config ``use_twgm_input``."""
+    """Where each image token is, at a scale TWGM and the decoder can use: a LayerNorm on the tokens entering
+    TWGM and a learnable 2-D position embedding initialised with :func:`sincos_2d`, added to the tokens on the way
+    in, to TWGM's queries and keys at every layer (beside its own embedding) and to the fused tokens on the way
+    out (:meth:`rrsis_engine.model.RSAM.fuse`), so the decoder's masks can select "the leftmost" of several
+    look-alikes. Without it, V_d of the encoder trained from scratch had token norms ≈ 800 and no linearly
+    decodable position, TWGM's embedding (norm 0.4) could not steer attention, and TWGM's post-norm sub-layers
+    (outputs 5–8× their inputs) wash position out of the tokens within one layer (docs/training.md).
+    Config ``use_twgm_input``."""
 
     def __init__(self, dim: int, grid: int):
         super().__init__()
@@ -109,10 +112,12 @@ class TWGM(nn.Module):
         self.final_txt_to_img = Attention(dim, heads)
         self.final_norm = nn.LayerNorm(dim)
 
-    def forward(self, img: torch.Tensor, txt: torch.Tensor, txt_mask: torch.Tensor):
+    def forward(self, img: torch.Tensor, txt: torch.Tensor, txt_mask: torch.Tensor,
+                extra_img_pe: torch.Tensor | None = None):
+        """extra_img_pe: 1×(h·w)×d added to the image position embedding of queries and keys (:class:`TWGMInput`)."""
         if img.shape[1] != self.img_pe.shape[1]:
             raise ValueError(f"TWGM expects {self.img_pe.shape[1]} image tokens, got {img.shape[1]}")
-        img_pe = self.img_pe
+        img_pe = self.img_pe if extra_img_pe is None else self.img_pe + extra_img_pe
         txt_pe = self.txt_pe[:, : txt.shape[1]]
         for layer in self.layers:
             img, txt = layer(img, txt, img_pe, txt_pe, txt_mask)
