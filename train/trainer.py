@@ -96,6 +96,7 @@ class TrainOptions:
     reset: tuple[str, ...] = ()  # with init: re-initialise these submodules (e.g. "mask_decoder")
     click_refiner: bool = False  # the local click-refinement head (added fresh to an --init checkpoint)
     twgm_input: bool = False  # LayerNorm + 2-D position for the tokens entering TWGM (added fresh to an --init one)
+    twgm_pre_norm: bool = False  # pre-norm TWGM layers (an --init checkpoint without them gets a fresh TWGM)
     fresh_lr_mult: float = 10.0  # learning-rate factor of parts added or reset on top of an --init checkpoint
     dialogue_share: float = 0.6
     freeze_image_encoder: bool = False
@@ -523,9 +524,12 @@ class Trainer:
             raise RRSISError("--no-twgm / --no-mmmd build a fresh model for the ablation; they cannot change an "
                              "--init checkpoint's architecture.")
         if opts.init:
-            model = load_checkpoint(opts.init, add_modules=[k[4:] for k, on in modules.items() if on])
+            rebuild = {"twgm": {"twgm_pre_norm": True}} if opts.twgm_pre_norm else None
+            model = load_checkpoint(opts.init, add_modules=[k[4:] for k, on in modules.items() if on], rebuild=rebuild)
             if model.added_modules:
                 log.info("--init %s: added freshly initialised %s", opts.init, ", ".join(model.added_modules))
+            if model.rebuilt_modules:
+                log.info("--init %s: rebuilt freshly initialised %s", opts.init, ", ".join(model.rebuilt_modules))
             if opts.image_size and opts.image_size != model.config.image_size:
                 raise CheckpointError(
                     f"--init {opts.init} was trained at {model.config.image_size}²; drop --image-size or use "
@@ -545,6 +549,8 @@ class Trainer:
                 cfg = cfg.with_overrides(image_size=int(opts.image_size))
             if any(modules.values()):
                 cfg = cfg.with_overrides(**modules)
+            if opts.twgm_pre_norm:
+                cfg = cfg.with_overrides(twgm_pre_norm=True)
             if not (opts.twgm and opts.mmmd):
                 cfg = cfg.with_overrides(use_twgm=opts.twgm, use_mmmd=opts.mmmd)
             model = build_rsam(cfg)
@@ -560,7 +566,8 @@ class Trainer:
                 p.requires_grad_(False)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         # parts that start fresh on top of an --init checkpoint (added modules, --reset parts) learn faster
-        fresh = tuple(f"{n}." for n in (*getattr(model, "added_modules", ()), *opts.reset)) if opts.init else ()
+        fresh = tuple(f"{n}." for n in (*getattr(model, "added_modules", ()), *getattr(model, "rebuilt_modules", ()),
+                                        *opts.reset)) if opts.init else ()
         groups = []
         for is_fresh in (False, True):
             named = [(n, p) for n, p in self.model.named_parameters()

@@ -148,13 +148,16 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
 OPTIONAL_MODULES = ("rus", "ugf", "udlr", "click_refiner", "semantic_head", "ambiguity_head", "twgm_input")
 
 
-def load_checkpoint(path: str | Path, text_encoder=None, add_modules=()):
+def load_checkpoint(path: str | Path, text_encoder=None, add_modules=(), rebuild: dict | None = None):
     """Build the model named by ``path``'s JSON config and load its weights strictly. ``path`` is the
     ``.safetensors`` file (or the ``.json`` beside it).
 
     add_modules: optional parts (:data:`OPTIONAL_MODULES`) to switch on although the checkpoint was trained
     without them (fine-tuning); they keep their fresh initialisation, every other key must match exactly.
-    ``model.added_modules`` names those actually added."""
+    ``model.added_modules`` names those actually added.
+    rebuild: ``{part: {config field: value}}`` — build ``part`` (a top-level submodule, e.g. ``"twgm"``) with
+    changed config fields and keep it freshly initialised instead of loading its weights (fine-tuning that
+    replaces a part); ``model.rebuilt_modules`` names them."""
     from rrsis_engine.model import build_rsam
 
     path = Path(path)
@@ -169,7 +172,15 @@ def load_checkpoint(path: str | Path, text_encoder=None, add_modules=()):
         raise CheckpointError(f"Cannot add {unknown}: optional parts are {', '.join(OPTIONAL_MODULES)}.")
     new = [n for n in OPTIONAL_MODULES if n in add_modules and not getattr(cfg, f"use_{n}")]
     cfg = cfg.with_overrides(**{f"use_{n}": True for n in new})
+    rebuild = {part: fields for part, fields in (rebuild or {}).items()
+               if any(getattr(cfg, k) != v for k, v in fields.items())}
+    for fields in rebuild.values():
+        cfg = cfg.with_overrides(**fields)
     model = build_rsam(cfg, text_encoder=text_encoder)
+    if rebuild:
+        parts = tuple(f"{n}." for n in rebuild)
+        state = {k: v for k, v in state.items() if not k.startswith(parts)}
+        state.update({k: v for k, v in model.state_dict().items() if k.startswith(parts)})
     prefixes = tuple(f"{n}." for n in new)
     if prefixes:
         stale = sorted(k for k in state if k.startswith(prefixes))
@@ -181,6 +192,7 @@ def load_checkpoint(path: str | Path, text_encoder=None, add_modules=()):
     model.checkpoint_meta = meta
     model.checkpoint_path = str(path)
     model.added_modules = tuple(new)
+    model.rebuilt_modules = tuple(rebuild)
     return model
 
 

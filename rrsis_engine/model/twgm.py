@@ -5,6 +5,11 @@ each modality, cross-attention both ways, MLPs; each followed by residual + Laye
 positional embeddings are added to queries and keys only (DETR style). A final text→image
 cross-attention yields T; T_G = T[:, 0] (the [GT] token).
 
+``pre_norm=True`` puts each LayerNorm on the sub-layer's input instead (x + f(LN(x)), the residual stream never
+normalised away). Trained from scratch, the post-norm layers' sub-layer outputs grew 5–30× larger than their
+inputs, and after the first layer every text token — [GT] included — was the same vector for every sentence:
+the text→image cross-attention's output (norm ≈ 165 against 16) replaced the text (docs/training.md).
+
 Shapes: image tokens B×(h·w)×d (h = w = image_size/16), text tokens B×L×d with key mask B×L.
 """
 
@@ -40,8 +45,9 @@ class Attention(nn.Module):
 
 
 class TWGTLayer(nn.Module):
-    def __init__(self, dim: int, heads: int, mlp_dim: int):
+    def __init__(self, dim: int, heads: int, mlp_dim: int, pre_norm: bool = False):
         super().__init__()
+        self.pre_norm = pre_norm
         self.img_self = Attention(dim, heads)
         self.txt_self = Attention(dim, heads)
         self.txt_to_img = Attention(dim, heads)  # text queries attend to image
@@ -51,6 +57,8 @@ class TWGTLayer(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(6))
 
     def forward(self, img, txt, img_pe, txt_pe, txt_mask):
+        if self.pre_norm:
+            return self._forward_pre_norm(img, txt, img_pe, txt_pe, txt_mask)
         n = self.norms
         q = img + img_pe
         img = n[0](img + self.img_self(q, q, img))
@@ -62,6 +70,19 @@ class TWGTLayer(nn.Module):
         txt_new = n[3](txt + self.txt_to_img(txt_q, img_q, img))
         img = n[4](img_new + self.img_mlp(img_new))
         txt = n[5](txt_new + self.txt_mlp(txt_new))
+        return img, txt
+
+    def _forward_pre_norm(self, img, txt, img_pe, txt_pe, txt_mask):
+        n = self.norms
+        x = n[0](img)
+        img = img + self.img_self(x + img_pe, x + img_pe, x)
+        t = n[1](txt)
+        txt = txt + self.txt_self(t + txt_pe, t + txt_pe, t, txt_mask)
+        x, t = n[2](img), n[3](txt)  # cross-attention both ways from the same inputs
+        img_new = img + self.img_to_txt(x + img_pe, t + txt_pe, t, txt_mask)
+        txt_new = txt + self.txt_to_img(t + txt_pe, x + img_pe, x)
+        img = img_new + self.img_mlp(n[4](img_new))
+        txt = txt_new + self.txt_mlp(n[5](txt_new))
         return img, txt
 
 
@@ -101,16 +122,21 @@ class TWGMInput(nn.Module):
 class TWGM(nn.Module):
     """Returns fused image tokens B×(h·w)×d and T_G B×d."""
 
-    def __init__(self, dim: int, heads: int, mlp_dim: int, layers: int, grid: int, max_text_tokens: int):
+    def __init__(self, dim: int, heads: int, mlp_dim: int, layers: int, grid: int, max_text_tokens: int,
+                 pre_norm: bool = False):
         super().__init__()
         self.grid = grid
+        self.pre_norm = pre_norm
         self.img_pe = nn.Parameter(torch.zeros(1, grid * grid, dim))
         self.txt_pe = nn.Parameter(torch.zeros(1, max_text_tokens, dim))
         nn.init.normal_(self.img_pe, std=0.02)
         nn.init.normal_(self.txt_pe, std=0.02)
-        self.layers = nn.ModuleList(TWGTLayer(dim, heads, mlp_dim) for _ in range(layers))
+        self.layers = nn.ModuleList(TWGTLayer(dim, heads, mlp_dim, pre_norm) for _ in range(layers))
         self.final_txt_to_img = Attention(dim, heads)
         self.final_norm = nn.LayerNorm(dim)
+        # pre-norm: the image stream's closing norm (the fused tokens) and the text's before the final attention
+        self.img_out_norm = nn.LayerNorm(dim) if pre_norm else None
+        self.txt_out_norm = nn.LayerNorm(dim) if pre_norm else None
 
     def forward(self, img: torch.Tensor, txt: torch.Tensor, txt_mask: torch.Tensor,
                 extra_img_pe: torch.Tensor | None = None):
@@ -121,5 +147,9 @@ class TWGM(nn.Module):
         txt_pe = self.txt_pe[:, : txt.shape[1]]
         for layer in self.layers:
             img, txt = layer(img, txt, img_pe, txt_pe, txt_mask)
+        if self.pre_norm:
+            img, t = self.img_out_norm(img), self.txt_out_norm(txt)
+            t = self.final_norm(txt + self.final_txt_to_img(t + txt_pe, img + img_pe, img))
+            return img, t[:, 0]
         t = self.final_norm(txt + self.final_txt_to_img(txt + txt_pe, img + img_pe, img))
         return img, t[:, 0]

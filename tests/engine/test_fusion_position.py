@@ -74,3 +74,39 @@ def test_ambiguity_head_scores_once_per_image_and_text(tiny_model, rgb_image, tm
     assert 0 < first.ambiguity_cues["head_score"] < 1
     assert again.ambiguity_cues["head_score"] == first.ambiguity_cues["head_score"]
     assert predictor.predict("", points=[[5, 5]], labels=[1]).ambiguity_cues["head_score"] == 0.0  # no text
+
+
+def test_pre_norm_layer_is_the_identity_when_its_sub_layers_are_silent(tiny_model):
+    """x + f(LN(x)): with every sub-layer's output projection at zero a pre-norm TWGT layer passes both streams
+    through unchanged (nothing can wash the text out of the residual stream); a post-norm one renormalises."""
+    from rrsis_engine.model.twgm import TWGTLayer
+
+    torch.manual_seed(0)
+    img, txt = torch.randn(1, 16, 32) * 50, torch.randn(1, 5, 32)
+    pe_img, pe_txt, mask = torch.randn(1, 16, 32), torch.randn(1, 5, 32), torch.ones(1, 5, dtype=torch.bool)
+    for pre_norm in (True, False):
+        layer = TWGTLayer(32, 4, 64, pre_norm=pre_norm)
+        with torch.no_grad():
+            for attn in (layer.img_self, layer.txt_self, layer.img_to_txt, layer.txt_to_img):
+                attn.out_proj.weight.zero_()
+                attn.out_proj.bias.zero_()
+            for mlp in (layer.img_mlp, layer.txt_mlp):
+                mlp[2].weight.zero_()
+                mlp[2].bias.zero_()
+            out_img, out_txt = layer(img, txt, pe_img, pe_txt, mask)
+        assert torch.allclose(out_img, img) == pre_norm and torch.allclose(out_txt, txt) == pre_norm
+
+
+def test_fine_tuning_can_rebuild_twgm_as_pre_norm(tiny_model, tmp_path):
+    path = save_checkpoint(tiny_model, tmp_path / "old.safetensors")
+    model = load_checkpoint(path, text_encoder=tiny_model.text_encoder, rebuild={"twgm": {"twgm_pre_norm": True}})
+    assert model.config.twgm_pre_norm and model.rebuilt_modules == ("twgm",)
+    old = tiny_model.state_dict()
+    new = model.state_dict()
+    assert all(torch.equal(v, old[k]) for k, v in new.items() if not k.startswith("twgm."))
+    assert any(not torch.equal(new[k], old[k]) for k in old if k.startswith("twgm.layers"))
+    assert "twgm.img_out_norm.weight" in new
+    same = load_checkpoint(save_checkpoint(model, tmp_path / "new.safetensors"), text_encoder=tiny_model.text_encoder,
+                           rebuild={"twgm": {"twgm_pre_norm": True}})
+    assert same.rebuilt_modules == ()  # already pre-norm: its weights load
+    assert all(torch.equal(v, new[k]) for k, v in same.state_dict().items())
