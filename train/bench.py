@@ -136,7 +136,7 @@ def measure(kind, config, size, batch, steps, warmup, device, threads) -> dict:
 def data_throughput(size: int, n: int, reuse: int) -> dict:
 
     from rrsis_train.sources import MixedSource, SyntheticSource
-    from rrsis_train.trainer import TrainOptions, prepare_sample
+    from rrsis_train.trainer import TrainOptions, prepare_group
 
     # blocks small enough that the measured samples span whole blocks, so reuse shows its real saving
     src = MixedSource([SyntheticSource("train", scene_size=size, reuse=reuse, block=max(1, n // (2 * reuse)))],
@@ -145,7 +145,7 @@ def data_throughput(size: int, n: int, reuse: int) -> dict:
     t0 = time.perf_counter()
     for i in range(n):
         rec, rng = src.get(i)
-        prepare_sample(rec, rng, size, opts)
+        prepare_group([rec], [rng], size, opts)
     dt = time.perf_counter() - t0
     return {"size": size, "reuse": reuse, "samples": n, "samples_per_s": n / dt, "ms_per_sample": 1e3 * dt / n}
 
