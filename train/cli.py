@@ -89,6 +89,8 @@ def register(subparsers) -> None:
     p.add_argument("--twgm-pre-norm", action="store_true",
                    help="TWGM layers with the LayerNorm before each sub-layer (an --init checkpoint without them gets "
                         "a freshly initialised TWGM)")
+    p.add_argument("--text-position", action="store_true",
+                   help="a text × position term on the fused image tokens (added fresh to an --init checkpoint)")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--synth-reuse", type=int, default=2, help="uses per drawn synthetic scene (CPU saving)")
     p.add_argument("--expressions", type=int, default=1,
@@ -134,7 +136,7 @@ _RESUMABLE = {"config": "config", "batch": "batch", "accum": "accum", "image_siz
               "warmup": "warmup", "weight_decay": "weight_decay", "click_share": "click_share",
               "click_rounds": "click_rounds", "click_only_share": "click_only_share", "click_refiner": "click_refiner", "fresh_lr_mult": "fresh_lr_mult", "dialogue_share": "dialogue_share",
               "freeze_image_encoder": "freeze_image_encoder", "rus": "rus", "ugf": "ugf", "udlr": "udlr",
-              "aux_semantic": "aux_semantic", "ambiguity_head": "ambiguity_head", "twgm_input": "twgm_input", "twgm_pre_norm": "twgm_pre_norm",
+              "aux_semantic": "aux_semantic", "ambiguity_head": "ambiguity_head", "twgm_input": "twgm_input", "twgm_pre_norm": "twgm_pre_norm", "text_position": "text_position",
               "ambiguous_target": "ambiguous_target", "init": "init", "teacher": "teacher",
               "distill_weight": "distill_weight", "loss_weights": "loss_weights", "db_holdout": "db_holdout", "ckpt_every": "ckpt_every",
               "ckpt_minutes": "ckpt_minutes", "steps": "steps"}
@@ -159,7 +161,7 @@ def options_from_args(args):
         click_rounds=args.click_rounds, click_only_share=args.click_only_share,
         click_refiner=args.click_refiner, fresh_lr_mult=args.fresh_lr_mult, reset=tuple(n.strip() for n in args.reset.split(",") if n.strip()), dialogue_share=args.dialogue_share,
         freeze_image_encoder=args.freeze_image_encoder, rus=args.rus, ugf=args.ugf, udlr=args.udlr,
-        aux_semantic=args.aux_semantic, ambiguity_head=args.ambiguity_head, twgm_input=args.twgm_input, twgm_pre_norm=args.twgm_pre_norm,
+        aux_semantic=args.aux_semantic, ambiguity_head=args.ambiguity_head, twgm_input=args.twgm_input, twgm_pre_norm=args.twgm_pre_norm, text_position=args.text_position,
         ambiguous_target=args.ambiguous_target, twgm=not args.no_twgm, mmmd=not args.no_mmmd,
         augment=not args.no_augment, ckpt_every=args.ckpt_every,
         ckpt_minutes=args.ckpt_minutes, max_minutes=args.max_minutes, log_every=args.log_every,

@@ -97,6 +97,7 @@ class TrainOptions:
     click_refiner: bool = False  # the local click-refinement head (added fresh to an --init checkpoint)
     twgm_input: bool = False  # LayerNorm + 2-D position for the tokens entering TWGM (added fresh to an --init one)
     twgm_pre_norm: bool = False  # pre-norm TWGM layers (an --init checkpoint without them gets a fresh TWGM)
+    text_position: bool = False  # text × position term on the fused tokens (added fresh to an --init checkpoint)
     fresh_lr_mult: float = 10.0  # learning-rate factor of parts added or reset on top of an --init checkpoint
     dialogue_share: float = 0.6
     freeze_image_encoder: bool = False
@@ -519,7 +520,8 @@ class Trainer:
         torch.manual_seed(opts.seed)
         modules = {"use_rus": opts.rus or opts.ugf or opts.udlr, "use_ugf": opts.ugf, "use_udlr": opts.udlr,
                    "use_click_refiner": opts.click_refiner, "use_semantic_head": opts.aux_semantic > 0,
-                   "use_ambiguity_head": opts.ambiguity_head > 0, "use_twgm_input": opts.twgm_input}
+                   "use_ambiguity_head": opts.ambiguity_head > 0, "use_twgm_input": opts.twgm_input,
+                   "use_text_position": opts.text_position}
         if opts.init and not (opts.twgm and opts.mmmd):
             raise RRSISError("--no-twgm / --no-mmmd build a fresh model for the ablation; they cannot change an "
                              "--init checkpoint's architecture.")

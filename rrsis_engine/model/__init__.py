@@ -27,7 +27,7 @@ def build_rsam(config: str | RSAMConfig = DEFAULT_MODEL, text_encoder=None) -> R
     from rrsis_engine.model.mmmd import MMMD
     from rrsis_engine.model.prompts import RSAMPromptEncoder
     from rrsis_engine.model.text_encoder import TextEncoder
-    from rrsis_engine.model.twgm import TWGM, TWGMInput
+    from rrsis_engine.model.twgm import TWGM, TextPosition, TWGMInput
     from rrsis_engine.model.uncertainty import RUS, UDLR, UGF
 
     cfg = get_config(config) if isinstance(config, str) else config
@@ -49,6 +49,7 @@ def build_rsam(config: str | RSAMConfig = DEFAULT_MODEL, text_encoder=None) -> R
         semantic_head=nn.Conv2d(d, len(SEMANTIC_CLASSES), 1) if cfg.use_semantic_head else None,
         ambiguity_head=AmbiguityHead(d) if cfg.use_ambiguity_head else None,
         twgm_input=TWGMInput(d, cfg.image_size // 16) if cfg.use_twgm_input else None,
+        text_position=TextPosition(d, cfg.image_size // 16) if cfg.use_text_position else None,
     )
 
 

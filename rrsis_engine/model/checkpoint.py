@@ -145,7 +145,8 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
 
 
 # optional parts that fine-tuning may switch on for a checkpoint trained without them: config use_NAME, keys NAME.*
-OPTIONAL_MODULES = ("rus", "ugf", "udlr", "click_refiner", "semantic_head", "ambiguity_head", "twgm_input")
+OPTIONAL_MODULES = ("rus", "ugf", "udlr", "click_refiner", "semantic_head", "ambiguity_head", "twgm_input",
+                    "text_position")
 
 
 def load_checkpoint(path: str | Path, text_encoder=None, add_modules=(), rebuild: dict | None = None):

@@ -71,6 +71,8 @@ class RSAMConfig:
     # TWGM layers with the LayerNorm before each sub-layer (x + f(LN(x))); post-norm (the paper's) lost the text
     # stream when trained from scratch (rrsis_engine.model.twgm).
     twgm_pre_norm: bool = False
+    # a text × position term added to the fused image tokens (rrsis_engine.model.twgm.TextPosition)
+    use_text_position: bool = False
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -112,7 +114,7 @@ class RSAMConfig:
 
 OPTIONAL_FIELDS = ("use_rus", "use_ugf", "use_udlr", "rus_loss_weight", "rus_warmup_steps", "rus_max_pos_weight",
                    "udlr_channels", "udlr_tau", "udlr_temperature", "use_click_refiner", "use_semantic_head",
-                   "use_ambiguity_head", "use_twgm_input", "twgm_pre_norm")
+                   "use_ambiguity_head", "use_twgm_input", "twgm_pre_norm", "use_text_position")
 
 REGISTRY: dict[str, RSAMConfig] = {
     # The paper's model: SAM 2.1 Hiera-B+ at 1024².

@@ -36,7 +36,7 @@ class ImageFeatures:
 class RSAM(nn.Module):
     def __init__(self, config: RSAMConfig, image_encoder, text_encoder, twgm, prompt_encoder, mask_decoder,
                  rus=None, ugf=None, udlr=None, click_refiner=None, semantic_head=None, ambiguity_head=None,
-                 twgm_input=None):
+                 twgm_input=None, text_position=None):
         super().__init__()
         self.config = config
         self.image_encoder = image_encoder
@@ -48,7 +48,7 @@ class RSAM(nn.Module):
         # absent from the state dict and older checkpoints load strictly.
         for name, module in (("rus", rus), ("ugf", ugf), ("udlr", udlr), ("click_refiner", click_refiner),
                              ("semantic_head", semantic_head), ("ambiguity_head", ambiguity_head),
-                             ("twgm_input", twgm_input)):
+                             ("twgm_input", twgm_input), ("text_position", text_position)):
             if (module is not None) != getattr(config, f"use_{name}"):
                 raise ValueError(f"{name} module given={module is not None} but config.use_{name}="
                                  f"{getattr(config, f'use_{name}')}; build with rrsis_engine.model.build_rsam.")
@@ -59,6 +59,7 @@ class RSAM(nn.Module):
         self.semantic_head = semantic_head  # V_d B×d×h×w → category logits B×K×h×w (training only)
         self.ambiguity_head = ambiguity_head  # fused V_d, T_G → ambiguity logit B×1 (rrsis_engine.model.ambiguity_head)
         self.twgm_input = twgm_input  # LayerNorm + 2-D position of the tokens entering TWGM (rrsis_engine.model.twgm)
+        self.text_position = text_position  # text × position term on the fused tokens (rrsis_engine.model.twgm)
 
     @property
     def image_size(self) -> int:
@@ -115,9 +116,11 @@ class RSAM(nn.Module):
                 pos = self.twgm_input.pos
                 img, t_global = self.twgm(self.twgm_input(img), txt, txt_mask, extra_img_pe=pos)
                 img = img + pos
+        if self.text_position is not None:
+            img = img + self.text_position(txt[:, 0])
         if self.ugf is not None:
             img = self.ugf(img, txt, txt_mask, uncertainty, (h, w))
-        elif not self.config.use_twgm:
+        elif not self.config.use_twgm and self.text_position is None:
             return vd, t_global
         return img.transpose(1, 2).reshape(b, c, h, w), t_global
 

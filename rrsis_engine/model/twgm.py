@@ -119,6 +119,28 @@ class TWGMInput(nn.Module):
         return self.norm(img) + self.pos
 
 
+class TextPosition(nn.Module):
+    """Where the sentence points, added to the fused image tokens: token p gets W_o·GELU(W_p·pos(p) + W_t·t), with
+    t the sentence's [GT] token from the text encoder (before fusion) and pos the :func:`sincos_2d` table. A direct
+    text × position path for "in the upper left", "the westernmost …": trained models fused without it made the same
+    mask for "the westernmost building" and "the easternmost building" (docs/training.md). W_o starts at zero (the
+    fusion is unchanged at initialisation). Config ``use_text_position``."""
+
+    def __init__(self, dim: int, grid: int, pos_dim: int = 64, hidden: int = 128):
+        super().__init__()
+        self.register_buffer("table", sincos_2d(grid, pos_dim)[None], persistent=False)  # 1×(grid²)×pos_dim
+        self.pos_proj = nn.Linear(pos_dim, hidden)
+        self.text_proj = nn.Linear(dim, hidden)
+        self.out = nn.Linear(hidden, dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, t_text: torch.Tensor) -> torch.Tensor:
+        """t_text B×d → B×(grid²)×d, to add to the fused image tokens."""
+        h = self.pos_proj(self.table) + self.text_proj(t_text)[:, None, :]
+        return self.out(torch.nn.functional.gelu(h))
+
+
 class TWGM(nn.Module):
     """Returns fused image tokens B×(h·w)×d and T_G B×d."""
 
