@@ -49,7 +49,7 @@ def test_fused_tokens_know_where_they_are_only_with_the_input_module(tiny_model)
     assert r2[True] > 0.9 and r2[False] < 0.5, r2
 
 
-@pytest.mark.parametrize("module", ["twgm_input", "ambiguity_head"])
+@pytest.mark.parametrize("module", ["twgm_input", "ambiguity_head", "text_position"])
 def test_fine_tuning_adds_the_module_to_a_checkpoint_without_it(tiny_model, tmp_path, module):
     path = save_checkpoint(tiny_model, tmp_path / "old.safetensors")
     model = load_checkpoint(path, text_encoder=tiny_model.text_encoder, add_modules=[module])
@@ -110,3 +110,32 @@ def test_fine_tuning_can_rebuild_twgm_as_pre_norm(tiny_model, tmp_path):
                            rebuild={"twgm": {"twgm_pre_norm": True}})
     assert same.rebuilt_modules == ()  # already pre-norm: its weights load
     assert all(torch.equal(v, new[k]) for k, v in same.state_dict().items())
+
+
+def test_text_position_is_neutral_at_init_and_learns_where_a_sentence_points(tiny_model):
+    from rrsis_engine.model.twgm import TextPosition
+
+    torch.manual_seed(0)
+    plain = _build(tiny_model)
+    with_prior = _build(tiny_model, use_text_position=True)
+    with_prior.load_state_dict(plain.state_dict(), strict=False)
+    g = tiny_model.image_size // 16
+    vd = torch.randn(1, tiny_model.config.d_model, g, g)
+    txt, mask = plain.encode_text(*plain.text_embed(["the house in the upper left"]))
+    with torch.no_grad():
+        assert torch.equal(plain.fuse(vd, txt, mask)[0], with_prior.fuse(vd, txt, mask)[0])
+    # alone, it learns a text-dependent spatial map: sentence A → left half, sentence B → right half
+    grid, dim = 8, 32
+    module = TextPosition(dim, grid)
+    readout = torch.nn.Linear(dim, 1)
+    sentences = torch.randn(2, dim)
+    cols = torch.arange(grid * grid) % grid
+    target = torch.stack([(cols < grid // 2).float(), (cols >= grid // 2).float()])
+    opt = torch.optim.Adam([*module.parameters(), *readout.parameters()], lr=1e-2)
+    for _ in range(300):
+        logits = readout(module(sentences))[..., 0]
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert ((readout(module(sentences))[..., 0] > 0).float() == target).float().mean() > 0.95
