@@ -63,8 +63,8 @@ def main(model_name: str = "rsam-lite") -> None:
     t_g = torch.stack(t_g)  # scenes × texts × d
     print(f"{model_name}: T_G mean cosine across sentences {mean_offdiag_cosine(t_g):.4f} (same scene), "
           f"across scenes {mean_offdiag_cosine(t_g.transpose(0, 1)):.4f} (same sentence)")
-    print("position probe R² (column, row): V_d %.2f, %.2f; fused %.2f, %.2f"
-          % (*position_r2(raw, grid), *position_r2(fused, grid)))
+    (raw_x, raw_y), (fused_x, fused_y) = position_r2(raw, grid), position_r2(fused, grid)
+    print(f"position probe R² (column, row): V_d {raw_x:.2f}, {raw_y:.2f}; fused {fused_x:.2f}, {fused_y:.2f}")
 
 
 if __name__ == "__main__":
