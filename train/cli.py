@@ -83,6 +83,9 @@ def register(subparsers) -> None:
     p.add_argument("--ambiguous-target", choices=("skip", "union"), default="skip",
                    help="text turn of an ambiguous expression: no loss (skip) or every look-alike it matches (union: "
                         "the model shows all candidates, and clicks or a follow-up pick one)")
+    p.add_argument("--distractor-loss", type=float, default=0.0, metavar="W",
+                   help="weight of a loss on the text turn's mask over the look-alikes the expression rules out "
+                        "(objects of the target's category it does not mean)")
     p.add_argument("--twgm-input", action="store_true",
                    help="LayerNorm + 2-D position embedding for the image tokens entering TWGM (added fresh to an "
                         "--init checkpoint without it)")
@@ -137,7 +140,8 @@ _RESUMABLE = {"config": "config", "batch": "batch", "accum": "accum", "image_siz
               "click_rounds": "click_rounds", "click_only_share": "click_only_share", "click_refiner": "click_refiner", "fresh_lr_mult": "fresh_lr_mult", "dialogue_share": "dialogue_share",
               "freeze_image_encoder": "freeze_image_encoder", "rus": "rus", "ugf": "ugf", "udlr": "udlr",
               "aux_semantic": "aux_semantic", "ambiguity_head": "ambiguity_head", "twgm_input": "twgm_input", "twgm_pre_norm": "twgm_pre_norm", "text_position": "text_position",
-              "ambiguous_target": "ambiguous_target", "init": "init", "teacher": "teacher",
+              "ambiguous_target": "ambiguous_target",
+              "distractor_loss": "distractor_loss", "init": "init", "teacher": "teacher",
               "distill_weight": "distill_weight", "loss_weights": "loss_weights", "db_holdout": "db_holdout", "ckpt_every": "ckpt_every",
               "ckpt_minutes": "ckpt_minutes", "steps": "steps"}
 
@@ -162,7 +166,7 @@ def options_from_args(args):
         click_refiner=args.click_refiner, fresh_lr_mult=args.fresh_lr_mult, reset=tuple(n.strip() for n in args.reset.split(",") if n.strip()), dialogue_share=args.dialogue_share,
         freeze_image_encoder=args.freeze_image_encoder, rus=args.rus, ugf=args.ugf, udlr=args.udlr,
         aux_semantic=args.aux_semantic, ambiguity_head=args.ambiguity_head, twgm_input=args.twgm_input, twgm_pre_norm=args.twgm_pre_norm, text_position=args.text_position,
-        ambiguous_target=args.ambiguous_target, twgm=not args.no_twgm, mmmd=not args.no_mmmd,
+        ambiguous_target=args.ambiguous_target, distractor_loss=args.distractor_loss, twgm=not args.no_twgm, mmmd=not args.no_mmmd,
         augment=not args.no_augment, ckpt_every=args.ckpt_every,
         ckpt_minutes=args.ckpt_minutes, max_minutes=args.max_minutes, log_every=args.log_every,
         threads=args.threads, since=args.since, db_image_root=args.db_image_root, db_holdout=args.db_holdout, progress=not args.no_progress,

@@ -324,7 +324,7 @@ def augment(rec: dict, rng: np.random.Generator, geometric: bool = True, color: 
     return augment_group([rec], rng, geometric, color, black_rects)[0]
 
 
-MASK_KEYS = ("mask", "followup_mask", "candidates_mask", "semantic")
+MASK_KEYS = ("mask", "followup_mask", "candidates_mask", "distractors_mask", "semantic")
 
 
 def augment_group(recs: list[dict], rng: np.random.Generator, geometric: bool = True, color: bool = True,

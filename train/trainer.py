@@ -51,15 +51,15 @@ from rrsis_engine.data.expressions import SEMANTIC_CLASSES
 from rrsis_engine.errors import CheckpointError, RRSISError
 from rrsis_engine.model import ImageFeatures, build_rsam, get_config, load_checkpoint, save_checkpoint
 from rrsis_engine.model import transforms as T
-from rrsis_engine.model.loss import mask_iou, rsam_loss, rus_loss, semantic_loss
+from rrsis_engine.model.loss import distractor_loss, mask_iou, rsam_loss, rus_loss, semantic_loss
 
 log = logging.getLogger("rrsis.train")
 
 CSV_FIELDS = ["step", "samples", "loss", "loss_text", "loss_click", "loss_distill", "focal", "dice", "obj", "iou_l1",
-              "rus", "semantic", "ambiguity", "miou_text", "miou_click", "lr", "samples_per_s", "elapsed_s"]
+              "rus", "semantic", "ambiguity", "distractor", "miou_text", "miou_click", "lr", "samples_per_s", "elapsed_s"]
 # row keys averaged over DDP ranks (a rank may lack some: (sum, count) pairs are reduced)
 REDUCED_KEYS = ["loss", "loss_text", "loss_click", "loss_distill", "miou_text", "miou_click", "focal", "dice", "obj",
-                "iou_l1", "rus", "semantic", "ambiguity"]
+                "iou_l1", "rus", "semantic", "ambiguity", "distractor"]
 
 
 @dataclass
@@ -116,6 +116,9 @@ class TrainOptions:
     # text turn of an ambiguous expression: "skip" (no loss: its target is one look-alike at random) or "union"
     # (scored against every look-alike it matches, the records' ``candidates_mask``, when they carry one)
     ambiguous_target: str = "skip"
+    # weight of a loss on the text turn's logits over the look-alikes the expression rules out (the records'
+    # ``distractors_mask``: objects of the target's category that are not meant), on top of the mask loss
+    distractor_loss: float = 0.0
     augment: bool = True
     black_rects: float = 0.5
     ckpt_every: int = 500
@@ -190,6 +193,7 @@ class Sample:
     click_only: bool  # no text: the session starts with a positive click (``expression`` is "")
     semantic: torch.Tensor | None  # K×g×g category area fractions on the S/16 grid (see semantic_target), or None
     ambiguous_label: bool  # the record's ``ambiguous`` (the ambiguity head's target)
+    distractors: torch.Tensor | None  # 1×s×s share of each S/4 cell covered by ruled-out look-alikes, or None
     rng: np.random.Generator
     id: str
     group: int = 0  # samples of one group share the image (several expressions about one scene)
@@ -240,6 +244,9 @@ def prepare_sample(rec: dict, rng: np.random.Generator, size: int, opts: TrainOp
         semantic=semantic_target(rec["semantic"], size) if opts.aux_semantic > 0 and rec.get("semantic") is not None
         else None,
         ambiguous_label=label and not click_only,
+        distractors=T.mask_to_tensor(np.asarray(rec["distractors_mask"], dtype=bool), size, s)[0]
+        if opts.distractor_loss > 0 and not click_only and rec.get("distractors_mask") is not None
+        and rec["distractors_mask"].any() else None,
         rng=rng,
         id=str(rec.get("id", "")),
         group=group,
@@ -265,8 +272,9 @@ class TrainStep(nn.Module):
 
     def __init__(self, model, freeze_image_encoder: bool = False, click_rounds: int = 3, teacher=None,
                  distill_weight: float = 1.0, loss_weights=(20.0, 1.0, 1.0, 1.0), aux_semantic: float = 0.0,
-                 ambiguity_weight: float = 0.0):
+                 ambiguity_weight: float = 0.0, distractor_weight: float = 0.0):
         super().__init__()
+        self.distractor_weight = distractor_weight
         self.model = model
         self.aux_semantic = aux_semantic
         self.ambiguity_weight = ambiguity_weight
@@ -333,6 +341,11 @@ class TrainStep(nn.Module):
             ti = torch.tensor(texted, device=device)
             labels = torch.tensor([float(samples[i].ambiguous_label) for i in texted], device=device)
             ambiguity = F.binary_cross_entropy_with_logits(m.ambiguity(vd[ti], tg[ti])[:, 0], labels)
+        distractor = None
+        d_rows = [i for i, s in enumerate(samples) if s.distractors is not None]
+        if self.distractor_weight > 0 and d_rows:
+            di = torch.tensor(d_rows, device=device)
+            distractor = distractor_loss(low[di], torch.stack([samples[i].distractors for i in d_rows]).to(device))
         semantic = None
         s_idx = [i for i, s in enumerate(samples) if s.semantic is not None]
         if m.semantic_head is not None and self.aux_semantic > 0 and s_idx:
@@ -415,6 +428,8 @@ class TrainStep(nn.Module):
             loss = loss + self.aux_semantic * semantic
         if ambiguity is not None:
             loss = loss + self.ambiguity_weight * ambiguity
+        if distractor is not None:
+            loss = loss + self.distractor_weight * distractor
         if rus is not None:
             # added once per batch (not by turn share); loss_text stays the segmentation loss alone
             loss = loss + self.rus_weight() * rus
@@ -422,7 +437,8 @@ class TrainStep(nn.Module):
                      loss_click=click_loss, miou_text=iou_text, miou_click=iou_click,
                      rus=None if rus is None else float(rus.detach()),
                      semantic=None if semantic is None else float(semantic.detach()),
-                     ambiguity=None if ambiguity is None else float(ambiguity.detach()))
+                     ambiguity=None if ambiguity is None else float(ambiguity.detach()),
+                     distractor=None if distractor is None else float(distractor.detach()))
         return loss, stats
 
 
@@ -584,7 +600,8 @@ class Trainer:
             for p in teacher.parameters():
                 p.requires_grad_(False)
         self.step_module = TrainStep(self.model, opts.freeze_image_encoder, opts.click_rounds, teacher,
-                                     opts.distill_weight, opts.loss_weights, opts.aux_semantic, opts.ambiguity_head)
+                                     opts.distill_weight, opts.loss_weights, opts.aux_semantic, opts.ambiguity_head,
+                                     opts.distractor_loss)
         self.wrapped = self.step_module
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP

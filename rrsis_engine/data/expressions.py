@@ -421,3 +421,11 @@ def realize(spec: dict, rng: np.random.Generator) -> str:
             return f"{tail[0]}, the {noun}"
         return f"the {REGION_ADJ[spec['region']]} {noun}"
     return " ".join([phrase] + tail)
+
+
+def distractors(objects: list[SceneObject], referred: list[SceneObject]) -> list[SceneObject]:
+    """The look-alikes an expression must rule out: objects of a referred object's category that it does not
+    refer to (for an ambiguous expression, ``referred`` are all the objects it matches)."""
+    ids = {o.id for o in referred}
+    cats = {o.category for o in referred}
+    return [o for o in objects if o.category in cats and o.id not in ids]

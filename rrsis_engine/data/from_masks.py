@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from rrsis_engine.data.expressions import SceneObject, realize
+from rrsis_engine.data.expressions import SceneObject, distractors, realize
 from rrsis_engine.data.synthetic import KIND_WEIGHTS, KINDS, ExpressionSampler
 from rrsis_engine.errors import DataError
 
@@ -69,6 +69,7 @@ def expressions_for_image(image: np.ndarray, class_mask: np.ndarray, seed: int, 
         if prop is None:
             continue
         spec, targets = prop
+        referred = list(targets)  # for an ambiguous expression: every object it matches
         amb = kind == "ambiguous"
         follow = fmask = candidates = None
         if amb:
@@ -101,6 +102,8 @@ def expressions_for_image(image: np.ndarray, class_mask: np.ndarray, seed: int, 
         }
         if candidates is not None:
             rec["candidates_mask"] = candidates
+        rec["distractors_mask"] = np.logical_or.reduce([o.mask for o in distractors(objs, referred)]
+                                                       or [np.zeros(hw, bool)])
         if image_path is not None:
             rec["image_path"] = image_path
         out.append(rec)

@@ -4,10 +4,11 @@ One JSON object per line, paths relative to the JSONL file (brief §5)::
 
     {"id": str, "image": "images/x.png", "expression": str, "mask": "masks/x.png",
      "ambiguous": bool, "kind": str, "followup": str, "followup_mask": "masks/x_followup.png",
-     "candidates_mask": "masks/x_candidates.png"}
+     "candidates_mask": "masks/x_candidates.png", "distractors_mask": "masks/x_distractors.png"}
 
-``ambiguous``, ``kind``, ``followup``, ``followup_mask`` and ``candidates_mask`` (for an ambiguous expression:
-every object it matches) are optional. Masks are binary PNGs
+``ambiguous``, ``kind``, ``followup``, ``followup_mask``, ``candidates_mask`` (for an ambiguous expression:
+every object it matches) and ``distractors_mask`` (objects of the target's category the expression rules out)
+are optional. Masks are binary PNGs
 (0 background, 255 target), same size as the image.
 """
 
@@ -113,5 +114,8 @@ def write_jsonl(records: Iterable[dict], out_dir: str | Path, name: str = "data.
             if rec.get("ambiguous") and rec.get("candidates_mask") is not None:
                 line["candidates_mask"] = f"masks/{rid}_candidates.png"
                 write_mask_png(rec["candidates_mask"], out / line["candidates_mask"])
+            if rec.get("distractors_mask") is not None and rec["distractors_mask"].any():
+                line["distractors_mask"] = f"masks/{rid}_distractors.png"
+                write_mask_png(rec["distractors_mask"], out / line["distractors_mask"])
             f.write(json.dumps(line, ensure_ascii=False) + "\n")
     return jpath

@@ -2,7 +2,8 @@
 
 Record: {"id": str, "image": H×W×3 uint8, "mask": H×W bool, "expression": str, "ambiguous": bool,
 "followup": str|None, "followup_mask": H×W bool|None, "kind": str, "image_path": str|None} and, for ambiguous
-expressions whose data know all look-alikes, "candidates_mask": H×W bool.
+expressions whose data know all look-alikes, "candidates_mask": H×W bool; "distractors_mask" (H×W bool, the
+target's look-alikes the expression rules out) where the data know them.
 
 Formats:
 - ours: JSONL, paths relative to the file (see :mod:`rrsis_engine.data.jsonl`).
@@ -110,8 +111,9 @@ def read_jsonl(path: str | Path) -> Iterator[dict]:
             fm = read_mask(base / obj["followup_mask"], f"follow-up mask of {path.name}:{n}")
         rec = _record(obj.get("id", f"{path.stem}-{n}"), image, mask, obj["expression"], str(ip),
                       obj.get("ambiguous", False), obj.get("followup"), fm, obj.get("kind", ""))
-        if obj.get("candidates_mask"):
-            rec["candidates_mask"] = read_mask(base / obj["candidates_mask"], f"candidates mask of {path.name}:{n}")
+        for key in ("candidates_mask", "distractors_mask"):
+            if obj.get(key):
+                rec[key] = read_mask(base / obj[key], f"{key.replace('_', ' ')} of {path.name}:{n}")
         yield rec
 
 

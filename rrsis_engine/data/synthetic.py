@@ -27,6 +27,7 @@ from rrsis_engine.data.expressions import (
     Match,
     SceneObject,
     SpecError,
+    distractors,
     realize,
     resolve,
 )
@@ -68,6 +69,7 @@ class SyntheticSample:
     image: H×W×3 uint8. mask: H×W bool target. objects: all referable objects of the scene.
     spec: the structured meaning of ``expression``. followup_mask: H×W bool or None.
     extra["candidates_mask"]: for an ambiguous expression, H×W bool union of every object it matches.
+    extra["distractors_mask"]: H×W bool, objects of the target's category the expression rules out.
     """
 
     id: str
@@ -99,6 +101,7 @@ class SyntheticSample:
             "kind": self.kind,
             "semantic": self.semantic_map() if semantic else None,
             "candidates_mask": self.extra.get("candidates_mask"),
+            "distractors_mask": self.extra.get("distractors_mask"),
         }
 
     def semantic_map(self) -> np.ndarray:
@@ -843,7 +846,8 @@ def sample_expression(seed: int, image: np.ndarray, objects: list[SceneObject], 
         followup=follow,
         followup_mask=_union(fobjs, hw) if fobjs else None,
         followup_kind=fkind,
-        extra={"candidates_mask": _union(candidates, hw)} if candidates else {},
+        extra={"distractors_mask": _union(distractors(objects, candidates or objs), hw),
+               **({"candidates_mask": _union(candidates, hw)} if candidates else {})},
     )
 
 

@@ -101,3 +101,13 @@ def semantic_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     p = target / weight.clamp_min(1e-6)[:, None]
     ce = -(p * F.log_softmax(logits.float(), 1)).sum(1)
     return (ce * weight).sum() / weight.sum().clamp_min(1e-6)
+
+
+def distractor_loss(logits: torch.Tensor, distractors: torch.Tensor) -> torch.Tensor:
+    """Mean BCE towards background over the look-alikes an expression rules out: logits B×1×h×w, distractors
+    B×1×h×w share of each cell they cover (same grid). Each sample is the distractor-weighted mean of
+    softplus(logit) — a mask that also covers the other houses of "the westernmost house" pays here in full,
+    however small they are next to the image."""
+    weight = distractors.flatten(1)
+    per_sample = (F.softplus(logits.float()).flatten(1) * weight).sum(1) / weight.sum(1).clamp_min(1e-6)
+    return per_sample.mean()

@@ -28,7 +28,8 @@ def test_jsonl_round_trip(tmp_path):
         {"id": "a", "image": shared, "mask": _mask(), "expression": "the red roof", "ambiguous": False, "kind": "attribute",
          "followup": "no, the one further north", "followup_mask": _mask(r=(0, 4))},
         {"id": "b", "image": shared, "mask": _mask(c=(0, 3)), "expression": "the building", "ambiguous": True,
-         "followup": None, "followup_mask": None, "candidates_mask": _mask(c=(0, 6))},
+         "followup": None, "followup_mask": None, "candidates_mask": _mask(c=(0, 6)),
+         "distractors_mask": _mask(c=(40, 44))},
     ]
     path = write_jsonl(recs, tmp_path / "ds")
     lines = [json.loads(x) for x in path.read_text().splitlines()]
@@ -45,6 +46,7 @@ def test_jsonl_round_trip(tmp_path):
     assert back[0]["followup"] == "no, the one further north" and back[1]["followup_mask"] is None
     assert "candidates_mask" not in back[0] and lines[1]["candidates_mask"] == "masks/b_candidates.png"
     np.testing.assert_array_equal(back[1]["candidates_mask"], recs[1]["candidates_mask"])
+    np.testing.assert_array_equal(back[1]["distractors_mask"], recs[1]["distractors_mask"])
     # paths are relative to the file: moving the folder keeps it readable
     moved = tmp_path / "moved"
     (tmp_path / "ds").rename(moved)

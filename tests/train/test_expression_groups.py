@@ -128,3 +128,33 @@ def test_record_source_groups_expressions_about_the_same_image_file():
     assert [r["id"] for r in src.get_group(4, np.random.default_rng(0))] == ["4"]  # no path: no group
     single = RecordSource(records, "test")
     assert [r["id"] for r in single.get_group(2, np.random.default_rng(0))] == ["2"]
+
+
+def test_records_name_the_look_alikes_an_expression_rules_out():
+    for seed in range(40):
+        s = generate_sample(seed, 128)
+        rec = s.to_record()
+        referred = rec["candidates_mask"] if rec["candidates_mask"] is not None else rec["mask"]
+        assert not (rec["distractors_mask"] & referred).any()
+        same_category = {o.category for o in s.objects if o.id in s.target_ids}
+        expected = np.zeros_like(rec["mask"])
+        for o in s.objects:
+            if o.category in same_category and not (o.mask & referred).any():
+                expected |= o.mask
+        assert np.array_equal(rec["distractors_mask"], expected), s.expression
+        if s.kind == "class":  # "all houses": nothing is ruled out
+            assert not rec["distractors_mask"].any()
+
+
+def test_distractor_loss_charges_only_the_ruled_out_look_alikes():
+    from rrsis_engine.model.loss import distractor_loss
+
+    logits = torch.full((2, 1, 8, 8), -5.0)
+    distractors = torch.zeros(2, 1, 8, 8)
+    distractors[:, :, :2, :2] = 1.0
+    quiet = distractor_loss(logits, distractors)
+    logits[0, :, :2, :2] = 5.0  # sample 0 segments its look-alike too
+    loud = distractor_loss(logits, distractors)
+    assert quiet < 0.01 and loud > 2.0
+    logits[0, :, 4:, 4:] = 5.0  # foreground elsewhere (the target) costs nothing here
+    assert torch.isclose(distractor_loss(logits, distractors), loud)
