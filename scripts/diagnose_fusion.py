@@ -1,20 +1,25 @@
-"""Does text reach the decoder, and does the fusion know where things are? Two probes of a trained model.
+"""Does text reach the decoder, and does the fusion know where things are? Three probes of a trained model.
 
 1. T_G (the [GT] token TWGM hands to the decoder) for several sentences on the same scenes: mean pairwise cosine
    across sentences and across scenes. 1.000 across sentences means the decoder's mask token cannot see the text.
 2. Position: a ridge probe for a token's column / row index, fitted on 9 synthetic scenes and scored (R²) on 3
    others, on the unfused V_d and on the fused tokens (for the first sentence). R² ≈ 0: "left", "northernmost", "right of" cannot be
    resolved from the features.
+3. Direction words: for the position expressions of 200 validation scenes, the mask for the sentence and for the
+   sentence with its direction flipped ("westernmost" ↔ "easternmost", "left" ↔ "right", …): mean IoU between the
+   two masks. 1.0 means the model ignores the direction.
 
     .venv/bin/python scripts/diagnose_fusion.py [MODEL]      # default: rsam-lite (the shipped model)
 """
 
+import re
 import sys
 
 import numpy as np
 import torch
 
-from rrsis_engine.data.synthetic import generate_sample
+from rrsis_engine import metrics as M
+from rrsis_engine.data.synthetic import SyntheticReferringDataset, generate_sample
 from rrsis_engine.model import transforms as T
 from rrsis_engine.predictor import load_predictor
 
@@ -44,8 +49,31 @@ def position_r2(tokens: list[np.ndarray], grid: int) -> tuple[float, float]:
     return out[0], out[1]
 
 
+FLIP = {"west": "east", "east": "west", "north": "south", "south": "north", "left": "right", "right": "left",
+        "top": "bottom", "bottom": "top", "upper": "lower", "lower": "upper"}
+DIRECTION = re.compile("|".join(FLIP))
+
+
+def direction_flip_iou(predictor, n_scenes: int = 200) -> tuple[float, float, int]:
+    """(mean IoU of the masks for a position expression and its direction-flipped twin, share of pairs with
+    IoU > 0.9, pairs) over the validation scenes' position expressions (pairs where both masks are empty skipped)."""
+    ds = SyntheticReferringDataset("val", size=n_scenes, image_size=predictor.image_size)
+    ious = []
+    for i in range(len(ds)):
+        rec = ds[i]
+        if rec["kind"] != "position" or not DIRECTION.search(rec["expression"]):
+            continue
+        predictor.set_image(rec["image"])
+        a = predictor.predict(text=rec["expression"]).mask
+        b = predictor.predict(text=DIRECTION.sub(lambda m: FLIP[m.group(0)], rec["expression"])).mask
+        if a.any() or b.any():
+            ious.append(M.iou(a, b))
+    return float(np.mean(ious)), float(np.mean(np.asarray(ious) > 0.9)), len(ious)
+
+
 def main(model_name: str = "rsam-lite") -> None:
-    model = load_predictor(model_name, device="cpu", disk_cache=False).model
+    predictor = load_predictor(model_name, device="cpu", disk_cache=False)
+    model = predictor.model
     size, grid = model.image_size, model.image_size // 16
     t_g, raw, fused = [], [], []
     with torch.no_grad():
@@ -65,6 +93,8 @@ def main(model_name: str = "rsam-lite") -> None:
           f"across scenes {mean_offdiag_cosine(t_g.transpose(0, 1)):.4f} (same sentence)")
     (raw_x, raw_y), (fused_x, fused_y) = position_r2(raw, grid), position_r2(fused, grid)
     print(f"position probe R² (column, row): V_d {raw_x:.2f}, {raw_y:.2f}; fused {fused_x:.2f}, {fused_y:.2f}")
+    mean_iou, share_same, pairs = direction_flip_iou(predictor)
+    print(f"direction flipped: mask IoU {mean_iou:.3f} on average, {share_same:.0%} of {pairs} pairs > 0.9")
 
 
 if __name__ == "__main__":
