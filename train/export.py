@@ -1,4 +1,4 @@
-"""Export a trained checkpoint for shipping: float16 weights (half the size; rsam-lite 44 MB → 22 MB) plus
+"""Export a trained checkpoint for shipping: float16 weights (half the size; rsam-lite 47 MB → 23 MB) plus
 its JSON config, split into files of at most ``max_shard_bytes`` (15 MiB: the repository refuses files over
 16 MiB). ``load_checkpoint`` loads it unchanged (weights are cast back to float32 on load).
 
