@@ -274,10 +274,10 @@ class TrainStep(nn.Module):
                  distill_weight: float = 1.0, loss_weights=(20.0, 1.0, 1.0, 1.0), aux_semantic: float = 0.0,
                  ambiguity_weight: float = 0.0, distractor_weight: float = 0.0):
         super().__init__()
-        self.distractor_weight = distractor_weight
         self.model = model
         self.aux_semantic = aux_semantic
         self.ambiguity_weight = ambiguity_weight
+        self.distractor_weight = distractor_weight
         self.loss_weights = tuple(float(w) for w in loss_weights)
         self.freeze_image_encoder = freeze_image_encoder
         self.click_rounds = click_rounds

@@ -423,6 +423,14 @@ def realize(spec: dict, rng: np.random.Generator) -> str:
     return " ".join([phrase] + tail)
 
 
+def union_mask(objects: list[SceneObject], hw: tuple[int, int]) -> np.ndarray:
+    """H×W bool union of the objects' masks (all False for no objects); hw = (rows, cols)."""
+    mask = np.zeros(hw, bool)
+    for o in objects:
+        mask |= o.mask
+    return mask
+
+
 def distractors(objects: list[SceneObject], referred: list[SceneObject]) -> list[SceneObject]:
     """The look-alikes an expression must rule out: objects of a referred object's category that it does not
     refer to (for an ambiguous expression, ``referred`` are all the objects it matches)."""

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from rrsis_engine.data.expressions import SceneObject, distractors, realize
+from rrsis_engine.data.expressions import SceneObject, distractors, realize, union_mask
 from rrsis_engine.data.synthetic import KIND_WEIGHTS, KINDS, ExpressionSampler
 from rrsis_engine.errors import DataError
 
@@ -73,7 +73,7 @@ def expressions_for_image(image: np.ndarray, class_mask: np.ndarray, seed: int, 
         amb = kind == "ambiguous"
         follow = fmask = candidates = None
         if amb:
-            candidates = np.logical_or.reduce([o.mask for o in targets])
+            candidates = union_mask(targets, hw)
             target = targets[int(rng.integers(len(targets)))]
             follow = sampler.disambiguate(targets, target)
             if follow is None:
@@ -84,12 +84,12 @@ def expressions_for_image(image: np.ndarray, class_mask: np.ndarray, seed: int, 
             fol = sampler.correction(targets[0])
             if fol:
                 follow = fol[0]
-                fmask = np.logical_or.reduce([o.mask for o in fol[1]])
+                fmask = union_mask(fol[1], hw)
         key = (kind, tuple(sorted(o.id for o in targets)), repr(sorted(spec.items())))
         if key in seen:
             continue
         seen.add(key)
-        mask = np.logical_or.reduce([o.mask for o in targets])
+        mask = union_mask(targets, hw)
         rec = {
             "id": f"{id_prefix}-{len(out):03d}",
             "image": image,
@@ -102,8 +102,7 @@ def expressions_for_image(image: np.ndarray, class_mask: np.ndarray, seed: int, 
         }
         if candidates is not None:
             rec["candidates_mask"] = candidates
-        rec["distractors_mask"] = np.logical_or.reduce([o.mask for o in distractors(objs, referred)]
-                                                       or [np.zeros(hw, bool)])
+        rec["distractors_mask"] = union_mask(distractors(objs, referred), hw)
         if image_path is not None:
             rec["image_path"] = image_path
         out.append(rec)

@@ -30,6 +30,7 @@ from rrsis_engine.data.expressions import (
     distractors,
     realize,
     resolve,
+    union_mask,
 )
 from rrsis_engine.errors import DataError
 
@@ -578,13 +579,6 @@ class SceneGenerator:
 
 
 # ---- expressions for one scene -------------------------------------------------------------------
-def _union(objs: list[SceneObject], hw) -> np.ndarray:
-    m = np.zeros(hw, bool)
-    for o in objs:
-        m |= o.mask
-    return m
-
-
 class ExpressionSampler:
     """Picks a target and a referring spec whose claim (unique / class / ambiguous) holds geometrically."""
 
@@ -836,7 +830,7 @@ def sample_expression(seed: int, image: np.ndarray, objects: list[SceneObject], 
         id=sample_id or f"synth-{seed}",
         seed=seed,
         image=image,
-        mask=_union(objs, hw),
+        mask=union_mask(objs, hw),
         expression=text,
         kind=k,
         ambiguous=amb,
@@ -844,10 +838,10 @@ def sample_expression(seed: int, image: np.ndarray, objects: list[SceneObject], 
         spec=spec,
         target_ids=[o.id for o in objs],
         followup=follow,
-        followup_mask=_union(fobjs, hw) if fobjs else None,
+        followup_mask=union_mask(fobjs, hw) if fobjs else None,
         followup_kind=fkind,
-        extra={"distractors_mask": _union(distractors(objects, candidates or objs), hw),
-               **({"candidates_mask": _union(candidates, hw)} if candidates else {})},
+        extra={"distractors_mask": union_mask(distractors(objects, candidates or objs), hw),
+               **({"candidates_mask": union_mask(candidates, hw)} if candidates else {})},
     )
 
 
