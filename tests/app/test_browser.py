@@ -2,7 +2,8 @@
 
 The app runs in this process on 127.0.0.1 (free port) with the engine's real Predictor: random
 ``rsam-tiny`` weights by default, or ``$RRSIS_APP_TEST_MODEL`` (a registry name or checkpoint) for
-screenshots with a trained model. Set ``RRSIS_UPDATE_SCREENSHOTS=1`` to write the screenshots to docs/.
+screenshots with a trained model. Set ``RRSIS_UPDATE_SCREENSHOTS=1`` to write the screenshots to docs/ (then the
+shipped ``rsam-lite`` is the default: docs never show an untrained model's masks).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def app_server(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("app")
     model = os.environ.get("RRSIS_APP_TEST_MODEL")
+    if not model and os.environ.get("RRSIS_UPDATE_SCREENSHOTS"):
+        model = "rsam-lite"  # screenshots for docs/ show the shipped model
     if model:
         from rrsis_engine.predictor import load_predictor
 
