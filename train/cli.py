@@ -31,7 +31,9 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=int, default=1000, help="optimisation steps in total (resume counts on)")
     p.add_argument("--batch", type=int, default=2, help="samples per micro-batch and process")
     p.add_argument("--accum", type=int, default=1, help="gradient accumulation micro-batches per step")
-    p.add_argument("--image-size", type=int, default=None, help="model input side (default: the config's)")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="model input side (default: the config's, or the --init checkpoint's; with --init, fine-tune "
+                        "at another size: its token-grid position parameters are interpolated)")
     p.add_argument("--scene-size", type=int, default=None, help="draw synthetic scenes at this size (default: input)")
     p.add_argument("--source", action="append", default=None, metavar="KIND[:PATH][:WEIGHT]",
                    help="synth:1.0, easy:1.0, jsonl:PATH:W, refsegrs:PATH:W, rrsisd:PATH:W, risbench:PATH:W, "

@@ -543,15 +543,15 @@ class Trainer:
                              "--init checkpoint's architecture.")
         if opts.init:
             rebuild = {"twgm": {"twgm_pre_norm": True}} if opts.twgm_pre_norm else None
-            model = load_checkpoint(opts.init, add_modules=[k[4:] for k, on in modules.items() if on], rebuild=rebuild)
+            model = load_checkpoint(opts.init, add_modules=[k[4:] for k, on in modules.items() if on], rebuild=rebuild,
+                                    image_size=opts.image_size)
+            if model.resized_from:
+                log.info("--init %s: trained at %d², now %d² (token-grid position parameters interpolated)",
+                         opts.init, model.resized_from, model.config.image_size)
             if model.added_modules:
                 log.info("--init %s: added freshly initialised %s", opts.init, ", ".join(model.added_modules))
             if model.rebuilt_modules:
                 log.info("--init %s: rebuilt freshly initialised %s", opts.init, ", ".join(model.rebuilt_modules))
-            if opts.image_size and opts.image_size != model.config.image_size:
-                raise CheckpointError(
-                    f"--init {opts.init} was trained at {model.config.image_size}²; drop --image-size or use "
-                    f"{model.config.image_size}.")
             self.parent = getattr(model, "checkpoint_path", opts.init)
             if opts.reset:
                 reset_submodules(model, opts.reset)

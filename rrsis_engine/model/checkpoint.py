@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -149,9 +150,30 @@ OPTIONAL_MODULES = ("rus", "ugf", "udlr", "click_refiner", "semantic_head", "amb
                     "text_position")
 
 
-def load_checkpoint(path: str | Path, text_encoder=None, add_modules=(), rebuild: dict | None = None):
+#: Parameters laid out on the S/16 token grid, 1×(g²)×d with g = image_size / 16: the only weights whose shape
+#: depends on the input size (Hiera interpolates its own position embedding).
+GRID_PARAMETERS = ("twgm.img_pe", "twgm_input.pos")
+
+
+def resize_grid_parameter(param: torch.Tensor, grid: int) -> torch.Tensor:
+    """1×(g²)×d (row-major g×g token grid) → 1×(grid²)×d by bicubic interpolation over the grid."""
+    _, n, dim = param.shape
+    g = math.isqrt(n)
+    if g * g != n:
+        raise CheckpointError(f"A token-grid parameter of {n} cells is not square.")
+    square = param.float().reshape(1, g, g, dim).permute(0, 3, 1, 2)
+    resized = torch.nn.functional.interpolate(square, size=(grid, grid), mode="bicubic", align_corners=False)
+    return resized.permute(0, 2, 3, 1).reshape(1, grid * grid, dim).to(param.dtype)
+
+
+def load_checkpoint(path: str | Path, text_encoder=None, add_modules=(), rebuild: dict | None = None,
+                    image_size: int | None = None):
     """Build the model named by ``path``'s JSON config and load its weights strictly. ``path`` is the
     ``.safetensors`` file (or the ``.json`` beside it).
+
+    image_size: build for this input size instead of the checkpoint's (fine-tuning at another size, a multiple
+    of 32); the token-grid parameters (:data:`GRID_PARAMETERS`) are interpolated to the new grid,
+    ``model.resized_from`` keeps the checkpoint's size (None when unchanged).
 
     add_modules: optional parts (:data:`OPTIONAL_MODULES`) to switch on although the checkpoint was trained
     without them (fine-tuning); they keep their fresh initialisation, every other key must match exactly.
@@ -177,6 +199,14 @@ def load_checkpoint(path: str | Path, text_encoder=None, add_modules=(), rebuild
                if any(getattr(cfg, k) != v for k, v in fields.items())}
     for fields in rebuild.values():
         cfg = cfg.with_overrides(**fields)
+    resized_from = None
+    if image_size and int(image_size) != cfg.image_size:
+        if int(image_size) % 32:
+            raise CheckpointError(f"Image size {image_size} must be a multiple of 32 (e.g. 256, 384, 512).")
+        resized_from = cfg.image_size
+        cfg = cfg.with_overrides(image_size=int(image_size))
+        state = {k: resize_grid_parameter(v, cfg.image_size // 16) if k in GRID_PARAMETERS else v
+                 for k, v in state.items()}
     model = build_rsam(cfg, text_encoder=text_encoder)
     if rebuild:
         parts = tuple(f"{n}." for n in rebuild)
@@ -194,6 +224,7 @@ def load_checkpoint(path: str | Path, text_encoder=None, add_modules=(), rebuild
     model.checkpoint_path = str(path)
     model.added_modules = tuple(new)
     model.rebuilt_modules = tuple(rebuild)
+    model.resized_from = resized_from
     return model
 
 

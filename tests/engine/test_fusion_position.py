@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from rrsis_engine.errors import CheckpointError
 from rrsis_engine.model import build_rsam, get_config, load_checkpoint, save_checkpoint
 from rrsis_engine.model.twgm import sincos_2d
 
@@ -139,3 +140,40 @@ def test_text_position_is_neutral_at_init_and_learns_where_a_sentence_points(tin
         loss.backward()
         opt.step()
     assert ((readout(module(sentences))[..., 0] > 0).float() == target).float().mean() > 0.95
+
+
+def test_grid_parameters_resize_as_a_row_major_grid():
+    """A table that varies only along columns (channel 0) or rows (channel 1) keeps doing so on the new grid."""
+    from rrsis_engine.model.checkpoint import resize_grid_parameter
+
+    rows, cols = torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij")
+    table = torch.stack([cols.reshape(-1), rows.reshape(-1)], dim=1)[None]  # 1×16×2
+    out = resize_grid_parameter(table, 6).reshape(6, 6, 2)
+    assert torch.allclose(out[..., 0], out[:1, :, 0].expand(6, 6))  # same column → same value on every row
+    assert torch.allclose(out[..., 1], out[:, :1, 1].expand(6, 6))
+    assert (out[0, 1:, 0] > out[0, :-1, 0]).all() and (out[1:, 0, 1] > out[:-1, 0, 1]).all()
+
+
+def test_a_checkpoint_loads_at_another_input_size(tiny_model, tmp_path, rgb_image):
+    """Fine-tuning at another size: the token-grid parameters are interpolated, every other weight loads
+    unchanged, and the model predicts at the new size."""
+    from rrsis_engine.predictor import Predictor
+
+    model = _build(tiny_model, use_twgm_input=True)
+    path = save_checkpoint(model, tmp_path / "small.safetensors")
+    size = model.config.image_size
+    big = load_checkpoint(path, text_encoder=tiny_model.text_encoder, image_size=size + 64)
+    assert big.config.image_size == size + 64 and big.resized_from == size
+    grid = (size + 64) // 16
+    old, new = model.state_dict(), big.state_dict()
+    for k, v in new.items():
+        if k in ("twgm.img_pe", "twgm_input.pos"):
+            assert v.shape == (1, grid * grid, old[k].shape[-1])
+        else:
+            assert torch.equal(v, old[k]), k
+    assert load_checkpoint(path, text_encoder=tiny_model.text_encoder, image_size=size).resized_from is None
+    pred = Predictor(big.eval(), device="cpu", disk_cache=False)
+    pred.set_image(rgb_image)
+    assert pred.predict("the red roof").mask.shape == rgb_image.shape[:2]
+    with pytest.raises(CheckpointError, match="multiple of 32"):
+        load_checkpoint(path, text_encoder=tiny_model.text_encoder, image_size=size + 16)

@@ -90,3 +90,12 @@ def test_init_from_a_checkpoint_without_the_modules_adds_them(tmp_path):
     (old / "model.json").write_text(json.dumps(cfg_json))
     with pytest.raises(CheckpointError, match="unexpected keys: twgm.layers.1"):
         Trainer(_opts(tmp_path / "bad", init=str(old / "model.safetensors"), rus=True, image_size=None))
+
+
+def test_init_at_another_image_size_fine_tunes_there(tmp_path):
+    old = tmp_path / "old"
+    Trainer(_opts(old, steps=1)).fit()
+    tr = Trainer(_opts(tmp_path / "big", init=str(old / "model.safetensors"), image_size=96))
+    assert tr.model.config.image_size == 96 and tr.model.resized_from == 64
+    assert tr.fit()["step"] == 2
+    assert json.loads((tmp_path / "big" / "model.json").read_text())["config"]["image_size"] == 96
