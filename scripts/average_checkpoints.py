@@ -3,7 +3,8 @@
     python scripts/average_checkpoints.py OUT.safetensors A.safetensors B.safetensors [...]
 
 All inputs must have the same config (architecture) and keys; floating-point tensors are averaged in float32 and
-stored in the first input's dtype. The JSON beside OUT is the first input's, with meta.parent naming the inputs.
+stored in the first input's dtype. Inputs may be sharded (exported) checkpoints; OUT is one file. The JSON beside
+OUT is the first input's, with meta.parent naming the inputs.
 Used for the shipped rsam-lite: the mean of two 55-minute runs from one parent, one with --distractor-loss
 (MODEL_CARD.md)."""
 
@@ -11,14 +12,16 @@ import json
 import sys
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
+
+from rrsis_engine.model.checkpoint import config_path_for, read_state
 
 
 def average(out: Path, inputs: list[Path]) -> None:
-    metas = [json.loads(p.with_suffix(".json").read_text()) for p in inputs]
+    metas = [json.loads(config_path_for(p).read_text()) for p in inputs]
     if any(m["config"] != metas[0]["config"] for m in metas):
         sys.exit("the checkpoints have different configs; only models of one architecture can be averaged")
-    states = [load_file(p) for p in inputs]
+    states = [read_state(p) for p in inputs]
     if any(s.keys() != states[0].keys() for s in states):
         sys.exit("the checkpoints have different keys; only models of one architecture can be averaged")
     mean = {}
@@ -29,9 +32,9 @@ def average(out: Path, inputs: list[Path]) -> None:
             mean[key] = first
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(mean, out)
-    meta = metas[0]
+    meta = {k: v for k, v in metas[0].items() if k != "shards"}  # OUT is a single file
     meta["meta"] = {**meta["meta"], "parent": " + ".join(str(p) for p in inputs), "averaged": len(inputs)}
-    out.with_suffix(".json").write_text(json.dumps(meta, indent=2))
+    config_path_for(out).write_text(json.dumps(meta, indent=2))
     print(f"wrote {out} (mean of {len(inputs)} checkpoints)")
 
 

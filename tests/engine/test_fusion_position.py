@@ -157,6 +157,7 @@ def test_grid_parameters_resize_as_a_row_major_grid():
 def test_a_checkpoint_loads_at_another_input_size(tiny_model, tmp_path, rgb_image):
     """Fine-tuning at another size: the token-grid parameters are interpolated, every other weight loads
     unchanged, and the model predicts at the new size."""
+    from rrsis_engine.model.checkpoint import GRID_PARAMETERS
     from rrsis_engine.predictor import Predictor
 
     model = _build(tiny_model, use_twgm_input=True)
@@ -167,7 +168,7 @@ def test_a_checkpoint_loads_at_another_input_size(tiny_model, tmp_path, rgb_imag
     grid = (size + 64) // 16
     old, new = model.state_dict(), big.state_dict()
     for k, v in new.items():
-        if k in ("twgm.img_pe", "twgm_input.pos"):
+        if k in GRID_PARAMETERS:
             assert v.shape == (1, grid * grid, old[k].shape[-1])
         else:
             assert torch.equal(v, old[k]), k
