@@ -11,6 +11,7 @@ Report (fractions in [0, 1])::
      "by_clicks": {"0": {"mIoU", "oIoU", "P@0.5", "P@0.6", "P@0.7", "P@0.8", "P@0.9"}, "1": {...}, ...},
      "NoC@85": float|null, "NoC@90": float|null, "ambiguity_auroc": float|null,
      "click_policy": "standard"|"suggested", "suggested_click_share": float|null,
+     "zoom_in": bool,                                           # click turns also predicted on a zoomed crop
      "dialogue": {"n": int, "mIoU": float, "oIoU": float}}      # only when records carry follow-ups
 """
 
@@ -154,6 +155,7 @@ def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (
         "click_policy": click_policy,
         "suggested_click_share": (n_suggested / n_simulated if n_simulated else None)
         if click_policy == "suggested" else None,
+        "zoom_in": bool(getattr(predictor, "zoom_enabled", lambda: False)()),
     }
     amb = [(s.ambiguity, s.ambiguous) for s in samples if s.ambiguity is not None]
     if amb:
@@ -207,6 +209,8 @@ def report_markdown(result: EvalResult | dict, data_name: str = "") -> str:
         lines += [f"Clicks placed by the `{rep['click_policy']}` policy (the model's suggested click, labelled "
                   f"truthfully; {fmt(rep.get('suggested_click_share'))} of clicks followed a suggestion, the rest "
                   "fell back to the standard click).", ""]
+    if rep.get("zoom_in") is False:
+        lines += ["Click turns predicted on the full frame only (`--no-zoom`).", ""]
     if "dialogue" in rep:
         d = rep["dialogue"]
         lines += [f"Dialogue (follow-up turn with the first turn's mask as prior): n = {d['n']}, "

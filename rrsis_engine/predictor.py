@@ -32,6 +32,7 @@ from rrsis_engine.model import DEFAULT_MODEL, REGISTRY, ImageFeatures, load_chec
 from rrsis_engine.model import transforms as T
 from rrsis_engine.model.checkpoint import is_shard
 from rrsis_engine.prediction import Prediction
+from rrsis_engine.zoom import MAX_ENCODE_MS, ZOOM_MIN_CLICKS, ZOOM_WEIGHT, zoom_box
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +116,15 @@ class Predictor:
     """RSAM inference with caching. Thread-safe: one model call at a time.
 
     model: an :class:`rrsis_engine.model.RSAM`. disk_cache: store image embeddings under
-    ``$RRSIS_CACHE_DIR/embeddings`` (bounded to ``disk_cache_bytes``, oldest evicted first).
+    ``$RRSIS_CACHE_DIR/embeddings`` (bounded to ``disk_cache_bytes``, oldest evicted first). zoom_in: from the
+    second click on, also predict on a magnified crop around the object (:mod:`rrsis_engine.zoom`); None (auto): only
+    while an image-encoder pass takes at most :data:`rrsis_engine.zoom.MAX_ENCODE_MS` here, since each zoomed turn
+    encodes its crop (rsam-lite on CPU: yes; rsam-t / rsam-b+ on CPU, 2–5 s a pass: no).
     """
 
     def __init__(self, model, device: str | None = None, disk_cache: bool = True,
-                 disk_cache_bytes: int = 2 * 1024**3, memory_images: int = 8, cache_dir: str | Path | None = None):
+                 disk_cache_bytes: int = 2 * 1024**3, memory_images: int = 8, cache_dir: str | Path | None = None,
+                 zoom_in: bool | None = None):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
         self.model_name = model.config.name
@@ -129,6 +134,9 @@ class Predictor:
         self.disk_cache_bytes = disk_cache_bytes
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir() / "embeddings"
         self._images: _LRU = _LRU(memory_images)  # image hash -> ImageFeatures
+        self._crops: _LRU = _LRU(4)  # "image hash@x0,y0,x1,y1" -> ImageFeatures of a zoom crop (never on disk)
+        self.zoom_in = zoom_in
+        self.encode_ms: float | None = None  # the last image-encoder pass (full image or zoom crop) on this device
         self._texts: _LRU = _LRU(256)  # text -> (tokens 1×L×d, mask 1×L)
         # (image hash, text) -> (vd 1×d×h×w, T_G 1×d, U 1×1×h×w or None, σ(ambiguity logit) float or None)
         self._fused: _LRU = _LRU(32)
@@ -222,15 +230,31 @@ class Predictor:
             return feats
         feats = self._read_disk(key)
         if feats is None:
-            x = T.image_to_tensor(image.pixels, self.image_size).to(self.device)
-            with torch.inference_mode():
-                feats = self.model.encode_image(x)
+            feats = self._encode(image.pixels)
             self.stats["embed_computed"] += 1
             self._write_disk(key, feats)
         else:
             self.stats["embed_disk_hits"] += 1
         self._images.put(key, feats)
         return feats
+
+    def _encode(self, pixels: np.ndarray) -> ImageFeatures:
+        """Run the image encoder on H×W×3 uint8 pixels (resized and padded to S×S), timing it (``encode_ms``)."""
+        t = time.perf_counter()
+        x = T.image_to_tensor(pixels, self.image_size).to(self.device)
+        with torch.inference_mode():
+            feats = self.model.encode_image(x)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.encode_ms = (time.perf_counter() - t) * 1e3
+        return feats
+
+    def zoom_enabled(self) -> bool:
+        """Whether click turns get the zoom-in pass now: ``zoom_in`` if set, else whether the last encoder pass took
+        at most MAX_ENCODE_MS (True before any was timed)."""
+        if self.zoom_in is not None:
+            return bool(self.zoom_in)
+        return self.encode_ms is None or self.encode_ms <= MAX_ENCODE_MS
 
     def _disk_path(self, key: str) -> Path:
         digest = hashlib.sha256(f"{key}:{self.model_version}".encode()).hexdigest()[:40]
@@ -345,14 +369,57 @@ class Predictor:
             timings["decode_ms"] = (time.perf_counter() - t) * 1e3
             t = time.perf_counter()
             logits = T.logits_to_image(low, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy()
+            if self.zoom_enabled() and points is not None and len(points) >= ZOOM_MIN_CLICKS:
+                t_zoom = time.perf_counter()
+                reference = logits > 0 if prior is None else \
+                    T.logits_to_image(prior, image.height, image.width, self.image_size)[0, 0].cpu().numpy() > 0
+                if self._zoom_refine(image, key, logits, reference, points, labels, box):
+                    timings["zoom_ms"] = (time.perf_counter() - t_zoom) * 1e3
             unc, unc_low = self._uncertainty(key, text, u, image) if u is not None else (None, None)
         clicks = np.asarray(points, dtype=np.float64).reshape(-1, 2) if points is not None else ()
         pred = self._finish(logits, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])),
                             uncertainty=unc, uncertainty_low=unc_low, clicks=clicks, ambiguity_prob=ambiguity_prob)
-        timings["post_ms"] = (time.perf_counter() - t) * 1e3
+        timings["post_ms"] = (time.perf_counter() - t) * 1e3 - timings.get("zoom_ms", 0.0)
         pred.timings = timings
         pred.latency_ms = (time.perf_counter() - t0) * 1e3
         return pred
+
+    def _zoom_refine(self, image: RasterImage, key: str, logits: np.ndarray, reference: np.ndarray, points, labels,
+                     box) -> bool:
+        """Zoom-in pass (:mod:`rrsis_engine.zoom`): re-predict on a magnified crop around ``reference`` (H×W bool, the
+        previous turn's mask) and the clicks, from the clicks (and box) alone with ``logits`` (H×W, this turn's
+        full-frame logits, updated in place) as the prior, and average the two inside the crop. False when the
+        turn gets no zoom (too few clicks, or the object is too large for a crop to magnify it)."""
+        clicks = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        crop = zoom_box(reference, clicks, self.image_size)
+        if crop is None:
+            return False
+        x0, y0, x1, y1 = crop
+        crop_key = f"{key}@{x0},{y0},{x1},{y1}"
+        feats = self._crops.get(crop_key)
+        if feats is None:
+            feats = self._encode(image.pixels[y0:y1, x0:x1])
+            self._crops.put(crop_key, feats)
+        vd, t_global, u, _ = self._fuse(crop_key, feats, "")
+        side, low_side = y1 - y0, self.image_size // 4
+        h, w = T.valid_shape(side, x1 - x0, low_side)
+        prior = torch.from_numpy(np.ascontiguousarray(logits[y0:y1, x0:x1]))[None, None].to(self.device)
+        prior = torch.nn.functional.interpolate(prior, size=(h, w), mode="bilinear", align_corners=False)
+        prior = torch.nn.functional.pad(prior, (0, low_side - w, 0, low_side - h), value=-20.0).clamp(-20.0, 20.0)
+        codes = list(np.asarray(labels if labels is not None else np.ones(len(clicks)), dtype=np.int64).reshape(-1))
+        coords = list(clicks - (x0, y0))
+        if box is not None:
+            bx0, by0, bx1, by1 = (float(v) for v in box)
+            coords += [(min(max(bx0 - x0, 0), x1 - x0), min(max(by0 - y0, 0), y1 - y0)),
+                       (min(max(bx1 - x0, 0), x1 - x0), min(max(by1 - y0, 0), y1 - y0))]
+            codes += [2, 3]
+        model_pts = T.points_to_model(np.asarray(coords), side, x1 - x0, self.image_size)
+        low, _, _ = self.model.decode(vd, t_global, feats, torch.from_numpy(model_pts)[None].to(self.device),
+                                      torch.tensor([codes], dtype=torch.long, device=self.device), prior,
+                                      uncertainty=u)
+        zoomed = T.logits_to_image(low, side, x1 - x0, self.image_size)[0, 0].float().cpu().numpy()
+        logits[y0:y1, x0:x1] = (1 - ZOOM_WEIGHT) * logits[y0:y1, x0:x1] + ZOOM_WEIGHT * zoomed
+        return True
 
     def _prompt_points(self, points, labels, box, image: RasterImage):
         """Clicks and box (image pixels) → model-frame point tensors 1×N×2 and labels 1×N, or (None, None)."""

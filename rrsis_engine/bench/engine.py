@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rrsis_engine.zoom import MAX_ENCODE_MS
+
 BASELINE_FOR = {"rsam-tiny": "sam2.1_hiera_t", "rsam-lite": "sam2.1_hiera_t", "rsam-t": "sam2.1_hiera_t",
                 "rsam-b+": "sam2.1_hiera_b+"}
 _NEW_TEXT = itertools.count()
@@ -87,7 +89,8 @@ def _measure_rsam(name: str, repeats: int, dev, autocast, rng) -> dict:
             result[f"embed_{side}_ms"] = statistics.median(_time(embed, repeats))
         image = predictor.set_image((rng.random((1024, 1024, 3)) * 255).astype(np.uint8))
         clicks, texts = _turns(predictor, image, repeats, dev)
-    result.update(click_p50_ms=_pct(clicks, 50), click_p95_ms=_pct(clicks, 95),
+        zooms = _zoom_turns(predictor, image, repeats, dev)
+    result.update(click_p50_ms=_pct(clicks, 50), click_p95_ms=_pct(clicks, 95), zoom_click_p50_ms=_pct(zooms, 50),
                   text_p50_ms=_pct(texts, 50), text_p95_ms=_pct(texts, 95), peak_rss_mb=_peak_rss_mb(),
                   decode_ms=statistics.median([predictor.predict(TEXTS[0], points=[[500, 500]], labels=[1],
                                                                  image=image).timings["decode_ms"]
@@ -97,18 +100,47 @@ def _measure_rsam(name: str, repeats: int, dev, autocast, rng) -> dict:
 
 def _turns(predictor, image, repeats: int, dev) -> tuple[list[float], list[float]]:
     """Per-turn latencies (ms) on a cached image: 2-click turns with the previous mask as prior (decoder
-    only), and new-text turns (text encoder + fusion + decoder)."""
+    only: the zoom-in pass is off here, see :func:`_zoom_turns`), and new-text turns (text encoder + fusion +
+    decoder)."""
     predictor.predict(TEXTS[0], image=image)
     prev = predictor.predict(TEXTS[0], points=[[500, 500]], labels=[1], image=image)
-    clicks = _time(lambda: (predictor.predict(TEXTS[0], points=[[500, 500], [300, 200]], labels=[1, 0],
-                                              mask_input=prev.low_res_logits, image=image), _sync(dev)),
-                   repeats * 10)
+    zoom_in, predictor.zoom_in = predictor.zoom_in, False
+    try:
+        clicks = _time(lambda: (predictor.predict(TEXTS[0], points=[[500, 500], [300, 200]], labels=[1, 0],
+                                                  mask_input=prev.low_res_logits, image=image), _sync(dev)),
+                       repeats * 10)
+    finally:
+        predictor.zoom_in = zoom_in
     def new_text():
         n = next(_NEW_TEXT)  # never seen before by any predictor here: no text or fusion cache hit
         predictor.predict(f"{TEXTS[n % len(TEXTS)]} {n}", image=image)
         _sync(dev)
 
     return clicks, _time(new_text, repeats * 5)
+
+
+def _zoom_turns(predictor, image, repeats: int, dev) -> list[float]:
+    """Latencies (ms) of 2-click turns on a small object that get the zoom-in pass (rrsis_engine.zoom): the full-frame
+    decode plus an image-encoder pass and a decode on the crop. The crop cache is emptied before each turn, as
+    in a real session, where every click moves the crop."""
+    drawn = np.zeros((image.height, image.width), bool)
+    drawn[470:530, 480:540] = True  # the previous turn's mask: a 60-pixel object
+    prior = predictor.prediction_from_mask(drawn, image=image).low_res_logits
+
+    zoom_in, predictor.zoom_in = predictor.zoom_in, True  # measured even where auto mode would skip it
+
+    def turn():
+        predictor._crops.clear()
+        pred = predictor.predict(TEXTS[0], points=[[500, 500], [520, 510]], labels=[1, 1], mask_input=prior,
+                                 image=image)
+        _sync(dev)
+        assert "zoom_ms" in pred.timings, "the benchmark's zoom turn got no zoom pass"
+
+    try:
+        turn()  # warm-up
+        return _time(turn, repeats * 5)
+    finally:
+        predictor.zoom_in = zoom_in
 
 
 def _measure_uncertainty_turns(name: str, repeats: int, dev, autocast, rng) -> dict:
@@ -187,6 +219,15 @@ def _markdown(report: dict) -> str:
             f"{r['sam2_click_p50_ms']:.1f} | {r['click_ratio']:.2f}× | {r['text_p50_ms']:.1f} / {r['text_p95_ms']:.1f} | "
             f"{r['peak_rss_mb']:.0f} |"
         )
+    lines += ["", "Zoom-in click turns (rrsis_engine.zoom: from the second click on a small object the predictor also "
+              "encodes and decodes a crop around it), p50 against the plain click turn above. Left on auto, a "
+              f"predictor zooms only while an image-encoder pass takes at most {MAX_ENCODE_MS:.0f} ms.", "",
+              "| config | click p50 (ms) | zoom click p50 (ms) | ratio | zoom on auto |", "|---|---|---|---|---|"]
+    for r in rows:
+        if "zoom_click_p50_ms" in r:
+            auto = "yes" if r["embed_1024_ms"] <= MAX_ENCODE_MS else "no"
+            lines.append(f"| {r['config']} | {r['click_p50_ms']:.1f} | {r['zoom_click_p50_ms']:.1f} | "
+                         f"{r['zoom_click_p50_ms'] / r['click_p50_ms']:.2f}× | {auto} |")
     lines += ["", "CroBIM-U cost: the same config with RUS + UGF + UDLR on, per-turn p50 against it off, the two "
               "models alternating in one process.", "",
               "| config | click off / on (ms) | click ratio | new text off / on (ms) | new-text ratio |",

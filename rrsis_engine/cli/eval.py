@@ -41,6 +41,8 @@ def register(subparsers) -> None:
     p.add_argument("--click-policy", choices=("standard", "suggested"), default="standard",
                    help="standard: centre of the largest error region (needs ground truth); suggested: click where "
                         "the model suggests, labelled from the ground truth")
+    p.add_argument("--no-zoom", action="store_true",
+                   help="predict click turns on the full frame only (no zoom-in pass on a crop around the object)")
     p.set_defaults(func=run)
 
 
@@ -52,7 +54,7 @@ def run(args) -> int:
     if args.limit is not None and args.limit <= 0:
         raise DataError("--limit must be a positive number of records.")
     records = load_records(args.data)
-    predictor = load_predictor(args.model, device=args.device, disk_cache=False)
+    predictor = load_predictor(args.model, device=args.device, disk_cache=False, zoom_in=False if args.no_zoom else None)
 
     def progress(i, s):
         if (i + 1) % 25 == 0:

@@ -24,3 +24,23 @@ def test_uncertainty_turn_comparison_reports_ratios_and_a_goal(monkeypatch):
     row = {"config": "rsam-tiny", "click_ratio": 1.0, **r}
     (goal,) = [g for g in engine._goals([row]) if "RUS" in g["goal"]]
     assert goal["met"] == (max(r["unc_click_ratio"], r["unc_text_ratio"]) <= 1.2)
+
+
+def test_zoom_turns_get_the_zoom_pass_and_plain_click_turns_do_not(monkeypatch):
+    from rrsis_engine.bench import engine
+    from rrsis_engine.model import build_rsam
+    from rrsis_engine.predictor import Predictor
+
+    torch.manual_seed(0)
+    predictor = Predictor(build_rsam("rsam-tiny").eval(), device="cpu", disk_cache=False)
+    image = predictor.set_image((np.random.default_rng(0).random((1024, 1024, 3)) * 255).astype(np.uint8))
+    zooms = []
+    refine = predictor._zoom_refine
+    monkeypatch.setattr(predictor, "_zoom_refine", lambda *a: zooms.append(refine(*a)) or zooms[-1])
+    engine._turns(predictor, image, 1, torch.device("cpu"))
+    assert not any(zooms) and predictor.zoom_in is None  # plain click turns get no zoom pass; auto is restored
+    zooms.clear()
+    times = engine._zoom_turns(predictor, image, 1, torch.device("cpu"))
+    assert len(times) == 5 and all(t > 0 for t in times)
+    assert zooms == [True] * 6  # warm-up + 5 timed turns, each with a zoom pass
+    assert predictor.zoom_in is None
