@@ -349,6 +349,7 @@ class Predictor:
         image = self._image_or_raise(image)
         text = self.validate_text(text)
         pts, lbl = self._prompt_points(points, labels, box, image)
+        clicks = np.asarray(points, dtype=np.float64).reshape(-1, 2) if points is not None else np.zeros((0, 2))
         if not text and pts is None:
             raise PromptError("Nothing to segment: type an expression, click on the object or draw a box.")
         timings = {}
@@ -369,14 +370,13 @@ class Predictor:
             timings["decode_ms"] = (time.perf_counter() - t) * 1e3
             t = time.perf_counter()
             logits = T.logits_to_image(low, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy()
-            if self.zoom_enabled() and points is not None and len(points) >= ZOOM_MIN_CLICKS:
+            if self.zoom_enabled() and len(clicks) >= ZOOM_MIN_CLICKS:
                 t_zoom = time.perf_counter()
                 reference = logits > 0 if prior is None else \
                     T.logits_to_image(prior, image.height, image.width, self.image_size)[0, 0].cpu().numpy() > 0
-                if self._zoom_refine(image, key, logits, reference, points, labels, box):
+                if self._zoom_refine(image, key, logits, reference, clicks, pts, lbl):
                     timings["zoom_ms"] = (time.perf_counter() - t_zoom) * 1e3
             unc, unc_low = self._uncertainty(key, text, u, image) if u is not None else (None, None)
-        clicks = np.asarray(points, dtype=np.float64).reshape(-1, 2) if points is not None else ()
         pred = self._finish(logits, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])),
                             uncertainty=unc, uncertainty_low=unc_low, clicks=clicks, ambiguity_prob=ambiguity_prob)
         timings["post_ms"] = (time.perf_counter() - t) * 1e3 - timings.get("zoom_ms", 0.0)
@@ -384,40 +384,30 @@ class Predictor:
         pred.latency_ms = (time.perf_counter() - t0) * 1e3
         return pred
 
-    def _zoom_refine(self, image: RasterImage, key: str, logits: np.ndarray, reference: np.ndarray, points, labels,
-                     box) -> bool:
+    def _zoom_refine(self, image: RasterImage, key: str, logits: np.ndarray, reference: np.ndarray,
+                     clicks: np.ndarray, pts: torch.Tensor, lbl: torch.Tensor) -> bool:
         """Zoom-in pass (:mod:`rrsis_engine.zoom`): re-predict on a magnified crop around ``reference`` (H×W bool, the
-        previous turn's mask) and the clicks, from the clicks (and box) alone with ``logits`` (H×W, this turn's
+        previous turn's mask) and ``clicks`` (N×2 x, y image pixels), from the turn's prompts alone (``pts`` 1×M×2
+        model frame, ``lbl`` 1×M: the clicks, and box corners clipped to the crop) with ``logits`` (H×W, this turn's
         full-frame logits, updated in place) as the prior, and average the two inside the crop. False when the
         turn gets no zoom (too few clicks, or the object is too large for a crop to magnify it)."""
-        clicks = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         crop = zoom_box(reference, clicks, self.image_size)
         if crop is None:
             return False
         x0, y0, x1, y1 = crop
+        side = x1 - x0  # the crop is square
         crop_key = f"{key}@{x0},{y0},{x1},{y1}"
         feats = self._crops.get(crop_key)
         if feats is None:
             feats = self._encode(image.pixels[y0:y1, x0:x1])
             self._crops.put(crop_key, feats)
         vd, t_global, u, _ = self._fuse(crop_key, feats, "")
-        side, low_side = y1 - y0, self.image_size // 4
-        h, w = T.valid_shape(side, x1 - x0, low_side)
-        prior = torch.from_numpy(np.ascontiguousarray(logits[y0:y1, x0:x1]))[None, None].to(self.device)
-        prior = torch.nn.functional.interpolate(prior, size=(h, w), mode="bilinear", align_corners=False)
-        prior = torch.nn.functional.pad(prior, (0, low_side - w, 0, low_side - h), value=-20.0).clamp(-20.0, 20.0)
-        codes = list(np.asarray(labels if labels is not None else np.ones(len(clicks)), dtype=np.int64).reshape(-1))
-        coords = list(clicks - (x0, y0))
-        if box is not None:
-            bx0, by0, bx1, by1 = (float(v) for v in box)
-            coords += [(min(max(bx0 - x0, 0), x1 - x0), min(max(by0 - y0, 0), y1 - y0)),
-                       (min(max(bx1 - x0, 0), x1 - x0), min(max(by1 - y0, 0), y1 - y0))]
-            codes += [2, 3]
-        model_pts = T.points_to_model(np.asarray(coords), side, x1 - x0, self.image_size)
-        low, _, _ = self.model.decode(vd, t_global, feats, torch.from_numpy(model_pts)[None].to(self.device),
-                                      torch.tensor([codes], dtype=torch.long, device=self.device), prior,
-                                      uncertainty=u)
-        zoomed = T.logits_to_image(low, side, x1 - x0, self.image_size)[0, 0].float().cpu().numpy()
+        prior = T.image_logits_to_model(logits[y0:y1, x0:x1], self.image_size // 4).to(self.device)
+        image_pts = pts / T.resize_scale(image.height, image.width, self.image_size)
+        offset = torch.tensor([x0, y0], dtype=pts.dtype, device=pts.device)
+        crop_pts = (image_pts - offset).clamp(0, side) * T.resize_scale(side, side, self.image_size)
+        low, _, _ = self.model.decode(vd, t_global, feats, crop_pts, lbl, prior, uncertainty=u)
+        zoomed = T.logits_to_image(low, side, side, self.image_size)[0, 0].float().cpu().numpy()
         logits[y0:y1, x0:x1] = (1 - ZOOM_WEIGHT) * logits[y0:y1, x0:x1] + ZOOM_WEIGHT * zoomed
         return True
 

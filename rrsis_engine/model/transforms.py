@@ -51,6 +51,17 @@ def logits_to_image(low_res: torch.Tensor, height: int, width: int, size: int) -
     return F.interpolate(cropped, size=(height, width), mode="bilinear", align_corners=False)
 
 
+def image_logits_to_model(logits: np.ndarray, size: int, pad_logit: float = -20.0) -> torch.Tensor:
+    """H×W logits in the image frame → 1×1×s×s in the model frame (s = ``size``: bilinear resize of the longest side
+    to s, padding = ``pad_logit``, i.e. background), clamped to ±|pad_logit| — a prior for ``mask_input``. The inverse
+    of :func:`logits_to_image`."""
+    h, w = valid_shape(logits.shape[0], logits.shape[1], size)
+    x = torch.from_numpy(np.ascontiguousarray(logits, dtype=np.float32))[None, None]
+    x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+    bound = abs(pad_logit)
+    return F.pad(x, (0, size - w, 0, size - h), value=pad_logit).clamp(-bound, bound)
+
+
 def points_to_model(points: np.ndarray, height: int, width: int, size: int) -> np.ndarray:
     """N×2 (x, y) image pixels → model-frame pixels."""
     return np.asarray(points, dtype=np.float32) * resize_scale(height, width, size)
