@@ -8,7 +8,8 @@ For each config (default rsam-lite, rsam-t, rsam-b+ at their native input size),
 - ``rsam+clicks``: the full recipe step (text turn + 2 click rounds for every sample);
 - ``sam2``: a plain SAM 2 step with the *same* Hiera+FPN: image encoder + SAM 2 prompt encoder (one point) +
   SAM 2 mask decoder (high-res features), focal+dice loss, AdamW.
-Ratio = rsam s/step ÷ sam2 s/step measured in the same run (goal ≤ 1.25). On GPU: bf16 autocast.
+Ratio = rsam s/step ÷ sam2 s/step measured in the same run (goal ≤ 1.25). ``--precision`` (one or more of fp32,
+bf16; default bf16 on GPU, fp32 on CPU) runs every row under that autocast; all rows use the trainer's fused AdamW.
 Data pipeline: samples/s of drawing + augmenting + tensorising synthetic samples (the training source),
 which must exceed the training step's samples/s.
 """
@@ -31,7 +32,7 @@ def _peak_rss_mb() -> float:
 
 
 def _measure(kind: str, config: str, size: int, batch: int, steps: int, warmup: int, device: str, threads: int,
-             q) -> None:
+             q, precision: str = "fp32") -> None:
     import numpy as np
     import torch
 
@@ -43,7 +44,7 @@ def _measure(kind: str, config: str, size: int, batch: int, steps: int, warmup: 
 
         cfg = get_config(config).with_overrides(image_size=size)
         dev = torch.device(device)
-        amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
+        amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16")
         images = torch.randn(batch, 3, size, size, device=dev)
         s = size // 4
         yy, xx = torch.meshgrid(torch.arange(s), torch.arange(s), indexing="ij")
@@ -93,14 +94,15 @@ def _measure(kind: str, config: str, size: int, batch: int, steps: int, warmup: 
             valid = np.ones((s, s), bool)
             samples = [Sample(image=images[i].cpu(), target=target[i].cpu(), valid=valid, expression=texts[i % 2],
                               ambiguous=False, followup=None, followup_target=None, dialogue=False,
-                              clicks=kind == "rsam+clicks", rng=rng, id=str(i)) for i in range(batch)]
+                              clicks=kind == "rsam+clicks", click_only=False, semantic=None, ambiguous_label=False,
+                              distractors=None, rng=rng, id=str(i)) for i in range(batch)]
             ts = TrainStep(model, click_rounds=2)
 
             def step():
                 with amp:
                     loss, _ = ts(samples, text, None, 2 if kind == "rsam+clicks" else 0)
                 return loss
-        opt = torch.optim.AdamW(params, lr=1e-4)
+        opt = torch.optim.AdamW(params, lr=1e-4, fused=True)  # as the trainer's
         times = []
         for i in range(warmup + steps):
             if dev.type == "cuda":
@@ -113,20 +115,21 @@ def _measure(kind: str, config: str, size: int, batch: int, steps: int, warmup: 
                 torch.cuda.synchronize()
             if i >= warmup:
                 times.append(time.perf_counter() - t0)
-        res = {"kind": kind, "config": config, "size": size, "batch": batch, "device": device,
+        res = {"kind": kind, "config": config, "size": size, "batch": batch, "device": device, "precision": precision,
                "s_per_step": float(np.median(times)), "samples_per_s": batch / float(np.median(times)),
                "peak_rss_mb": round(_peak_rss_mb(), 1), "trainable_params": sum(p.numel() for p in params)}
         if dev.type == "cuda":
             res["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         q.put(res)
     except Exception as exc:  # reported in the table, not fatal for the other rows
-        q.put({"kind": kind, "config": config, "size": size, "error": f"{type(exc).__name__}: {exc}"})
+        q.put({"kind": kind, "config": config, "size": size, "precision": precision,
+               "error": f"{type(exc).__name__}: {exc}"})
 
 
-def measure(kind, config, size, batch, steps, warmup, device, threads) -> dict:
+def measure(kind, config, size, batch, steps, warmup, device, threads, precision="fp32") -> dict:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_measure, args=(kind, config, size, batch, steps, warmup, device, threads, q))
+    p = ctx.Process(target=_measure, args=(kind, config, size, batch, steps, warmup, device, threads, q, precision))
     p.start()
     res = q.get()
     p.join()
@@ -153,14 +156,16 @@ def data_throughput(size: int, n: int, reuse: int) -> dict:
 def to_markdown(result: dict) -> str:
     lines = ["# rrsis bench train", "", f"Host: {result['host']}; torch {result['torch']}; "
              f"threads {result['threads']}; device {result['device']}.", "",
-             "| config | input | batch | step | s/step | samples/s | peak RSS MB | trainable params | vs sam2 |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| config | input | precision | batch | step | s/step | samples/s | peak RSS MB | trainable params | vs sam2 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["steps"]:
         if "error" in r:
-            lines.append(f"| {r['config']} | {r['size']}² | | {r['kind']} | error: {r['error'][:80]} | | | | |")
+            lines.append(f"| {r['config']} | {r['size']}² | {r.get('precision', '')} | | {r['kind']} | "
+                         f"error: {r['error'][:80]} | | | | |")
             continue
         ratio = r.get("ratio_vs_sam2")
-        lines.append(f"| {r['config']} | {r['size']}² | {r['batch']} | {r['kind']} | {r['s_per_step']:.3f} | "
+        lines.append(f"| {r['config']} | {r['size']}² | {r.get('precision', 'fp32')} | {r['batch']} | {r['kind']} | "
+                     f"{r['s_per_step']:.3f} | "
                      f"{r['samples_per_s']:.2f} | {r['peak_rss_mb']:.0f} | {r['trainable_params'] / 1e6:.1f} M | "
                      f"{'' if ratio is None else f'{ratio:.2f}×'} |")
     lines += ["", "Data pipeline (draw synthetic scene + augment + tensorise, one process):", "",
@@ -185,24 +190,25 @@ def run(argv: list[str]) -> int:
     ap.add_argument("--threads", type=int, default=max(1, torch.get_num_threads()))
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--data-samples", type=int, default=20)
+    ap.add_argument("--precision", nargs="+", choices=("fp32", "bf16"), default=None,
+                    help="autocast of every row, one table block each (default: bf16 on GPU, fp32 on CPU)")
     ap.add_argument("--out", default="benchmarks")
     args = ap.parse_args(argv)
     from rrsis_engine.model import get_config
 
+    precisions = args.precision or (["bf16"] if args.device.startswith("cuda") else ["fp32"])
     rows = []
     for config in args.configs:
         size = args.size or get_config(config).image_size
-        by_kind = {}
-        for kind in ("sam2", "rsam", "rsam+clicks"):
-            r = measure(kind, config, size, args.batch, args.steps, args.warmup, args.device, args.threads)
-            by_kind[kind] = r
-            print(json.dumps(r))
-        base = by_kind["sam2"].get("s_per_step")
-        for kind in ("sam2", "rsam", "rsam+clicks"):
-            r = by_kind[kind]
-            if base and "s_per_step" in r:
-                r["ratio_vs_sam2"] = r["s_per_step"] / base
-            rows.append(r)
+        for precision in precisions:
+            by_kind = {kind: measure(kind, config, size, args.batch, args.steps, args.warmup, args.device,
+                                     args.threads, precision) for kind in ("sam2", "rsam", "rsam+clicks")}
+            base = by_kind["sam2"].get("s_per_step")
+            for r in by_kind.values():
+                if base and "s_per_step" in r:
+                    r["ratio_vs_sam2"] = r["s_per_step"] / base
+                print(json.dumps(r))
+                rows.append(r)
     data = [data_throughput(s, args.data_samples, reuse) for s in (384, 512) for reuse in (1, 2)]
     result = {"host": platform.node() or "?", "torch": torch.__version__, "threads": args.threads,
               "device": args.device, "steps": rows, "data": data}

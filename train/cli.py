@@ -107,6 +107,9 @@ def register(subparsers) -> None:
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="bf16: bfloat16 autocast for the forward passes (float32 weights and losses); "
+                        "auto: bf16 on a GPU, fp32 on CPU")
     p.add_argument("--no-progress", action="store_true")
     # evaluation / promotion
     p.add_argument("--promote", action="store_true", help="after training: evaluate, compare, promote if better")
@@ -145,7 +148,8 @@ _RESUMABLE = {"config": "config", "batch": "batch", "accum": "accum", "image_siz
               "ambiguous_target": "ambiguous_target",
               "distractor_loss": "distractor_loss", "init": "init", "teacher": "teacher",
               "distill_weight": "distill_weight", "loss_weights": "loss_weights", "db_holdout": "db_holdout", "ckpt_every": "ckpt_every",
-              "ckpt_minutes": "ckpt_minutes", "steps": "steps"}
+              "ckpt_minutes": "ckpt_minutes", "steps": "steps",
+              "precision": "precision"}
 
 
 def options_from_args(args):
@@ -172,6 +176,7 @@ def options_from_args(args):
         augment=not args.no_augment, ckpt_every=args.ckpt_every,
         ckpt_minutes=args.ckpt_minutes, max_minutes=args.max_minutes, log_every=args.log_every,
         threads=args.threads, since=args.since, db_image_root=args.db_image_root, db_holdout=args.db_holdout, progress=not args.no_progress,
+        precision=args.precision,
     )
 
 

@@ -132,6 +132,9 @@ class TrainOptions:
     db_image_root: str | None = None
     db_holdout: float = 0.1  # share of logged sessions kept out of training (validation before promotion)
     progress: bool = True
+    # "bf16": forward passes under bfloat16 autocast (weights, gradients and optimizer state stay float32);
+    # "fp32"; "auto": bf16 on a GPU, fp32 on CPU (where its gain depends on the input size: docs/training.md)
+    precision: str = "auto"
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -340,7 +343,7 @@ class TrainStep(nn.Module):
         if m.ambiguity_head is not None and self.ambiguity_weight > 0 and texted:
             ti = torch.tensor(texted, device=device)
             labels = torch.tensor([float(samples[i].ambiguous_label) for i in texted], device=device)
-            ambiguity = F.binary_cross_entropy_with_logits(m.ambiguity(vd[ti], tg[ti])[:, 0], labels)
+            ambiguity = F.binary_cross_entropy_with_logits(m.ambiguity(vd[ti], tg[ti])[:, 0].float(), labels)
         distractor = None
         d_rows = [i for i, s in enumerate(samples) if s.distractors is not None]
         if self.distractor_weight > 0 and d_rows:
@@ -355,7 +358,7 @@ class TrainStep(nn.Module):
         distill = None
         if self.teacher is not None:
             soft = torch.sigmoid(self.teacher_logits(images, [s.expression for s in samples], low.shape[-1]))
-            distill = F.binary_cross_entropy_with_logits(low, soft)
+            distill = F.binary_cross_entropy_with_logits(low.float(), soft.float())
         cur_vd, cur_tg, cur_low, cur_tgt, cur_u = vd, tg, low, target, u
         d_idx = [i for i, s in enumerate(samples) if s.dialogue]
         if d_idx and followup_text is not None:
@@ -495,6 +498,15 @@ def reset_submodules(model, names) -> None:
         target.load_state_dict(fresh.get_submodule(name).state_dict())
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``--precision`` (auto / bf16 / fp32) → "bf16" or "fp32" on ``device``."""
+    if precision not in ("auto", "bf16", "fp32"):
+        raise RRSISError(f"--precision {precision!r}: choose auto, bf16 or fp32.")
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    return precision
+
+
 def lr_at(step: int, opts: TrainOptions) -> float:
     """Linear warm-up then cosine decay to ``min_lr_ratio``·lr at ``steps``."""
     if opts.warmup and step < opts.warmup:
@@ -593,7 +605,11 @@ class Trainer:
             mult = opts.fresh_lr_mult if is_fresh else 1.0
             groups += [{"params": [p for _, p in named if p.dim() > 1], "weight_decay": opts.weight_decay, "lr_mult": mult},
                        {"params": [p for _, p in named if p.dim() <= 1], "weight_decay": 0.0, "lr_mult": mult}]
-        self.opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=opts.lr, betas=(0.9, 0.999))
+        # the fused kernel: one pass over all parameters (CPU: 8 ms instead of 26 ms per step for rsam-lite)
+        self.opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=opts.lr, betas=(0.9, 0.999),
+                                     fused=self.device.type in ("cpu", "cuda"))
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                       enabled=resolve_precision(opts.precision, self.device) == "bf16")
         teacher = None
         if opts.teacher:
             teacher = load_checkpoint(opts.teacher).to(self.device).eval()
@@ -664,7 +680,8 @@ class Trainer:
             rounds = int(np.random.default_rng([o.seed, 29, step, micro]).integers(1, o.click_rounds + 1)) \
                 if o.click_rounds > 0 else 0
             self.step_module.step = step  # the RUS warm-up ramp reads it (DDP forwards to this module)
-            loss, stats = self.wrapped(samples, text, fol, rounds)
+            with self.autocast:
+                loss, stats = self.wrapped(samples, text, fol, rounds)
             (loss / o.accum).backward()
             acc.setdefault("loss", []).append(float(loss.detach()))
             for k, v in stats.items():

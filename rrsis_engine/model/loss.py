@@ -1,9 +1,29 @@
-"""RSAM loss (seed 003 §3.2.4): 20·focal + 1·dice + 1·object BCE + 1·IoU L1."""
+"""RSAM loss (seed 003 §3.2.4): 20·focal + 1·dice + 1·object BCE + 1·IoU L1.
+
+The training losses run in float32 even inside a bfloat16 autocast region (``rrsis train --precision bf16``):
+their tensor arguments are cast up and autocast is off inside them (:func:`float32_loss`).
+"""
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
+
+
+def float32_loss(fn):
+    """Decorator: call ``fn`` with floating tensor arguments cast to float32 and autocast disabled."""
+
+    def up(x):
+        return x.float() if isinstance(x, torch.Tensor) and x.is_floating_point() else x
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
+            return fn(*map(up, args), **{k: up(v) for k, v in kwargs.items()})
+
+    return wrapper
 
 
 def sigmoid_focal_loss(logits, target, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
@@ -35,6 +55,7 @@ def mask_iou(logits, target) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 
+@float32_loss
 def rsam_loss(mask_logits, iou_pred, obj_logits, target, weights=(20.0, 1.0, 1.0, 1.0)) -> dict[str, torch.Tensor]:
     """mask_logits B×1×h×w, target B×1×H×W in [0, 1], iou_pred B×1, obj_logits B×1.
 
@@ -74,6 +95,7 @@ def rus_error_target(mask_logits: torch.Tensor, target: torch.Tensor, grid: tupl
         return err
 
 
+@float32_loss
 def rus_loss(u_logits: torch.Tensor, mask_logits: torch.Tensor, target: torch.Tensor, max_pos_weight: float = 20.0,
              hard_weight: float = 1.0, hard_iou: float = 0.5, eps: float = 1.0) -> dict[str, torch.Tensor]:
     """Weighted BCE of RUS's U (B×1×h×w logits) against :func:`rus_error_target` of the prediction.
@@ -94,6 +116,7 @@ def rus_loss(u_logits: torch.Tensor, mask_logits: torch.Tensor, target: torch.Te
     return {"loss": loss, "target": z, "pos_weight": pos_weight}
 
 
+@float32_loss
 def semantic_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Soft-target cross-entropy of category logits B×K×g×g against area fractions B×K×g×g, each cell
     weighted by its known share (padding and hidden pixels count nothing): the semantic head's loss."""
@@ -103,6 +126,7 @@ def semantic_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (ce * weight).sum() / weight.sum().clamp_min(1e-6)
 
 
+@float32_loss
 def distractor_loss(logits: torch.Tensor, distractors: torch.Tensor) -> torch.Tensor:
     """Mean BCE towards background over the look-alikes an expression rules out: logits B×1×h×w, distractors
     B×1×h×w share of each cell they cover (same grid). Each sample is the distractor-weighted mean of
