@@ -12,6 +12,7 @@ Report (fractions in [0, 1])::
      "NoC@85": float|null, "NoC@90": float|null, "ambiguity_auroc": float|null,
      "click_policy": "standard"|"suggested", "suggested_click_share": float|null,
      "zoom_in": bool,                                           # click turns also predicted on a zoomed crop
+     "encoder_precision": "bf16" | "fp32",                      # the image encoder's arithmetic
      "dialogue": {"n": int, "mIoU": float, "oIoU": float}}      # only when records carry follow-ups
 """
 
@@ -156,6 +157,7 @@ def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (
         "suggested_click_share": (n_suggested / n_simulated if n_simulated else None)
         if click_policy == "suggested" else None,
         "zoom_in": bool(getattr(predictor, "zoom_enabled", lambda: False)()),
+        "encoder_precision": getattr(predictor, "encoder_precision", None),
     }
     amb = [(s.ambiguity, s.ambiguous) for s in samples if s.ambiguity is not None]
     if amb:

@@ -94,6 +94,25 @@ def load_predictor(model: str | os.PathLike | None = None, device: str | None = 
     return Predictor(load_checkpoint(path), device=device, **kwargs)
 
 
+def resolve_encoder_precision(precision: str, device: torch.device) -> str:
+    """``auto`` / ``bf16`` / ``fp32`` → the image encoder's precision on ``device``: auto is bf16 on a CUDA GPU with
+    bf16 support and on CPUs with native bf16 arithmetic (AVX512-BF16 or AMX: the encoder runs about 2× faster there,
+    benchmarks/engine.md), else fp32."""
+    if precision not in ("auto", "bf16", "fp32"):
+        raise PromptError(f"Encoder precision {precision!r}: choose auto, bf16 or fp32.")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        try:
+            native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+        except AttributeError:  # torch without these probes
+            native = False
+        return "bf16" if native else "fp32"
+    return "fp32"
+
+
 class _LRU(OrderedDict):
     def __init__(self, capacity: int):
         super().__init__()
@@ -119,13 +138,17 @@ class Predictor:
     ``$RRSIS_CACHE_DIR/embeddings`` (bounded to ``disk_cache_bytes``, oldest evicted first). zoom_in: from the
     second click on, also predict on a magnified crop around the object (:mod:`rrsis_engine.zoom`); None (auto): only
     while an image-encoder pass takes at most :data:`rrsis_engine.zoom.MAX_ENCODE_MS` here, since each zoomed turn
-    encodes its crop (rsam-lite on CPU: yes; rsam-t / rsam-b+ on CPU, 2–5 s a pass: no).
+    encodes its crop (rsam-lite on CPU: yes; rsam-t / rsam-b+ on CPU, 2–5 s a pass: no). encoder_precision: "bf16"
+    runs the image encoder under bfloat16 autocast (features are stored as float32; the text, fusion and decoder
+    stay float32), "fp32" does not, "auto" (default) picks bf16 where the hardware computes it natively (a CUDA
+    GPU with bf16, a CPU with AVX512-BF16 or AMX) — see :func:`resolve_encoder_precision`.
     """
 
     def __init__(self, model, device: str | None = None, disk_cache: bool = True,
                  disk_cache_bytes: int = 2 * 1024**3, memory_images: int = 8, cache_dir: str | Path | None = None,
-                 zoom_in: bool | None = None):
+                 zoom_in: bool | None = None, encoder_precision: str = "auto"):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.encoder_precision = resolve_encoder_precision(encoder_precision, self.device)
         self.model = model.to(self.device).eval()
         self.model_name = model.config.name
         self.model_version = model_hash(model)
@@ -242,8 +265,10 @@ class Predictor:
         """Run the image encoder on H×W×3 uint8 pixels (resized and padded to S×S), timing it (``encode_ms``)."""
         t = time.perf_counter()
         x = T.image_to_tensor(pixels, self.image_size).to(self.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                                    enabled=self.encoder_precision == "bf16"):
             feats = self.model.encode_image(x)
+        feats = ImageFeatures(vd=feats.vd.float(), v1=feats.v1.float(), v2=feats.v2.float())
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.encode_ms = (time.perf_counter() - t) * 1e3
@@ -257,7 +282,8 @@ class Predictor:
         return self.encode_ms is None or self.encode_ms <= MAX_ENCODE_MS
 
     def _disk_path(self, key: str) -> Path:
-        digest = hashlib.sha256(f"{key}:{self.model_version}".encode()).hexdigest()[:40]
+        precision = "" if self.encoder_precision == "fp32" else f":{self.encoder_precision}"  # fp32: names as before
+        digest = hashlib.sha256(f"{key}:{self.model_version}{precision}".encode()).hexdigest()[:40]
         return self.cache_dir / f"{digest}.safetensors"
 
     def _read_disk(self, key: str) -> ImageFeatures | None:
@@ -389,9 +415,11 @@ class Predictor:
         """Zoom-in pass (:mod:`rrsis_engine.zoom`): re-predict on a magnified crop around ``reference`` (H×W bool, the
         previous turn's mask) and ``clicks`` (N×2 x, y image pixels), from the turn's prompts alone (``pts`` 1×M×2
         model frame, ``lbl`` 1×M: the clicks, and box corners clipped to the crop) with ``logits`` (H×W, this turn's
-        full-frame logits, updated in place) as the prior, and average the two inside the crop. False when the
-        turn gets no zoom (too few clicks, or the object is too large for a crop to magnify it)."""
-        crop = zoom_box(reference, clicks, self.image_size)
+        full-frame logits, updated in place) as the prior, and average the two inside the crop; clicks outside the
+        crop are left out. False when the turn gets no zoom (too few clicks, or the object is too large for a crop to
+        magnify it)."""
+        click_labels = lbl[0, :len(clicks)].cpu().numpy()  # the clicks come first in the prompts, then box corners
+        crop = zoom_box(reference, clicks, self.image_size, click_labels)
         if crop is None:
             return False
         x0, y0, x1, y1 = crop
@@ -405,8 +433,10 @@ class Predictor:
         prior = T.image_logits_to_model(logits[y0:y1, x0:x1], self.image_size // 4).to(self.device)
         image_pts = pts / T.resize_scale(image.height, image.width, self.image_size)
         offset = torch.tensor([x0, y0], dtype=pts.dtype, device=pts.device)
-        crop_pts = (image_pts - offset).clamp(0, side) * T.resize_scale(side, side, self.image_size)
-        low, _, _ = self.model.decode(vd, t_global, feats, crop_pts, lbl, prior, uncertainty=u)
+        crop_pts = image_pts - offset
+        inside = ((crop_pts >= 0) & (crop_pts < side)).all(-1) | (lbl >= 2)  # box corners are clipped, not dropped
+        crop_pts = crop_pts[inside][None].clamp(0, side) * T.resize_scale(side, side, self.image_size)
+        low, _, _ = self.model.decode(vd, t_global, feats, crop_pts, lbl[inside][None], prior, uncertainty=u)
         zoomed = T.logits_to_image(low, side, side, self.image_size)[0, 0].float().cpu().numpy()
         logits[y0:y1, x0:x1] = (1 - ZOOM_WEIGHT) * logits[y0:y1, x0:x1] + ZOOM_WEIGHT * zoomed
         return True

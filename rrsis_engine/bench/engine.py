@@ -61,35 +61,38 @@ def measure_config(name: str, repeats: int, device: str, dtype: str) -> dict:
 
     dev = torch.device(device)
     rng = np.random.default_rng(0)
-    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
-    result = _measure_rsam(name, repeats, dev, autocast, rng)  # our model is freed before the baseline
-    result.update(_measure_uncertainty_turns(name, repeats, dev, autocast, rng))
-    result.update(_baseline(BASELINE_FOR[name], repeats, dev, autocast, rng))
+    # dtype is the image encoders' arithmetic (ours: the predictor's encoder_precision); decoders run in float32
+    encoder_autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
+    result = _measure_rsam(name, repeats, dev, rng, dtype)  # our model is freed before the baseline
+    result.update(_measure_uncertainty_turns(name, repeats, dev, rng, dtype))
+    result.update(_baseline(BASELINE_FOR[name], repeats, dev, encoder_autocast, rng))
     return result
 
 
-def _measure_rsam(name: str, repeats: int, dev, autocast, rng) -> dict:
+def _measure_rsam(name: str, repeats: int, dev, rng, precision: str = "fp32") -> dict:
+    import torch
+
     from rrsis_engine.model import build_rsam
     from rrsis_engine.predictor import Predictor
 
+    torch.manual_seed(0)  # random weights, but the same ones every run: their masks set the post-processing cost
     model = build_rsam(name)
-    predictor = Predictor(model, device=str(dev), disk_cache=False)
+    predictor = Predictor(model, device=str(dev), disk_cache=False, encoder_precision=precision)
     result: dict = {"config": name, "input": model.config.image_size, "baseline": BASELINE_FOR[name]}
-    with autocast:
-        for side in (512, 1024):
-            images = [(rng.random((side, side, 3)) * 255).astype(np.uint8) for _ in range(repeats + 1)]
-            it = iter(images)
+    for side in (512, 1024):
+        images = [(rng.random((side, side, 3)) * 255).astype(np.uint8) for _ in range(repeats + 1)]
+        it = iter(images)
 
-            def embed(it=it):
-                predictor._images.clear()
-                predictor.set_image(next(it))
-                _sync(dev)
+        def embed(it=it):
+            predictor._images.clear()
+            predictor.set_image(next(it))
+            _sync(dev)
 
-            embed()  # warm-up
-            result[f"embed_{side}_ms"] = statistics.median(_time(embed, repeats))
-        image = predictor.set_image((rng.random((1024, 1024, 3)) * 255).astype(np.uint8))
-        clicks, texts = _turns(predictor, image, repeats, dev)
-        zooms = _zoom_turns(predictor, image, repeats, dev)
+        embed()  # warm-up
+        result[f"embed_{side}_ms"] = statistics.median(_time(embed, repeats))
+    image = predictor.set_image((rng.random((1024, 1024, 3)) * 255).astype(np.uint8))
+    clicks, texts = _turns(predictor, image, repeats, dev)
+    zooms = _zoom_turns(predictor, image, repeats, dev)
     result.update(click_p50_ms=_pct(clicks, 50), click_p95_ms=_pct(clicks, 95), zoom_click_p50_ms=_pct(zooms, 50),
                   text_p50_ms=_pct(texts, 50), text_p95_ms=_pct(texts, 95), peak_rss_mb=_peak_rss_mb(),
                   decode_ms=statistics.median([predictor.predict(TEXTS[0], points=[[500, 500]], labels=[1],
@@ -143,25 +146,38 @@ def _zoom_turns(predictor, image, repeats: int, dev) -> list[float]:
         predictor.zoom_in = zoom_in
 
 
-def _measure_uncertainty_turns(name: str, repeats: int, dev, autocast, rng) -> dict:
-    """Click and new-text turn latency with and without RUS + UGF + UDLR, alternating the two models turn
-    block by turn block so both see the same machine load."""
+def uncertainty_model_pair(name: str):
+    """Two random-weight models of config ``name``, without and with RUS + UGF + UDLR, seeded (the same weights
+    every run) and equal in every weight they share, so their masks, and so their post-processing costs, are
+    comparable."""
+    import torch
+
     from rrsis_engine.model import build_rsam, get_config
-    from rrsis_engine.predictor import Predictor
 
     cfg = get_config(name)
-    predictors = {"off": Predictor(build_rsam(cfg), device=str(dev), disk_cache=False),
-                  "on": Predictor(build_rsam(cfg.with_overrides(use_rus=True, use_ugf=True, use_udlr=True)),
-                                  device=str(dev), disk_cache=False)}
+    torch.manual_seed(0)
+    off = build_rsam(cfg)
+    on = build_rsam(cfg.with_overrides(use_rus=True, use_ugf=True, use_udlr=True))
+    on.load_state_dict(off.state_dict(), strict=False)
+    return off, on
+
+
+def _measure_uncertainty_turns(name: str, repeats: int, dev, rng, precision: str = "fp32") -> dict:
+    """Click and new-text turn latency with and without RUS + UGF + UDLR, alternating the two models turn
+    block by turn block so both see the same machine load."""
+    from rrsis_engine.predictor import Predictor
+
+    off, on = uncertainty_model_pair(name)
+    predictors = {k: Predictor(m, device=str(dev), disk_cache=False, encoder_precision=precision)
+                  for k, m in (("off", off), ("on", on))}
     img = (rng.random((1024, 1024, 3)) * 255).astype(np.uint8)
     times = {k: ([], []) for k in predictors}
-    with autocast:
-        images = {k: p.set_image(img) for k, p in predictors.items()}
-        for _ in range(3):
-            for k, p in predictors.items():
-                clicks, texts = _turns(p, images[k], max(1, repeats // 2 + 1), dev)
-                times[k][0].extend(clicks)
-                times[k][1].extend(texts)
+    images = {k: p.set_image(img) for k, p in predictors.items()}
+    for _ in range(3):
+        for k, p in predictors.items():
+            clicks, texts = _turns(p, images[k], max(1, repeats // 2 + 1), dev)
+            times[k][0].extend(clicks)
+            times[k][1].extend(texts)
     out = {}
     for k, (clicks, texts) in times.items():
         out[f"unc_{k}_click_p50_ms"] = _pct(clicks, 50)
@@ -171,8 +187,9 @@ def _measure_uncertainty_turns(name: str, repeats: int, dev, autocast, rng) -> d
     return out
 
 
-def _baseline(config: str, repeats: int, dev, autocast, rng) -> dict:
-    """Plain SAM 2: image encoder at 1024² and prompt encoder + mask decoder for a 2-click turn."""
+def _baseline(config: str, repeats: int, dev, encoder_autocast, rng) -> dict:
+    """Plain SAM 2: image encoder (under ``encoder_autocast``) at 512² and 1024², and prompt encoder + mask decoder
+    for a 2-click turn."""
     import torch
     from sam2.build_sam import build_sam2
     from sam2.sam2_image_predictor import SAM2ImagePredictor
@@ -180,13 +197,16 @@ def _baseline(config: str, repeats: int, dev, autocast, rng) -> dict:
     sam = build_sam2(f"configs/sam2.1/{config}.yaml", ckpt_path=None, device=str(dev), mode="eval")
     pred = SAM2ImagePredictor(sam)
     out = {}
-    with autocast, torch.inference_mode():
+    with torch.inference_mode():
         for side in (512, 1024):
             images = [(rng.random((side, side, 3)) * 255).astype(np.uint8) for _ in range(repeats + 1)]
             it = iter(images)
 
             def embed(it=it):
-                pred.set_image(next(it))
+                with encoder_autocast:
+                    pred.set_image(next(it))
+                pred._features = {k: [f.float() for f in v] if isinstance(v, list) else v.float()
+                                  for k, v in pred._features.items()}  # float32 for the decoder, as ours
                 _sync(dev)
 
             embed()
@@ -270,11 +290,18 @@ def run(argv: list[str] | None = None) -> int:
     ap.add_argument("--configs", default="rsam-lite,rsam-t,rsam-b+")
     ap.add_argument("--repeats", type=int, default=3, help="embedding repeats (turns: ×10 clicks, ×5 texts)")
     ap.add_argument("--device", default="cuda" if _cuda() else "cpu")
-    ap.add_argument("--dtype", choices=["fp32", "bf16"], default=None, help="default: bf16 on GPU, fp32 on CPU")
+    ap.add_argument("--dtype", choices=["fp32", "bf16"], default=None,
+                    help="image encoders' arithmetic (default: the predictor's auto choice on this device)")
     ap.add_argument("--out", default="benchmarks", help="folder for engine.json / engine.md")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one config, print JSON
     args = ap.parse_args(argv)
-    dtype = args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")
+    if args.dtype is None:
+        import torch
+
+        from rrsis_engine.predictor import resolve_encoder_precision
+
+        args.dtype = resolve_encoder_precision("auto", torch.device(args.device))
+    dtype = args.dtype
     if args.one:
         print("RESULT " + json.dumps(measure_config(args.one, args.repeats, args.device, dtype)))
         return 0

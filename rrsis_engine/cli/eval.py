@@ -43,6 +43,8 @@ def register(subparsers) -> None:
                         "the model suggests, labelled from the ground truth")
     p.add_argument("--no-zoom", action="store_true",
                    help="predict click turns on the full frame only (no zoom-in pass on a crop around the object)")
+    p.add_argument("--encoder-precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="image encoder arithmetic (auto: bf16 where the hardware has it natively)")
     p.set_defaults(func=run)
 
 
@@ -54,7 +56,8 @@ def run(args) -> int:
     if args.limit is not None and args.limit <= 0:
         raise DataError("--limit must be a positive number of records.")
     records = load_records(args.data)
-    predictor = load_predictor(args.model, device=args.device, disk_cache=False, zoom_in=False if args.no_zoom else None)
+    predictor = load_predictor(args.model, device=args.device, disk_cache=False, zoom_in=False if args.no_zoom else None,
+                               encoder_precision=args.encoder_precision)
 
     def progress(i, s):
         if (i + 1) % 25 == 0:

@@ -1,7 +1,5 @@
 """rrsis bench engine: the CroBIM-U cost comparison measures both models and reports it with a goal."""
 
-import contextlib
-
 import numpy as np
 import torch
 
@@ -14,8 +12,7 @@ def test_uncertainty_turn_comparison_reports_ratios_and_a_goal(monkeypatch):
     fuse = RSAM.fuse_with_uncertainty
     monkeypatch.setattr(RSAM, "fuse_with_uncertainty", lambda self, *a: fusions.append(1) or fuse(self, *a))
     torch.set_num_threads(1)
-    r = engine._measure_uncertainty_turns("rsam-tiny", 1, torch.device("cpu"), contextlib.nullcontext(),
-                                          np.random.default_rng(0))
+    r = engine._measure_uncertainty_turns("rsam-tiny", 1, torch.device("cpu"), np.random.default_rng(0))
     # every timed new-text turn really ran the fusion (no text-cache hits): 2 models × (1 warm-up + 3 × 5 texts)
     assert len(fusions) == 2 * (1 + 3 * 5)
     for k in ("off", "on"):
@@ -44,3 +41,15 @@ def test_zoom_turns_get_the_zoom_pass_and_plain_click_turns_do_not(monkeypatch):
     assert len(times) == 5 and all(t > 0 for t in times)
     assert zooms == [True] * 6  # warm-up + 5 timed turns, each with a zoom pass
     assert predictor.zoom_in is None
+
+
+def test_uncertainty_models_are_seeded_and_share_their_common_weights():
+    from rrsis_engine.bench import engine
+
+    off, on = engine.uncertainty_model_pair("rsam-tiny")
+    off2, _ = engine.uncertainty_model_pair("rsam-tiny")
+    off_sd, on_sd = off.state_dict(), on.state_dict()
+    extra = set(on_sd) - set(off_sd)
+    assert extra and all(k.split(".")[0] in ("rus", "ugf", "udlr") for k in extra)
+    assert all(torch.equal(on_sd[k], v) for k, v in off_sd.items())  # only the three modules differ
+    assert all(torch.equal(off2.state_dict()[k], v) for k, v in off_sd.items())  # the same weights every run
