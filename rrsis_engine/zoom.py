@@ -15,6 +15,7 @@ Frames: boxes are (x0, y0, x1, y1) image pixels, x1/y1 exclusive; points are (x,
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 #: Zoom from this many clicks on: the first click often moves the mask to another object, so a crop around the
 #: previous mask would miss it (zooming from the first click lost 0.015 one-click mIoU).
@@ -32,14 +33,40 @@ ZOOM_WEIGHT = 0.5
 MAX_ENCODE_MS = 400.0
 
 
-def zoom_box(reference: np.ndarray, points: np.ndarray, image_size: int) -> tuple[int, int, int, int] | None:
+def zoom_box(reference: np.ndarray, points: np.ndarray, image_size: int,
+             labels: np.ndarray | None = None) -> tuple[int, int, int, int] | None:
     """The square crop (x0, y0, x1, y1) around ``reference`` (H×W bool, the previous mask) and ``points`` (N×2 x, y),
-    or None when a crop would not magnify the image by :data:`MIN_GAIN` over the full frame (large objects,
-    far-apart clicks) or there are fewer than :data:`ZOOM_MIN_CLICKS` clicks."""
-    height, width = reference.shape
+    or None when there are fewer than :data:`ZOOM_MIN_CLICKS` clicks or no crop would magnify the image by
+    :data:`MIN_GAIN` over the full frame.
+
+    When the mask and all clicks do not fit such a crop and ``labels`` (N, 1 positive / 0 negative) are given, the
+    crop is taken around the positive clicks and the parts of the mask they touch instead: the labeller keeps
+    clicking on an object the model's mask misses (it is elsewhere, or spread over the image), and the magnified
+    crop shows the model that object. Clicks outside the crop are then left out of the zoom pass."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     if len(points) < ZOOM_MIN_CLICKS:
         return None
+    box = _square_around(reference, points, image_size)
+    if box is None and labels is not None:
+        positive = points[np.asarray(labels).reshape(-1) == 1]
+        if len(positive):
+            box = _square_around(_touched_parts(reference, positive), positive, image_size)
+    return box
+
+
+def _touched_parts(mask: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The connected parts of ``mask`` (H×W bool) that contain one of ``points`` (N×2 x, y)."""
+    parts, _ = ndimage.label(mask)
+    rows = np.clip(np.round(points[:, 1]).astype(int), 0, mask.shape[0] - 1)
+    cols = np.clip(np.round(points[:, 0]).astype(int), 0, mask.shape[1] - 1)
+    ids = np.unique(parts[rows, cols])
+    return np.isin(parts, ids[ids > 0])
+
+
+def _square_around(reference: np.ndarray, points: np.ndarray, image_size: int) -> tuple[int, int, int, int] | None:
+    """The square crop holding ``reference`` (H×W bool) and ``points`` (N×2 x, y) with context, or None (see
+    :func:`zoom_box`)."""
+    height, width = reference.shape
     xs, ys = points[:, 0], points[:, 1]
     rows = np.nonzero(reference.any(axis=1))[0]
     cols = np.nonzero(reference.any(axis=0))[0]

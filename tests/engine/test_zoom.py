@@ -43,6 +43,42 @@ def test_no_zoom_for_one_click_large_objects_or_no_gain():
     assert zoom_box(wide, np.array([[100, 15], [890, 15]]), 256) is None  # no square crop holds it
 
 
+def test_a_mask_elsewhere_gives_a_crop_around_the_positive_clicks():
+    """The model's mask is spread over the image while the labeller keeps clicking one small object: the crop of
+    mask and clicks would not magnify, so the crop is taken around the positive clicks and the mask parts they
+    touch, leaving out the far-away mask and the negative click."""
+    mask = _disc(600, 600, 80, 80, 40) | _disc(600, 600, 520, 500, 40)
+    mask[395:405, 300:330] = True  # a sliver of the mask on the clicked object
+    clicks = np.array([[310, 400], [320, 410], [80, 80]])
+    labels = np.array([1, 1, 0])
+    assert zoom_box(mask, clicks, 256) is None  # without labels: no zoom, as before
+    x0, y0, x1, y1 = zoom_box(mask, clicks, 256, labels)
+    assert x0 <= 300 and x1 >= 330 and y0 <= 395 and y1 >= 411  # the touched sliver and the positive clicks
+    assert x1 - x0 == y1 - y0 <= 100 and not (x0 <= 80 < x1 and y0 <= 80 < y1)
+    assert zoom_box(mask, clicks[2:], 256, labels[2:]) is None  # one click
+    assert zoom_box(mask, clicks, 256, np.array([0, 0, 0])) is None  # nothing positive to zoom on
+
+
+def test_clicks_outside_the_fallback_crop_are_left_out_of_the_zoom_pass(tiny_model, small_object_image):
+    predictor = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=True)
+    predictor.set_image(small_object_image)
+    drawn = np.zeros(small_object_image.shape[:2], bool)
+    drawn[20:460, 20:200] = True  # the previous mask: a large region away from the red square
+    prior = predictor.prediction_from_mask(drawn).low_res_logits
+    decoded = []
+    original = predictor.model.decode
+    predictor.model.decode = lambda *a, **kw: decoded.append((a[3].clone(), a[4].clone())) or original(*a, **kw)
+    try:
+        pred = predictor.predict("", points=[[315, 215], [305, 225], [100, 300]], labels=[1, 1, 0], mask_input=prior)
+    finally:
+        del predictor.model.decode
+    assert "zoom_ms" in pred.timings
+    (full_pts, full_lbl), (crop_pts, crop_lbl) = decoded
+    assert full_lbl.tolist() == [[1, 1, 0]]
+    assert crop_lbl.tolist() == [[1, 1]]  # the far negative click is not clamped onto the crop's border
+    assert float(crop_pts.min()) > 0 and float(crop_pts.max()) < predictor.image_size
+
+
 @pytest.fixture()
 def small_object_image():
     rng = np.random.default_rng(3)
