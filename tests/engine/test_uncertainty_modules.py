@@ -268,7 +268,7 @@ def test_predictor_shows_the_learned_uncertainty_and_caches_it(tiny_model, rgb_i
     from rrsis_engine.predictor import Predictor
 
     model = _build(tiny_model, **SWITCHES["all"]).eval()
-    p = Predictor(model, device="cpu", cache_dir=tmp_path)
+    p = Predictor(model, device="cpu", cache_dir=tmp_path, encoder_precision="fp32")  # compared with fp32 below
     p.set_image(rgb_image)
     first = p.predict("the red roof")
     h, w = rgb_image.shape[:2]
