@@ -22,7 +22,7 @@ def test_zoom_box_is_a_square_around_the_mask_and_the_clicks():
     assert x1 - x0 == y1 - y0
     assert 0 <= x0 and 0 <= y0 and x1 <= 600 and y1 <= 400
     assert x0 <= 280 and x1 >= 341 and y0 <= 180 and y1 >= 221  # holds the mask and both clicks
-    assert x1 - x0 == round(max(61, 256 / MAX_MAGNIFICATION) * ZOOM_CONTEXT)
+    assert x1 - x0 == round(max(61 * ZOOM_CONTEXT, 256 / MAX_MAGNIFICATION))
 
 
 def test_zoom_box_stays_inside_the_image_and_is_never_too_small():
