@@ -1,13 +1,14 @@
 """Zoom-in refinement for click turns (RITM / FocalClick "ZoomIn").
 
-The model sees the whole image at S×S, so its mask logits live on an S/4 grid: on a 256² model input a building of
-20 px has a 5-cell outline, and no number of clicks gets its IoU near 0.9. Once a labeller has clicked twice the
+The model sees the whole image at S×S, so its mask logits live on an S/4 grid: at 384² input a 20-pixel building on an
+800-pixel tile spans about two cells, and no number of clicks gets its IoU near 0.9. Once a labeller has clicked twice the
 object is localised; the predictor then also predicts on a square crop around it, magnified to S×S, from the
 clicks alone with this turn's full-frame logits as the prior (the expression describes the whole scene, so words
-like "westernmost" would mislead inside a crop), and averages the two logit maps inside the crop.
+like "westernmost" would mislead inside a crop), and averages the two logit maps inside the crop. The crop holds the
+previous mask and the clicks; when they do not fit, it holds the positive clicks and the mask parts they touch.
 
-Measured with ``rrsis eval --clicks 0,1,2,3 --noc`` against ``--no-zoom`` (table in the model card): NoC@85 10.83 →
-8.88 on 150 synthetic test scenes, 3-click mIoU 0.687 → 0.701; little change on the real held-out tiles.
+Measured with ``rrsis eval --clicks 0,1,2,3 --noc`` against ``--no-zoom`` (table in the model card): shipped model,
+150 synthetic test scenes, NoC@85 8.16 → 6.40, NoC@90 11.88 → 10.06; no change on the real held-out tiles.
 
 Frames: boxes are (x0, y0, x1, y1) image pixels, x1/y1 exclusive; points are (x, y) image pixels.
 """
