@@ -94,23 +94,26 @@ def load_predictor(model: str | os.PathLike | None = None, device: str | None = 
     return Predictor(load_checkpoint(path), device=device, **kwargs)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 natively: a CUDA GPU with bf16, or a CPU with AVX512-BF16 or AMX."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+        except AttributeError:  # torch without these probes
+            return False
+    return False
+
+
 def resolve_encoder_precision(precision: str, device: torch.device) -> str:
-    """``auto`` / ``bf16`` / ``fp32`` → the image encoder's precision on ``device``: auto is bf16 on a CUDA GPU with
-    bf16 support and on CPUs with native bf16 arithmetic (AVX512-BF16 or AMX: the encoder runs about 2× faster there,
-    benchmarks/engine.md), else fp32."""
+    """``auto`` / ``bf16`` / ``fp32`` → the image encoder's precision on ``device``: auto is bf16 where
+    :func:`native_bf16` (the encoder runs about 2× faster on such a CPU, benchmarks/engine.md), else fp32."""
     if precision not in ("auto", "bf16", "fp32"):
         raise PromptError(f"Encoder precision {precision!r}: choose auto, bf16 or fp32.")
     if precision != "auto":
         return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device.type == "cpu":
-        try:
-            native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-        except AttributeError:  # torch without these probes
-            native = False
-        return "bf16" if native else "fp32"
-    return "fp32"
+    return "bf16" if native_bf16(device) else "fp32"
 
 
 class _LRU(OrderedDict):

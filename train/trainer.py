@@ -52,6 +52,7 @@ from rrsis_engine.errors import CheckpointError, RRSISError
 from rrsis_engine.model import ImageFeatures, build_rsam, get_config, load_checkpoint, save_checkpoint
 from rrsis_engine.model import transforms as T
 from rrsis_engine.model.loss import distractor_loss, mask_iou, rsam_loss, rus_loss, semantic_loss
+from rrsis_engine.predictor import native_bf16
 
 log = logging.getLogger("rrsis.train")
 
@@ -502,8 +503,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     """``--precision`` (auto / bf16 / fp32) → "bf16" or "fp32" on ``device``."""
     if precision not in ("auto", "bf16", "fp32"):
         raise RRSISError(f"--precision {precision!r}: choose auto, bf16 or fp32.")
-    if precision == "auto":
-        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if precision == "auto":  # on CPU only by choice: its gain depends on the input size (docs/training.md)
+        return "bf16" if device.type == "cuda" and native_bf16(device) else "fp32"
     return precision
 
 
