@@ -94,6 +94,10 @@ def load_predictor(model: str | os.PathLike | None = None, device: str | None = 
     return Predictor(load_checkpoint(path), device=device, **kwargs)
 
 
+#: ``encoder_precision`` / ``rrsis train --precision`` values
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes bfloat16 natively: a CUDA GPU with bf16, or a CPU with AVX512-BF16 or AMX."""
     if device.type == "cuda":
@@ -109,7 +113,7 @@ def native_bf16(device: torch.device) -> bool:
 def resolve_encoder_precision(precision: str, device: torch.device) -> str:
     """``auto`` / ``bf16`` / ``fp32`` → the image encoder's precision on ``device``: auto is bf16 where
     :func:`native_bf16` (the encoder runs about 2× faster on such a CPU, benchmarks/engine.md), else fp32."""
-    if precision not in ("auto", "bf16", "fp32"):
+    if precision not in PRECISIONS:
         raise PromptError(f"Encoder precision {precision!r}: choose auto, bf16 or fp32.")
     if precision != "auto":
         return precision

@@ -52,7 +52,7 @@ from rrsis_engine.errors import CheckpointError, RRSISError
 from rrsis_engine.model import ImageFeatures, build_rsam, get_config, load_checkpoint, save_checkpoint
 from rrsis_engine.model import transforms as T
 from rrsis_engine.model.loss import distractor_loss, mask_iou, rsam_loss, rus_loss, semantic_loss
-from rrsis_engine.predictor import native_bf16
+from rrsis_engine.predictor import PRECISIONS, native_bf16
 
 log = logging.getLogger("rrsis.train")
 
@@ -501,7 +501,7 @@ def reset_submodules(model, names) -> None:
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``--precision`` (auto / bf16 / fp32) → "bf16" or "fp32" on ``device``."""
-    if precision not in ("auto", "bf16", "fp32"):
+    if precision not in PRECISIONS:
         raise RRSISError(f"--precision {precision!r}: choose auto, bf16 or fp32.")
     if precision == "auto":  # on CPU only by choice: its gain depends on the input size (docs/training.md)
         return "bf16" if device.type == "cuda" and native_bf16(device) else "fp32"

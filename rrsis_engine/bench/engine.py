@@ -295,13 +295,13 @@ def run(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="benchmarks", help="folder for engine.json / engine.md")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one config, print JSON
     args = ap.parse_args(argv)
-    if args.dtype is None:
+    dtype = args.dtype
+    if dtype is None:
         import torch
 
         from rrsis_engine.predictor import resolve_encoder_precision
 
-        args.dtype = resolve_encoder_precision("auto", torch.device(args.device))
-    dtype = args.dtype
+        dtype = resolve_encoder_precision("auto", torch.device(args.device))
     if args.one:
         print("RESULT " + json.dumps(measure_config(args.one, args.repeats, args.device, dtype)))
         return 0
