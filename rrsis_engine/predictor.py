@@ -403,15 +403,22 @@ class Predictor:
             timings["decode_ms"] = (time.perf_counter() - t) * 1e3
             t = time.perf_counter()
             logits = T.logits_to_image(low, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy()
+            zoomed = False
             if self.zoom_enabled() and len(clicks) >= ZOOM_MIN_CLICKS:
                 t_zoom = time.perf_counter()
                 reference = logits > 0 if prior is None else \
                     T.logits_to_image(prior, image.height, image.width, self.image_size)[0, 0].cpu().numpy() > 0
-                if self._zoom_refine(image, key, logits, reference, clicks, pts, lbl):
+                zoomed = self._zoom_refine(image, key, logits, reference, clicks, pts, lbl)
+                if zoomed:
                     timings["zoom_ms"] = (time.perf_counter() - t_zoom) * 1e3
             unc, unc_low = self._uncertainty(key, text, u, image) if u is not None else (None, None)
+            error = None
+            if self.model.error_head is not None:  # where this turn's (final, zoomed) mask is likely wrong
+                final = T.image_logits_to_model(logits, self.image_size // 4).to(self.device) if zoomed else low
+                error = self.model.turn_error(final, feats.v1, pts, lbl, prior, None, u)
         pred = self._finish(logits, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])),
-                            uncertainty=unc, uncertainty_low=unc_low, clicks=clicks, ambiguity_prob=ambiguity_prob)
+                            uncertainty=unc, uncertainty_low=unc_low, clicks=clicks, ambiguity_prob=ambiguity_prob,
+                            turn_error=error)
         timings["post_ms"] = (time.perf_counter() - t) * 1e3 - timings.get("zoom_ms", 0.0)
         pred.timings = timings
         pred.latency_ms = (time.perf_counter() - t0) * 1e3
@@ -472,17 +479,24 @@ class Predictor:
                 torch.tensor([codes], dtype=torch.long, device=self.device))
 
     def _finish(self, logits: np.ndarray, low_res, iou: float, obj: float, uncertainty: np.ndarray | None = None,
-                uncertainty_low: np.ndarray | None = None, clicks=(), ambiguity_prob: float | None = None) -> Prediction:
+                uncertainty_low: np.ndarray | None = None, clicks=(), ambiguity_prob: float | None = None,
+                turn_error: torch.Tensor | None = None) -> Prediction:
         """Full-res mask + uncertainty; candidates, ambiguity and the suggested click from the low-res logits.
 
         uncertainty: H×W in [0, 1] — the model's learned map σ(U) (RUS) when it has one (then uncertainty_low
         is σ(U) on its S/16 grid, padding cropped); otherwise the margin baseline 1 − |2p − 1| of the mask
         probabilities p is used. clicks: the turn's clicks, (x, y) image pixels (the suggestion avoids them).
-        ambiguity_prob: the ambiguity head's σ(logit) for this image and text (models with the head)."""
+        ambiguity_prob: the ambiguity head's σ(logit) for this image and text (models with the head).
+        turn_error: the error head's logits E 1×1×S/4×S/4 for this turn (models with the head): then the
+        prediction's uncertainty map is σ(E), which follows the clicks; the ambiguity cues (calibrated on it) and the
+        suggested click keep reading σ(U) — placed on σ(E) the suggestion did no better (MODEL_CARD.md)."""
         mask = logits > 0
-        if uncertainty is None:
-            uncertainty = postprocess.margin_uncertainty(postprocess.sigmoid(logits))
         h, w = T.valid_shape(*mask.shape, low_res.shape[-1])
+        if turn_error is not None:
+            uncertainty = torch.sigmoid(T.logits_to_image(turn_error, *mask.shape, self.image_size))[0, 0]
+            uncertainty = uncertainty.float().cpu().numpy()
+        elif uncertainty is None:
+            uncertainty = postprocess.margin_uncertainty(postprocess.sigmoid(logits))
         prob_low = postprocess.sigmoid(low_res[0, 0, :h, :w].float().cpu().numpy())
         unc_low = postprocess.margin_uncertainty(prob_low) if uncertainty_low is None \
             else postprocess.upsample_nearest(uncertainty_low, h, w)

@@ -82,6 +82,12 @@ def register(subparsers) -> None:
     p.add_argument("--ambiguity-head", type=float, default=0.0, metavar="W",
                    help="weight of the ambiguity head's BCE against the data's 'ambiguous' labels (adds the head, "
                         "one cue of the ambiguity score)")
+    p.add_argument("--error-head", type=float, default=0.0, metavar="W",
+                   help="weight of the turn-error head's loss (adds the head: where each turn's mask is likely wrong, "
+                        "given its clicks and prior; the per-turn uncertainty map and the suggested click's guide)")
+    p.add_argument("--train-only", default="", metavar="PART[,PART]",
+                   help="train only these parts and keep every other weight as it is, e.g. error_head (a head added "
+                        "to an --init checkpoint; the masks stay exactly the parent's)")
     p.add_argument("--ambiguous-target", choices=("skip", "union"), default="skip",
                    help="text turn of an ambiguous expression: no loss (skip) or every look-alike it matches (union: "
                         "the model shows all candidates, and clicks or a follow-up pick one)")
@@ -145,11 +151,17 @@ _RESUMABLE = {"config": "config", "batch": "batch", "accum": "accum", "image_siz
               "click_rounds": "click_rounds", "click_only_share": "click_only_share", "click_refiner": "click_refiner", "fresh_lr_mult": "fresh_lr_mult", "dialogue_share": "dialogue_share",
               "freeze_image_encoder": "freeze_image_encoder", "rus": "rus", "ugf": "ugf", "udlr": "udlr",
               "aux_semantic": "aux_semantic", "ambiguity_head": "ambiguity_head", "twgm_input": "twgm_input", "twgm_pre_norm": "twgm_pre_norm", "text_position": "text_position",
-              "ambiguous_target": "ambiguous_target",
+              "error_head": "error_head", "train_only": "train_only", "ambiguous_target": "ambiguous_target",
               "distractor_loss": "distractor_loss", "init": "init", "teacher": "teacher",
               "distill_weight": "distill_weight", "loss_weights": "loss_weights", "db_holdout": "db_holdout", "ckpt_every": "ckpt_every",
               "ckpt_minutes": "ckpt_minutes", "steps": "steps",
               "precision": "precision"}
+
+
+def _parts(value) -> tuple[str, ...]:
+    """"a,b" (or a saved list) → ("a", "b")."""
+    items = value.split(",") if isinstance(value, str) else value
+    return tuple(n.strip() for n in items if n.strip())
 
 
 def options_from_args(args):
@@ -169,9 +181,10 @@ def options_from_args(args):
         loss_weights=tuple(args.loss_weights), sources=sources, synth_reuse=args.synth_reuse, expressions=args.expressions, lr=args.lr,
         warmup=args.warmup, weight_decay=args.weight_decay, seed=args.seed, click_share=args.click_share,
         click_rounds=args.click_rounds, click_only_share=args.click_only_share,
-        click_refiner=args.click_refiner, fresh_lr_mult=args.fresh_lr_mult, reset=tuple(n.strip() for n in args.reset.split(",") if n.strip()), dialogue_share=args.dialogue_share,
+        click_refiner=args.click_refiner, fresh_lr_mult=args.fresh_lr_mult, reset=_parts(args.reset), dialogue_share=args.dialogue_share,
         freeze_image_encoder=args.freeze_image_encoder, rus=args.rus, ugf=args.ugf, udlr=args.udlr,
         aux_semantic=args.aux_semantic, ambiguity_head=args.ambiguity_head, twgm_input=args.twgm_input, twgm_pre_norm=args.twgm_pre_norm, text_position=args.text_position,
+        error_head=args.error_head, train_only=_parts(args.train_only),
         ambiguous_target=args.ambiguous_target, distractor_loss=args.distractor_loss, twgm=not args.no_twgm, mmmd=not args.no_mmmd,
         augment=not args.no_augment, ckpt_every=args.ckpt_every,
         ckpt_minutes=args.ckpt_minutes, max_minutes=args.max_minutes, log_every=args.log_every,

@@ -57,10 +57,10 @@ from rrsis_engine.predictor import PRECISIONS, native_bf16
 log = logging.getLogger("rrsis.train")
 
 CSV_FIELDS = ["step", "samples", "loss", "loss_text", "loss_click", "loss_distill", "focal", "dice", "obj", "iou_l1",
-              "rus", "semantic", "ambiguity", "distractor", "miou_text", "miou_click", "lr", "samples_per_s", "elapsed_s"]
+              "rus", "semantic", "ambiguity", "distractor", "error", "miou_text", "miou_click", "lr", "samples_per_s", "elapsed_s"]
 # row keys averaged over DDP ranks (a rank may lack some: (sum, count) pairs are reduced)
 REDUCED_KEYS = ["loss", "loss_text", "loss_click", "loss_distill", "miou_text", "miou_click", "focal", "dice", "obj",
-                "iou_l1", "rus", "semantic", "ambiguity", "distractor"]
+                "iou_l1", "rus", "semantic", "ambiguity", "distractor", "error"]
 
 
 @dataclass
@@ -120,6 +120,10 @@ class TrainOptions:
     # weight of a loss on the text turn's logits over the look-alikes the expression rules out (the records'
     # ``distractors_mask``: objects of the target's category that are not meant), on top of the mask loss
     distractor_loss: float = 0.0
+    # weight of the turn-error head's loss on every simulated turn (> 0 adds the head: rrsis_engine.model.error_head)
+    error_head: float = 0.0
+    # train only these top-level parts (e.g. "error_head"); every other weight keeps its --init value
+    train_only: tuple[str, ...] = ()
     augment: bool = True
     black_rects: float = 0.5
     ckpt_every: int = 500
@@ -276,9 +280,10 @@ class TrainStep(nn.Module):
 
     def __init__(self, model, freeze_image_encoder: bool = False, click_rounds: int = 3, teacher=None,
                  distill_weight: float = 1.0, loss_weights=(20.0, 1.0, 1.0, 1.0), aux_semantic: float = 0.0,
-                 ambiguity_weight: float = 0.0, distractor_weight: float = 0.0):
+                 ambiguity_weight: float = 0.0, distractor_weight: float = 0.0, error_weight: float = 0.0):
         super().__init__()
         self.model = model
+        self.error_weight = error_weight
         self.aux_semantic = aux_semantic
         self.ambiguity_weight = ambiguity_weight
         self.distractor_weight = distractor_weight
@@ -330,6 +335,12 @@ class TrainStep(nn.Module):
         vd, tg, u = m.fuse_with_uncertainty(feats.vd, tok, tmask)  # u: RUS B×1×h×w or None
         low, iou, obj = m.decode(vd, tg, feats, uncertainty=u)
         turns = []  # (name, logits, iou, obj, target)
+        errors = []  # the turn-error head's loss on each turn it saw
+        use_error = m.error_head is not None and self.error_weight > 0
+
+        def turn_error(lo, tg_, v1, points=None, labels=None, prior=None, has_prior=None, u_=None):
+            e = m.turn_error(lo, v1, points, labels, prior, has_prior, u_)
+            errors.append(rus_loss(e, lo, tg_, max_pos_weight=m.config.rus_max_pos_weight)["loss"])
         # text-turn loss only where the expression defines the target (not ambiguous, not click-only)
         definite = torch.tensor([not (s.ambiguous or s.click_only) for s in samples], device=device)
         rus = None
@@ -341,6 +352,11 @@ class TrainStep(nn.Module):
                 rus = rus_loss(u[idx], low[idx], target[idx], max_pos_weight=m.config.rus_max_pos_weight)["loss"]
         ambiguity = None
         texted = [i for i, s in enumerate(samples) if not s.click_only]
+        if use_error and texted:
+            # every text turn, ambiguous ones too: there the error is against one of the look-alikes, which the
+            # head should learn to mark as uncertain
+            ti = torch.tensor(texted, device=device)
+            turn_error(low[ti], target[ti], feats.v1[ti], u_=None if u is None else u[ti])
         if m.ambiguity_head is not None and self.ambiguity_weight > 0 and texted:
             ti = torch.tensor(texted, device=device)
             labels = torch.tensor([float(samples[i].ambiguous_label) for i in texted], device=device)
@@ -371,6 +387,8 @@ class TrainStep(nn.Module):
             low2, iou2, obj2 = m.decode(vd2, tg2, sub, mask_input=low[di].detach(), has_mask=ones, uncertainty=u2)
             tgt2 = torch.stack([samples[i].followup_target for i in d_idx]).to(device)
             turns.append(("dialogue", low2, iou2, obj2, tgt2))
+            if use_error:
+                turn_error(low2, tgt2, sub.v1, prior=low[di], u_=u2)
             cur_vd = vd.index_copy(0, di, vd2)
             cur_tg = tg.index_copy(0, di, tg2)
             cur_low = low.detach().index_copy(0, di, low2.detach())
@@ -407,6 +425,8 @@ class TrainStep(nn.Module):
                 lowc, iouc, objc = m.decode(vdc, tgc, sub, points=p, labels=lb, mask_input=prev, has_mask=has_prior,
                                             uncertainty=uc)
                 turns.append(("click", lowc, iouc, objc, tgtc))
+                if use_error:
+                    turn_error(lowc, tgtc, sub.v1, p, lb, prev, has_prior, uc)
                 prev = lowc.detach()
                 has_prior = torch.ones_like(has_prior)
         total_n = sum(t[1].shape[0] for t in turns)
@@ -434,6 +454,9 @@ class TrainStep(nn.Module):
             loss = loss + self.ambiguity_weight * ambiguity
         if distractor is not None:
             loss = loss + self.distractor_weight * distractor
+        error = torch.stack(errors).mean() if errors else None
+        if error is not None:
+            loss = loss + self.error_weight * error
         if rus is not None:
             # added once per batch (not by turn share); loss_text stays the segmentation loss alone
             loss = loss + self.rus_weight() * rus
@@ -442,7 +465,8 @@ class TrainStep(nn.Module):
                      rus=None if rus is None else float(rus.detach()),
                      semantic=None if semantic is None else float(semantic.detach()),
                      ambiguity=None if ambiguity is None else float(ambiguity.detach()),
-                     distractor=None if distractor is None else float(distractor.detach()))
+                     distractor=None if distractor is None else float(distractor.detach()),
+                     error=None if error is None else float(error.detach()))
         return loss, stats
 
 
@@ -486,6 +510,18 @@ def load_optimizer(opt: torch.optim.Optimizer, path: Path) -> None:
 
 
 # ---- the trainer ----------------------------------------------------------------------------------
+def freeze_all_but(model, names) -> None:
+    """Stop gradients to every parameter outside the top-level submodules ``names`` (``--train-only``)."""
+    missing = [n for n in names if getattr(model, n, None) is None]
+    if missing:
+        raise RRSISError(f"--train-only {','.join(missing)}: the model has no such part (parts with weights: "
+                         f"{', '.join(sorted({k.split('.')[0] for k, _ in model.named_parameters()}))}).")
+    prefixes = tuple(f"{n}." for n in names)
+    for name, p in model.named_parameters():
+        if not name.startswith(prefixes):
+            p.requires_grad_(False)
+
+
 def reset_submodules(model, names) -> None:
     """Re-initialise the named submodules (e.g. ``mask_decoder``, ``prompt_encoder``) of a loaded model with
     the weights a fresh build of its config would have (under the current torch seed)."""
@@ -550,7 +586,7 @@ class Trainer:
         modules = {"use_rus": opts.rus or opts.ugf or opts.udlr, "use_ugf": opts.ugf, "use_udlr": opts.udlr,
                    "use_click_refiner": opts.click_refiner, "use_semantic_head": opts.aux_semantic > 0,
                    "use_ambiguity_head": opts.ambiguity_head > 0, "use_twgm_input": opts.twgm_input,
-                   "use_text_position": opts.text_position}
+                   "use_text_position": opts.text_position, "use_error_head": opts.error_head > 0}
         if opts.init and not (opts.twgm and opts.mmmd):
             raise RRSISError("--no-twgm / --no-mmmd build a fresh model for the ablation; they cannot change an "
                              "--init checkpoint's architecture.")
@@ -595,6 +631,8 @@ class Trainer:
         if opts.freeze_image_encoder:
             for p in self.model.image_encoder.parameters():
                 p.requires_grad_(False)
+        if opts.train_only:
+            freeze_all_but(self.model, opts.train_only)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         # parts that start fresh on top of an --init checkpoint (added modules, --reset parts) learn faster
         fresh = tuple(f"{n}." for n in (*getattr(model, "added_modules", ()), *getattr(model, "rebuilt_modules", ()),
@@ -618,7 +656,7 @@ class Trainer:
                 p.requires_grad_(False)
         self.step_module = TrainStep(self.model, opts.freeze_image_encoder, opts.click_rounds, teacher,
                                      opts.distill_weight, opts.loss_weights, opts.aux_semantic, opts.ambiguity_head,
-                                     opts.distractor_loss)
+                                     opts.distractor_loss, opts.error_head)
         self.wrapped = self.step_module
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -683,7 +721,8 @@ class Trainer:
             self.step_module.step = step  # the RUS warm-up ramp reads it (DDP forwards to this module)
             with self.autocast:
                 loss, stats = self.wrapped(samples, text, fol, rounds)
-            (loss / o.accum).backward()
+            if loss.requires_grad:  # with --train-only, a micro-batch may have no turn the trained parts see
+                (loss / o.accum).backward()
             acc.setdefault("loss", []).append(float(loss.detach()))
             for k, v in stats.items():
                 if v is not None:

@@ -28,22 +28,38 @@ def click_maps(points: torch.Tensor, labels: torch.Tensor, grid: int, stride: in
     return torch.cat(maps, dim=1)
 
 
-class ClickRefiner(nn.Module):
-    """logits B×1×g×g, prior B×1×g×g (logits or zeros), clicks B×2×g×g, v1 B×C×g×g → refined logits."""
+#: σ of the Gaussian click maps, in S/4 grid cells
+CLICK_MAP_SIGMA = 2.0
 
-    def __init__(self, v1_channels: int, channels: int = 32, dilations=(1, 2, 4, 8), sigma: float = 2.0):
+
+class LocalConvHead(nn.Module):
+    """Dilated 3×3 convolutions on the S/4 grid: x B×C×g×g → B×1×g×g (a 1×1 input projection, residual GELU
+    blocks, a 1×1 output starting at weight 0 and bias ``out_bias``). Shared by the click refiner and the
+    turn-error head."""
+
+    def __init__(self, in_channels: int, channels: int = 32, dilations=(1, 2, 4, 8), out_bias: float = 0.0):
         super().__init__()
-        self.sigma = float(sigma)
-        self.inp = nn.Conv2d(4 + v1_channels, channels, 1)
+        self.inp = nn.Conv2d(in_channels, channels, 1)
         self.blocks = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=d, dilation=d) for d in dilations)
         self.out = nn.Conv2d(channels, 1, 1)
-        nn.init.zeros_(self.out.weight)  # Δ ≡ 0 at init
-        nn.init.zeros_(self.out.bias)
+        nn.init.zeros_(self.out.weight)
+        nn.init.constant_(self.out.bias, out_bias)
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.gelu(self.inp(x))
+        for conv in self.blocks:
+            h = h + F.gelu(conv(h))
+        return self.out(h)
+
+
+class ClickRefiner(LocalConvHead):
+    """logits B×1×g×g, prior B×1×g×g (logits or zeros), clicks B×2×g×g, v1 B×C×g×g → refined logits."""
+
+    def __init__(self, v1_channels: int, channels: int = 32, dilations=(1, 2, 4, 8), sigma: float = CLICK_MAP_SIGMA):
+        super().__init__(4 + v1_channels, channels, dilations)  # Δ ≡ 0 at init
+        self.sigma = float(sigma)
 
     def forward(self, logits, prior, clicks, v1):
         # logits can be large; the head sees them squashed to (−1, 1)
         x = torch.cat([torch.tanh(logits / 8), torch.tanh(prior / 8), clicks, v1], dim=1)
-        h = F.gelu(self.inp(x))
-        for conv in self.blocks:
-            h = h + F.gelu(conv(h))
-        return logits + self.out(h)
+        return logits + self.head(x)

@@ -73,6 +73,9 @@ class RSAMConfig:
     twgm_pre_norm: bool = False
     # a text × position term added to the fused image tokens (rrsis_engine.model.twgm.TextPosition)
     use_text_position: bool = False
+    # where this turn's mask is likely wrong, from the turn's logits, prior and clicks (rrsis_engine.model.error_head;
+    # trained by `rrsis train --error-head`): the per-turn uncertainty map and the suggested click's guide
+    use_error_head: bool = False
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -114,7 +117,8 @@ class RSAMConfig:
 
 OPTIONAL_FIELDS = ("use_rus", "use_ugf", "use_udlr", "rus_loss_weight", "rus_warmup_steps", "rus_max_pos_weight",
                    "udlr_channels", "udlr_tau", "udlr_temperature", "use_click_refiner", "use_semantic_head",
-                   "use_ambiguity_head", "use_twgm_input", "twgm_pre_norm", "use_text_position")
+                   "use_ambiguity_head", "use_twgm_input", "twgm_pre_norm", "use_text_position",
+                   "use_error_head")
 
 REGISTRY: dict[str, RSAMConfig] = {
     # The paper's model: SAM 2.1 Hiera-B+ at 1024².

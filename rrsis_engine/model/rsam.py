@@ -9,6 +9,7 @@ builds them from a named config. Inference is split so each stage can be cached:
    ``fuse``          (image and text)    → fused V_d, T_G        (TWGM, then UGF gated by U)
 4. ``decode``        (+ clicks/box/prior, U) → mask logits, IoU, object logit   (prompt encoder + MMMD,
    then UDLR refined by U, then the click refiner around the clicks when ``config.use_click_refiner``)
+5. ``turn_error`` (the turn's logits, prior, clicks, U) → where that mask is likely wrong (``config.use_error_head``)
 
 A click turn runs only step 4 (U is cached with the fused features).
 """
@@ -20,8 +21,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from rrsis_engine.model.click_refiner import click_maps
+from rrsis_engine.model.click_refiner import CLICK_MAP_SIGMA, click_maps
 from rrsis_engine.model.config import RSAMConfig
+from rrsis_engine.model.error_head import uncertainty_on_grid
 
 
 @dataclass
@@ -36,7 +38,7 @@ class ImageFeatures:
 class RSAM(nn.Module):
     def __init__(self, config: RSAMConfig, image_encoder, text_encoder, twgm, prompt_encoder, mask_decoder,
                  rus=None, ugf=None, udlr=None, click_refiner=None, semantic_head=None, ambiguity_head=None,
-                 twgm_input=None, text_position=None):
+                 twgm_input=None, text_position=None, error_head=None):
         super().__init__()
         self.config = config
         self.image_encoder = image_encoder
@@ -48,7 +50,8 @@ class RSAM(nn.Module):
         # absent from the state dict and older checkpoints load strictly.
         for name, module in (("rus", rus), ("ugf", ugf), ("udlr", udlr), ("click_refiner", click_refiner),
                              ("semantic_head", semantic_head), ("ambiguity_head", ambiguity_head),
-                             ("twgm_input", twgm_input), ("text_position", text_position)):
+                             ("twgm_input", twgm_input), ("text_position", text_position),
+                             ("error_head", error_head)):
             if (module is not None) != getattr(config, f"use_{name}"):
                 raise ValueError(f"{name} module given={module is not None} but config.use_{name}="
                                  f"{getattr(config, f'use_{name}')}; build with rrsis_engine.model.build_rsam.")
@@ -60,6 +63,7 @@ class RSAM(nn.Module):
         self.ambiguity_head = ambiguity_head  # fused V_d, T_G → ambiguity logit B×1 (rrsis_engine.model.ambiguity_head)
         self.twgm_input = twgm_input  # LayerNorm + 2-D position of the tokens entering TWGM (rrsis_engine.model.twgm)
         self.text_position = text_position  # text × position term on the fused tokens (rrsis_engine.model.twgm)
+        self.error_head = error_head  # the turn's error map (rrsis_engine.model.error_head)
 
     @property
     def image_size(self) -> int:
@@ -167,6 +171,25 @@ class RSAM(nn.Module):
         if self.click_refiner is not None and points is not None and points.shape[1] > 0:
             masks = self._refine_at_clicks(masks, points, labels, mask_input, has_mask, feats.v1)
         return masks, iou, obj
+
+    def turn_error(self, masks: torch.Tensor, v1: torch.Tensor, points: torch.Tensor | None = None,
+                   labels: torch.Tensor | None = None, prior: torch.Tensor | None = None,
+                   has_prior: torch.Tensor | None = None, uncertainty: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Error logits E B×1×(S/4)×(S/4) of this turn's mask logits ``masks`` (B×1×(S/4)×(S/4), gradient stopped),
+        given the turn's prompts as for :meth:`decode` (points B×N×2 model frame, labels B×N, prior logits, U) and
+        V1 (B or 1 ×d/8×S/4×S/4); None without the head (``config.use_error_head``)."""
+        if self.error_head is None:
+            return None
+        masks = masks.detach()
+        b, _, g, _ = masks.shape
+        prior = torch.zeros_like(masks) if prior is None else prior.detach().to(masks.dtype)
+        if has_prior is not None:
+            prior = torch.where(has_prior[:, None, None, None], prior, torch.zeros_like(prior))
+        if points is None or points.shape[1] == 0:
+            clicks = masks.new_zeros(b, 2, g, g)
+        else:
+            clicks = click_maps(points, labels, g, self.image_size // g, CLICK_MAP_SIGMA).to(masks.dtype)
+        return self.error_head(masks, prior, clicks, uncertainty_on_grid(uncertainty, masks), v1.expand(b, -1, -1, -1))
 
     def _refine_at_clicks(self, masks, points, labels, prior, has_prior, v1):
         """Click refiner on the samples with a positive or negative click (others unchanged)."""

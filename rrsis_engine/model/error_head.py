@@ -1,0 +1,45 @@
+"""Turn-error head: where *this turn's* mask is likely wrong, given the turn's prompts.
+
+RUS's U (rrsis_engine.model.uncertainty) sees only image and text, so it describes the text-only prediction and
+does not move when the labeler clicks: after a click σ(U) still marks the old mistakes, and a click suggested
+from it lands where the mask is already right (MODEL_CARD.md, "Suggested clicks"). This head reads what the
+turn was given and what it produced — the final mask logits, the previous turn's logits (the prior), Gaussian
+maps of the positive and negative clicks, σ(U) and the high-resolution image features V1 — and predicts the
+error map of the turn's mask with the same dilated-convolution trunk as the click refiner
+(:class:`rrsis_engine.model.click_refiner.LocalConvHead`, receptive field ≈ 31 cells).
+
+Trained by ``rrsis train --error-head W`` on every simulated turn (text, dialogue and correction clicks) with
+RUS's online error-consistency loss (:func:`rrsis_engine.model.loss.rus_loss`) against the detached
+prediction's own error map; it changes no mask. Config switch ``use_error_head``.
+
+Frames: every map is on the padded S/4 model grid, (row, col) = (y, x), content top-left.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from rrsis_engine.model.click_refiner import LocalConvHead
+
+
+class ErrorHead(LocalConvHead):
+    """logits, prior B×1×g×g (logits; prior zeros when there is none), clicks B×2×g×g, u B×1×g×g (σ(U) resized,
+    or zeros), v1 B×C×g×g → error logits E B×1×g×g (high = the turn's mask is likely wrong there).
+
+    The output starts at a constant logit of −2 (σ ≈ 0.12: most of a mask is right)."""
+
+    def __init__(self, v1_channels: int, channels: int = 32, dilations=(1, 2, 4, 8)):
+        super().__init__(5 + v1_channels, channels, dilations, out_bias=-2.0)
+
+    def forward(self, logits, prior, clicks, u, v1):
+        x = torch.cat([torch.tanh(logits / 8), torch.tanh(prior / 8), clicks, u, v1], dim=1)
+        return self.head(x)
+
+
+def uncertainty_on_grid(u: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """σ(U) of RUS (B'×1×h×w logits, B' = B or 1) resized bilinearly to ``like``'s B×1×g×g grid; zeros without U."""
+    if u is None:
+        return torch.zeros_like(like)
+    up = torch.sigmoid(F.interpolate(u.float(), size=like.shape[-2:], mode="bilinear", align_corners=False))
+    return up.expand(like.shape[0], -1, -1, -1).to(like.dtype)

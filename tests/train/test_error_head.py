@@ -1,0 +1,102 @@
+"""The turn-error head: neutral at initialisation (no mask changes, a constant map), trained alone with
+``--train-only error_head`` on top of a checkpoint it leaves every other weight untouched and learns where each
+turn's mask — text turn or correction click — is wrong; the predictor then reports σ(E) as the uncertainty, which
+follows the clicks."""
+
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_text_encoder):
+    from rrsis_engine.model import build_rsam
+
+    torch.manual_seed(0)
+    return build_rsam("rsam-tiny", text_encoder=tiny_text_encoder).eval()
+
+
+def test_error_head_changes_no_mask_and_starts_constant(tiny_model):
+    from rrsis_engine.model import build_rsam
+
+    cfg = tiny_model.config.with_overrides(use_error_head=True)
+    assert "use_error_head" not in tiny_model.config.to_dict() and cfg.to_dict()["use_error_head"]
+    model = build_rsam(cfg, text_encoder=tiny_model.text_encoder).eval()
+    state = dict(tiny_model.state_dict())
+    state.update({k: v for k, v in model.state_dict().items() if k.startswith("error_head.")})
+    model.load_state_dict(state)
+    s = model.image_size
+    with torch.no_grad():
+        feats = model.encode_image(torch.randn(1, 3, s, s, generator=torch.Generator().manual_seed(1)))
+        vd, tg = model.fuse(feats.vd, *model.encode_text(*model.text_embed(["the red roof"])))
+        pt, lb = torch.tensor([[[s / 3, s / 2]]]), torch.tensor([[1]])
+        low, _, _ = model.decode(vd, tg, feats, points=pt, labels=lb)
+        assert torch.equal(low, tiny_model.decode(vd, tg, feats, points=pt, labels=lb)[0])
+        error = model.turn_error(low, feats.v1, pt, lb)
+    assert error.shape == low.shape
+    assert torch.allclose(error, torch.full_like(error, -2.0))  # σ ≈ 0.12 everywhere until trained
+    assert tiny_model.turn_error(low, feats.v1) is None
+
+
+def test_train_only_names_a_real_part(tiny_model):
+    from rrsis_train.trainer import freeze_all_but
+
+    from rrsis_engine.errors import RRSISError
+
+    with pytest.raises(RRSISError, match="no such part.*mask_decoder"):
+        freeze_all_but(tiny_model, ["error_head"])
+
+
+def _auroc(scores, labels):
+    from rrsis_engine.metrics import auroc
+
+    return auroc(np.concatenate(scores), np.concatenate(labels))
+
+
+@pytest.mark.slow
+def test_error_head_trained_alone_learns_each_turns_errors(easy_task_model, tmp_path):
+    from rrsis_train.clicks import sample_correction_click
+    from rrsis_train.easy import EasySource, easy_sample
+    from rrsis_train.sources import MixedSource
+    from rrsis_train.trainer import Trainer, TrainOptions
+
+    from rrsis_engine.model import save_checkpoint
+    from rrsis_engine.predictor import Predictor
+
+    parent = save_checkpoint(easy_task_model, tmp_path / "parent.safetensors")
+    opts = TrainOptions(out=str(tmp_path / "run"), init=str(parent), error_head=1.0, train_only=("error_head",),
+                        steps=120, batch=8, sources=["easy:1"], lr=3e-4, warmup=10, click_share=0.7,
+                        click_rounds=2, ckpt_every=0, threads=1, progress=False, log_every=20, precision="fp32")
+    trainer = Trainer(opts)
+    trainer.data = MixedSource([EasySource(128, twin_share=0.4)], [1.0], seed=1)
+    trainer.fit()
+    model = trainer.model.eval()
+    assert model.config.use_error_head
+    before = easy_task_model.state_dict()
+    for k, v in model.state_dict().items():
+        if not k.startswith("error_head."):
+            assert torch.equal(v, before[k]), f"{k} changed although only error_head was trained"
+    errors = [row["error"] for row in trainer.history if row.get("error") is not None]
+    assert errors[-1] < errors[0], errors
+
+    predictor = Predictor(model, device="cpu", disk_cache=False, encoder_precision="fp32")
+    scores = {"text": ([], []), "click": ([], [])}
+    moved = []
+    for n in range(10**6, 10**6 + 16):  # item numbers never used in training
+        rec = easy_sample(n, size=128)
+        predictor.set_image(rec["image"])
+        pred = predictor.predict(rec["expression"])
+        scores["text"][0].append(pred.uncertainty.ravel())
+        scores["text"][1].append((pred.mask != rec["mask"]).ravel())
+        click = sample_correction_click(pred.mask, rec["mask"], np.random.default_rng(n), center_prob=1.0)
+        if click is None:
+            continue
+        after = predictor.predict(rec["expression"], points=np.array([click[:2]], np.float32),
+                                  labels=np.array([click[2]]), mask_input=pred.low_res_logits)
+        scores["click"][0].append(after.uncertainty.ravel())
+        scores["click"][1].append((after.mask != rec["mask"]).ravel())
+        moved.append(float(np.abs(after.uncertainty - pred.uncertainty).max()))
+        assert after.suggested_click is None or (0 <= after.suggested_click[0] < 128 and 0 <= after.suggested_click[1] < 128)
+    for turn, (s, wrong) in scores.items():
+        assert _auroc(s, wrong) > 0.85, (turn, _auroc(s, wrong))  # an untrained head's constant map scores 0.5
+    assert moved and max(moved) > 0.1  # the uncertainty map follows the clicks
