@@ -84,7 +84,7 @@ def register(subparsers) -> None:
                         "one cue of the ambiguity score)")
     p.add_argument("--error-head", type=float, default=0.0, metavar="W",
                    help="weight of the turn-error head's loss (adds the head: where each turn's mask is likely wrong, "
-                        "given its clicks and prior; the per-turn uncertainty map and the suggested click's guide)")
+                        "given its clicks and prior: the prediction's uncertainty map, which then follows the clicks)")
     p.add_argument("--train-only", default="", metavar="PART[,PART]",
                    help="train only these parts and keep every other weight as it is, e.g. error_head (a head added "
                         "to an --init checkpoint; the masks stay exactly the parent's)")

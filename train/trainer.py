@@ -633,6 +633,9 @@ class Trainer:
                 p.requires_grad_(False)
         if opts.train_only:
             freeze_all_but(self.model, opts.train_only)
+        if self.model.error_head is not None and opts.error_head <= 0:
+            log.warning("The model has a turn-error head but --error-head is 0: the head is not trained and its map "
+                        "goes stale as the masks change; pass --error-head 1.")
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         # parts that start fresh on top of an --init checkpoint (added modules, --reset parts) learn faster
         fresh = tuple(f"{n}." for n in (*getattr(model, "added_modules", ()), *getattr(model, "rebuilt_modules", ()),

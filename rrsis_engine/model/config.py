@@ -74,7 +74,7 @@ class RSAMConfig:
     # a text × position term added to the fused image tokens (rrsis_engine.model.twgm.TextPosition)
     use_text_position: bool = False
     # where this turn's mask is likely wrong, from the turn's logits, prior and clicks (rrsis_engine.model.error_head;
-    # trained by `rrsis train --error-head`): the per-turn uncertainty map and the suggested click's guide
+    # trained by `rrsis train --error-head`): the prediction's uncertainty map, which thereby follows the clicks
     use_error_head: bool = False
     extra: dict = field(default_factory=dict)
 

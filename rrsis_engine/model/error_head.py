@@ -1,8 +1,8 @@
 """Turn-error head: where *this turn's* mask is likely wrong, given the turn's prompts.
 
 RUS's U (rrsis_engine.model.uncertainty) sees only image and text, so it describes the text-only prediction and
-does not move when the labeler clicks: after a click σ(U) still marks the old mistakes, and a click suggested
-from it lands where the mask is already right (MODEL_CARD.md, "Suggested clicks"). This head reads what the
+does not move when the labeler clicks: after a click σ(U) still marks the old mistakes (its correlation with the
+error map fell from 0.43 to 0.27 over three clicks on validation scenes, MODEL_CARD.md). This head reads what the
 turn was given and what it produced — the final mask logits, the previous turn's logits (the prior), Gaussian
 maps of the positive and negative clicks, σ(U) and the high-resolution image features V1 — and predicts the
 error map of the turn's mask with the same dilated-convolution trunk as the click refiner
@@ -10,7 +10,9 @@ error map of the turn's mask with the same dilated-convolution trunk as the clic
 
 Trained by ``rrsis train --error-head W`` on every simulated turn (text, dialogue and correction clicks) with
 RUS's online error-consistency loss (:func:`rrsis_engine.model.loss.rus_loss`) against the detached
-prediction's own error map; it changes no mask. Config switch ``use_error_head``.
+prediction's own error map; it changes no mask. The predictor reports σ(E) as the prediction's uncertainty map;
+the ambiguity cues and the suggested click keep reading σ(U) (placed on σ(E), the suggestion did no better).
+Config switch ``use_error_head``.
 
 Frames: every map is on the padded S/4 model grid, (row, col) = (y, x), content top-left.
 """
