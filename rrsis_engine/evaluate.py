@@ -11,6 +11,9 @@ Report (fractions in [0, 1])::
      "by_clicks": {"0": {"mIoU", "oIoU", "P@0.5", "P@0.6", "P@0.7", "P@0.8", "P@0.9"}, "1": {...}, ...},
      "NoC@85": float|null, "NoC@90": float|null, "ambiguity_auroc": float|null,
      "click_policy": "standard"|"suggested", "suggested_click_share": float|null,
+     "uncertainty": {"0": {"auroc", "corr"}, ...} | null,      # the prediction's uncertainty map against the
+                                                                # turn's wrong pixels, per click row (≈ 1 024 pixels
+                                                                # per record); null when the model gives no map
      "zoom_in": bool,                                           # click turns also predicted on a zoomed crop
      "encoder_precision": "bf16" | "fp32",                      # the image encoder's arithmetic
      "dialogue": {"n": int, "mIoU": float, "oIoU": float}}      # only when records carry follow-ups
@@ -96,6 +99,7 @@ def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (
     samples: list[SampleResult] = []
     worst: list[tuple[float, str, np.ndarray, np.ndarray, np.ndarray, str]] = []
     n_suggested = n_simulated = 0
+    unc_pixels: dict[int, list[np.ndarray]] = {k: [] for k in clicks}  # per click row: (uncertainty, wrong) pairs
     for idx, rec in enumerate(records):
         if limit is not None and idx >= limit:
             break
@@ -104,7 +108,7 @@ def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (
         session = RefinementSession(predictor)
         session.set_image(rec["image"])
         pred0 = pred = session.text(rec["expression"])
-        masks = {0: pred0.mask}
+        preds = {0: pred0}
         mask = pred0.mask
         ious = [M.iou(mask, gt)]
         limit_clicks = max(n_clicks, max_clicks if noc else 0)
@@ -121,9 +125,12 @@ def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (
                 n_suggested += used_suggestion
             ious.append(M.iou(mask, gt))
             if k + 1 in rows:
-                masks[k + 1] = mask
+                preds[k + 1] = pred
         for k in clicks:
-            m = masks.get(k, mask)
+            p_k = preds.get(k, pred)
+            m = p_k.mask
+            if p_k.uncertainty is not None:
+                unc_pixels[k].append(_uncertainty_sample(p_k.uncertainty, m != gt))
             i, u = M.intersection_union(m, gt)
             rows[k][0].append(ious[k] if k < len(ious) else ious[-1])
             rows[k][1].append(i)
@@ -156,6 +163,7 @@ def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (
         "click_policy": click_policy,
         "suggested_click_share": (n_suggested / n_simulated if n_simulated else None)
         if click_policy == "suggested" else None,
+        "uncertainty": _uncertainty_report(unc_pixels),
         "zoom_in": bool(getattr(predictor, "zoom_enabled", lambda: False)()),
         "encoder_precision": getattr(predictor, "encoder_precision", None),
     }
@@ -168,6 +176,30 @@ def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (
     if overlays_dir is not None:
         _write_overlays(Path(overlays_dir), worst)
     return EvalResult(report, samples, time.perf_counter() - t_start, str(getattr(predictor, "model_version", "")))
+
+
+#: pixels per record and click row that score the uncertainty map (a regular grid)
+UNCERTAINTY_PIXELS = 1024
+
+
+def _uncertainty_sample(uncertainty: np.ndarray, wrong: np.ndarray) -> np.ndarray:
+    """N×2 (uncertainty, wrong) on a regular grid of about :data:`UNCERTAINTY_PIXELS` pixels of the H×W maps."""
+    step = max(1, int(np.ceil(np.sqrt(wrong.size / UNCERTAINTY_PIXELS))))
+    return np.stack([uncertainty[::step, ::step].ravel(), wrong[::step, ::step].ravel()], axis=1).astype(np.float32)
+
+
+def _uncertainty_report(unc_pixels: dict[int, list[np.ndarray]]) -> dict | None:
+    """Per click row: AUROC and Pearson correlation of the uncertainty map against the wrong pixels."""
+    out = {}
+    for k, parts in unc_pixels.items():
+        if not parts:
+            return None
+        a = np.concatenate(parts)
+        wrong = a[:, 1] > 0.5
+        both = wrong.any() and not wrong.all() and a[:, 0].std() > 0
+        out[str(k)] = {"auroc": M.auroc(a[:, 0], wrong),
+                       "corr": float(np.corrcoef(a[:, 0], wrong)[0, 1]) if both else None}
+    return out
 
 
 def evaluate(predictor, records: Iterable[dict], clicks: Sequence[int] = (0, 1, 2, 3), noc: bool = True,
@@ -207,6 +239,12 @@ def report_markdown(result: EvalResult | dict, data_name: str = "") -> str:
 
     lines += ["| NoC@85 | NoC@90 | ambiguity AUROC |", "|---|---|---|",
               f"| {fmt(rep['NoC@85'])} | {fmt(rep['NoC@90'])} | {fmt(rep['ambiguity_auroc'])} |", ""]
+    if rep.get("uncertainty"):
+        u = rep["uncertainty"]
+        lines += ["| uncertainty map vs wrong pixels | " + " | ".join(f"{k} clicks" for k in u) + " |",
+                  "|---|" + "---|" * len(u),
+                  "| AUROC | " + " | ".join(fmt(v["auroc"]) for v in u.values()) + " |",
+                  "| correlation | " + " | ".join(fmt(v["corr"]) for v in u.values()) + " |", ""]
     if rep.get("click_policy", "standard") != "standard":
         lines += [f"Clicks placed by the `{rep['click_policy']}` policy (the model's suggested click, labelled "
                   f"truthfully; {fmt(rep.get('suggested_click_share'))} of clicks followed a suggestion, the rest "

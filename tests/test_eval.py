@@ -159,3 +159,30 @@ def test_evaluate_with_the_suggested_click_policy():
     assert rep["by_clicks"]["1"]["mIoU"] == 0.0 and rep["by_clicks"]["2"]["mIoU"] == 1.0
     with pytest.raises(Exception, match="click policy"):
         run_evaluation(Suggesting(recs), recs, click_policy="random")
+
+
+class _MapPredictor(OraclePredictor):
+    """The oracle, with an uncertainty map that marks exactly the turn's wrong pixels (or exactly the right ones)."""
+
+    def __init__(self, records, inverted=False):
+        super().__init__(records)
+        self.inverted = inverted
+
+    def predict(self, text="", **kw):
+        pred = super().predict(text, **kw)
+        rec = self.by_text.get(text) or next(r for r in self.by_text.values() if r.get("followup") == text)
+        wrong = (pred.mask != rec["mask"]).astype(np.float32)
+        pred.uncertainty = 1 - wrong if self.inverted else wrong
+        return pred
+
+
+def test_the_report_scores_the_uncertainty_map_against_each_turns_errors():
+    recs = _records()
+    assert evaluate(OraclePredictor(recs), recs, clicks=(0, 1), noc=False)["uncertainty"] is None
+    result = run_evaluation(_MapPredictor(recs), recs, clicks=(0, 1), noc=False)
+    u = result.report["uncertainty"]
+    assert set(u) == {"0", "1"}
+    assert u["0"]["auroc"] == 1.0 and u["0"]["corr"] == pytest.approx(1.0)
+    assert "uncertainty map vs wrong pixels" in report_markdown(result)
+    inverted = evaluate(_MapPredictor(recs, inverted=True), recs, clicks=(0, 1), noc=False)["uncertainty"]
+    assert inverted["0"]["auroc"] == 0.0 and inverted["0"]["corr"] == pytest.approx(-1.0)
