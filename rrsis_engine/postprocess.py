@@ -122,3 +122,21 @@ def suggest_click(mask: np.ndarray, uncertainty_low: np.ndarray, candidates: lis
     px = min(width - 1, int((col + 0.5) * width / w))
     py = min(height - 1, int((row + 0.5) * height / h))
     return float(px), float(py), 0 if mask[py, px] else 1
+
+
+#: the click-gain head's predicted gain (IoU points / 10) below which no click is suggested (+0.005 IoU)
+MIN_CLICK_GAIN = 0.05
+
+
+def suggest_by_gain(mask: np.ndarray, gain_low: np.ndarray) -> tuple[float, float, int] | None:
+    """The cell where the click-gain head expects one click to gain most (``gain_low`` h×w, IoU points / 10, on the
+    low-res grid of the H×W ``mask``) as (x, y, label) in the image frame — positive outside the mask, negative
+    inside; None when no cell promises :data:`MIN_CLICK_GAIN`."""
+    row, col = np.unravel_index(int(np.argmax(gain_low)), gain_low.shape)
+    if gain_low[row, col] < MIN_CLICK_GAIN:
+        return None
+    height, width = mask.shape
+    h, w = gain_low.shape
+    px = min(width - 1, int((col + 0.5) * width / w))
+    py = min(height - 1, int((row + 0.5) * height / h))
+    return float(px), float(py), 0 if mask[py, px] else 1

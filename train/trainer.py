@@ -47,6 +47,7 @@ from rrsis_train.clicks import grid_to_model, sample_correction_click
 from rrsis_train.sources import MixedSource, augment_group, build_source, parse_source
 from torch import nn
 
+from rrsis_engine import metrics as M
 from rrsis_engine.data.expressions import SEMANTIC_CLASSES
 from rrsis_engine.errors import CheckpointError, RRSISError
 from rrsis_engine.model import ImageFeatures, build_rsam, get_config, load_checkpoint, save_checkpoint
@@ -57,10 +58,10 @@ from rrsis_engine.predictor import PRECISIONS, native_bf16
 log = logging.getLogger("rrsis.train")
 
 CSV_FIELDS = ["step", "samples", "loss", "loss_text", "loss_click", "loss_distill", "focal", "dice", "obj", "iou_l1",
-              "rus", "semantic", "ambiguity", "distractor", "error", "miou_text", "miou_click", "lr", "samples_per_s", "elapsed_s"]
+              "rus", "semantic", "ambiguity", "distractor", "error", "click_gain", "miou_text", "miou_click", "lr", "samples_per_s", "elapsed_s"]
 # row keys averaged over DDP ranks (a rank may lack some: (sum, count) pairs are reduced)
 REDUCED_KEYS = ["loss", "loss_text", "loss_click", "loss_distill", "miou_text", "miou_click", "focal", "dice", "obj",
-                "iou_l1", "rus", "semantic", "ambiguity", "distractor", "error"]
+                "iou_l1", "rus", "semantic", "ambiguity", "distractor", "error", "click_gain"]
 
 
 @dataclass
@@ -122,6 +123,8 @@ class TrainOptions:
     distractor_loss: float = 0.0
     # weight of the turn-error head's loss on every simulated turn (> 0 adds the head: rrsis_engine.model.error_head)
     error_head: float = 0.0
+    # weight of the click-gain head's loss (> 0 adds the head: rrsis_engine.model.error_head.ClickGainHead)
+    click_gain_head: float = 0.0
     # train only these top-level parts (e.g. "error_head"); every other weight keeps its --init value
     train_only: tuple[str, ...] = ()
     augment: bool = True
@@ -280,10 +283,13 @@ class TrainStep(nn.Module):
 
     def __init__(self, model, freeze_image_encoder: bool = False, click_rounds: int = 3, teacher=None,
                  distill_weight: float = 1.0, loss_weights=(20.0, 1.0, 1.0, 1.0), aux_semantic: float = 0.0,
-                 ambiguity_weight: float = 0.0, distractor_weight: float = 0.0, error_weight: float = 0.0):
+                 ambiguity_weight: float = 0.0, distractor_weight: float = 0.0, error_weight: float = 0.0,
+                 gain_weight: float = 0.0, gain_candidates: int = 4):
         super().__init__()
         self.model = model
         self.error_weight = error_weight
+        self.gain_weight = gain_weight
+        self.gain_candidates = gain_candidates
         self.aux_semantic = aux_semantic
         self.ambiguity_weight = ambiguity_weight
         self.distractor_weight = distractor_weight
@@ -302,6 +308,57 @@ class TrainStep(nn.Module):
         cfg = self.model.config
         ramp = 1.0 if cfg.rus_warmup_steps <= 0 else min(1.0, self.step / cfg.rus_warmup_steps)
         return cfg.rus_loss_weight * ramp
+
+    def click_gain_loss(self, vd, t_global, feats: ImageFeatures, u, logits, prior, has_prior, pts, lbl, target, rows,
+                        samples):
+        """The click-gain head's loss at one state of the click rounds: for each sample in ``rows``, one click at
+        each of ``gain_candidates`` cells (the standard click, random error pixels, one random pixel), labelled
+        truthfully, is decoded on top of the state's clicks ``pts``/``lbl`` with ``logits`` as the prior; the head,
+        reading the state, regresses 10 × each click's IoU gain at its cell (Huber). None when no sample has a
+        candidate. Shapes as in :meth:`forward` (B = click samples)."""
+        m = self.model
+        device = logits.device
+        g = logits.shape[-1]
+        stride = m.image_size // g
+        pred = (logits[:, 0] > 0).cpu().numpy()
+        gt = (target[:, 0] > 0.5).cpu().numpy()
+        owner, cells, labels = [], [], []
+        for j, s in enumerate(samples):
+            if not rows[j]:
+                continue
+            cands = [M.next_click(pred[j] & s.valid, gt[j])]
+            cands += [sample_correction_click(pred[j], gt[j], s.rng, s.valid, center_prob=0.0)
+                      for _ in range(self.gain_candidates - 2)]
+            rr, cc = np.nonzero(s.valid)
+            if len(rr):
+                k = int(s.rng.integers(len(rr)))
+                cands.append((cc[k], rr[k], int(gt[j][rr[k], cc[k]])))
+            for c in cands:
+                if c is not None:
+                    owner.append(j)
+                    cells.append((int(c[1]), int(c[0])))
+                    labels.append(int(c[2]))
+        if not owner:
+            return None
+        idx = torch.tensor(owner, device=device)
+        cand = torch.tensor([grid_to_model(c, r, stride) for r, c in cells], dtype=torch.float32, device=device)
+        points, point_labels = cand[:, None], torch.tensor(labels, device=device)[:, None]
+        state_pts = state_lbl = None
+        if pts[0]:
+            state_pts = torch.tensor(pts, dtype=torch.float32, device=device)
+            state_lbl = torch.tensor(lbl, dtype=torch.long, device=device)
+            points = torch.cat([state_pts[idx], points], 1)
+            point_labels = torch.cat([state_lbl[idx], point_labels], 1)
+        with torch.no_grad():
+            sub = ImageFeatures(vd=feats.vd[idx], v1=feats.v1[idx], v2=feats.v2[idx])
+            after, _, _ = m.decode(vd[idx], t_global[idx], sub, points, point_labels, logits[idx],
+                                   torch.ones(len(owner), dtype=torch.bool, device=device),
+                                   uncertainty=None if u is None else u[idx])
+            gain = mask_iou(after, target[idx]) - mask_iou(logits[idx], target[idx])
+        g_map = m.click_gain(logits, feats.v1, state_pts, state_lbl, prior, has_prior, u)
+        rows_t = torch.tensor([r for r, _ in cells], device=device)
+        cols_t = torch.tensor([c for _, c in cells], device=device)
+        return F.smooth_l1_loss(g_map[idx, 0, rows_t, cols_t].float(), 10 * gain.float())
 
     @torch.no_grad()
     def teacher_logits(self, images: torch.Tensor, texts: list[str], out_size: int) -> torch.Tensor:
@@ -337,6 +394,8 @@ class TrainStep(nn.Module):
         turns = []  # (name, logits, iou, obj, target)
         errors = []  # the turn-error head's loss on each turn it saw
         use_error = m.error_head is not None and self.error_weight > 0
+        gains = []  # the click-gain head's loss on each state of the click rounds
+        use_gain = m.click_gain_head is not None and self.gain_weight > 0
 
         def turn_error(lo, tg_, v1, points=None, labels=None, prior=None, has_prior=None, u_=None):
             e = m.turn_error(lo, v1, points, labels, prior, has_prior, u_)
@@ -410,7 +469,12 @@ class TrainStep(nn.Module):
             gt = (tgtc[:, 0] > 0.5).cpu().numpy()
             pts: list[list[tuple[float, float]]] = [[] for _ in c_idx]
             lbl: list[list[int]] = [[] for _ in c_idx]
-            for _ in range(rounds):
+            state_prior, state_has_prior = None, None  # the prior of the turn that produced ``prev``
+            for rnd in range(rounds):
+                if use_gain:  # click-only samples have no state to suggest from before their first click
+                    rows = [rnd > 0 or not samples[i].click_only for i in c_idx]
+                    gains.append(self.click_gain_loss(vdc, tgc, sub, uc, prev, state_prior, state_has_prior, pts, lbl,
+                                                      tgtc, rows, [samples[i] for i in c_idx]))
                 pred = (prev[:, 0] > 0).cpu().numpy()
                 for j, i in enumerate(c_idx):
                     c = sample_correction_click(pred[j], gt[j], samples[i].rng, samples[i].valid)
@@ -427,6 +491,7 @@ class TrainStep(nn.Module):
                 turns.append(("click", lowc, iouc, objc, tgtc))
                 if use_error:
                     turn_error(lowc, tgtc, sub.v1, p, lb, prev, has_prior, uc)
+                state_prior, state_has_prior = prev, has_prior
                 prev = lowc.detach()
                 has_prior = torch.ones_like(has_prior)
         total_n = sum(t[1].shape[0] for t in turns)
@@ -454,6 +519,10 @@ class TrainStep(nn.Module):
             loss = loss + self.ambiguity_weight * ambiguity
         if distractor is not None:
             loss = loss + self.distractor_weight * distractor
+        gains = [g for g in gains if g is not None]
+        gain = torch.stack(gains).mean() if gains else None
+        if gain is not None:
+            loss = loss + self.gain_weight * gain
         error = torch.stack(errors).mean() if errors else None
         if error is not None:
             loss = loss + self.error_weight * error
@@ -466,7 +535,8 @@ class TrainStep(nn.Module):
                      semantic=None if semantic is None else float(semantic.detach()),
                      ambiguity=None if ambiguity is None else float(ambiguity.detach()),
                      distractor=None if distractor is None else float(distractor.detach()),
-                     error=None if error is None else float(error.detach()))
+                     error=None if error is None else float(error.detach()),
+                     click_gain=None if gain is None else float(gain.detach()))
         return loss, stats
 
 
@@ -586,7 +656,8 @@ class Trainer:
         modules = {"use_rus": opts.rus or opts.ugf or opts.udlr, "use_ugf": opts.ugf, "use_udlr": opts.udlr,
                    "use_click_refiner": opts.click_refiner, "use_semantic_head": opts.aux_semantic > 0,
                    "use_ambiguity_head": opts.ambiguity_head > 0, "use_twgm_input": opts.twgm_input,
-                   "use_text_position": opts.text_position, "use_error_head": opts.error_head > 0}
+                   "use_text_position": opts.text_position, "use_error_head": opts.error_head > 0,
+                   "use_click_gain_head": opts.click_gain_head > 0}
         if opts.init and not (opts.twgm and opts.mmmd):
             raise RRSISError("--no-twgm / --no-mmmd build a fresh model for the ablation; they cannot change an "
                              "--init checkpoint's architecture.")
@@ -633,7 +704,7 @@ class Trainer:
                 p.requires_grad_(False)
         if opts.train_only:
             freeze_all_but(self.model, opts.train_only)
-        if self.model.error_head is not None and opts.error_head <= 0:
+        if self.model.error_head is not None and opts.error_head <= 0 and not opts.train_only:
             log.warning("The model has a turn-error head but --error-head is 0: the head is not trained and its map "
                         "goes stale as the masks change; pass --error-head 1.")
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -659,7 +730,7 @@ class Trainer:
                 p.requires_grad_(False)
         self.step_module = TrainStep(self.model, opts.freeze_image_encoder, opts.click_rounds, teacher,
                                      opts.distill_weight, opts.loss_weights, opts.aux_semantic, opts.ambiguity_head,
-                                     opts.distractor_loss, opts.error_head)
+                                     opts.distractor_loss, opts.error_head, opts.click_gain_head)
         self.wrapped = self.step_module
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP

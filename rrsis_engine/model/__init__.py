@@ -23,7 +23,7 @@ def build_rsam(config: str | RSAMConfig = DEFAULT_MODEL, text_encoder=None) -> R
     from rrsis_engine.data.expressions import SEMANTIC_CLASSES
     from rrsis_engine.model.ambiguity_head import AmbiguityHead
     from rrsis_engine.model.click_refiner import ClickRefiner
-    from rrsis_engine.model.error_head import ErrorHead
+    from rrsis_engine.model.error_head import ClickGainHead, ErrorHead
     from rrsis_engine.model.image_encoder import build_image_encoder
     from rrsis_engine.model.mmmd import MMMD
     from rrsis_engine.model.prompts import RSAMPromptEncoder
@@ -52,6 +52,7 @@ def build_rsam(config: str | RSAMConfig = DEFAULT_MODEL, text_encoder=None) -> R
         twgm_input=TWGMInput(d, cfg.image_size // 16) if cfg.use_twgm_input else None,
         text_position=TextPosition(d, cfg.image_size // 16) if cfg.use_text_position else None,
         error_head=ErrorHead(d // 8) if cfg.use_error_head else None,
+        click_gain_head=ClickGainHead(d // 8) if cfg.use_click_gain_head else None,
     )
 
 

@@ -76,6 +76,9 @@ class RSAMConfig:
     # where this turn's mask is likely wrong, from the turn's logits, prior and clicks (rrsis_engine.model.error_head;
     # trained by `rrsis train --error-head`): the prediction's uncertainty map, which thereby follows the clicks
     use_error_head: bool = False
+    # the IoU gain one click at each place would bring (rrsis_engine.model.error_head.ClickGainHead; trained by
+    # `rrsis train --click-gain-head`): where the suggested click goes
+    use_click_gain_head: bool = False
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -118,7 +121,7 @@ class RSAMConfig:
 OPTIONAL_FIELDS = ("use_rus", "use_ugf", "use_udlr", "rus_loss_weight", "rus_warmup_steps", "rus_max_pos_weight",
                    "udlr_channels", "udlr_tau", "udlr_temperature", "use_click_refiner", "use_semantic_head",
                    "use_ambiguity_head", "use_twgm_input", "twgm_pre_norm", "use_text_position",
-                   "use_error_head")
+                   "use_error_head", "use_click_gain_head")
 
 REGISTRY: dict[str, RSAMConfig] = {
     # The paper's model: SAM 2.1 Hiera-B+ at 1024².

@@ -11,8 +11,12 @@ error map of the turn's mask with the same dilated-convolution trunk as the clic
 Trained by ``rrsis train --error-head W`` on every simulated turn (text, dialogue and correction clicks) with
 RUS's online error-consistency loss (:func:`rrsis_engine.model.loss.rus_loss`) against the detached
 prediction's own error map; it changes no mask. The predictor reports σ(E) as the prediction's uncertainty map;
-the ambiguity cues and the suggested click keep reading σ(U) (placed on σ(E), the suggestion did no better).
-Config switch ``use_error_head``.
+the ambiguity cues keep reading σ(U). Config switch ``use_error_head``.
+
+:class:`ClickGainHead` reads the same inputs and predicts, per cell, the IoU gain one truthfully labelled click
+there would bring; the suggested click goes to its best cell among those σ(E) marks as wrong. Placed on σ(E)
+alone (best window, or looking one turn ahead with the decoder), the suggestion did no better than RUS's σ(U)
+(MODEL_CARD.md, "Suggested clicks").
 
 Frames: every map is on the padded S/4 model grid, (row, col) = (y, x), content top-left.
 """
@@ -31,12 +35,21 @@ class ErrorHead(LocalConvHead):
 
     The output starts at a constant logit of −2 (σ ≈ 0.12: most of a mask is right)."""
 
-    def __init__(self, v1_channels: int, channels: int = 32, dilations=(1, 2, 4, 8)):
-        super().__init__(5 + v1_channels, channels, dilations, out_bias=-2.0)
+    def __init__(self, v1_channels: int, channels: int = 32, dilations=(1, 2, 4, 8), out_bias: float = -2.0):
+        super().__init__(5 + v1_channels, channels, dilations, out_bias=out_bias)
 
     def forward(self, logits, prior, clicks, u, v1):
         x = torch.cat([torch.tanh(logits / 8), torch.tanh(prior / 8), clicks, u, v1], dim=1)
         return self.head(x)
+
+
+class ClickGainHead(ErrorHead):
+    """The same inputs as :class:`ErrorHead` → G B×1×g×g: the IoU gain (in IoU points / 10, e.g. 1.0 = +0.1) that one
+    correction click at each cell, labelled truthfully, would bring — where to suggest the next click. Trained by
+    ``rrsis train --click-gain-head W`` against the gains of clicks actually decoded at sampled cells. Starts at 0."""
+
+    def __init__(self, v1_channels: int, channels: int = 32, dilations=(1, 2, 4, 8)):
+        super().__init__(v1_channels, channels, dilations, out_bias=0.0)
 
 
 def uncertainty_on_grid(u: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:

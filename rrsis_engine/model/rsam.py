@@ -38,7 +38,7 @@ class ImageFeatures:
 class RSAM(nn.Module):
     def __init__(self, config: RSAMConfig, image_encoder, text_encoder, twgm, prompt_encoder, mask_decoder,
                  rus=None, ugf=None, udlr=None, click_refiner=None, semantic_head=None, ambiguity_head=None,
-                 twgm_input=None, text_position=None, error_head=None):
+                 twgm_input=None, text_position=None, error_head=None, click_gain_head=None):
         super().__init__()
         self.config = config
         self.image_encoder = image_encoder
@@ -51,7 +51,7 @@ class RSAM(nn.Module):
         for name, module in (("rus", rus), ("ugf", ugf), ("udlr", udlr), ("click_refiner", click_refiner),
                              ("semantic_head", semantic_head), ("ambiguity_head", ambiguity_head),
                              ("twgm_input", twgm_input), ("text_position", text_position),
-                             ("error_head", error_head)):
+                             ("error_head", error_head), ("click_gain_head", click_gain_head)):
             if (module is not None) != getattr(config, f"use_{name}"):
                 raise ValueError(f"{name} module given={module is not None} but config.use_{name}="
                                  f"{getattr(config, f'use_{name}')}; build with rrsis_engine.model.build_rsam.")
@@ -64,6 +64,7 @@ class RSAM(nn.Module):
         self.twgm_input = twgm_input  # LayerNorm + 2-D position of the tokens entering TWGM (rrsis_engine.model.twgm)
         self.text_position = text_position  # text × position term on the fused tokens (rrsis_engine.model.twgm)
         self.error_head = error_head  # the turn's error map (rrsis_engine.model.error_head)
+        self.click_gain_head = click_gain_head  # the gain of a click at each place (rrsis_engine.model.error_head)
 
     @property
     def image_size(self) -> int:
@@ -180,6 +181,19 @@ class RSAM(nn.Module):
         V1 (B or 1 ×d/8×S/4×S/4); None without the head (``config.use_error_head``)."""
         if self.error_head is None:
             return None
+        return self.error_head(*self._turn_inputs(masks, v1, points, labels, prior, has_prior, uncertainty))
+
+    def click_gain(self, masks: torch.Tensor, v1: torch.Tensor, points: torch.Tensor | None = None,
+                   labels: torch.Tensor | None = None, prior: torch.Tensor | None = None,
+                   has_prior: torch.Tensor | None = None, uncertainty: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Predicted IoU gain /10 of one more click at each cell, B×1×(S/4)×(S/4), for the turn that produced
+        ``masks`` (arguments as :meth:`turn_error`); None without the head (``config.use_click_gain_head``)."""
+        if self.click_gain_head is None:
+            return None
+        return self.click_gain_head(*self._turn_inputs(masks, v1, points, labels, prior, has_prior, uncertainty))
+
+    def _turn_inputs(self, masks, v1, points, labels, prior, has_prior, uncertainty):
+        """A turn's logits, prior, click maps, σ(U) and V1, each B×·×(S/4)×(S/4), gradients stopped."""
         masks = masks.detach()
         b, _, g, _ = masks.shape
         prior = torch.zeros_like(masks) if prior is None else prior.detach().to(masks.dtype)
@@ -189,7 +203,7 @@ class RSAM(nn.Module):
             clicks = masks.new_zeros(b, 2, g, g)
         else:
             clicks = click_maps(points, labels, g, self.image_size // g, CLICK_MAP_SIGMA).to(masks.dtype)
-        return self.error_head(masks, prior, clicks, uncertainty_on_grid(uncertainty, masks), v1.expand(b, -1, -1, -1))
+        return masks, prior, clicks, uncertainty_on_grid(uncertainty, masks), v1.expand(b, -1, -1, -1)
 
     def _refine_at_clicks(self, masks, points, labels, prior, has_prior, v1):
         """Click refiner on the samples with a positive or negative click (others unchanged)."""
