@@ -119,9 +119,7 @@ def suggest_click(mask: np.ndarray, uncertainty_low: np.ndarray, candidates: lis
     row, col = np.unravel_index(int(np.argmax(window + 1e-3 * expected_error)), window.shape)
     if window[row, col] < 0.05:
         return None
-    px = min(width - 1, int((col + 0.5) * width / w))
-    py = min(height - 1, int((row + 0.5) * height / h))
-    return float(px), float(py), 0 if mask[py, px] else 1
+    return _correction_at_cell(mask, row, col, (h, w))
 
 
 #: the click-gain head's predicted gain (IoU points / 10) below which no click is suggested (+0.005 IoU)
@@ -135,8 +133,14 @@ def suggest_by_gain(mask: np.ndarray, gain_low: np.ndarray) -> tuple[float, floa
     row, col = np.unravel_index(int(np.argmax(gain_low)), gain_low.shape)
     if gain_low[row, col] < MIN_CLICK_GAIN:
         return None
+    return _correction_at_cell(mask, row, col, gain_low.shape)
+
+
+def _correction_at_cell(mask: np.ndarray, row: int, col: int, grid: tuple[int, int]) -> tuple[float, float, int]:
+    """The centre of cell (row, col) of an h×w ``grid`` over the H×W ``mask`` as a correction click (x, y, label):
+    positive where the mask is background, negative where it is foreground."""
     height, width = mask.shape
-    h, w = gain_low.shape
+    h, w = grid
     px = min(width - 1, int((col + 0.5) * width / w))
     py = min(height - 1, int((row + 0.5) * height / h))
     return float(px), float(py), 0 if mask[py, px] else 1

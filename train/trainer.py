@@ -473,8 +473,10 @@ class TrainStep(nn.Module):
             for rnd in range(rounds):
                 if use_gain:  # click-only samples have no state to suggest from before their first click
                     rows = [rnd > 0 or not samples[i].click_only for i in c_idx]
-                    gains.append(self.click_gain_loss(vdc, tgc, sub, uc, prev, state_prior, state_has_prior, pts, lbl,
-                                                      tgtc, rows, [samples[i] for i in c_idx]))
+                    gain_loss = self.click_gain_loss(vdc, tgc, sub, uc, prev, state_prior, state_has_prior, pts, lbl,
+                                                     tgtc, rows, [samples[i] for i in c_idx])
+                    if gain_loss is not None:
+                        gains.append(gain_loss)
                 pred = (prev[:, 0] > 0).cpu().numpy()
                 for j, i in enumerate(c_idx):
                     c = sample_correction_click(pred[j], gt[j], samples[i].rng, samples[i].valid)
@@ -519,7 +521,6 @@ class TrainStep(nn.Module):
             loss = loss + self.ambiguity_weight * ambiguity
         if distractor is not None:
             loss = loss + self.distractor_weight * distractor
-        gains = [g for g in gains if g is not None]
         gain = torch.stack(gains).mean() if gains else None
         if gain is not None:
             loss = loss + self.gain_weight * gain
