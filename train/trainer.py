@@ -125,6 +125,9 @@ class TrainOptions:
     error_head: float = 0.0
     # weight of the click-gain head's loss (> 0 adds the head: rrsis_engine.model.error_head.ClickGainHead)
     click_gain_head: float = 0.0
+    # clicks decoded per click-round state for the click-gain head's loss: the standard click, then random error
+    # pixels and random cells the turn-error head marks as likely wrong (:meth:`TrainStep.click_gain_loss`)
+    gain_candidates: int = 4
     # train only these top-level parts (e.g. "error_head"); every other weight keeps its --init value
     train_only: tuple[str, ...] = ()
     augment: bool = True
@@ -277,6 +280,15 @@ def semantic_target(semantic: np.ndarray, size: int) -> torch.Tensor:
     return F.pad(pooled, (0, g - w, 0, g - h))
 
 
+def gain_candidate_split(n: int) -> tuple[int, int]:
+    """How many of a state's ``n`` click-gain candidates besides the standard click go to random error pixels and how
+    many to random likely-wrong cells (:meth:`TrainStep.click_gain_loss`): 4 → (2, 1), 8 → (4, 3)."""
+    if n < 2:
+        raise ValueError(f"the click-gain loss needs at least 2 candidate clicks per state, got {n}")
+    likely_wrong = max(1, (n - 1) // 2)
+    return n - 1 - likely_wrong, likely_wrong
+
+
 # ---- one forward pass: a simulated refinement session ---------------------------------------------
 class TrainStep(nn.Module):
     """Wraps the RSAM so DDP sees one ``forward``: returns the summed loss and its parts."""
@@ -312,41 +324,53 @@ class TrainStep(nn.Module):
     def click_gain_loss(self, vd, t_global, feats: ImageFeatures, u, logits, prior, has_prior, pts, lbl, target, rows,
                         samples):
         """The click-gain head's loss at one state of the click rounds: for each sample in ``rows``, one click at
-        each of ``gain_candidates`` cells (the standard click, random error pixels, one random pixel), labelled
-        truthfully, is decoded on top of the state's clicks ``pts``/``lbl`` with ``logits`` as the prior; the head,
-        reading the state, regresses 10 × each click's IoU gain at its cell (Huber). None when no sample has a
-        candidate. Shapes as in :meth:`forward` (B = click samples)."""
+        each of ``gain_candidates`` cells (the standard click, then :func:`gain_candidate_split` random error pixels and
+        random cells among those the turn-error head marks as likely wrong — the cells the predictor's suggestion
+        chooses among, right and wrong ones; any cell without that head), labelled truthfully, is decoded on top of
+        the state's clicks ``pts``/``lbl`` with ``logits`` as the prior; the head, reading the state, regresses
+        10 × each click's IoU gain at its cell (Huber) — 0 where the state's mask is already right, as a suggestion
+        there is no correction (the labeler clicks elsewhere). None when no sample has a candidate. Shapes as in
+        :meth:`forward` (B = click samples)."""
         m = self.model
         device = logits.device
         g = logits.shape[-1]
         stride = m.image_size // g
         pred = (logits[:, 0] > 0).cpu().numpy()
         gt = (target[:, 0] > 0.5).cpu().numpy()
-        owner, cells, labels = [], [], []
+        state_pts = state_lbl = None
+        if pts[0]:
+            state_pts = torch.tensor(pts, dtype=torch.float32, device=device)
+            state_lbl = torch.tensor(lbl, dtype=torch.long, device=device)
+        likely_wrong = None  # the cells a suggestion chooses among (the predictor's rule): σ(E) > 0.5
+        if m.error_head is not None:
+            with torch.no_grad():
+                likely_wrong = (m.turn_error(logits, feats.v1, state_pts, state_lbl, prior, has_prior, u)[:, 0] > 0)
+            likely_wrong = likely_wrong.cpu().numpy()
+        owner, cells, labels, corrects = [], [], [], []
         for j, s in enumerate(samples):
             if not rows[j]:
                 continue
+            n_error, n_likely_wrong = gain_candidate_split(self.gain_candidates)
             cands = [M.next_click(pred[j] & s.valid, gt[j])]
             cands += [sample_correction_click(pred[j], gt[j], s.rng, s.valid, center_prob=0.0)
-                      for _ in range(self.gain_candidates - 2)]
-            rr, cc = np.nonzero(s.valid)
-            if len(rr):
-                k = int(s.rng.integers(len(rr)))
+                      for _ in range(n_error)]
+            pool = s.valid if likely_wrong is None or not (likely_wrong[j] & s.valid).any() else likely_wrong[j] & s.valid
+            rr, cc = np.nonzero(pool)
+            for k in s.rng.integers(len(rr), size=n_likely_wrong if len(rr) else 0):
                 cands.append((cc[k], rr[k], int(gt[j][rr[k], cc[k]])))
             for c in cands:
                 if c is not None:
+                    row, col = int(c[1]), int(c[0])
                     owner.append(j)
-                    cells.append((int(c[1]), int(c[0])))
+                    cells.append((row, col))
                     labels.append(int(c[2]))
+                    corrects.append(bool(pred[j][row, col] == gt[j][row, col]))
         if not owner:
             return None
         idx = torch.tensor(owner, device=device)
         cand = torch.tensor([grid_to_model(c, r, stride) for r, c in cells], dtype=torch.float32, device=device)
         points, point_labels = cand[:, None], torch.tensor(labels, device=device)[:, None]
-        state_pts = state_lbl = None
-        if pts[0]:
-            state_pts = torch.tensor(pts, dtype=torch.float32, device=device)
-            state_lbl = torch.tensor(lbl, dtype=torch.long, device=device)
+        if state_pts is not None:
             points = torch.cat([state_pts[idx], points], 1)
             point_labels = torch.cat([state_lbl[idx], point_labels], 1)
         with torch.no_grad():
@@ -355,6 +379,8 @@ class TrainStep(nn.Module):
                                    torch.ones(len(owner), dtype=torch.bool, device=device),
                                    uncertainty=None if u is None else u[idx])
             gain = mask_iou(after, target[idx]) - mask_iou(logits[idx], target[idx])
+            # a suggestion on a pixel the mask already has right is no correction: the labeler clicks elsewhere
+            gain = gain.masked_fill(torch.tensor(corrects, device=device), 0.0)
         g_map = m.click_gain(logits, feats.v1, state_pts, state_lbl, prior, has_prior, u)
         rows_t = torch.tensor([r for r, _ in cells], device=device)
         cols_t = torch.tensor([c for _, c in cells], device=device)
@@ -731,7 +757,8 @@ class Trainer:
                 p.requires_grad_(False)
         self.step_module = TrainStep(self.model, opts.freeze_image_encoder, opts.click_rounds, teacher,
                                      opts.distill_weight, opts.loss_weights, opts.aux_semantic, opts.ambiguity_head,
-                                     opts.distractor_loss, opts.error_head, opts.click_gain_head)
+                                     opts.distractor_loss, opts.error_head, opts.click_gain_head,
+                                     opts.gain_candidates)
         self.wrapped = self.step_module
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP

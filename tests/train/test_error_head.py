@@ -47,6 +47,16 @@ def test_train_only_names_a_real_part(tiny_model):
         freeze_all_but(tiny_model, ["error_head"])
 
 
+def test_gain_candidates_split_between_error_pixels_and_likely_wrong_cells():
+    from rrsis_train.trainer import gain_candidate_split
+
+    assert gain_candidate_split(4) == (2, 1)  # the standard click + 2 error pixels + 1 likely-wrong cell
+    assert gain_candidate_split(8) == (4, 3)
+    assert gain_candidate_split(2) == (0, 1)
+    with pytest.raises(ValueError, match="at least 2"):
+        gain_candidate_split(1)
+
+
 def _auroc(scores, labels):
     from rrsis_engine.metrics import auroc
 
@@ -65,7 +75,7 @@ def test_error_head_trained_alone_learns_each_turns_errors(easy_task_model, tmp_
 
     parent = save_checkpoint(easy_task_model, tmp_path / "parent.safetensors")
     opts = TrainOptions(out=str(tmp_path / "run"), init=str(parent), error_head=1.0, click_gain_head=1.0,
-                        train_only=("error_head", "click_gain_head"),
+                        gain_candidates=6, train_only=("error_head", "click_gain_head"),
                         steps=120, batch=8, sources=["easy:1"], lr=3e-4, warmup=10, click_share=0.7,
                         click_rounds=2, ckpt_every=0, threads=1, progress=False, log_every=20, precision="fp32")
     trainer = Trainer(opts)
