@@ -346,11 +346,11 @@ class TrainStep(nn.Module):
             with torch.no_grad():
                 likely_wrong = (m.turn_error(logits, feats.v1, state_pts, state_lbl, prior, has_prior, u)[:, 0] > 0)
             likely_wrong = likely_wrong.cpu().numpy()
+        n_error, n_likely_wrong = gain_candidate_split(self.gain_candidates)
         owner, cells, labels, corrects = [], [], [], []
         for j, s in enumerate(samples):
             if not rows[j]:
                 continue
-            n_error, n_likely_wrong = gain_candidate_split(self.gain_candidates)
             cands = [M.next_click(pred[j] & s.valid, gt[j])]
             cands += [sample_correction_click(pred[j], gt[j], s.rng, s.valid, center_prob=0.0)
                       for _ in range(n_error)]
