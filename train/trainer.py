@@ -354,8 +354,8 @@ class TrainStep(nn.Module):
             cands = [M.next_click(pred[j] & s.valid, gt[j])]
             cands += [sample_correction_click(pred[j], gt[j], s.rng, s.valid, center_prob=0.0)
                       for _ in range(n_error)]
-            pool = s.valid if likely_wrong is None or not (likely_wrong[j] & s.valid).any() else likely_wrong[j] & s.valid
-            rr, cc = np.nonzero(pool)
+            pool = s.valid if likely_wrong is None else likely_wrong[j] & s.valid
+            rr, cc = np.nonzero(pool if pool.any() else s.valid)
             for k in s.rng.integers(len(rr), size=n_likely_wrong if len(rr) else 0):
                 cands.append((cc[k], rr[k], int(gt[j][rr[k], cc[k]])))
             for c in cands:
