@@ -136,3 +136,6 @@ def test_click_gain_head_starts_at_zero_and_suggests_its_best_cell(tiny_model):
     assert postprocess.suggest_by_gain(mask, gain_low) == (82.0, 18.0, 0)
     gain_low[28, 2] = 1.5  # outside, larger: a positive click there
     assert postprocess.suggest_by_gain(mask, gain_low) == (10.0, 114.0, 1)
+    # once clicked there, that place is answered even if the head still promises a gain: the next best cell
+    assert postprocess.suggest_by_gain(mask, gain_low, clicks=[(10.0, 114.0)]) == (82.0, 18.0, 0)
+    assert postprocess.suggest_by_gain(mask, gain_low, clicks=[(10.0, 114.0), (82.0, 18.0)]) is None
