@@ -88,15 +88,15 @@ def candidates_from_mask(mask: np.ndarray, prob_low: np.ndarray, max_candidates:
 #: Side (in cells of the low-res grid, S/4 of the model input) of the window whose expected error one click
 #: is credited with removing: about the reach of a click on its surroundings.
 CLICK_REACH_CELLS = 5
-#: Expected error or gain within this many low-res cells (Gaussian σ) of an earlier click is discounted: that
-#: place has been answered already (σ(U) does not change with clicks, and the click-gain head may not notice).
+#: Expected error within this many low-res cells (Gaussian σ) of an earlier click is discounted: that
+#: place has been answered already, and σ(U) does not change with clicks.
 CLICKED_SIGMA_CELLS = 4.0
 
 
 def clicked_discount(grid: tuple[int, int], image_shape: tuple[int, int], clicks=(),
                      sigma: float = CLICKED_SIGMA_CELLS) -> np.ndarray:
     """h×w factors in [0, 1] on the low-res ``grid`` of an H×W image: the product over the earlier ``clicks`` ((x, y)
-    image pixels) of 1 − exp(−d²/2σ²), d the distance in cells to that click, σ = :data:`CLICKED_SIGMA_CELLS`."""
+    image pixels) of 1 − exp(−d²/2σ²), d the distance in cells to that click, σ = ``sigma`` cells."""
     h, w = grid
     height, width = image_shape
     factor = np.ones((h, w))
@@ -142,7 +142,8 @@ def suggest_by_gain(mask: np.ndarray, gain_low: np.ndarray, clicks=()) -> tuple[
     low-res grid of the H×W ``mask``) as (x, y, label) in the image frame — positive outside the mask, negative
     inside; None when no cell promises :data:`MIN_CLICK_GAIN`. Gains at the earlier ``clicks``' own places ((x, y)
     image pixels) are discounted (:data:`CLICKED_GAIN_SIGMA_CELLS`): the labeler has answered there already."""
-    gain_low = np.where(gain_low > 0, gain_low * clicked_discount(gain_low.shape, mask.shape, clicks, CLICKED_GAIN_SIGMA_CELLS), gain_low)
+    discount = clicked_discount(gain_low.shape, mask.shape, clicks, CLICKED_GAIN_SIGMA_CELLS)
+    gain_low = np.where(gain_low > 0, gain_low * discount, gain_low)  # -inf (cells ruled out) stays -inf
     row, col = np.unravel_index(int(np.argmax(gain_low)), gain_low.shape)
     if gain_low[row, col] < MIN_CLICK_GAIN:
         return None

@@ -493,7 +493,8 @@ class Predictor:
         prediction's uncertainty map is σ(E), which follows the clicks; the ambiguity cues keep reading σ(U), which
         they were calibrated on. click_gain: the click-gain head's map G 1×1×S/4×S/4 (models with the head): the
         suggested click goes to the cell with the largest predicted gain among those σ(E) marks as likely wrong
-        (all cells without the error head), discounted at earlier clicks; without G, to the best window of σ(U) (:func:`postprocess.suggest_click`)."""
+        (all cells without the error head), discounted at earlier clicks; without G, to the best window of σ(U)
+        (:func:`postprocess.suggest_click`)."""
         mask = logits > 0
         h, w = T.valid_shape(*mask.shape, low_res.shape[-1])
         if turn_error is not None:
