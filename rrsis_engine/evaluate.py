@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from rrsis_engine import metrics as M
+from rrsis_engine.compare import records_path, write_records
 from rrsis_engine.errors import DataError
 from rrsis_engine.session import RefinementSession
 
@@ -268,11 +269,11 @@ def report_markdown(result: EvalResult | dict, data_name: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(result: EvalResult, out: str | Path, data_name: str = "") -> tuple[Path, Path]:
-    """REPORT.json and REPORT.md (same stem) next to each other."""
+def write_report(result: EvalResult, out: str | Path, data_name: str = "") -> tuple[Path, Path, Path]:
+    """REPORT.json, REPORT.md and REPORT.records.jsonl (per-record IoU trajectories, for ``rrsis compare``)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result.report, indent=2) + "\n")
     md = out.with_suffix(".md")
     md.write_text(report_markdown(result, data_name))
-    return out, md
+    return out, md, write_records(result.samples, records_path(out))

@@ -27,4 +27,11 @@ for policy in standard suggested; do
   fi
   wait "$synthetic"  # fails the script when that evaluation failed
 done
+# suggested vs standard clicks, record by record (paired bootstrap; docs/data.md "rrsis compare")
+"$RRSIS" compare "$OUT/synthetic-test-standard.json" "$OUT/synthetic-test-suggested.json" \
+  --out "$OUT/synthetic-test-suggested-vs-standard.json" > /dev/null
+if [ -f "$REAL" ]; then
+  "$RRSIS" compare "$OUT/real-heldout-standard.json" "$OUT/real-heldout-suggested.json" \
+    --out "$OUT/real-heldout-suggested-vs-standard.json" > /dev/null
+fi
 ls "$OUT"

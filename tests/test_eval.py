@@ -118,6 +118,8 @@ def test_cli_eval_end_to_end(tmp_path, tiny_checkpoint, monkeypatch):
     assert rep["NoC@85"] is None and "ambiguity_auroc" in rep
     assert out.with_suffix(".md").read_text().startswith("# rrsis eval: rsam-tiny")
     assert len(list((tmp_path / "ov").glob("*.png"))) == 4
+    per_record = [json.loads(x) for x in (tmp_path / "rep" / "REPORT.records.jsonl").read_text().splitlines()]
+    assert len(per_record) == 4 and all(len(r["ious"]) == 2 for r in per_record)
 
 
 def test_cli_eval_reports_missing_data(tmp_path, capsys):

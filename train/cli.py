@@ -128,6 +128,9 @@ def register(subparsers) -> None:
     p.add_argument("--models-dir", default="models", help="promoted models and registry.json live here")
     p.add_argument("--name", default=None, help="registry name of the promoted model (default: the config)")
     p.add_argument("--val-size", type=int, default=64, help="synthetic validation samples for promotion")
+    p.add_argument("--promote-when", choices=("better", "significant"), default="better",
+                   help="better: a higher validation score than the current model; significant: the whole 95%% "
+                        "paired-bootstrap interval of the score difference above zero (refuses gains that are noise)")
     p.add_argument("--val", action="append", default=None, metavar="KIND:PATH",
                    help="extra validation set(s) (jsonl:PATH, ...)")
     p.add_argument("--since-last", action="store_true",
@@ -231,6 +234,7 @@ def run(args) -> int:
                                       name=args.name or trainer.model.config.name, val_size=args.val_size,
                                       val_sets=args.val or [], db=args.db, sources=opts.sources,
                                       parent=trainer.parent, db_holdout=args.db_holdout,
-                                      db_image_root=args.db_image_root, run_meta=trainer.meta())
+                                      db_image_root=args.db_image_root, run_meta=trainer.meta(),
+                                      promote_when=args.promote_when)
         print(result["message"])
     return 0

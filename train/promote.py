@@ -11,7 +11,9 @@ Registry format::
 The promoted weights are copied to ``MODELS_DIR/NAME.safetensors`` (+ ``.json``) — the file name
 ``load_predictor(NAME)`` finds when ``RRSIS_MODELS_DIR=MODELS_DIR``. Score = mean of text-only mIoU and
 one-click mIoU, averaged over the validation sets (synthetic val split, ``--val`` sets, held-out logged
-sessions); a candidate must beat the current model by ``min_delta``.
+sessions). ``promote_when="better"``: a candidate must beat the current model's score by ``min_delta``;
+``"significant"``: the lower end of the 95 % paired-bootstrap interval of the score difference (records of each set
+resampled; :mod:`rrsis_engine.compare`) must exceed ``min_delta``, so a gain that is only noise is refused.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from rrsis_engine.errors import CheckpointError, RRSISError
 
 log = logging.getLogger("rrsis.train")
 REGISTRY_NAME = "registry.json"
+PROMOTE_WHEN = ("better", "significant")
 
 
 def sha256_file(path: str | Path) -> str:
@@ -61,8 +66,9 @@ def save_registry(models_dir: str | Path, reg: dict) -> Path:
 
 
 def current_entry(reg: dict, name: str) -> dict | None:
+    """The registry entry of ``name``'s promoted version (the same file refused earlier has an entry too)."""
     cid = reg["current"].get(name)
-    return next((m for m in reg["models"] if m["id"] == cid), None)
+    return next((m for m in reversed(reg["models"]) if m["id"] == cid and m.get("promoted")), None)
 
 
 def score(report: dict) -> float:
@@ -94,31 +100,56 @@ def validation_sets(val_size: int, image_size: int, val_sets=(), db: str | None 
     return sets
 
 
-def evaluate_model(weights: str | Path, sets: dict[str, list[dict]], clicks=(0, 1, 3)) -> dict[str, dict]:
-    from rrsis_engine.evaluate import evaluate
+def evaluate_model(weights: str | Path, sets: dict[str, list[dict]], clicks=(0, 1, 3)) -> dict:
+    """name → :class:`rrsis_engine.evaluate.EvalResult` (report + per-record IoU trajectories) per set."""
+    from rrsis_engine.evaluate import run_evaluation
     from rrsis_engine.model import load_checkpoint
     from rrsis_engine.predictor import Predictor
 
     predictor = Predictor(load_checkpoint(weights), device="cpu", disk_cache=False)
-    return {name: evaluate(predictor, recs, clicks=list(clicks), noc=False) for name, recs in sets.items()}
+    return {name: run_evaluation(predictor, recs, clicks=list(clicks), noc=False) for name, recs in sets.items()}
 
 
 def mean_score(reports: dict[str, dict]) -> float:
     return sum(score(r) for r in reports.values()) / len(reports)
 
 
+def record_scores(result) -> np.ndarray:
+    """Per record of an EvalResult: the mean of its text-only and one-click IoU (the score's summands)."""
+    from rrsis_engine.compare import iou_at
+
+    return np.array([0.5 * (iou_at(s.ious, 0) + iou_at(s.ious, 1)) for s in result.samples])
+
+
+def score_interval(candidate: dict, current: dict, resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """95 % paired-bootstrap interval of mean_score(candidate) − mean_score(current): each set's records resampled
+    (the same records for both models), the per-set mean differences averaged as the score averages the sets."""
+    from rrsis_engine.compare import interval, resampled_mean_differences
+
+    diffs = []
+    for i, (name, cand) in enumerate(candidate.items()):
+        cur = current[name]
+        if [s.id for s in cand.samples] != [s.id for s in cur.samples]:
+            raise RRSISError(f"Validation set {name} gave different records for the two models; cannot pair them.")
+        diffs.append(resampled_mean_differences(record_scores(cur), record_scores(cand), resamples, seed + i))
+    return interval(np.mean(diffs, axis=0))
+
+
 def evaluate_and_promote(candidate: str | Path, models_dir: str | Path, name: str, val_size: int = 64,
                          val_sets=(), db: str | None = None, sources=(), parent: str | None = None,
                          db_holdout: float = 0.1, db_image_root: str | None = None, min_delta: float = 0.0,
                          run_meta: dict | None = None, accepted_pairs: int | None = None,
-                         sets: dict[str, list[dict]] | None = None) -> dict:
-    """Evaluate ``candidate``, compare with the registry's current ``name`` on the same data, promote if better.
+                         sets: dict[str, list[dict]] | None = None, promote_when: str = "better") -> dict:
+    """Evaluate ``candidate``, compare with the registry's current ``name`` on the same data, promote if better
+    (``promote_when``: "better" = higher score, "significant" = the whole 95 % interval above; module doc).
 
     Returns {"promoted": bool, "message": str, "entry": registry entry, "candidate": reports,
     "current": reports or None}.
     """
     from rrsis_engine.model.checkpoint import read_checkpoint_config
 
+    if promote_when not in PROMOTE_WHEN:
+        raise RRSISError(f"promote_when must be one of {', '.join(PROMOTE_WHEN)}, got {promote_when!r}.")
     candidate = Path(candidate)
     models_dir = Path(models_dir)
     cfg, _ = read_checkpoint_config(candidate)
@@ -127,18 +158,25 @@ def evaluate_and_promote(candidate: str | Path, models_dir: str | Path, name: st
     if sets is None:
         sets = validation_sets(val_size, cfg.image_size, val_sets, db, db_holdout, db_image_root)
     t0 = time.perf_counter()
-    cand_reports = evaluate_model(candidate, sets)
+    cand_results = evaluate_model(candidate, sets)
+    cand_reports = {k: r.report for k, r in cand_results.items()}
     cand_score = mean_score(cand_reports)
-    cur_reports = None
-    cur_score = None
+    cur_reports = cur_score = low = high = None
     if cur is not None:
         cur_path = models_dir / cur["file"]
         if not cur_path.is_file():
             raise CheckpointError(f"The registry's current {name} ({cur_path}) is missing; restore it or edit "
                                   f"{models_dir / REGISTRY_NAME}.")
-        cur_reports = evaluate_model(cur_path, sets)
+        cur_results = evaluate_model(cur_path, sets)
+        cur_reports = {k: r.report for k, r in cur_results.items()}
         cur_score = mean_score(cur_reports)
-    better = cur_score is None or cand_score > cur_score + min_delta
+        low, high = score_interval(cand_results, cur_results)
+    if cur_score is None:
+        better = True
+    elif promote_when == "significant":
+        better = low > min_delta
+    else:
+        better = cand_score > cur_score + min_delta
     digest = sha256_file(candidate)
     entry = {
         "id": f"{name}-{digest[:12]}",
@@ -151,6 +189,8 @@ def evaluate_and_promote(candidate: str | Path, models_dir: str | Path, name: st
         "score": cand_score,
         "compared_with": (cur or {}).get("id"),
         "current_score": cur_score,
+        "score_interval": None if low is None else [low, high],
+        "promote_when": promote_when,
         "promoted": bool(better),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "eval_seconds": round(time.perf_counter() - t0, 1),
@@ -172,16 +212,25 @@ def evaluate_and_promote(candidate: str | Path, models_dir: str | Path, name: st
         entry["file"] = str(stored.relative_to(models_dir))
         reg["current"][name] = entry["id"]
         msg = (f"promoted {entry['id']}: score {cand_score:.4f}"
-               + (f" > current {cur_score:.4f} ({cur['id']})" if cur is not None else " (no current model)")
+               + (f" > current {cur_score:.4f} ({cur['id']}){_interval_text(low, high)}" if cur is not None
+                  else " (no current model)")
                + f"; weights at {models_dir / (name + '.safetensors')}")
-    else:
-        msg = (f"not promoted: candidate score {cand_score:.4f} ≤ current {cur_score:.4f} + {min_delta} "
+    elif promote_when == "significant":
+        msg = (f"not promoted: candidate score {cand_score:.4f} vs current {cur_score:.4f}"
+               f"{_interval_text(low, high)} — the interval's lower end is not above {min_delta} "
                f"({cur['id']} stays current)")
+    else:
+        msg = (f"not promoted: candidate score {cand_score:.4f} ≤ current {cur_score:.4f} + {min_delta}"
+               f"{_interval_text(low, high)} ({cur['id']} stays current)")
     reg["models"].append(entry)
     save_registry(models_dir, reg)
     log.info(msg)
     return {"promoted": bool(better), "message": msg, "entry": entry, "candidate": cand_reports,
             "current": cur_reports}
+
+
+def _interval_text(low: float, high: float) -> str:
+    return f", difference 95 % interval [{low:+.4f}, {high:+.4f}]"
 
 
 def count_accepted(db: str) -> int:
@@ -222,6 +271,7 @@ def since_last(args) -> int:
     result = evaluate_and_promote(Path(opts.out) / "model.safetensors", models_dir=models_dir, name=name,
                                   val_size=args.val_size, val_sets=args.val or [], db=args.db, sources=opts.sources,
                                   parent=(cur or {}).get("id"), db_holdout=args.db_holdout,
-                                  db_image_root=args.db_image_root, run_meta=trainer.meta(), accepted_pairs=total)
+                                  db_image_root=args.db_image_root, run_meta=trainer.meta(), accepted_pairs=total,
+                                  promote_when=args.promote_when)
     print(result["message"])
     return 0

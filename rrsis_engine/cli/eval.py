@@ -27,7 +27,8 @@ def register(subparsers) -> None:
         "eval", help="evaluate a model on a referring data set (mIoU, oIoU, P@t, NoC, ambiguity AUROC)",
         description="Evaluate a model on a data set in the rrsis JSONL format (paths relative to the file), a "
                     "RefSegRS/RRSIS-D folder, a RISBench-style JSONL, or synthetic:SPLIT:N[:SIZE]. Writes the "
-                    "report JSON and a markdown table next to it (see docs/data.md).",
+                    "report JSON, a markdown table and the per-record IoUs (REPORT.records.jsonl, for `rrsis compare`) "
+                    "next to it (see docs/data.md).",
     )
     p.add_argument("--data", required=True, help="FILE.jsonl, a data set folder, or synthetic:test:200:512")
     p.add_argument("--model", help="model name (rrsis models) or a .safetensors checkpoint; default: shipped model")
@@ -65,7 +66,8 @@ def run(args) -> int:
 
     result = run_evaluation(predictor, records, clicks=args.clicks, noc=args.noc, overlays_dir=args.overlays,
                             limit=args.limit, progress=progress, click_policy=args.click_policy)
-    js, md = write_report(result, args.out, data_name=Path(str(args.data)).name)
+    js, md, per_record = write_report(result, args.out, data_name=Path(str(args.data)).name)
     print(json.dumps(result.report, indent=2))
-    log.info("wrote %s and %s (%.1f s)", js, md, result.seconds)
+    log.info("wrote %s, %s and %s (%.1f s); compare two runs with `rrsis compare BASE.json CANDIDATE.json`", js, md,
+             per_record, result.seconds)
     return 0

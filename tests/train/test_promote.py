@@ -62,3 +62,49 @@ def test_worse_model_is_not_promoted(tmp_path, tiny_text_encoder, val_sets):
     p = load_predictor(str(models / "rsam-tiny.safetensors"), device="cpu")
     p.set_image(np.zeros((32, 32, 3), np.uint8))
     assert p.predict("the red square").mask.all()
+
+
+def _fake_results(ious_per_record):
+    """{"val": EvalResult} whose records have the given text-only IoUs (the one-click IoU equal to it)."""
+    from rrsis_engine.evaluate import EvalResult, SampleResult
+
+    samples = [SampleResult(f"r{i}", "", False, [v, v], None) for i, v in enumerate(ious_per_record)]
+    rows = {"mIoU": float(np.mean(ious_per_record))}
+    return {"val": EvalResult({"by_clicks": {"0": rows, "1": rows}, "n": len(samples)}, samples)}
+
+
+def test_significant_promotion_refuses_a_gain_that_is_noise(tmp_path, tiny_text_encoder, monkeypatch):
+    import rrsis_train.promote as promote
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.2, 0.6, 40)
+    noisy = np.clip(base + rng.choice([0.3, -0.28], 40), 0, 1)  # higher on average, records split both ways
+    consistent = base + 0.05
+    by_file = {}
+    for name, ious in (("current", base), ("noisy", noisy), ("consistent", consistent)):
+        m = _constant_model(tiny_text_encoder, True)
+        with torch.no_grad():
+            m.mask_decoder.conv_s0.bias.fill_(len(by_file))  # three files with different hashes
+        by_file[str(save_checkpoint(m, tmp_path / name / "model.safetensors"))] = ious
+    monkeypatch.setattr(promote, "evaluate_model", lambda weights, sets: _fake_results(by_file[str(weights)]))
+    files = list(by_file)
+
+    def promote_in(models, candidate, **kw):
+        result = promote.evaluate_and_promote(candidate, models, "rsam-tiny", sets={"val": []}, **kw)
+        # the registry's copy of a promoted file scores as the file does
+        by_file.update({str(p): by_file[str(candidate)] for p in (models / "versions").glob("*.safetensors")
+                        if str(p) not in by_file})
+        return result
+
+    models = tmp_path / "models"
+    assert promote_in(models, files[0])["promoted"]
+    noise = promote_in(models, files[1], promote_when="significant")
+    low, high = noise["entry"]["score_interval"]
+    assert noise["entry"]["score"] > noise["entry"]["current_score"] and low < 0 < high
+    assert not noise["promoted"] and "lower end" in noise["message"]
+    steady = promote_in(models, files[2], promote_when="significant")
+    assert steady["promoted"], steady["message"]
+    assert steady["entry"]["score_interval"][0] > 0
+    # the plain rule takes the noisy candidate: its score is higher
+    other = tmp_path / "models-plain"
+    assert promote_in(other, files[0])["promoted"] and promote_in(other, files[1])["promoted"]
