@@ -103,7 +103,8 @@ def _row(name: str, base: np.ndarray, cand: np.ndarray, lower_is_better: bool, r
     worse = int((sign * (cand - base) < 0).sum())
     return {"metric": name, "base": float(base.mean()), "candidate": float(cand.mean()), "diff": diff,
             "low": low, "high": high, "better": better, "worse": worse, "same": int(base.size - better - worse),
-            "lower_is_better": lower_is_better, "verdict": verdict(low, high, lower_is_better)}
+            "lower_is_better": lower_is_better,
+            "verdict": "no difference" if better == worse == 0 else verdict(low, high, lower_is_better)}
 
 
 def compare_evaluations(base_path: str | Path, candidate_path: str | Path, resamples: int = RESAMPLES,
@@ -164,7 +165,8 @@ def _auroc_row(base: np.ndarray, cand: np.ndarray, labels: np.ndarray, resamples
     low, high = interval(np.array(diffs)) if diffs else (float("nan"), float("nan"))
     return {"metric": "ambiguity AUROC", "base": base_auc, "candidate": cand_auc, "diff": cand_auc - base_auc,
             "low": float(low), "high": float(high), "better": None, "worse": None, "same": None,
-            "lower_is_better": False, "verdict": verdict(low, high)}
+            "lower_is_better": False,
+            "verdict": "no difference" if np.array_equal(base, cand) else verdict(low, high)}
 
 
 def _describe(path, report: dict) -> dict:

@@ -66,7 +66,7 @@ def test_compare_two_click_policies_record_by_record(tmp_path, capsys):
     assert result["n"] == 4 and result["candidate"]["click_policy"] == "suggested"
     assert set(rows) == {"IoU, 0 clicks", "IoU, 1 clicks", "IoU, 2 clicks", "NoC@85", "NoC@90", "follow-up IoU",
                          "ambiguity AUROC"}
-    assert rows["IoU, 0 clicks"]["diff"] == 0 and rows["IoU, 0 clicks"]["verdict"] == "within noise"
+    assert rows["IoU, 0 clicks"]["diff"] == 0 and rows["IoU, 0 clicks"]["verdict"] == "no difference"
     # one suggested click removes the corner but misses the target on every record: worse, whatever is resampled
     one = rows["IoU, 1 clicks"]
     assert one["worse"] == 4 and one["high"] < 0 and one["verdict"] == "candidate worse"

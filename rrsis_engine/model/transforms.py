@@ -26,7 +26,7 @@ def valid_shape(height: int, width: int, size: int) -> tuple[int, int]:
 def image_to_tensor(pixels: np.ndarray, size: int) -> torch.Tensor:
     """H×W×3 uint8 → 1×3×S×S float, normalised, content top-left, zero (mean) padding."""
     h, w = valid_shape(pixels.shape[0], pixels.shape[1], size)
-    x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float()
+    x = torch.from_numpy(np.array(pixels, dtype=np.float32)).permute(2, 0, 1)[None]  # a writable copy
     x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
     mean = torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(PIXEL_STD).view(1, 3, 1, 1)
