@@ -111,7 +111,8 @@ def compare_evaluations(base_path: str | Path, candidate_path: str | Path, resam
                         seed: int = 0) -> dict:
     """Paired comparison of two ``rrsis eval`` outputs on the same records.
 
-    Rows: IoU after each click count both reports have (its mean = the report's mIoU), NoC@85/90 when both
+    Rows: IoU after each click count both reports have (its mean = the report's mIoU), the score ``rrsis train
+    --promote`` ranks models by (mean of text-only and one-click IoU), NoC@85/90 when both
     ran ``--noc``, the follow-up turn's IoU when both have it, ambiguity AUROC when both scored it.
     """
     base_report, base = load_evaluation(base_path)
@@ -129,6 +130,9 @@ def compare_evaluations(base_path: str | Path, candidate_path: str | Path, resam
         b = np.array([iou_at(base[i]["ious"], int(k)) for i in ids])
         c = np.array([iou_at(cand[i]["ious"], int(k)) for i in ids])
         rows.append(_row(f"IoU, {k} clicks", b, c, False, resamples, seed))
+    if {"0", "1"} <= set(base_report["by_clicks"]) & set(cand_report["by_clicks"]):
+        b, c = (np.array([0.5 * (iou_at(r[i]["ious"], 0) + iou_at(r[i]["ious"], 1)) for i in ids]) for r in (base, cand))
+        rows.append(_row("score (mean of 0- and 1-click IoU)", b, c, False, resamples, seed))
     if base_report.get("NoC@85") is not None and cand_report.get("NoC@85") is not None:
         for t in M.NOC_THRESHOLDS:
             b = np.array([M.clicks_to_reach(base[i]["ious"], t) for i in ids], dtype=np.float64)

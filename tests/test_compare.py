@@ -64,8 +64,9 @@ def test_compare_two_click_policies_record_by_record(tmp_path, capsys):
     result = compare_evaluations(standard, suggested, resamples=500)
     rows = {r["metric"]: r for r in result["rows"]}
     assert result["n"] == 4 and result["candidate"]["click_policy"] == "suggested"
-    assert set(rows) == {"IoU, 0 clicks", "IoU, 1 clicks", "IoU, 2 clicks", "NoC@85", "NoC@90", "follow-up IoU",
-                         "ambiguity AUROC"}
+    assert set(rows) == {"IoU, 0 clicks", "IoU, 1 clicks", "IoU, 2 clicks", "score (mean of 0- and 1-click IoU)",
+                         "NoC@85", "NoC@90", "follow-up IoU", "ambiguity AUROC"}
+    assert rows["score (mean of 0- and 1-click IoU)"]["diff"] == pytest.approx(0.5 * rows["IoU, 1 clicks"]["diff"])
     assert rows["IoU, 0 clicks"]["diff"] == 0 and rows["IoU, 0 clicks"]["verdict"] == "no difference"
     # one suggested click removes the corner but misses the target on every record: worse, whatever is resampled
     one = rows["IoU, 1 clicks"]
