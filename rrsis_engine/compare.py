@@ -60,7 +60,7 @@ def load_evaluation(report_path: str | Path) -> tuple[dict, dict[str, dict]]:
         raise DataError(f"{report_path} or {per_record} is not valid JSON ({exc}); run the evaluation again.") from None
     records = {str(r["id"]): r for r in lines}
     if len(records) != len(lines):
-        raise DataError(f"{per_record} has repeated record ids; paired comparison needs one line per record.")
+        raise DataError(f"{per_record} has repeated record ids; paired comparison needs a unique \"id\" per record in the data set.")
     return report, records
 
 
@@ -131,7 +131,7 @@ def compare_evaluations(base_path: str | Path, candidate_path: str | Path, resam
         c = np.array([iou_at(cand[i]["ious"], int(k)) for i in ids])
         rows.append(_row(f"IoU, {k} clicks", b, c, False, resamples, seed))
     if {"0", "1"} <= set(base_report["by_clicks"]) & set(cand_report["by_clicks"]):
-        b, c = (np.array([0.5 * (iou_at(r[i]["ious"], 0) + iou_at(r[i]["ious"], 1)) for i in ids]) for r in (base, cand))
+        b, c = (np.array([promotion_score(r[i]["ious"]) for i in ids]) for r in (base, cand))
         rows.append(_row("score (mean of 0- and 1-click IoU)", b, c, False, resamples, seed))
     if base_report.get("NoC@85") is not None and cand_report.get("NoC@85") is not None:
         for t in M.NOC_THRESHOLDS:
@@ -154,6 +154,11 @@ def compare_evaluations(base_path: str | Path, candidate_path: str | Path, resam
 def iou_at(ious: Sequence[float], k: int) -> float:
     """IoU after ``k`` clicks of a record's trajectory (its last value when the evaluation stopped earlier)."""
     return float(ious[k] if k < len(ious) else ious[-1])
+
+
+def promotion_score(ious: Sequence[float]) -> float:
+    """A record's share of the score ``rrsis train --promote`` ranks models by: mean of its 0- and 1-click IoU."""
+    return 0.5 * (iou_at(ious, 0) + iou_at(ious, 1))
 
 
 def _auroc_row(base: np.ndarray, cand: np.ndarray, labels: np.ndarray, resamples: int, seed: int) -> dict:

@@ -116,9 +116,9 @@ def mean_score(reports: dict[str, dict]) -> float:
 
 def record_scores(result) -> np.ndarray:
     """Per record of an EvalResult: the mean of its text-only and one-click IoU (the score's summands)."""
-    from rrsis_engine.compare import iou_at
+    from rrsis_engine.compare import promotion_score
 
-    return np.array([0.5 * (iou_at(s.ious, 0) + iou_at(s.ious, 1)) for s in result.samples])
+    return np.array([promotion_score(s.ious) for s in result.samples])
 
 
 def score_interval(candidate: dict, current: dict, resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
