@@ -113,7 +113,8 @@ def compare_evaluations(base_path: str | Path, candidate_path: str | Path, resam
 
     Rows: IoU after each click count both reports have (its mean = the report's mIoU), the score ``rrsis train
     --promote`` ranks models by (mean of text-only and one-click IoU), NoC@85/90 when both
-    ran ``--noc``, the follow-up turn's IoU when both have it, ambiguity AUROC when both scored it.
+    ran ``--noc``, the follow-up turn's IoU when both have it, ambiguity AUROC when both scored it; and the
+    text-only IoU per expression kind (``text_only_by_kind``: which kinds a change helped or hurt).
     """
     base_report, base = load_evaluation(base_path)
     cand_report, cand = load_evaluation(candidate_path)
@@ -147,8 +148,13 @@ def compare_evaluations(base_path: str | Path, candidate_path: str | Path, resam
     if amb and labels.any() and not labels.all():
         rows.append(_auroc_row(np.array([base[i]["ambiguity"] for i in amb]),
                                np.array([cand[i]["ambiguity"] for i in amb]), labels, resamples, seed))
+    by_kind = []
+    for kind in sorted({base[i].get("kind") or "-" for i in ids}):
+        of_kind = [i for i in ids if (base[i].get("kind") or "-") == kind]
+        by_kind.append(_row(kind, np.array([iou_at(base[i]["ious"], 0) for i in of_kind]),
+                            np.array([iou_at(cand[i]["ious"], 0) for i in of_kind]), False, resamples, seed))
     return {"base": _describe(base_path, base_report), "candidate": _describe(candidate_path, cand_report),
-            "n": len(ids), "resamples": resamples, "confidence": CONFIDENCE, "rows": rows}
+            "n": len(ids), "resamples": resamples, "confidence": CONFIDENCE, "rows": rows, "text_only_by_kind": by_kind}
 
 
 def iou_at(ious: Sequence[float], k: int) -> float:
@@ -182,6 +188,13 @@ def _describe(path, report: dict) -> dict:
     return {"report": str(path), "model": report.get("model"), "click_policy": report.get("click_policy", "standard")}
 
 
+def _markdown_row(r: dict) -> str:
+    digits = 2 if r["metric"].startswith("NoC") else 3
+    counts = "–" if r["better"] is None else f"{r['better']} / {r['worse']} / {r['same']}"
+    return (f"| {r['metric']} | {r['base']:.{digits}f} | {r['candidate']:.{digits}f} | {r['diff']:+.{digits}f} | "
+            f"[{r['low']:+.{digits}f}, {r['high']:+.{digits}f}] | {counts} | {r['verdict']} |")
+
+
 def compare_markdown(result: dict) -> str:
     b, c = result["base"], result["candidate"]
     lines = [f"# rrsis compare: {result['n']} records",
@@ -191,12 +204,12 @@ def compare_markdown(result: dict) -> str:
              "",
              "| metric | base | candidate | difference | 95 % interval | records better / worse / same | verdict |",
              "|---|---|---|---|---|---|---|"]
-    for r in result["rows"]:
-        digits = 2 if r["metric"].startswith("NoC") else 3
-        counts = "–" if r["better"] is None else f"{r['better']} / {r['worse']} / {r['same']}"
-        lines.append(f"| {r['metric']} | {r['base']:.{digits}f} | {r['candidate']:.{digits}f} | "
-                     f"{r['diff']:+.{digits}f} | [{r['low']:+.{digits}f}, {r['high']:+.{digits}f}] | {counts} | "
-                     f"{r['verdict']} |")
+    lines += [_markdown_row(r) for r in result["rows"]]
+    if result.get("text_only_by_kind"):
+        lines += ["", "Text-only IoU by expression kind:", "",
+                  "| kind | base | candidate | difference | 95 % interval | records better / worse / same | verdict |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [_markdown_row(r) for r in result["text_only_by_kind"]]
     lines += ["",
               f"Paired bootstrap over records ({result['resamples']} resamples): the interval holds 95 % of the "
               "resampled differences (candidate − base). NoC: fewer clicks is better; \"within noise\" means the "

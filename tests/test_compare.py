@@ -73,6 +73,7 @@ def test_compare_two_click_policies_record_by_record(tmp_path, capsys):
     assert one["worse"] == 4 and one["high"] < 0 and one["verdict"] == "candidate worse"
     assert one["diff"] == pytest.approx(-json.loads(standard.read_text())["by_clicks"]["1"]["mIoU"])
     assert rows["NoC@90"]["same"] == 4 and rows["NoC@90"]["lower_is_better"]
+    assert [(r["metric"], r["verdict"]) for r in result["text_only_by_kind"]] == [("category", "no difference")]
 
     out = tmp_path / "cmp" / "COMPARE.json"
     assert main(["compare", str(standard), str(suggested), "--resamples", "500", "--out", str(out)]) == 0
