@@ -119,9 +119,6 @@ def compare_evaluations(base_path: str | Path, candidate_path: str | Path, resam
     base_report, base = load_evaluation(base_path)
     cand_report, cand = load_evaluation(candidate_path)
     ids = [i for i in base if i in cand]
-    if not ids:
-        raise DataError("The two evaluations share no record ids: they were run on different data. Compare runs of "
-                        "`rrsis eval` with the same --data (and --limit).")
     only_base, only_cand = len(base) - len(ids), len(cand) - len(ids)
     if only_base or only_cand:
         raise DataError(f"The evaluations cover different records ({only_base} only in the base, {only_cand} only in "
@@ -179,7 +176,7 @@ def _auroc_row(base: np.ndarray, cand: np.ndarray, labels: np.ndarray, resamples
     base_auc, cand_auc = M.auroc(base, labels), M.auroc(cand, labels)
     low, high = interval(np.array(diffs)) if diffs else (float("nan"), float("nan"))
     return {"metric": "ambiguity AUROC", "base": base_auc, "candidate": cand_auc, "diff": cand_auc - base_auc,
-            "low": float(low), "high": float(high), "better": None, "worse": None, "same": None,
+            "low": low, "high": high, "better": None, "worse": None, "same": None,
             "lower_is_better": False,
             "verdict": "no difference" if np.array_equal(base, cand) else verdict(low, high)}
 
