@@ -31,6 +31,7 @@ from rrsis_engine.imageio import RasterImage, read_image
 from rrsis_engine.model import DEFAULT_MODEL, REGISTRY, ImageFeatures, load_checkpoint, model_hash
 from rrsis_engine.model import transforms as T
 from rrsis_engine.model.checkpoint import is_shard
+from rrsis_engine.model.component_ranker import find_components, select_components, stack_components
 from rrsis_engine.prediction import Prediction
 from rrsis_engine.zoom import MAX_ENCODE_MS, ZOOM_MIN_CLICKS, ZOOM_WEIGHT, zoom_box
 
@@ -402,6 +403,11 @@ class Predictor:
             low, iou, obj = self.model.decode(vd, t_global, feats, pts, lbl, prior, uncertainty=u)
             timings["decode_ms"] = (time.perf_counter() - t) * 1e3
             t = time.perf_counter()
+            unranked = None  # a text turn's logits before the component ranker chose among their regions
+            if self.model.component_ranker is not None and text and pts is None and prior is None:
+                unranked, low = low, self._select_regions(low, vd, feats.v1, text, image)
+                timings["rank_ms"] = (time.perf_counter() - t) * 1e3
+                t = time.perf_counter()
             logits = T.logits_to_image(low, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy()
             zoomed = False
             if self.zoom_enabled() and len(clicks) >= ZOOM_MIN_CLICKS:
@@ -418,13 +424,34 @@ class Predictor:
                 final = T.image_logits_to_model(logits, self.image_size // 4).to(self.device) if zoomed else low
                 error = self.model.turn_error(final, feats.v1, pts, lbl, prior, None, u)
                 gain = self.model.click_gain(final, feats.v1, pts, lbl, prior, None, u)
+            candidate_logits = None if unranked is None else (
+                T.logits_to_image(unranked, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy(),
+                unranked)
         pred = self._finish(logits, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])),
                             uncertainty=unc, uncertainty_low=unc_low, clicks=clicks, ambiguity_prob=ambiguity_prob,
-                            turn_error=error, click_gain=gain)
+                            turn_error=error, click_gain=gain, candidate_logits=candidate_logits)
         timings["post_ms"] = (time.perf_counter() - t) * 1e3 - timings.get("zoom_ms", 0.0)
         pred.timings = timings
         pred.latency_ms = (time.perf_counter() - t0) * 1e3
         return pred
+
+    def _select_regions(self, low: torch.Tensor, vd: torch.Tensor, v1: torch.Tensor, text: str,
+                        image: RasterImage) -> torch.Tensor:
+        """Component ranker on a text turn: logits ``low`` 1×1×(S/4)×(S/4) (model frame) → the same logits raised
+        inside the candidate regions the sentence refers to and lowered everywhere else
+        (:mod:`rrsis_engine.model.component_ranker`); unchanged when the map has no candidate region."""
+        g = low.shape[-1]
+        h, w = T.valid_shape(image.height, image.width, g)
+        valid = np.zeros((g, g), dtype=bool)
+        valid[:h, :w] = True
+        regions = find_components(torch.sigmoid(low[0, 0].float()).cpu().numpy(), valid)
+        if not len(regions):
+            return low
+        stacked, region_valid = stack_components([regions], self.device)
+        tokens, mask = self._text(text)
+        scores = self.model.rank_components(low, stacked, region_valid, vd, v1, tokens, mask,
+                                            torch.tensor([[h, w]], device=self.device))
+        return select_components(low, stacked[0] > 0.5, scores[0])
 
     def _zoom_refine(self, image: RasterImage, key: str, logits: np.ndarray, reference: np.ndarray,
                      clicks: np.ndarray, pts: torch.Tensor, lbl: torch.Tensor) -> bool:
@@ -482,7 +509,8 @@ class Predictor:
 
     def _finish(self, logits: np.ndarray, low_res, iou: float, obj: float, uncertainty: np.ndarray | None = None,
                 uncertainty_low: np.ndarray | None = None, clicks=(), ambiguity_prob: float | None = None,
-                turn_error: torch.Tensor | None = None, click_gain: torch.Tensor | None = None) -> Prediction:
+                turn_error: torch.Tensor | None = None, click_gain: torch.Tensor | None = None,
+                candidate_logits: tuple[np.ndarray, torch.Tensor] | None = None) -> Prediction:
         """Full-res mask + uncertainty; candidates, ambiguity and the suggested click from the low-res logits.
 
         uncertainty: H×W in [0, 1] — the model's learned map σ(U) (RUS) when it has one (then uncertainty_low
@@ -494,7 +522,9 @@ class Predictor:
         they were calibrated on. click_gain: the click-gain head's map G 1×1×S/4×S/4 (models with the head): the
         suggested click goes to the cell with the largest predicted gain among those σ(E) marks as likely wrong
         (all cells without the error head), discounted at earlier clicks; without G, to the best window of σ(U)
-        (:func:`postprocess.suggest_click`)."""
+        (:func:`postprocess.suggest_click`). candidate_logits: (H×W, 1×1×S/4×S/4) logits of a text turn before the
+        component ranker chose among their regions: the candidates and the ambiguity cues are read from them (the
+        alternatives the labeler may want; the cues were calibrated on unranked masks)."""
         mask = logits > 0
         h, w = T.valid_shape(*mask.shape, low_res.shape[-1])
         if turn_error is not None:
@@ -502,10 +532,11 @@ class Predictor:
             uncertainty = uncertainty.float().cpu().numpy()
         elif uncertainty is None:
             uncertainty = postprocess.margin_uncertainty(postprocess.sigmoid(logits))
-        prob_low = postprocess.sigmoid(low_res[0, 0, :h, :w].float().cpu().numpy())
+        cand_logits, cand_low = (logits, low_res) if candidate_logits is None else candidate_logits
+        prob_low = postprocess.sigmoid(cand_low[0, 0, :h, :w].float().cpu().numpy())
         unc_low = postprocess.margin_uncertainty(prob_low) if uncertainty_low is None \
             else postprocess.upsample_nearest(uncertainty_low, h, w)
-        candidates = postprocess.candidates_from_mask(mask, prob_low)
+        candidates = postprocess.candidates_from_mask(cand_logits > 0, prob_low)
         cues = A.ambiguity_features(candidates, prob_low, unc_low, obj, iou, ambiguity_prob)
         ambiguity, ambiguous = A.score_and_flag(cues, self.ambiguity_calibration)
         if click_gain is not None:

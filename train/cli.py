@@ -91,6 +91,9 @@ def register(subparsers) -> None:
     p.add_argument("--gain-candidates", type=int, default=4, metavar="N",
                    help="clicks decoded per click-round state for the click-gain loss (default 4): the standard click, "
                         "random error pixels and random cells the turn-error head marks as likely wrong (8 → 4 and 3)")
+    p.add_argument("--component-ranker", type=float, default=0.0, metavar="W",
+                   help="weight of the component ranker's loss (adds it: which of the text turn's candidate regions "
+                        "the sentence refers to; the text turn's mask is then made of the regions it selects)")
     p.add_argument("--train-only", default="", metavar="PART[,PART]",
                    help="train only these parts and keep every other weight as it is, e.g. error_head (a head added "
                         "to an --init checkpoint; the masks stay exactly the parent's)")
@@ -160,7 +163,7 @@ _RESUMABLE = {"config": "config", "batch": "batch", "accum": "accum", "image_siz
               "click_rounds": "click_rounds", "click_only_share": "click_only_share", "click_refiner": "click_refiner", "fresh_lr_mult": "fresh_lr_mult", "dialogue_share": "dialogue_share",
               "freeze_image_encoder": "freeze_image_encoder", "rus": "rus", "ugf": "ugf", "udlr": "udlr",
               "aux_semantic": "aux_semantic", "ambiguity_head": "ambiguity_head", "twgm_input": "twgm_input", "twgm_pre_norm": "twgm_pre_norm", "text_position": "text_position",
-              "error_head": "error_head", "click_gain_head": "click_gain_head",
+              "error_head": "error_head", "click_gain_head": "click_gain_head", "component_ranker": "component_ranker",
               "gain_candidates": "gain_candidates", "train_only": "train_only", "ambiguous_target": "ambiguous_target",
               "distractor_loss": "distractor_loss", "init": "init", "teacher": "teacher",
               "distill_weight": "distill_weight", "loss_weights": "loss_weights", "db_holdout": "db_holdout", "ckpt_every": "ckpt_every",
@@ -194,7 +197,7 @@ def options_from_args(args):
         click_refiner=args.click_refiner, fresh_lr_mult=args.fresh_lr_mult, reset=_parts(args.reset), dialogue_share=args.dialogue_share,
         freeze_image_encoder=args.freeze_image_encoder, rus=args.rus, ugf=args.ugf, udlr=args.udlr,
         aux_semantic=args.aux_semantic, ambiguity_head=args.ambiguity_head, twgm_input=args.twgm_input, twgm_pre_norm=args.twgm_pre_norm, text_position=args.text_position,
-        error_head=args.error_head, click_gain_head=args.click_gain_head,
+        error_head=args.error_head, click_gain_head=args.click_gain_head, component_ranker=args.component_ranker,
         gain_candidates=args.gain_candidates, train_only=_parts(args.train_only),
         ambiguous_target=args.ambiguous_target, distractor_loss=args.distractor_loss, twgm=not args.no_twgm, mmmd=not args.no_mmmd,
         augment=not args.no_augment, ckpt_every=args.ckpt_every,

@@ -1,7 +1,9 @@
 """An easy referring task for smoke tests and the trainability check: a red square and a blue circle on a
 plain background; the expression names one of them ("the red square" / "the blue circle"). With
 ``twin_share`` > 0 some scenes get a second, identical red square: "the red square" then matches both
-(``ambiguous``, mask = both squares) — the controlled case for the ambiguity flag.
+(``ambiguous``, mask = both squares) — the controlled case for the ambiguity flag. With ``position_share`` > 0 a
+twin scene's expression may name one of the two squares by where it is ("the left red square", "the upper red
+square"; mask = that square, not ambiguous) — the controlled case for the component ranker.
 
 Record dicts as in :mod:`rrsis_engine.data` (image H×W×3 uint8, mask H×W bool); item ``n`` is a pure
 function of ``(seed, n)``.
@@ -15,9 +17,10 @@ SQUARE_NAMES = ("the red square", "red square", "the red box")
 CIRCLE_NAMES = ("the blue circle", "blue circle", "the blue disk")
 
 
-def easy_sample(n: int, size: int = 256, seed: int = 0, twin_share: float = 0.0, twins: bool | None = None) -> dict:
+def easy_sample(n: int, size: int = 256, seed: int = 0, twin_share: float = 0.0, twins: bool | None = None,
+                position_share: float = 0.0) -> dict:
     """Item ``n``; ``twins`` forces (True) or forbids (False) the second red square, else it is drawn
-    with probability ``twin_share``."""
+    with probability ``twin_share``; a twin scene names one square by its place with probability ``position_share``."""
     rng = np.random.default_rng([seed, 4242, n])
     bg = rng.integers(60, 200, size=3)
     img = np.empty((size, size, 3), dtype=np.uint8)
@@ -51,14 +54,25 @@ def easy_sample(n: int, size: int = 256, seed: int = 0, twin_share: float = 0.0,
         else:  # no room: the scene stays unambiguous
             twins, twin = False, np.zeros_like(square)
         img[twin] = red
+        first = square
         square = square | twin
     names = SQUARE_NAMES if want_square else CIRCLE_NAMES
+    expression = names[int(rng.integers(len(names)))]
+    mask = square if want_square else circle
+    if twins and position_share > 0 and rng.random() < position_share:
+        (dx, dy), pick = np.array([tx, ty]) - np.array([sx, sy]), int(rng.integers(2))  # 0: the first square
+        if abs(dx) >= abs(dy):
+            expression = f"the {('left', 'right')[pick ^ (dx < 0)]} red square"
+        else:
+            expression = f"the {('upper', 'lower')[pick ^ (dy < 0)]} red square"
+        mask = first if pick == 0 else twin
+        twins = False
     return {
         "id": f"easy-{n}",
         "image": img,
-        "mask": square if want_square else circle,
+        "mask": mask,
         "other_mask": circle if want_square else square,
-        "expression": names[int(rng.integers(len(names)))],
+        "expression": expression,
         "ambiguous": bool(twins),
         "followup": None,
         "followup_mask": None,
@@ -71,11 +85,11 @@ class EasySource:
 
     name = "easy"
 
-    def __init__(self, size: int = 256, seed: int = 0, twin_share: float = 0.0):
-        self.size, self.seed, self.twin_share = size, seed, twin_share
+    def __init__(self, size: int = 256, seed: int = 0, twin_share: float = 0.0, position_share: float = 0.0):
+        self.size, self.seed, self.twin_share, self.position_share = size, seed, twin_share, position_share
 
     def __len__(self) -> int:
         return 1 << 40
 
     def get(self, n: int) -> dict:
-        return easy_sample(n, self.size, self.seed, self.twin_share)
+        return easy_sample(n, self.size, self.seed, self.twin_share, position_share=self.position_share)

@@ -52,16 +52,17 @@ from rrsis_engine.data.expressions import SEMANTIC_CLASSES
 from rrsis_engine.errors import CheckpointError, RRSISError
 from rrsis_engine.model import ImageFeatures, build_rsam, get_config, load_checkpoint, save_checkpoint
 from rrsis_engine.model import transforms as T
+from rrsis_engine.model.component_ranker import find_components, stack_components
 from rrsis_engine.model.loss import distractor_loss, mask_iou, rsam_loss, rus_loss, semantic_loss
 from rrsis_engine.predictor import PRECISIONS, native_bf16
 
 log = logging.getLogger("rrsis.train")
 
 CSV_FIELDS = ["step", "samples", "loss", "loss_text", "loss_click", "loss_distill", "focal", "dice", "obj", "iou_l1",
-              "rus", "semantic", "ambiguity", "distractor", "error", "click_gain", "miou_text", "miou_click", "lr", "samples_per_s", "elapsed_s"]
+              "rus", "semantic", "ambiguity", "distractor", "error", "click_gain", "ranker", "miou_text", "miou_click", "lr", "samples_per_s", "elapsed_s"]
 # row keys averaged over DDP ranks (a rank may lack some: (sum, count) pairs are reduced)
 REDUCED_KEYS = ["loss", "loss_text", "loss_click", "loss_distill", "miou_text", "miou_click", "focal", "dice", "obj",
-                "iou_l1", "rus", "semantic", "ambiguity", "distractor", "error", "click_gain"]
+                "iou_l1", "rus", "semantic", "ambiguity", "distractor", "error", "click_gain", "ranker"]
 
 
 @dataclass
@@ -128,6 +129,9 @@ class TrainOptions:
     # clicks decoded per click-round state for the click-gain head's loss: the standard click, then random error
     # pixels and random cells the turn-error head marks as likely wrong (:meth:`TrainStep.click_gain_loss`)
     gain_candidates: int = 4
+    # weight of the component ranker's loss (> 0 adds it: rrsis_engine.model.component_ranker): which of the text
+    # turn's candidate regions the sentence refers to
+    component_ranker: float = 0.0
     # train only these top-level parts (e.g. "error_head"); every other weight keeps its --init value
     train_only: tuple[str, ...] = ()
     augment: bool = True
@@ -296,9 +300,10 @@ class TrainStep(nn.Module):
     def __init__(self, model, freeze_image_encoder: bool = False, click_rounds: int = 3, teacher=None,
                  distill_weight: float = 1.0, loss_weights=(20.0, 1.0, 1.0, 1.0), aux_semantic: float = 0.0,
                  ambiguity_weight: float = 0.0, distractor_weight: float = 0.0, error_weight: float = 0.0,
-                 gain_weight: float = 0.0, gain_candidates: int = 4):
+                 gain_weight: float = 0.0, gain_candidates: int = 4, ranker_weight: float = 0.0):
         super().__init__()
         self.model = model
+        self.ranker_weight = ranker_weight
         self.error_weight = error_weight
         self.gain_weight = gain_weight
         self.gain_candidates = gain_candidates
@@ -320,6 +325,34 @@ class TrainStep(nn.Module):
         cfg = self.model.config
         ramp = 1.0 if cfg.rus_warmup_steps <= 0 else min(1.0, self.step / cfg.rus_warmup_steps)
         return cfg.rus_loss_weight * ramp
+
+    def component_ranker_loss(self, low, vd, v1, tok, tmask, target, samples, rows):
+        """The component ranker's loss on the text turn: for each sample in ``rows`` (indices), the candidate regions of
+        its detached logits ``low`` B×1×s×s (:func:`find_components`), each labelled 1 when at least half of its cells
+        are inside the target, else 0 (BCE; soft labels — the share itself — learned far slower on the easy task).
+        vd, v1, tok, tmask: the turn's fused tokens, V1 and text tokens (B first). None when no sample has a region."""
+        prob = torch.sigmoid(low.detach().float())[:, 0].cpu().numpy()
+        gt = (target[:, 0] > 0.5).cpu().numpy()
+        comps, used, inside, extents = [], [], [], []  # inside: per region, whether most of it is target
+        for j in rows:
+            c = find_components(prob[j], samples[j].valid)
+            if len(c):
+                comps.append(c)
+                used.append(j)
+                inside.append((c & gt[j]).sum((1, 2)) / c.sum((1, 2)) >= 0.5)
+                valid = samples[j].valid
+                extents.append((int(valid.any(1).sum()), int(valid.any(0).sum())))
+        if not used:
+            return None
+        device = low.device
+        regions, region_valid = stack_components(comps, device)
+        idx = torch.tensor(used, device=device)
+        logits = self.model.rank_components(low[idx], regions, region_valid, vd[idx], v1[idx], tok[idx], tmask[idx],
+                                            torch.tensor(extents, device=device))
+        labels = torch.zeros(region_valid.shape, device=device)
+        for i, s in enumerate(inside):
+            labels[i, :len(s)] = torch.from_numpy(s).float()
+        return F.binary_cross_entropy_with_logits(logits[region_valid].float(), labels[region_valid])
 
     def click_gain_loss(self, vd, t_global, feats: ImageFeatures, u, logits, prior, has_prior, pts, lbl, target, rows,
                         samples):
@@ -435,6 +468,10 @@ class TrainStep(nn.Module):
             if u is not None:
                 # online error-consistency target from the text turn's own (final) prediction
                 rus = rus_loss(u[idx], low[idx], target[idx], max_pos_weight=m.config.rus_max_pos_weight)["loss"]
+        ranker = None
+        if m.component_ranker is not None and self.ranker_weight > 0 and definite.any():
+            ranker = self.component_ranker_loss(low, vd, feats.v1, tok, tmask, target, samples,
+                                                definite.nonzero()[:, 0].tolist())
         ambiguity = None
         texted = [i for i, s in enumerate(samples) if not s.click_only]
         if use_error and texted:
@@ -550,6 +587,8 @@ class TrainStep(nn.Module):
         gain = torch.stack(gains).mean() if gains else None
         if gain is not None:
             loss = loss + self.gain_weight * gain
+        if ranker is not None:
+            loss = loss + self.ranker_weight * ranker
         error = torch.stack(errors).mean() if errors else None
         if error is not None:
             loss = loss + self.error_weight * error
@@ -563,7 +602,8 @@ class TrainStep(nn.Module):
                      ambiguity=None if ambiguity is None else float(ambiguity.detach()),
                      distractor=None if distractor is None else float(distractor.detach()),
                      error=None if error is None else float(error.detach()),
-                     click_gain=None if gain is None else float(gain.detach()))
+                     click_gain=None if gain is None else float(gain.detach()),
+                     ranker=None if ranker is None else float(ranker.detach()))
         return loss, stats
 
 
@@ -684,7 +724,8 @@ class Trainer:
                    "use_click_refiner": opts.click_refiner, "use_semantic_head": opts.aux_semantic > 0,
                    "use_ambiguity_head": opts.ambiguity_head > 0, "use_twgm_input": opts.twgm_input,
                    "use_text_position": opts.text_position, "use_error_head": opts.error_head > 0,
-                   "use_click_gain_head": opts.click_gain_head > 0}
+                   "use_click_gain_head": opts.click_gain_head > 0,
+                   "use_component_ranker": opts.component_ranker > 0}
         if opts.init and not (opts.twgm and opts.mmmd):
             raise RRSISError("--no-twgm / --no-mmmd build a fresh model for the ablation; they cannot change an "
                              "--init checkpoint's architecture.")
@@ -758,7 +799,7 @@ class Trainer:
         self.step_module = TrainStep(self.model, opts.freeze_image_encoder, opts.click_rounds, teacher,
                                      opts.distill_weight, opts.loss_weights, opts.aux_semantic, opts.ambiguity_head,
                                      opts.distractor_loss, opts.error_head, opts.click_gain_head,
-                                     opts.gain_candidates)
+                                     opts.gain_candidates, opts.component_ranker)
         self.wrapped = self.step_module
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP

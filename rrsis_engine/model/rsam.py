@@ -38,7 +38,7 @@ class ImageFeatures:
 class RSAM(nn.Module):
     def __init__(self, config: RSAMConfig, image_encoder, text_encoder, twgm, prompt_encoder, mask_decoder,
                  rus=None, ugf=None, udlr=None, click_refiner=None, semantic_head=None, ambiguity_head=None,
-                 twgm_input=None, text_position=None, error_head=None, click_gain_head=None):
+                 twgm_input=None, text_position=None, error_head=None, click_gain_head=None, component_ranker=None):
         super().__init__()
         self.config = config
         self.image_encoder = image_encoder
@@ -51,7 +51,8 @@ class RSAM(nn.Module):
         for name, module in (("rus", rus), ("ugf", ugf), ("udlr", udlr), ("click_refiner", click_refiner),
                              ("semantic_head", semantic_head), ("ambiguity_head", ambiguity_head),
                              ("twgm_input", twgm_input), ("text_position", text_position),
-                             ("error_head", error_head), ("click_gain_head", click_gain_head)):
+                             ("error_head", error_head), ("click_gain_head", click_gain_head),
+                             ("component_ranker", component_ranker)):
             if (module is not None) != getattr(config, f"use_{name}"):
                 raise ValueError(f"{name} module given={module is not None} but config.use_{name}="
                                  f"{getattr(config, f'use_{name}')}; build with rrsis_engine.model.build_rsam.")
@@ -65,6 +66,7 @@ class RSAM(nn.Module):
         self.text_position = text_position  # text × position term on the fused tokens (rrsis_engine.model.twgm)
         self.error_head = error_head  # the turn's error map (rrsis_engine.model.error_head)
         self.click_gain_head = click_gain_head  # the gain of a click at each place (rrsis_engine.model.error_head)
+        self.component_ranker = component_ranker  # which text-turn regions the sentence means (.component_ranker)
 
     @property
     def image_size(self) -> int:
@@ -191,6 +193,21 @@ class RSAM(nn.Module):
         if self.click_gain_head is None:
             return None
         return self.click_gain_head(*self._turn_inputs(masks, v1, points, labels, prior, has_prior, uncertainty))
+
+    def rank_components(self, logits: torch.Tensor, regions: torch.Tensor, region_valid: torch.Tensor,
+                        vd: torch.Tensor, v1: torch.Tensor, txt: torch.Tensor, txt_mask: torch.Tensor,
+                        extent: torch.Tensor) -> torch.Tensor:
+        """Ranker logits B×K of the candidate regions (B×K×S/4×S/4, :func:`component_ranker.stack_components`) of a
+        text turn's mask logits B×1×(S/4)×(S/4) (gradient stopped), given the fused tokens vd (B or 1×d×S/16×S/16),
+        V1, the text tokens B×L×d with their mask and the valid extent B×2 (rows, cols of the S/4 grid)."""
+        if self.component_ranker is None:
+            raise ValueError("This model has no component ranker (config.use_component_ranker).")
+        b = regions.shape[0]
+        dtype = self.component_ranker.match.weight.dtype  # features from a bf16 image encoder → the ranker's
+        prob = torch.sigmoid(logits.detach().float())
+        return self.component_ranker(regions, region_valid, prob, vd.detach().to(dtype).expand(b, -1, -1, -1),
+                                     v1.detach().to(dtype).expand(b, -1, -1, -1), txt.detach().to(dtype), txt_mask,
+                                     extent)
 
     def _turn_inputs(self, masks, v1, points, labels, prior, has_prior, uncertainty):
         """A turn's logits, prior, click maps, σ(U) and V1, each B×·×(S/4)×(S/4), gradients stopped."""

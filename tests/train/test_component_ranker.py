@@ -1,0 +1,145 @@
+"""The component ranker: candidate regions of a text turn's probability map, the selection that becomes the mask, the
+predictor's use of it (text turns only; candidates and ambiguity cues still from the unranked map), and — trained
+alone with ``--train-only component_ranker`` on top of a model that segments both of two identical squares — that it
+picks the square the sentence names by its place."""
+
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_text_encoder):
+    from rrsis_engine.model import build_rsam
+
+    torch.manual_seed(0)
+    return build_rsam("rsam-tiny", text_encoder=tiny_text_encoder).eval()
+
+
+def _with_ranker(model):
+    from rrsis_engine.model import build_rsam
+
+    torch.manual_seed(3)
+    ranked = build_rsam(model.config.with_overrides(use_component_ranker=True), text_encoder=model.text_encoder)
+    state = dict(model.state_dict())
+    state.update({k: v for k, v in ranked.state_dict().items() if k.startswith("component_ranker.")})
+    ranked.load_state_dict(state)
+    return ranked.eval()
+
+
+def test_components_are_the_regions_above_the_threshold_largest_mass_first():
+    from rrsis_engine.model.component_ranker import find_components
+
+    prob = np.zeros((16, 16), np.float32)
+    prob[1:3, 1:3] = 0.9  # 4 cells, mass 3.6
+    prob[8:14, 8:14] = 0.3  # 36 cells, mass 10.8
+    prob[0, 15] = 0.95  # 1 cell: noise
+    prob[5, 5:8] = 0.05  # below the threshold
+    regions = find_components(prob)
+    assert regions.shape == (2, 16, 16) and regions.dtype == bool
+    assert regions[0].sum() == 36 and regions[1].sum() == 4
+    valid = np.zeros((16, 16), bool)
+    valid[:8, :8] = True  # the big region lies in the padding
+    assert find_components(prob, valid).shape == (1, 16, 16)
+    assert find_components(np.zeros((16, 16))).shape == (0, 16, 16)
+
+
+def test_selection_keeps_the_chosen_regions_and_lowers_everything_else():
+    from rrsis_engine.model.component_ranker import SELECTED_LOGIT, select_components
+
+    logits = torch.full((1, 1, 8, 8), -5.0)
+    logits[0, 0, :2, :2] = 3.0  # confident, not chosen
+    logits[0, 0, 5:, 5:] = -1.0  # weak, chosen
+    regions = torch.zeros(2, 8, 8, dtype=torch.bool)
+    regions[0, :2, :2] = True
+    regions[1, 5:, 5:] = True
+    out = select_components(logits, regions, torch.tensor([-2.0, 0.5]))
+    assert (out[0, 0, 5:, 5:] == SELECTED_LOGIT).all()  # raised into the mask
+    assert (out[0, 0, :2, :2] == -SELECTED_LOGIT).all()  # taken out of it
+    assert (out[0, 0, 3, 3] == -5.0)  # background unchanged
+    # no region scores > 0: the best one is kept
+    out = select_components(logits, regions, torch.tensor([-0.5, -2.0]))
+    assert (out[0, 0, :2, :2] == 3.0).all() and (out[0, 0, 5:, 5:] == -SELECTED_LOGIT).all()
+
+
+def test_ranker_scores_each_region_and_ignores_padding(tiny_model):
+    from rrsis_engine.model.component_ranker import stack_components
+
+    model = _with_ranker(tiny_model)
+    assert model.config.to_dict()["use_component_ranker"] and "use_component_ranker" not in tiny_model.config.to_dict()
+    s, g = model.image_size, model.image_size // 4
+    a, b = np.zeros((2, g, g), bool), np.zeros((1, g, g), bool)
+    a[0, :4, :4] = a[1, 10:, 10:] = b[0, 20:30, 5:9] = True
+    regions, valid = stack_components([a, b], "cpu")
+    assert regions.shape == (2, 2, g, g) and valid.tolist() == [[True, True], [True, False]]
+    with torch.no_grad():
+        feats = model.encode_image(torch.randn(1, 3, s, s, generator=torch.Generator().manual_seed(1)))
+        tokens, mask = model.encode_text(*model.text_embed(["the left roof", "the pool"]))
+        vd, _ = model.fuse(feats.vd, tokens, mask)
+        scores = model.rank_components(torch.zeros(2, 1, g, g), regions, valid, vd, feats.v1, tokens, mask,
+                                       torch.tensor([[g, g], [g, g]]))
+    assert scores.shape == (2, 2) and torch.isfinite(scores[valid]).all() and scores[1, 1] == float("-inf")
+    with pytest.raises(ValueError, match="no component ranker"):
+        tiny_model.rank_components(torch.zeros(2, 1, g, g), regions, valid, vd, feats.v1, tokens, mask,
+                                   torch.tensor([[g, g], [g, g]]))
+
+
+def test_predictor_ranks_text_turns_only_and_reads_candidates_from_the_unranked_map(tiny_model):
+    from rrsis_engine.model.component_ranker import SELECTED_LOGIT
+    from rrsis_engine.predictor import Predictor
+
+    image = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    plain = Predictor(tiny_model, device="cpu", disk_cache=False, encoder_precision="fp32")
+    ranked = Predictor(_with_ranker(tiny_model), device="cpu", disk_cache=False, encoder_precision="fp32")
+    for p in (plain, ranked):
+        p.set_image(image)
+    before, after = plain.predict("the red roof"), ranked.predict("the red roof")
+    assert "rank_ms" in after.timings and "rank_ms" not in before.timings
+    # the ranked logits are the unranked ones pushed away from 0 by at least SELECTED_LOGIT
+    low_b, low_a = before.low_res_logits, after.low_res_logits
+    assert not torch.equal(low_a, low_b)
+    assert torch.all((low_a == low_b) | (low_a.abs() >= SELECTED_LOGIT - 1e-6))
+    assert after.ambiguity_cues == before.ambiguity_cues
+    assert [c.bbox for c in after.candidates] == [c.bbox for c in before.candidates]
+    # a click turn is the decoder's alone, ranker or not (same prior)
+    click = dict(points=np.array([[40.0, 30.0]]), labels=np.array([1]), mask_input=before.low_res_logits)
+    assert np.array_equal(plain.predict("the red roof", **click).mask, ranked.predict("the red roof", **click).mask)
+
+
+@pytest.mark.slow
+def test_ranker_trained_alone_picks_the_square_the_sentence_places(easy_task_model, tmp_path):
+    from rrsis_train.easy import EasySource, easy_sample
+    from rrsis_train.sources import MixedSource
+    from rrsis_train.trainer import Trainer, TrainOptions
+
+    from rrsis_engine.metrics import iou as mask_iou
+    from rrsis_engine.model import save_checkpoint
+    from rrsis_engine.predictor import Predictor
+
+    parent = save_checkpoint(easy_task_model, tmp_path / "parent.safetensors")
+    opts = TrainOptions(out=str(tmp_path / "run"), init=str(parent), component_ranker=1.0,
+                        train_only=("component_ranker",), steps=600, batch=8, sources=["easy:1"], lr=3e-5, warmup=10,
+                        click_share=0.0, dialogue_share=0.0, ckpt_every=0, threads=1, progress=False, log_every=20,
+                        precision="fp32")
+    trainer = Trainer(opts)
+    trainer.data = MixedSource([EasySource(128, twin_share=0.6, position_share=1.0)], [1.0], seed=1)
+    trainer.fit()
+    model = trainer.model.eval()
+    before = easy_task_model.state_dict()
+    for k, v in model.state_dict().items():
+        if not k.startswith("component_ranker."):
+            assert torch.equal(v, before[k]), f"{k} changed although only the ranker was trained"
+    plain = Predictor(easy_task_model, device="cpu", disk_cache=False, encoder_precision="fp32")
+    ranked = Predictor(model, device="cpu", disk_cache=False, encoder_precision="fp32")
+    ious = {"placed": ([], []), "single": ([], [])}
+    for n in range(10**6, 10**6 + 24):  # item numbers never used in training
+        for kind, rec in (("placed", easy_sample(n, 128, twins=True, position_share=1.0)),
+                          ("single", easy_sample(n, 128, twins=False))):
+            for p, out in zip((plain, ranked), ious[kind], strict=True):
+                p.set_image(rec["image"])
+                out.append(mask_iou(p.predict(rec["expression"]).mask, rec["mask"]))
+    plain_placed, ranked_placed = (float(np.mean(v)) for v in ious["placed"])
+    # the parent segments both squares (IoU ≈ 0.5 with the named one); the ranker keeps the named one
+    assert ranked_placed > 0.75 and ranked_placed > plain_placed + 0.2, (plain_placed, ranked_placed)
+    plain_single, ranked_single = (float(np.mean(v)) for v in ious["single"])
+    assert ranked_single > plain_single - 0.05, (plain_single, ranked_single)
