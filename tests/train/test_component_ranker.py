@@ -53,9 +53,11 @@ def test_selection_keeps_the_chosen_regions_and_lowers_everything_else():
     regions = torch.zeros(2, 8, 8, dtype=torch.bool)
     regions[0, :2, :2] = True
     regions[1, 5:, 5:] = True
+    logits[0, 0, 7, 7] = -0.5  # the weak region's peak
     out = select_components(logits, regions, torch.tensor([-2.0, 0.5]))
-    assert (out[0, 0, 5:, 5:] == SELECTED_LOGIT).all()  # raised into the mask
-    assert (out[0, 0, :2, :2] == -SELECTED_LOGIT).all()  # taken out of it
+    assert torch.equal(out[0, 0, 5:, 5:], logits[0, 0, 5:, 5:] + 1.5)  # shifted until its peak is SELECTED_LOGIT
+    assert out[0, 0, 7, 7] == SELECTED_LOGIT
+    assert (out[0, 0, :2, :2] == -SELECTED_LOGIT).all()  # taken out of the mask
     assert (out[0, 0, 3, 3] == -5.0)  # background unchanged
     # no region scores > 0: the best one is kept
     out = select_components(logits, regions, torch.tensor([-0.5, -2.0]))
@@ -95,10 +97,11 @@ def test_predictor_ranks_text_turns_only_and_reads_candidates_from_the_unranked_
         p.set_image(image)
     before, after = plain.predict("the red roof"), ranked.predict("the red roof")
     assert "rank_ms" in after.timings and "rank_ms" not in before.timings
-    # the ranked logits are the unranked ones pushed away from 0 by at least SELECTED_LOGIT
+    # the ranked logits: the unranked ones, lowered to ≤ −SELECTED_LOGIT outside the chosen regions, shifted up inside
     low_b, low_a = before.low_res_logits, after.low_res_logits
     assert not torch.equal(low_a, low_b)
-    assert torch.all((low_a == low_b) | (low_a.abs() >= SELECTED_LOGIT - 1e-6))
+    raised = low_a != low_b.clamp(max=-SELECTED_LOGIT)
+    assert raised.any() and (low_a[raised] >= low_b[raised]).all() and low_a.max() >= SELECTED_LOGIT - 1e-6
     assert after.ambiguity_cues == before.ambiguity_cues
     assert [c.bbox for c in after.candidates] == [c.bbox for c in before.candidates]
     # a click turn is the decoder's alone, ranker or not (same prior)
