@@ -198,8 +198,9 @@ class RSAM(nn.Module):
                         vd: torch.Tensor, v1: torch.Tensor, txt: torch.Tensor, txt_mask: torch.Tensor,
                         extent: torch.Tensor) -> torch.Tensor:
         """Ranker logits B×K of the candidate regions (B×K×S/4×S/4, :func:`component_ranker.stack_components`) of a
-        text turn's mask logits B×1×(S/4)×(S/4) (gradient stopped), given the fused tokens vd (B or 1×d×S/16×S/16),
-        V1, the text tokens B×L×d with their mask and the valid extent B×2 (rows, cols of the S/4 grid)."""
+        text turn's mask logits B×1×(S/4)×(S/4), given the fused tokens vd (B or 1×d×S/16×S/16), V1, the text tokens
+        B×L×d with their mask and the valid extent B×2 (rows, cols of the S/4 grid). Every input is gradient-stopped:
+        the ranker's loss trains the ranker alone, even without ``--train-only``."""
         if self.component_ranker is None:
             raise ValueError("This model has no component ranker (config.use_component_ranker).")
         b = regions.shape[0]
