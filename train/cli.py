@@ -131,6 +131,10 @@ def register(subparsers) -> None:
     p.add_argument("--models-dir", default="models", help="promoted models and registry.json live here")
     p.add_argument("--name", default=None, help="registry name of the promoted model (default: the config)")
     p.add_argument("--val-size", type=int, default=64, help="synthetic validation samples for promotion")
+    p.add_argument("--calibrate-size", type=int, default=CALIBRATION_SIZE,
+                   help="after training: fit the ambiguity flag on this many synthetic validation scenes "
+                        f"(synthetic:val:N:{CALIBRATION_SCENE}, as `rrsis calibrate`) and store it with the weights; "
+                        "0 = skip")
     p.add_argument("--promote-when", choices=("better", "significant"), default="better",
                    help="better: a higher validation score than the current model; significant: the whole 95%% "
                         "paired-bootstrap interval of the score difference above zero (refuses gains that are noise)")
@@ -144,6 +148,27 @@ def register(subparsers) -> None:
 
 
 _DEFAULTS: dict = {}
+
+#: the ambiguity calibration after training: synthetic validation scenes, their size and the flag's precision (the
+#: shipped model's: `rrsis calibrate --data synthetic:val:300:256 --precision 0.8`, scripts/evaluate-model.sh)
+CALIBRATION_SIZE, CALIBRATION_SCENE, CALIBRATION_PRECISION = 300, 256, 0.8
+
+
+def calibrate_run(weights: Path, n: int) -> None:
+    """Fit the ambiguity score and flag of the trained ``weights`` and store them in its JSON: the cues' weights
+    depend on the mask model, so a parent's calibration does not carry over. A failure (too few ambiguous scenes)
+    is reported and leaves the weights without one (the predictor then flags by candidate entropy)."""
+    from rrsis_engine.cli.calibrate import calibrate_model, write_calibration
+    from rrsis_engine.errors import DataError
+
+    try:
+        cal, path = calibrate_model(weights, f"synthetic:val:{n}:{CALIBRATION_SCENE}", CALIBRATION_PRECISION)
+    except DataError as e:
+        log.warning("ambiguity calibration skipped: %s", e)
+        return
+    write_calibration(path, cal)
+    print(f"ambiguity flag calibrated on {cal.n} synthetic validation scenes ({cal.n_ambiguous} ambiguous): "
+          f"precision {cal.precision:.2f}, recall {cal.recall:.2f}")
 
 
 def _loss_weights(value: str) -> tuple[float, float, float, float]:
@@ -230,6 +255,8 @@ def run(args) -> int:
         last = summary.get("last") or {}
         print(f"trained {trainer.model.config.name} to step {summary['step']} ({summary['samples']} samples); "
               f"last loss {last.get('loss', float('nan')):.4f}; weights: {Path(opts.out) / 'model.safetensors'}")
+    if args.calibrate_size > 0 and trainer.rank == 0:
+        calibrate_run(Path(opts.out) / "model.safetensors", args.calibrate_size)
     if args.promote and trainer.rank == 0:
         from rrsis_train.promote import evaluate_and_promote
 

@@ -259,12 +259,14 @@ def since_last(args) -> int:
         args.init = str(models_dir / cur["file"])
     if not args.source:
         args.source = [f"db:{args.db}:1", "synth:0.5"]
-    from rrsis_train.cli import options_from_args
+    from rrsis_train.cli import calibrate_run, options_from_args
     from rrsis_train.trainer import Trainer
 
     opts = options_from_args(args)
     trainer = Trainer(opts, device=args.device)
     trainer.fit(resume=args.resume)
+    if args.calibrate_size > 0:
+        calibrate_run(Path(opts.out) / "model.safetensors", args.calibrate_size)
     result = evaluate_and_promote(Path(opts.out) / "model.safetensors", models_dir=models_dir, name=name,
                                   val_size=args.val_size, val_sets=args.val or [], db=args.db, sources=opts.sources,
                                   parent=(cur or {}).get("id"), db_holdout=args.db_holdout,

@@ -47,28 +47,43 @@ def collect_cues(predictor, records, limit: int | None = None) -> tuple[list[dic
     return cues, labels
 
 
-def run(args) -> int:
+def calibrate_model(model: str | Path | None, data, precision: float = 0.8, limit: int | None = None,
+                    device: str | None = None):
+    """Fit the ambiguity calibration of checkpoint ``model`` on labelled records ``data`` (a spec for
+    :func:`rrsis_engine.data.readers.load_records`) → (:class:`rrsis_engine.ambiguity.AmbiguityCalibration`, the
+    checkpoint's path). Raises DataError when the records hold too few of either label."""
     from rrsis_engine.ambiguity import fit_calibration
     from rrsis_engine.data.readers import load_records
-    from rrsis_engine.model.checkpoint import config_path_for
     from rrsis_engine.predictor import load_predictor, resolve_model_path
 
-    if not 0 < args.precision <= 1:
+    if not 0 < precision <= 1:
         raise DataError("--precision is a fraction in (0, 1], e.g. 0.8.")
-    path = resolve_model_path(args.model)
-    predictor = load_predictor(str(path), device=args.device, disk_cache=False)
-    cues, labels = collect_cues(predictor, load_records(args.data), args.limit)
-    cal = fit_calibration(cues, labels, target_precision=args.precision, data=str(args.data))
-    print(json.dumps(cal.to_dict(), indent=2))
+    path = resolve_model_path(model)
+    predictor = load_predictor(str(path), device=device, disk_cache=False)
+    cues, labels = collect_cues(predictor, load_records(data), limit)
+    cal = fit_calibration(cues, labels, target_precision=precision, data=str(data))
     log.info("flag at score >= %.3f: precision %.3f, recall %.3f on %d records (%d ambiguous)",
              cal.threshold, cal.precision, cal.recall, cal.n, cal.n_ambiguous)
-    if args.dry_run:
-        return 0
+    return cal, path
+
+
+def write_calibration(path: str | Path, cal) -> Path:
+    """Store ``cal`` as ``meta.ambiguity_calibration`` in the JSON beside checkpoint ``path`` (atomic replace)."""
+    from rrsis_engine.model.checkpoint import config_path_for
+
     cfg_path = config_path_for(Path(path))
     info = json.loads(cfg_path.read_text())
     info.setdefault("meta", {})["ambiguity_calibration"] = cal.to_dict()
     tmp = cfg_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(info, indent=2))
     tmp.replace(cfg_path)
-    log.info("wrote the calibration into %s", cfg_path)
+    log.info("wrote the ambiguity calibration into %s", cfg_path)
+    return cfg_path
+
+
+def run(args) -> int:
+    cal, path = calibrate_model(args.model, args.data, args.precision, args.limit, args.device)
+    print(json.dumps(cal.to_dict(), indent=2))
+    if not args.dry_run:
+        write_calibration(path, cal)
     return 0

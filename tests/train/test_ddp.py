@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ARGS = ["--config", "rsam-tiny", "--image-size", "64", "--steps", "3", "--source", "easy:1", "--threads", "1",
-        "--ckpt-every", "0", "--log-every", "1", "--no-progress", "--warmup", "1", "--lr", "1e-3"]
+        "--ckpt-every", "0", "--log-every", "1", "--no-progress", "--warmup", "1", "--lr", "1e-3",
+        "--calibrate-size", "0"]
 
 
 def _free_port() -> int:

@@ -52,10 +52,12 @@ def test_cli_resume_alone_continues_with_the_runs_settings(tmp_path):
 
     out = tmp_path / "cli"
     args = ["train", "--config", "rsam-tiny", "--image-size", "64", "--batch", "3", "--source", "easy:1",
-            "--steps", "2", "--threads", "1", "--no-progress", "--ckpt-every", "0", "--out", str(out)]
+            "--steps", "2", "--threads", "1", "--no-progress", "--ckpt-every", "0", "--calibrate-size", "0",
+            "--out", str(out)]
     assert main(args) == 0
     # only --out, --resume and a new step count: config, input size, batch and sources come from the run
-    assert main(["train", "--out", str(out), "--resume", "--steps", "3", "--threads", "1", "--no-progress"]) == 0
+    assert main(["train", "--out", str(out), "--resume", "--steps", "3", "--threads", "1", "--no-progress",
+                 "--calibrate-size", "0"]) == 0
     with open(out / "log.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["samples"] for r in rows][-1] == "9"
