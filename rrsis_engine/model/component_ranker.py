@@ -54,6 +54,36 @@ def find_components(prob: np.ndarray, valid: np.ndarray | None = None, threshold
     return np.stack([labels == idx[i] for i in keep]) if keep else np.zeros((0, *prob.shape), dtype=bool)
 
 
+
+def selected_cells(logits: np.ndarray, regions: np.ndarray) -> np.ndarray:
+    """What each region would add to the mask if :func:`select_components` chose it: logits g×g, regions K×g×g bool
+    → K×g×g bool, the region's cells whose logit is above 0 after the region is shifted up to a peak of
+    :data:`SELECTED_LOGIT`."""
+    out = np.zeros(regions.shape, dtype=bool)
+    for k, region in enumerate(regions):
+        values = logits[region]
+        out[k][region] = values + max(0.0, SELECTED_LOGIT - float(values.max())) > 0
+    return out
+
+
+def best_selection(cells: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The ranker's training labels: which regions to select so that the mask has the highest IoU with the target.
+    cells K×g×g bool (disjoint: :func:`selected_cells`), target g×g bool → K bool. Adding a region with a cells in
+    the target out of n raises the IoU exactly when a / n > IoU / (1 + IoU), so the best set is the regions with the
+    largest inside shares, taken in that order while the IoU rises (empty when no region touches the target)."""
+    inside = (cells & target).sum((1, 2)).astype(np.float64)
+    size = cells.sum((1, 2)).astype(np.float64)
+    chosen = np.zeros(len(cells), dtype=bool)
+    inter, union, best = 0.0, float(target.sum()), 0.0
+    for k in np.argsort(-(inside / np.maximum(size, 1)), kind="stable"):
+        if inside[k] == 0:
+            break
+        iou = (inter + inside[k]) / (union + size[k] - inside[k])
+        if iou <= best:
+            break
+        chosen[k], inter, union, best = True, inter + inside[k], union + size[k] - inside[k], iou
+    return chosen
+
 def stack_components(components: list[np.ndarray], device) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample K_i×g×g bool arrays → padded B×K×g×g float and B×K bool (True = a real region), K = max K_i ≥ 1."""
     k = max(1, max(len(c) for c in components))

@@ -64,6 +64,37 @@ def test_selection_keeps_the_chosen_regions_and_lowers_everything_else():
     assert (out[0, 0, :2, :2] == 3.0).all() and (out[0, 0, 5:, 5:] == -SELECTED_LOGIT).all()
 
 
+
+def test_training_labels_are_the_selection_with_the_best_iou():
+    from rrsis_engine.metrics import iou
+    from rrsis_engine.model.component_ranker import best_selection, selected_cells
+
+    target = np.zeros((12, 12), bool)
+    target[0:4, 0:4] = True  # 16 cells
+    logits = np.full((12, 12), -5.0, np.float32)
+    regions = np.zeros((4, 12, 12), bool)
+    regions[0, 0:4, 0:2] = True  # 8 cells, all inside
+    regions[1, 0:6, 2:6] = True  # 24 cells, 8 inside: adding it leaves IoU 0.5 where it is
+    regions[2, 10:12, 10:12] = True  # outside
+    regions[3, 4:6, 0:2] = True  # 4 cells, none inside
+    logits[regions[0]] = 2.0
+    logits[regions[1]] = 0.5  # peak below SELECTED_LOGIT: shifted up, all of it selected
+    logits[regions[2]] = 3.0
+    logits[regions[3]] = 3.0
+    logits[5, 0:2] = -3.0  # part of region 3 stays below 0 after no shift (its peak is already 3)
+    cells = selected_cells(logits, regions)
+    assert cells[1].sum() == 24 and cells[3].sum() == 2
+    labels = best_selection(cells, target)
+    assert labels.tolist() == [True, False, False, False]
+    # brute force over all subsets: no selection beats the labelled one
+    best = max(iou(cells[[k for k in range(4) if m >> k & 1]].any(0), target) for m in range(1, 16))
+    assert iou(cells[labels].any(0), target) == pytest.approx(best)
+    # a sprawling region only partly on the target ("every street") is still worth selecting alone
+    sprawl = np.zeros((1, 12, 12), bool)
+    sprawl[0, :, :6] = True  # 72 cells, 16 inside
+    assert best_selection(sprawl, target).tolist() == [True]
+    assert not best_selection(regions[2:3], target).any()  # nothing on the target: select nothing
+
 def test_ranker_scores_each_region_and_ignores_padding(tiny_model):
     from rrsis_engine.model.component_ranker import stack_components
 
