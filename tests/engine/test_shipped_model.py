@@ -3,7 +3,8 @@
 Thresholds sit below what the model measured when it was shipped (version f8b513c360a0c948 — masks and maps as c5cf5f27d0b10803 — on these 16 scenes, drawn
 at its 384² input: text-only mIoU 0.314, 0.595 after one correction click, the clicked pixel right in 16 of 16,
 uncertainty/error correlation 0.54 at the text turn and 0.50 after the click — the previous version's σ(U): 0.51 and
-0.37; ambiguity AUROC 0.951 on the 60 scenes of the last test, 0.948 on 150 test scenes at 256²), so a
+0.37; ambiguity AUROC 0.951 on the 60 scenes of the last test, 0.948 on 150 test scenes at 256²; ff45beecc81b7e92,
+the same with a component ranker: 0.451 text-only, 0.663 after the click, 16 of 16), so a
 replacement model that segments worse, stops using clicks, loses its uncertainty heads or its ambiguity flag fails
 here.
 """
