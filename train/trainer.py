@@ -341,13 +341,13 @@ class TrainStep(nn.Module):
         logits_np = low.detach().float()[:, 0].cpu().numpy()
         prob = torch.sigmoid(low.detach().float())[:, 0].cpu().numpy()
         gt = (target[:, 0] > 0.5).cpu().numpy()
-        comps, used, inside, extents = [], [], [], []  # inside: per region, whether the best selection has it
+        comps, used, chosen, extents = [], [], [], []  # chosen: per region, whether the best selection has it
         for j in rows:
             c = find_components(prob[j], samples[j].valid)
             if len(c):
                 comps.append(c)
                 used.append(j)
-                inside.append(best_selection(selected_cells(logits_np[j], c), gt[j]))
+                chosen.append(best_selection(selected_cells(logits_np[j], c), gt[j]))
                 valid = samples[j].valid
                 extents.append((int(valid.any(1).sum()), int(valid.any(0).sum())))
         if not used:
@@ -358,7 +358,7 @@ class TrainStep(nn.Module):
         logits = self.model.rank_components(low[idx], regions, region_valid, vd[idx], v1[idx], tok[idx], tmask[idx],
                                             torch.tensor(extents, device=device))
         labels = torch.zeros(region_valid.shape, device=device)
-        for i, s in enumerate(inside):
+        for i, s in enumerate(chosen):
             labels[i, :len(s)] = torch.from_numpy(s).float()
         return F.binary_cross_entropy_with_logits(logits[region_valid].float(), labels[region_valid])
 

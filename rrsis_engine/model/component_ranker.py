@@ -54,7 +54,6 @@ def find_components(prob: np.ndarray, valid: np.ndarray | None = None, threshold
     return np.stack([labels == idx[i] for i in keep]) if keep else np.zeros((0, *prob.shape), dtype=bool)
 
 
-
 def selected_cells(logits: np.ndarray, regions: np.ndarray) -> np.ndarray:
     """What each region would add to the mask if :func:`select_components` chose it: logits g×g, regions K×g×g bool
     → K×g×g bool, the region's cells whose logit is above 0 after the region is shifted up to a peak of
@@ -83,6 +82,7 @@ def best_selection(cells: np.ndarray, target: np.ndarray) -> np.ndarray:
             break
         chosen[k], inter, union, best = True, inter + inside[k], union + size[k] - inside[k], iou
     return chosen
+
 
 def stack_components(components: list[np.ndarray], device) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample K_i×g×g bool arrays → padded B×K×g×g float and B×K bool (True = a real region), K = max K_i ≥ 1."""
