@@ -158,7 +158,7 @@ def calibrate_run(weights: Path, n: int) -> None:
     """Fit the ambiguity score and flag of the trained ``weights`` and store them in its JSON: the cues' weights
     depend on the mask model, so a parent's calibration does not carry over. A failure (too few ambiguous scenes)
     is reported and leaves the weights without one (the predictor then flags by candidate entropy)."""
-    from rrsis_engine.cli.calibrate import calibrate_model, write_calibration
+    from rrsis_engine.calibration import calibrate_model, write_calibration
     from rrsis_engine.errors import DataError
 
     try:

@@ -56,13 +56,13 @@ def find_components(prob: np.ndarray, valid: np.ndarray | None = None, threshold
 
 def selected_cells(logits: np.ndarray, regions: np.ndarray) -> np.ndarray:
     """What each region would add to the mask if :func:`select_components` chose it: logits g×g, regions K×g×g bool
-    → K×g×g bool, the region's cells whose logit is above 0 after the region is shifted up to a peak of
-    :data:`SELECTED_LOGIT`."""
-    out = np.zeros(regions.shape, dtype=bool)
-    for k, region in enumerate(regions):
-        values = logits[region]
-        out[k][region] = values + max(0.0, SELECTED_LOGIT - float(values.max())) > 0
-    return out
+    (disjoint) → K×g×g bool, the region's cells above 0 once all of them are selected."""
+    if not len(regions):
+        return regions.astype(bool)
+    k = len(regions)
+    out = select_components(torch.from_numpy(np.asarray(logits, np.float32))[None, None],
+                            torch.from_numpy(regions), torch.ones(k))
+    return regions & (out[0, 0] > 0).numpy()
 
 
 def best_selection(cells: np.ndarray, target: np.ndarray) -> np.ndarray:

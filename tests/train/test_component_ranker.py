@@ -64,7 +64,6 @@ def test_selection_keeps_the_chosen_regions_and_lowers_everything_else():
     assert (out[0, 0, :2, :2] == 3.0).all() and (out[0, 0, 5:, 5:] == -SELECTED_LOGIT).all()
 
 
-
 def test_training_labels_are_the_selection_with_the_best_iou():
     from rrsis_engine.metrics import iou
     from rrsis_engine.model.component_ranker import best_selection, selected_cells
@@ -94,6 +93,7 @@ def test_training_labels_are_the_selection_with_the_best_iou():
     sprawl[0, :, :6] = True  # 72 cells, 16 inside
     assert best_selection(sprawl, target).tolist() == [True]
     assert not best_selection(regions[2:3], target).any()  # nothing on the target: select nothing
+
 
 def test_ranker_scores_each_region_and_ignores_padding(tiny_model):
     from rrsis_engine.model.component_ranker import stack_components
