@@ -31,7 +31,6 @@ from rrsis_engine.imageio import RasterImage, read_image
 from rrsis_engine.model import DEFAULT_MODEL, REGISTRY, ImageFeatures, load_checkpoint, model_hash
 from rrsis_engine.model import transforms as T
 from rrsis_engine.model.checkpoint import is_shard
-from rrsis_engine.model.component_ranker import find_components, select_components, stack_components
 from rrsis_engine.prediction import Prediction
 from rrsis_engine.zoom import MAX_ENCODE_MS, ZOOM_MIN_CLICKS, ZOOM_WEIGHT, zoom_box
 
@@ -444,14 +443,8 @@ class Predictor:
         h, w = T.valid_shape(image.height, image.width, g)
         valid = np.zeros((g, g), dtype=bool)
         valid[:h, :w] = True
-        regions = find_components(torch.sigmoid(low[0, 0].float()).cpu().numpy(), valid)
-        if not len(regions):
-            return low
-        stacked, region_valid = stack_components([regions], self.device)
         tokens, mask = self._text(text)
-        scores = self.model.rank_components(low, stacked, region_valid, vd, v1, tokens, mask,
-                                            torch.tensor([[h, w]], device=self.device))
-        return select_components(low, stacked[0] > 0.5, scores[0])
+        return self.model.select_text_regions(low, vd, v1, tokens, mask, valid[None])
 
     def _zoom_refine(self, image: RasterImage, key: str, logits: np.ndarray, reference: np.ndarray,
                      clicks: np.ndarray, pts: torch.Tensor, lbl: torch.Tensor) -> bool:

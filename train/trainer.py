@@ -482,11 +482,18 @@ class TrainStep(nn.Module):
                                                 definite.nonzero()[:, 0].tolist())
         ambiguity = None
         texted = [i for i, s in enumerate(samples) if not s.click_only]
+        # what the text turn hands on, as in the predictor: with a component ranker, its choice among the regions
+        # (the mask the labeler sees, the prior of the next turn, what the heads read); gradient-stopped
+        shown = low.detach()
+        if m.component_ranker is not None and texted:
+            ti = torch.tensor(texted, device=device)
+            shown = shown.index_copy(0, ti, m.select_text_regions(
+                shown[ti], vd[ti], feats.v1[ti], tok[ti], tmask[ti], np.stack([samples[i].valid for i in texted])))
         if use_error and texted:
             # every text turn, ambiguous ones too: there the error is against one of the look-alikes, which the
             # head should learn to mark as uncertain
             ti = torch.tensor(texted, device=device)
-            turn_error(low[ti], target[ti], feats.v1[ti], u_=None if u is None else u[ti])
+            turn_error(shown[ti], target[ti], feats.v1[ti], u_=None if u is None else u[ti])
         if m.ambiguity_head is not None and self.ambiguity_weight > 0 and texted:
             ti = torch.tensor(texted, device=device)
             labels = torch.tensor([float(samples[i].ambiguous_label) for i in texted], device=device)
@@ -506,7 +513,7 @@ class TrainStep(nn.Module):
         if self.teacher is not None:
             soft = torch.sigmoid(self.teacher_logits(images, [s.expression for s in samples], low.shape[-1]))
             distill = F.binary_cross_entropy_with_logits(low.float(), soft.float())
-        cur_vd, cur_tg, cur_low, cur_tgt, cur_u = vd, tg, low, target, u
+        cur_vd, cur_tg, cur_low, cur_tgt, cur_u = vd, tg, shown, target, u
         d_idx = [i for i, s in enumerate(samples) if s.dialogue]
         if d_idx and followup_text is not None:
             di = torch.tensor(d_idx, device=device)
@@ -514,14 +521,14 @@ class TrainStep(nn.Module):
             sub = ImageFeatures(vd=feats.vd[di], v1=feats.v1[di], v2=feats.v2[di])
             vd2, tg2, u2 = m.fuse_with_uncertainty(sub.vd, tok2, tmask2)
             ones = torch.ones(len(d_idx), dtype=torch.bool, device=device)
-            low2, iou2, obj2 = m.decode(vd2, tg2, sub, mask_input=low[di].detach(), has_mask=ones, uncertainty=u2)
+            low2, iou2, obj2 = m.decode(vd2, tg2, sub, mask_input=shown[di], has_mask=ones, uncertainty=u2)
             tgt2 = torch.stack([samples[i].followup_target for i in d_idx]).to(device)
             turns.append(("dialogue", low2, iou2, obj2, tgt2))
             if use_error:
-                turn_error(low2, tgt2, sub.v1, prior=low[di], u_=u2)
+                turn_error(low2, tgt2, sub.v1, prior=shown[di], u_=u2)
             cur_vd = vd.index_copy(0, di, vd2)
             cur_tg = tg.index_copy(0, di, tg2)
-            cur_low = low.detach().index_copy(0, di, low2.detach())
+            cur_low = shown.index_copy(0, di, low2.detach())
             cur_tgt = target.index_copy(0, di, tgt2)
             if u is not None:
                 cur_u = u.index_copy(0, di, u2)

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from rrsis_engine.model.click_refiner import CLICK_MAP_SIGMA, click_maps
+from rrsis_engine.model.component_ranker import find_components, select_components, stack_components
 from rrsis_engine.model.config import RSAMConfig
 from rrsis_engine.model.error_head import uncertainty_on_grid
 
@@ -209,6 +211,34 @@ class RSAM(nn.Module):
         return self.component_ranker(regions, region_valid, prob, vd.detach().to(dtype).expand(b, -1, -1, -1),
                                      v1.detach().to(dtype).expand(b, -1, -1, -1), txt.detach().to(dtype), txt_mask,
                                      extent)
+
+    @torch.no_grad()
+    def select_text_regions(self, logits: torch.Tensor, vd: torch.Tensor, v1: torch.Tensor, txt: torch.Tensor,
+                            txt_mask: torch.Tensor, valid: np.ndarray) -> torch.Tensor:
+        """The component ranker's choice on text turns: logits B×1×(S/4)×(S/4) (model frame), vd, v1, txt, txt_mask
+        as :meth:`rank_components` (B first), valid B×(S/4)×(S/4) bool (unpadded cells, top-left) → the same logits
+        raised inside the candidate regions the sentence refers to and lowered everywhere else
+        (:func:`component_ranker.select_components`); a row without candidate regions is unchanged."""
+        logits = logits.detach()
+        prob = torch.sigmoid(logits.float())[:, 0].cpu().numpy()
+        comps, rows, extents = [], [], []
+        for j in range(len(prob)):
+            c = find_components(prob[j], valid[j])
+            if len(c):
+                comps.append(c)
+                rows.append(j)
+                extents.append((int(valid[j].any(1).sum()), int(valid[j].any(0).sum())))
+        out = logits.clone()
+        if not rows:
+            return out
+        regions, region_valid = stack_components(comps, logits.device)
+        idx = torch.tensor(rows, device=logits.device)
+        scores = self.rank_components(logits[idx], regions, region_valid, vd[idx], v1[idx], txt[idx], txt_mask[idx],
+                                      torch.tensor(extents, device=logits.device))
+        for i, j in enumerate(rows):
+            k = len(comps[i])
+            out[j:j + 1] = select_components(logits[j:j + 1], regions[i, :k] > 0.5, scores[i, :k])
+        return out
 
     def _turn_inputs(self, masks, v1, points, labels, prior, has_prior, uncertainty):
         """A turn's logits, prior, click maps, σ(U) and V1, each B×·×(S/4)×(S/4), gradients stopped."""

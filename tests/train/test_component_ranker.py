@@ -140,6 +140,47 @@ def test_predictor_ranks_text_turns_only_and_reads_candidates_from_the_unranked_
     assert np.array_equal(plain.predict("the red roof", **click).mask, ranked.predict("the red roof", **click).mask)
 
 
+def test_training_click_rounds_start_from_the_ranked_text_turn_as_in_the_predictor(tiny_model):
+    """The predictor hands a ranked text turn on as the next turn's prior; training must show the decoder (and the
+    heads reading the turn) the same prior, not the unranked map."""
+    from rrsis_train.easy import easy_sample
+    from rrsis_train.trainer import TextFeatureCache, TrainOptions, TrainStep, prepare_sample
+
+    model = _with_ranker(tiny_model)
+    size, g = model.image_size, model.image_size // 4
+    opts = TrainOptions(out="unused", click_share=1.0, click_only_share=0.0, dialogue_share=0.0, augment=False)
+    samples = [prepare_sample(easy_sample(i, size, twins=True), np.random.default_rng(i), size, opts)
+               for i in range(3)]
+    calls = []
+    decode = model.decode
+
+    def recording_decode(*args, **kw):
+        out = decode(*args, **kw)
+        calls.append((args, kw, out[0].detach()))
+        return out
+
+    model.decode = recording_decode
+    try:
+        text = TextFeatureCache(model).batch([s.expression for s in samples], "cpu")
+        TrainStep(model)(samples, text, None, rounds=1)
+    finally:
+        del model.decode
+    (args, _, text_logits), (_, first_click, _) = calls[0], calls[1]
+    with torch.no_grad():
+        tokens, mask = model.encode_text(*text)
+        vd = args[0]  # decode(vd, t_global, feats, …): the text turn's fused tokens
+        expected = model.select_text_regions(text_logits, vd, args[2].v1, tokens, mask,
+                                             np.stack([s.valid for s in samples]))
+    assert not torch.equal(expected, text_logits)  # the ranker changed at least one text turn …
+    assert torch.equal(first_click["mask_input"], expected)  # … and the click round starts from its choice
+    # batched selection = the predictor's one row at a time
+    for j in range(len(samples)):
+        one = model.select_text_regions(text_logits[j:j + 1], vd[j:j + 1], args[2].v1[j:j + 1], tokens[j:j + 1],
+                                        mask[j:j + 1], samples[j].valid[None])
+        assert torch.equal(one, expected[j:j + 1])
+    assert expected.shape == (len(samples), 1, g, g)
+
+
 @pytest.mark.slow
 def test_ranker_trained_alone_picks_the_square_the_sentence_places(easy_task_model, tmp_path):
     from rrsis_train.easy import EasySource, easy_sample
