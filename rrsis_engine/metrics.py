@@ -95,21 +95,40 @@ def next_click(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float, int] | N
     Ties between equally large FN and FP regions go to the FN region.
     """
     p, g = _as_bool(pred), _as_bool(gt)
-    best = None  # (area, is_fn, region mask)
+    best = None  # (area, label, region mask)
     for label, err in ((1, g & ~p), (0, p & ~g)):
-        if not err.any():
-            continue
-        lab, n = ndimage.label(err)
-        sizes = np.bincount(lab.ravel())[1:]
-        k = int(np.argmax(sizes))
-        if best is None or sizes[k] > best[0]:
-            best = (int(sizes[k]), label, lab == (k + 1))
+        for area, region in _largest_regions(err, 1):
+            if best is None or area > best[0]:
+                best = (area, label, region)
     if best is None:
         return None
     _, label, region = best
+    return (*_region_centre(region), label)
+
+
+def error_region_clicks(pred: np.ndarray, gt: np.ndarray, per_kind: int = 3) -> list[tuple[float, float, int]]:
+    """Correction clicks at the centres of the ``per_kind`` largest false-negative regions (label 1) and of the
+    ``per_kind`` largest false-positive regions (label 0), each placed as :func:`next_click` places its one — whose
+    click is among these. (x, y, label) in ``pred``'s frame; empty when pred == gt."""
+    p, g = _as_bool(pred), _as_bool(gt)
+    return [(*_region_centre(region), label) for label, err in ((1, g & ~p), (0, p & ~g))
+            for _, region in _largest_regions(err, per_kind)]
+
+
+def _largest_regions(err: np.ndarray, k: int) -> list[tuple[int, np.ndarray]]:
+    """The ``k`` largest 4-connected regions of the boolean map ``err`` as (area, region mask), largest first."""
+    if not err.any():
+        return []
+    lab, _ = ndimage.label(err)
+    sizes = np.bincount(lab.ravel())[1:]
+    return [(int(sizes[j]), lab == (j + 1)) for j in np.argsort(-sizes, kind="stable")[:k]]
+
+
+def _region_centre(region: np.ndarray) -> tuple[float, float]:
+    """The interior point of ``region`` farthest from its boundary (the image border counts as boundary), (x, y)."""
     dist = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
     r, c = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    return (float(c), float(r), int(label))
+    return float(c), float(r)
 
 
 PredictFn = Callable[[list[tuple[float, float, int]]], np.ndarray]

@@ -150,6 +150,17 @@ def suggest_by_gain(mask: np.ndarray, gain_low: np.ndarray, clicks=()) -> tuple[
     return _correction_at_cell(mask, row, col, gain_low.shape)
 
 
+def suggest_by_policy(mask: np.ndarray, policy_low: np.ndarray, clicks=()) -> tuple[float, float, int]:
+    """The cell where the click-policy head expects the best next correction click (``policy_low`` h×w logits
+    on the low-res grid of the H×W ``mask``, a softmax over the cells) as (x, y, label) in the image frame — positive
+    outside the mask, negative inside. Probabilities at the earlier ``clicks``' own places ((x, y) image pixels) are
+    discounted as in :func:`suggest_by_gain`."""
+    score = policy_low.astype(np.float64)
+    prob = np.exp(score - score.max()) * clicked_discount(score.shape, mask.shape, clicks, CLICKED_GAIN_SIGMA_CELLS)
+    row, col = np.unravel_index(int(np.argmax(prob)), prob.shape)
+    return _correction_at_cell(mask, row, col, prob.shape)
+
+
 def _correction_at_cell(mask: np.ndarray, row: int, col: int, grid: tuple[int, int]) -> tuple[float, float, int]:
     """The centre of cell (row, col) of an h×w ``grid`` over the H×W ``mask`` as a correction click (x, y, label):
     positive where the mask is background, negative where it is foreground."""

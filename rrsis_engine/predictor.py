@@ -417,18 +417,22 @@ class Predictor:
                 if zoomed:
                     timings["zoom_ms"] = (time.perf_counter() - t_zoom) * 1e3
             unc, unc_low = self._uncertainty(key, text, u, image) if u is not None else (None, None)
-            error = gain = None
-            if self.model.error_head is not None or self.model.click_gain_head is not None:
-                # the turn's final (zoomed) logits: where they are likely wrong, and what one more click would gain
+            error = gain = policy = None
+            m = self.model
+            if m.error_head is not None or m.click_gain_head is not None or m.click_policy_head is not None:
+                # the turn's final (zoomed) logits: where they are likely wrong, what one more click would gain, where
+                # the ground-truth protocol would click
                 final = T.image_logits_to_model(logits, self.image_size // 4).to(self.device) if zoomed else low
-                error = self.model.turn_error(final, feats.v1, pts, lbl, prior, None, u)
-                gain = self.model.click_gain(final, feats.v1, pts, lbl, prior, None, u)
+                error = m.turn_error(final, feats.v1, pts, lbl, prior, None, u)
+                gain = m.click_gain(final, feats.v1, pts, lbl, prior, None, u)
+                policy = m.click_policy(final, feats.v1, pts, lbl, prior, None, u)
             candidate_logits = None if unranked is None else (
                 T.logits_to_image(unranked, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy(),
                 unranked)
         pred = self._finish(logits, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])),
                             uncertainty=unc, uncertainty_low=unc_low, clicks=clicks, ambiguity_prob=ambiguity_prob,
-                            turn_error=error, click_gain=gain, candidate_logits=candidate_logits)
+                            turn_error=error, click_gain=gain, click_policy=policy,
+                            candidate_logits=candidate_logits)
         timings["post_ms"] = (time.perf_counter() - t) * 1e3 - timings.get("zoom_ms", 0.0)
         pred.timings = timings
         pred.latency_ms = (time.perf_counter() - t0) * 1e3
@@ -503,6 +507,7 @@ class Predictor:
     def _finish(self, logits: np.ndarray, low_res, iou: float, obj: float, uncertainty: np.ndarray | None = None,
                 uncertainty_low: np.ndarray | None = None, clicks=(), ambiguity_prob: float | None = None,
                 turn_error: torch.Tensor | None = None, click_gain: torch.Tensor | None = None,
+                click_policy: torch.Tensor | None = None,
                 candidate_logits: tuple[np.ndarray, torch.Tensor] | None = None) -> Prediction:
         """Full-res mask + uncertainty; candidates, ambiguity and the suggested click from the low-res logits.
 
@@ -515,9 +520,11 @@ class Predictor:
         they were calibrated on. click_gain: the click-gain head's map G 1×1×S/4×S/4 (models with the head): the
         suggested click goes to the cell with the largest predicted gain among those σ(E) marks as likely wrong
         (all cells without the error head), discounted at earlier clicks; without G, to the best window of σ(U)
-        (:func:`postprocess.suggest_click`). candidate_logits: (H×W, 1×1×S/4×S/4) logits of a text turn before the
-        component ranker chose among their regions: the candidates and the ambiguity cues are read from them (the
-        alternatives the labeler may want; the cues were calibrated on unranked masks)."""
+        (:func:`postprocess.suggest_click`). click_policy: the click-policy head's logits P 1×1×S/4×S/4 (models with
+        the head): then the suggestion is its most probable cell, ahead of the gain rule. candidate_logits: (H×W,
+        1×1×S/4×S/4) logits of a text turn before the component ranker chose among their regions: the candidates and
+        the ambiguity cues are read from them (the alternatives the labeler may want; the cues were calibrated on
+        unranked masks)."""
         mask = logits > 0
         h, w = T.valid_shape(*mask.shape, low_res.shape[-1])
         if turn_error is not None:
@@ -532,7 +539,9 @@ class Predictor:
         candidates = postprocess.candidates_from_mask(cand_logits > 0, prob_low)
         cues = A.ambiguity_features(candidates, prob_low, unc_low, obj, iou, ambiguity_prob)
         ambiguity, ambiguous = A.score_and_flag(cues, self.ambiguity_calibration)
-        if click_gain is not None:
+        if click_policy is not None:
+            click = postprocess.suggest_by_policy(mask, click_policy[0, 0, :h, :w].float().cpu().numpy(), clicks)
+        elif click_gain is not None:
             # the click-gain head's best cell among those the error head thinks wrong (σ(E) > 0.5): the gain map is
             # supervised only at the cells decoded in training, and unrestricted its best cell fell on a correct
             # pixel in 99.7 % of turns (30 validation scenes, an early checkpoint)

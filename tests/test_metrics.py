@@ -74,6 +74,17 @@ def test_next_click_treats_image_border_as_boundary():
     assert label == 1 and 9 <= y <= 10 and 9 <= x <= 30  # any point of the central ridge
 
 
+def test_error_region_clicks_centre_each_of_the_largest_regions_of_both_kinds():
+    gt = _mask(40, 40, (2, 9, 2, 9), (20, 23, 20, 23), (30, 31, 30, 31), (35, 36, 0, 1))  # missed: 49, 9, 1, 1 px
+    pred = _mask(40, 40, (10, 15, 30, 35))  # one false positive, 25 px centred at (32, 12)
+    clicks = M.error_region_clicks(pred, gt, per_kind=3)
+    # the three largest false-negative regions, largest first (ties in label order), then the false positive
+    assert clicks == [(5.0, 5.0, 1), (21.0, 21.0, 1), (30.0, 30.0, 1), (32.0, 12.0, 0)]
+    assert M.next_click(pred, gt) in clicks
+    assert M.error_region_clicks(pred, gt, per_kind=1) == [(5.0, 5.0, 1), (32.0, 12.0, 0)]
+    assert M.error_region_clicks(gt, gt) == []
+
+
 def test_noc_reaches_iou_one_with_mask_oracle():
     """Oracle: a positive click adds the GT component under it, a negative click removes the predicted
     component under it. Starting from a wrong text prediction, the simulated clicks fix it."""

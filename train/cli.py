@@ -91,6 +91,10 @@ def register(subparsers) -> None:
     p.add_argument("--gain-candidates", type=int, default=4, metavar="N",
                    help="clicks decoded per click-round state for the click-gain loss (default 4): the standard click, "
                         "random error pixels and random cells the turn-error head marks as likely wrong (8 → 4 and 3)")
+    p.add_argument("--click-policy-head", type=float, default=0.0, metavar="W",
+                   help="weight of the click-policy head's loss (adds the head: which of the error regions' centres "
+                        "a click gains the most at, learned from clicks decoded in training; the suggested click "
+                        "follows it)")
     p.add_argument("--component-ranker", type=float, default=0.0, metavar="W",
                    help="weight of the component ranker's loss (adds it: which of the text turn's candidate regions "
                         "the sentence refers to; the text turn's mask is then made of the regions it selects)")
@@ -189,6 +193,7 @@ _RESUMABLE = {"config": "config", "batch": "batch", "accum": "accum", "image_siz
               "freeze_image_encoder": "freeze_image_encoder", "rus": "rus", "ugf": "ugf", "udlr": "udlr",
               "aux_semantic": "aux_semantic", "ambiguity_head": "ambiguity_head", "twgm_input": "twgm_input", "twgm_pre_norm": "twgm_pre_norm", "text_position": "text_position",
               "error_head": "error_head", "click_gain_head": "click_gain_head", "component_ranker": "component_ranker",
+              "click_policy_head": "click_policy_head",
               "gain_candidates": "gain_candidates", "train_only": "train_only", "ambiguous_target": "ambiguous_target",
               "distractor_loss": "distractor_loss", "init": "init", "teacher": "teacher",
               "distill_weight": "distill_weight", "loss_weights": "loss_weights", "db_holdout": "db_holdout", "ckpt_every": "ckpt_every",
@@ -223,6 +228,7 @@ def options_from_args(args):
         freeze_image_encoder=args.freeze_image_encoder, rus=args.rus, ugf=args.ugf, udlr=args.udlr,
         aux_semantic=args.aux_semantic, ambiguity_head=args.ambiguity_head, twgm_input=args.twgm_input, twgm_pre_norm=args.twgm_pre_norm, text_position=args.text_position,
         error_head=args.error_head, click_gain_head=args.click_gain_head, component_ranker=args.component_ranker,
+        click_policy_head=args.click_policy_head,
         gain_candidates=args.gain_candidates, train_only=_parts(args.train_only),
         ambiguous_target=args.ambiguous_target, distractor_loss=args.distractor_loss, twgm=not args.no_twgm, mmmd=not args.no_mmmd,
         augment=not args.no_augment, ckpt_every=args.ckpt_every,

@@ -64,10 +64,12 @@ from rrsis_engine.predictor import PRECISIONS, native_bf16
 log = logging.getLogger("rrsis.train")
 
 CSV_FIELDS = ["step", "samples", "loss", "loss_text", "loss_click", "loss_distill", "focal", "dice", "obj", "iou_l1",
-              "rus", "semantic", "ambiguity", "distractor", "error", "click_gain", "ranker", "miou_text", "miou_click", "lr", "samples_per_s", "elapsed_s"]
+              "rus", "semantic", "ambiguity", "distractor", "error", "click_gain", "click_policy", "ranker", "miou_text", "miou_click", "lr", "samples_per_s",
+              "elapsed_s"]
 # row keys averaged over DDP ranks (a rank may lack some: (sum, count) pairs are reduced)
 REDUCED_KEYS = ["loss", "loss_text", "loss_click", "loss_distill", "miou_text", "miou_click", "focal", "dice", "obj",
-                "iou_l1", "rus", "semantic", "ambiguity", "distractor", "error", "click_gain", "ranker"]
+                "iou_l1", "rus", "semantic", "ambiguity", "distractor", "error", "click_gain", "click_policy",
+                "ranker"]
 
 
 @dataclass
@@ -134,6 +136,9 @@ class TrainOptions:
     # clicks decoded per click-round state for the click-gain head's loss: the standard click, then random error
     # pixels and random cells the turn-error head marks as likely wrong (:meth:`TrainStep.click_gain_loss`)
     gain_candidates: int = 4
+    # weight of the click-policy head's loss (> 0 adds the head: rrsis_engine.model.error_head.ClickPolicyHead):
+    # which error region's centre a click gains the most at, at each state of the click rounds
+    click_policy_head: float = 0.0
     # weight of the component ranker's loss (> 0 adds it: rrsis_engine.model.component_ranker): which of the text
     # turn's candidate regions the sentence refers to
     component_ranker: float = 0.0
@@ -298,6 +303,15 @@ def gain_candidate_split(n: int) -> tuple[int, int]:
     return n - 1 - likely_wrong, likely_wrong
 
 
+def state_clicks(pts: list[list], lbl: list[list[int]], device) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """A click-round state's clicks as tensors: B×K×2 model-frame (x, y) and B×K labels (-1 = padding); (None, None)
+    before the first click (K = 0)."""
+    if not pts[0]:
+        return None, None
+    return (torch.tensor(pts, dtype=torch.float32, device=device),
+            torch.tensor(lbl, dtype=torch.long, device=device))
+
+
 # ---- one forward pass: a simulated refinement session ---------------------------------------------
 class TrainStep(nn.Module):
     """Wraps the RSAM so DDP sees one ``forward``: returns the summed loss and its parts."""
@@ -305,10 +319,12 @@ class TrainStep(nn.Module):
     def __init__(self, model, freeze_image_encoder: bool = False, click_rounds: int = 3, teacher=None,
                  distill_weight: float = 1.0, loss_weights=(20.0, 1.0, 1.0, 1.0), aux_semantic: float = 0.0,
                  ambiguity_weight: float = 0.0, distractor_weight: float = 0.0, error_weight: float = 0.0,
-                 gain_weight: float = 0.0, gain_candidates: int = 4, ranker_weight: float = 0.0):
+                 gain_weight: float = 0.0, gain_candidates: int = 4, ranker_weight: float = 0.0,
+                 policy_weight: float = 0.0):
         super().__init__()
         self.model = model
         self.ranker_weight = ranker_weight
+        self.policy_weight = policy_weight
         self.error_weight = error_weight
         self.gain_weight = gain_weight
         self.gain_candidates = gain_candidates
@@ -374,14 +390,9 @@ class TrainStep(nn.Module):
         :meth:`forward` (B = click samples)."""
         m = self.model
         device = logits.device
-        g = logits.shape[-1]
-        stride = m.image_size // g
         pred = (logits[:, 0] > 0).cpu().numpy()
         gt = (target[:, 0] > 0.5).cpu().numpy()
-        state_pts = state_lbl = None
-        if pts[0]:
-            state_pts = torch.tensor(pts, dtype=torch.float32, device=device)
-            state_lbl = torch.tensor(lbl, dtype=torch.long, device=device)
+        state_pts, state_lbl = state_clicks(pts, lbl, device)
         likely_wrong = None  # the cells a suggestion chooses among (the predictor's rule): σ(E) > 0.5
         if m.error_head is not None:
             with torch.no_grad():
@@ -408,24 +419,74 @@ class TrainStep(nn.Module):
                     corrects.append(bool(pred[j][row, col] == gt[j][row, col]))
         if not owner:
             return None
+        gain = self.candidate_click_gain(vd, t_global, feats, u, logits, state_pts, state_lbl, target, owner, cells,
+                                         labels)
+        # a suggestion on a pixel the mask already has right is no correction: the labeler clicks elsewhere
+        gain = gain.masked_fill(torch.tensor(corrects, device=device), 0.0)
+        idx = torch.tensor(owner, device=device)
+        g_map = m.click_gain(logits, feats.v1, state_pts, state_lbl, prior, has_prior, u)
+        rows_t = torch.tensor([r for r, _ in cells], device=device)
+        cols_t = torch.tensor([c for _, c in cells], device=device)
+        return F.smooth_l1_loss(g_map[idx, 0, rows_t, cols_t].float(), 10 * gain.float())
+
+    @torch.no_grad()
+    def candidate_click_gain(self, vd, t_global, feats: ImageFeatures, u, logits, state_pts, state_lbl, target,
+                             owner: list[int], cells: list[tuple[int, int]], labels: list[int]) -> torch.Tensor:
+        """IoU gain (N,) of N candidate clicks, each decoded alone on top of its sample's state: candidate n is a click
+        with label ``labels[n]`` at grid cell ``cells[n]`` = (row, col) of sample ``owner[n]``, added to the state's
+        clicks ``state_pts``/``state_lbl`` (B×K model-frame (x, y) / labels, or None) with the state's ``logits``
+        (B×1×g×g) as the prior; the gain is its IoU with ``target`` minus the state's. Shapes as in :meth:`forward`."""
+        m = self.model
+        device = logits.device
+        stride = m.image_size // logits.shape[-1]
         idx = torch.tensor(owner, device=device)
         cand = torch.tensor([grid_to_model(c, r, stride) for r, c in cells], dtype=torch.float32, device=device)
         points, point_labels = cand[:, None], torch.tensor(labels, device=device)[:, None]
         if state_pts is not None:
             points = torch.cat([state_pts[idx], points], 1)
             point_labels = torch.cat([state_lbl[idx], point_labels], 1)
-        with torch.no_grad():
-            sub = ImageFeatures(vd=feats.vd[idx], v1=feats.v1[idx], v2=feats.v2[idx])
-            after, _, _ = m.decode(vd[idx], t_global[idx], sub, points, point_labels, logits[idx],
-                                   torch.ones(len(owner), dtype=torch.bool, device=device),
-                                   uncertainty=None if u is None else u[idx])
-            gain = mask_iou(after, target[idx]) - mask_iou(logits[idx], target[idx])
-            # a suggestion on a pixel the mask already has right is no correction: the labeler clicks elsewhere
-            gain = gain.masked_fill(torch.tensor(corrects, device=device), 0.0)
-        g_map = m.click_gain(logits, feats.v1, state_pts, state_lbl, prior, has_prior, u)
-        rows_t = torch.tensor([r for r, _ in cells], device=device)
-        cols_t = torch.tensor([c for _, c in cells], device=device)
-        return F.smooth_l1_loss(g_map[idx, 0, rows_t, cols_t].float(), 10 * gain.float())
+        sub = ImageFeatures(vd=feats.vd[idx], v1=feats.v1[idx], v2=feats.v2[idx])
+        after, _, _ = m.decode(vd[idx], t_global[idx], sub, points, point_labels, logits[idx],
+                               torch.ones(len(owner), dtype=torch.bool, device=device),
+                               uncertainty=None if u is None else u[idx])
+        return mask_iou(after, target[idx]) - mask_iou(logits[idx], target[idx])
+
+    def click_policy_loss(self, vd, t_global, feats: ImageFeatures, u, logits, prior, has_prior, pts, lbl, target,
+                          rows, samples):
+        """The click-policy head's loss at one state of the click rounds: cross-entropy of its map, a softmax over each
+        sample's valid cells, against the cell of the best of the candidate correction clicks — the centres of the
+        three largest false-negative and the three largest false-positive regions
+        (:func:`rrsis_engine.metrics.error_region_clicks`, the standard click among them), each labelled truthfully
+        and decoded on top of the state (:meth:`candidate_click_gain`); the one with the largest IoU gain is the
+        target. The head so learns a greedy one-step-lookahead click, which needs the ground truth, without it.
+        Samples in ``rows`` only, and only those whose mask is wrong somewhere; None when none is. Shapes as in
+        :meth:`click_gain_loss`."""
+        m = self.model
+        device = logits.device
+        g = logits.shape[-1]
+        pred = (logits[:, 0] > 0).cpu().numpy()
+        gt = (target[:, 0] > 0.5).cpu().numpy()
+        state_pts, state_lbl = state_clicks(pts, lbl, device)
+        owner, cells, labels = [], [], []
+        for j, s in enumerate(samples):
+            for x, y, label in M.error_region_clicks(pred[j] & s.valid, gt[j]) if rows[j] else ():
+                owner.append(j)
+                cells.append((int(y), int(x)))
+                labels.append(label)
+        if not owner:
+            return None
+        gain = self.candidate_click_gain(vd, t_global, feats, u, logits, state_pts, state_lbl, target, owner, cells,
+                                         labels).tolist()
+        best: dict[int, tuple[float, int]] = {}  # sample → (gain, cell index) of its best candidate
+        for n, (j, gain_n) in enumerate(zip(owner, gain, strict=True)):
+            if j not in best or gain_n > best[j][0]:
+                best[j] = (gain_n, cells[n][0] * g + cells[n][1])
+        used = sorted(best)
+        idx = torch.tensor(used, device=device)
+        valid = torch.from_numpy(np.stack([samples[j].valid for j in used])).to(device)
+        scores = m.click_policy(logits, feats.v1, state_pts, state_lbl, prior, has_prior, u)[idx, 0].float()
+        scores = scores.masked_fill(~valid, float("-inf")).flatten(1)
+        return F.cross_entropy(scores, torch.tensor([best[j][1] for j in used], device=device))
 
     @torch.no_grad()
     def teacher_logits(self, images: torch.Tensor, texts: list[str], out_size: int) -> torch.Tensor:
@@ -463,6 +524,8 @@ class TrainStep(nn.Module):
         use_error = m.error_head is not None and self.error_weight > 0
         gains = []  # the click-gain head's loss on each state of the click rounds
         use_gain = m.click_gain_head is not None and self.gain_weight > 0
+        policies = []  # the click-policy head's loss on each state of the click rounds
+        use_policy = m.click_policy_head is not None and self.policy_weight > 0
 
         def turn_error(lo, tg_, v1, points=None, labels=None, prior=None, has_prior=None, u_=None):
             e = m.turn_error(lo, v1, points, labels, prior, has_prior, u_)
@@ -549,12 +612,18 @@ class TrainStep(nn.Module):
             lbl: list[list[int]] = [[] for _ in c_idx]
             state_prior, state_has_prior = None, None  # the prior of the turn that produced ``prev``
             for rnd in range(rounds):
-                if use_gain:  # click-only samples have no state to suggest from before their first click
-                    rows = [rnd > 0 or not samples[i].click_only for i in c_idx]
+                # click-only samples have no state to suggest from before their first click
+                rows = [rnd > 0 or not samples[i].click_only for i in c_idx]
+                if use_gain:
                     gain_loss = self.click_gain_loss(vdc, tgc, sub, uc, prev, state_prior, state_has_prior, pts, lbl,
                                                      tgtc, rows, [samples[i] for i in c_idx])
                     if gain_loss is not None:
                         gains.append(gain_loss)
+                if use_policy:
+                    policy_loss = self.click_policy_loss(vdc, tgc, sub, uc, prev, state_prior, state_has_prior, pts,
+                                                         lbl, tgtc, rows, [samples[i] for i in c_idx])
+                    if policy_loss is not None:
+                        policies.append(policy_loss)
                 pred = (prev[:, 0] > 0).cpu().numpy()
                 for j, i in enumerate(c_idx):
                     c = sample_correction_click(pred[j], gt[j], samples[i].rng, samples[i].valid)
@@ -564,8 +633,7 @@ class TrainStep(nn.Module):
                     else:
                         pts[j].append(grid_to_model(c[0], c[1], stride=m.image_size // prev.shape[-1]))
                         lbl[j].append(c[2])
-                p = torch.tensor(pts, dtype=torch.float32, device=device)
-                lb = torch.tensor(lbl, dtype=torch.long, device=device)
+                p, lb = state_clicks(pts, lbl, device)
                 lowc, iouc, objc = m.decode(vdc, tgc, sub, points=p, labels=lb, mask_input=prev, has_mask=has_prior,
                                             uncertainty=uc)
                 turns.append(("click", lowc, iouc, objc, tgtc))
@@ -602,6 +670,9 @@ class TrainStep(nn.Module):
         gain = torch.stack(gains).mean() if gains else None
         if gain is not None:
             loss = loss + self.gain_weight * gain
+        policy = torch.stack(policies).mean() if policies else None
+        if policy is not None:
+            loss = loss + self.policy_weight * policy
         if ranker is not None:
             loss = loss + self.ranker_weight * ranker
         error = torch.stack(errors).mean() if errors else None
@@ -618,6 +689,7 @@ class TrainStep(nn.Module):
                      distractor=None if distractor is None else float(distractor.detach()),
                      error=None if error is None else float(error.detach()),
                      click_gain=None if gain is None else float(gain.detach()),
+                     click_policy=None if policy is None else float(policy.detach()),
                      ranker=None if ranker is None else float(ranker.detach()))
         return loss, stats
 
@@ -740,6 +812,7 @@ class Trainer:
                    "use_ambiguity_head": opts.ambiguity_head > 0, "use_twgm_input": opts.twgm_input,
                    "use_text_position": opts.text_position, "use_error_head": opts.error_head > 0,
                    "use_click_gain_head": opts.click_gain_head > 0,
+                   "use_click_policy_head": opts.click_policy_head > 0,
                    "use_component_ranker": opts.component_ranker > 0}
         if opts.init and not (opts.twgm and opts.mmmd):
             raise RRSISError("--no-twgm / --no-mmmd build a fresh model for the ablation; they cannot change an "
@@ -814,7 +887,7 @@ class Trainer:
         self.step_module = TrainStep(self.model, opts.freeze_image_encoder, opts.click_rounds, teacher,
                                      opts.distill_weight, opts.loss_weights, opts.aux_semantic, opts.ambiguity_head,
                                      opts.distractor_loss, opts.error_head, opts.click_gain_head,
-                                     opts.gain_candidates, opts.component_ranker)
+                                     opts.gain_candidates, opts.component_ranker, opts.click_policy_head)
         self.wrapped = self.step_module
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP

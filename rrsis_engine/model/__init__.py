@@ -24,7 +24,7 @@ def build_rsam(config: str | RSAMConfig = DEFAULT_MODEL, text_encoder=None) -> R
     from rrsis_engine.model.ambiguity_head import AmbiguityHead
     from rrsis_engine.model.click_refiner import ClickRefiner
     from rrsis_engine.model.component_ranker import ComponentRanker
-    from rrsis_engine.model.error_head import ClickGainHead, ErrorHead
+    from rrsis_engine.model.error_head import ClickGainHead, ClickPolicyHead, ErrorHead
     from rrsis_engine.model.image_encoder import build_image_encoder
     from rrsis_engine.model.mmmd import MMMD
     from rrsis_engine.model.prompts import RSAMPromptEncoder
@@ -54,6 +54,7 @@ def build_rsam(config: str | RSAMConfig = DEFAULT_MODEL, text_encoder=None) -> R
         text_position=TextPosition(d, cfg.image_size // 16) if cfg.use_text_position else None,
         error_head=ErrorHead(d // 8) if cfg.use_error_head else None,
         click_gain_head=ClickGainHead(d // 8) if cfg.use_click_gain_head else None,
+        click_policy_head=ClickPolicyHead(d // 8) if cfg.use_click_policy_head else None,
         component_ranker=ComponentRanker(d, d // 8) if cfg.use_component_ranker else None,
     )
 

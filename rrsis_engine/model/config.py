@@ -79,6 +79,9 @@ class RSAMConfig:
     # the IoU gain one click at each place would bring (rrsis_engine.model.error_head.ClickGainHead; trained by
     # `rrsis train --click-gain-head`): where the suggested click goes
     use_click_gain_head: bool = False
+    # where the best next correction click goes (rrsis_engine.model.error_head.ClickPolicyHead; trained by
+    # `rrsis train --click-policy-head`): where the suggested click goes, ahead of the click-gain head
+    use_click_policy_head: bool = False
     # which of the text turn's candidate regions the sentence refers to (rrsis_engine.model.component_ranker; trained
     # by `rrsis train --component-ranker`): the text turn's mask is made of the regions it selects
     use_component_ranker: bool = False
@@ -124,7 +127,7 @@ class RSAMConfig:
 OPTIONAL_FIELDS = ("use_rus", "use_ugf", "use_udlr", "rus_loss_weight", "rus_warmup_steps", "rus_max_pos_weight",
                    "udlr_channels", "udlr_tau", "udlr_temperature", "use_click_refiner", "use_semantic_head",
                    "use_ambiguity_head", "use_twgm_input", "twgm_pre_norm", "use_text_position",
-                   "use_error_head", "use_click_gain_head", "use_component_ranker")
+                   "use_error_head", "use_click_gain_head", "use_click_policy_head", "use_component_ranker")
 
 REGISTRY: dict[str, RSAMConfig] = {
     # The paper's model: SAM 2.1 Hiera-B+ at 1024².

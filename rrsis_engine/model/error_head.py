@@ -16,7 +16,8 @@ the ambiguity cues keep reading σ(U). Config switch ``use_error_head``.
 :class:`ClickGainHead` reads the same inputs and predicts, per cell, the IoU gain one truthfully labelled click
 there would bring; the suggested click goes to its best cell among those σ(E) marks as wrong. Placed on σ(E)
 alone (best window, or looking one turn ahead with the decoder), the suggestion did no better than RUS's σ(U)
-(MODEL_CARD.md, "Suggested clicks").
+(MODEL_CARD.md, "Suggested clicks"). :class:`ClickPolicyHead` (stop 27) instead learns where the best correction
+click goes; with it, the suggestion is its most probable cell.
 
 Frames: every map is on the padded S/4 model grid, (row, col) = (y, x), content top-left.
 """
@@ -47,6 +48,17 @@ class ClickGainHead(ErrorHead):
     """The same inputs as :class:`ErrorHead` → G B×1×g×g: the IoU gain (in IoU points / 10, e.g. 1.0 = +0.1) that one
     correction click at each cell, labelled truthfully, would bring — where to suggest the next click. Trained by
     ``rrsis train --click-gain-head W`` against the gains of clicks actually decoded at sampled cells. Starts at 0."""
+
+    def __init__(self, v1_channels: int, channels: int = 32, dilations=(1, 2, 4, 8)):
+        super().__init__(v1_channels, channels, dilations, out_bias=0.0)
+
+
+class ClickPolicyHead(ErrorHead):
+    """The same inputs as :class:`ErrorHead` → P B×1×g×g: logits of a distribution over the cells (softmax over the
+    valid ones) of where the best next correction click goes — of the centres of the largest error regions, the one
+    whose truthfully labelled click gains the most IoU, found in training with the ground truth and the decoder
+    (``rrsis train --click-policy-head W``: ``TrainStep.click_policy_loss``, cross-entropy at every state of the click
+    rounds). The suggestion goes there without the ground truth. Starts uniform."""
 
     def __init__(self, v1_channels: int, channels: int = 32, dilations=(1, 2, 4, 8)):
         super().__init__(v1_channels, channels, dilations, out_bias=0.0)

@@ -40,7 +40,8 @@ class ImageFeatures:
 class RSAM(nn.Module):
     def __init__(self, config: RSAMConfig, image_encoder, text_encoder, twgm, prompt_encoder, mask_decoder,
                  rus=None, ugf=None, udlr=None, click_refiner=None, semantic_head=None, ambiguity_head=None,
-                 twgm_input=None, text_position=None, error_head=None, click_gain_head=None, component_ranker=None):
+                 twgm_input=None, text_position=None, error_head=None, click_gain_head=None, component_ranker=None,
+                 click_policy_head=None):
         super().__init__()
         self.config = config
         self.image_encoder = image_encoder
@@ -54,6 +55,7 @@ class RSAM(nn.Module):
                              ("semantic_head", semantic_head), ("ambiguity_head", ambiguity_head),
                              ("twgm_input", twgm_input), ("text_position", text_position),
                              ("error_head", error_head), ("click_gain_head", click_gain_head),
+                             ("click_policy_head", click_policy_head),
                              ("component_ranker", component_ranker)):
             if (module is not None) != getattr(config, f"use_{name}"):
                 raise ValueError(f"{name} module given={module is not None} but config.use_{name}="
@@ -68,6 +70,7 @@ class RSAM(nn.Module):
         self.text_position = text_position  # text × position term on the fused tokens (rrsis_engine.model.twgm)
         self.error_head = error_head  # the turn's error map (rrsis_engine.model.error_head)
         self.click_gain_head = click_gain_head  # the gain of a click at each place (rrsis_engine.model.error_head)
+        self.click_policy_head = click_policy_head  # where the best next click goes (.error_head)
         self.component_ranker = component_ranker  # which text-turn regions the sentence means (.component_ranker)
 
     @property
@@ -195,6 +198,16 @@ class RSAM(nn.Module):
         if self.click_gain_head is None:
             return None
         return self.click_gain_head(*self._turn_inputs(masks, v1, points, labels, prior, has_prior, uncertainty))
+
+    def click_policy(self, masks: torch.Tensor, v1: torch.Tensor, points: torch.Tensor | None = None,
+                     labels: torch.Tensor | None = None, prior: torch.Tensor | None = None,
+                     has_prior: torch.Tensor | None = None, uncertainty: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Logits B×1×(S/4)×(S/4) of where the best correction click goes after the turn that produced ``masks``
+        (softmax over the valid cells; arguments as :meth:`turn_error`); None without the head
+        (``config.use_click_policy_head``)."""
+        if self.click_policy_head is None:
+            return None
+        return self.click_policy_head(*self._turn_inputs(masks, v1, points, labels, prior, has_prior, uncertainty))
 
     def rank_components(self, logits: torch.Tensor, regions: torch.Tensor, region_valid: torch.Tensor,
                         vd: torch.Tensor, v1: torch.Tensor, txt: torch.Tensor, txt_mask: torch.Tensor,

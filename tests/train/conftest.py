@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from rrsis_engine.imageio import RasterImage
@@ -30,6 +31,15 @@ def tiny_text_encoder():
     from rrsis_engine.model.text_encoder import TextEncoder
 
     return TextEncoder("minilm-l6", dim=128)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_text_encoder):
+    """An untrained rsam-tiny (seed 0) with the shared MiniLM, in eval mode: the heads' initial-state tests."""
+    from rrsis_engine.model import build_rsam
+
+    torch.manual_seed(0)
+    return build_rsam("rsam-tiny", text_encoder=tiny_text_encoder).eval()
 
 
 class _Fake:

@@ -8,14 +8,6 @@ import pytest
 import torch
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tiny_text_encoder):
-    from rrsis_engine.model import build_rsam
-
-    torch.manual_seed(0)
-    return build_rsam("rsam-tiny", text_encoder=tiny_text_encoder).eval()
-
-
 def _with_ranker(model):
     from rrsis_engine.model import build_rsam
 
