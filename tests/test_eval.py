@@ -105,6 +105,9 @@ def tiny_checkpoint(tmp_path_factory):
 
 def test_cli_eval_end_to_end(tmp_path, tiny_checkpoint, monkeypatch):
     monkeypatch.setenv("RRSIS_CACHE_DIR", str(tmp_path / "cache"))
+    # a machine too slow for the predictor's automatic zoom-in: the evaluation still pins it on (scores must not
+    # depend on the machine's load), and --no-zoom off
+    monkeypatch.setattr("rrsis_engine.predictor.MAX_ENCODE_MS", -1.0)
     assert main(["data", "synth", "--n", "4", "--split", "test", "--size", "128", "--out", str(tmp_path / "ds")]) == 0
     out = tmp_path / "rep" / "REPORT.json"
     rc = main(["eval", "--data", str(tmp_path / "ds" / "data.jsonl"), "--model", str(tiny_checkpoint),
@@ -120,6 +123,10 @@ def test_cli_eval_end_to_end(tmp_path, tiny_checkpoint, monkeypatch):
     assert len(list((tmp_path / "ov").glob("*.png"))) == 4
     per_record = [json.loads(x) for x in (tmp_path / "rep" / "REPORT.records.jsonl").read_text().splitlines()]
     assert len(per_record) == 4 and all(len(r["ious"]) == 2 for r in per_record)
+    assert rep["zoom_in"] is True
+    rc = main(["eval", "--data", str(tmp_path / "ds" / "data.jsonl"), "--model", str(tiny_checkpoint), "--clicks", "0",
+               "--no-zoom", "--out", str(out), "--device", "cpu"])
+    assert rc == 0 and json.loads(out.read_text())["zoom_in"] is False
 
 
 def test_cli_eval_reports_missing_data(tmp_path, capsys):

@@ -106,7 +106,8 @@ def evaluate_model(weights: str | Path, sets: dict[str, list[dict]], clicks=(0, 
     from rrsis_engine.model import load_checkpoint
     from rrsis_engine.predictor import Predictor
 
-    predictor = Predictor(load_checkpoint(weights), device="cpu", disk_cache=False)
+    # zoom-in pinned on, as in `rrsis eval`: on auto it would follow the machine's load
+    predictor = Predictor(load_checkpoint(weights), device="cpu", disk_cache=False, zoom_in=True)
     return {name: run_evaluation(predictor, recs, clicks=list(clicks), noc=False) for name, recs in sets.items()}
 
 
