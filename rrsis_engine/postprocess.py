@@ -143,7 +143,9 @@ def suggest_by_gain(mask: np.ndarray, gain_low: np.ndarray, clicks=()) -> tuple[
     inside; None when no cell promises :data:`MIN_CLICK_GAIN`. Gains at the earlier ``clicks``' own places ((x, y)
     image pixels) are discounted (:data:`CLICKED_GAIN_SIGMA_CELLS`): the labeler has answered there already."""
     discount = clicked_discount(gain_low.shape, mask.shape, clicks, CLICKED_GAIN_SIGMA_CELLS)
-    gain_low = np.where(gain_low > 0, gain_low * discount, gain_low)  # -inf (cells ruled out) stays -inf
+    positive = gain_low > 0  # only those are discounted: -inf (cells ruled out) stays -inf, without -inf × 0 = nan
+    gain_low = gain_low.copy()
+    gain_low[positive] *= discount[positive]
     row, col = np.unravel_index(int(np.argmax(gain_low)), gain_low.shape)
     if gain_low[row, col] < MIN_CLICK_GAIN:
         return None

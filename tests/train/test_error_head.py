@@ -3,6 +3,8 @@
 turn's mask — text turn or correction click — is wrong; the predictor then reports σ(E) as the uncertainty, which
 follows the clicks."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -131,3 +133,9 @@ def test_click_gain_head_starts_at_zero_and_suggests_its_best_cell(tiny_model):
     # once clicked there, that place is answered even if the head still promises a gain: the next best cell
     assert postprocess.suggest_by_gain(mask, gain_low, clicks=[(10.0, 114.0)]) == (82.0, 18.0, 0)
     assert postprocess.suggest_by_gain(mask, gain_low, clicks=[(10.0, 114.0), (82.0, 18.0)]) is None
+    # a click on a cell ruled out (-inf: σ(E) says it is right) is not discounted into -inf × 0 = nan
+    ruled_out = np.full((32, 32), -np.inf, np.float32)
+    ruled_out[4, 20] = 0.8
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert postprocess.suggest_by_gain(mask, ruled_out, clicks=[(10.0, 114.0)]) == (82.0, 18.0, 0)
