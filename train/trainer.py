@@ -64,8 +64,8 @@ from rrsis_engine.predictor import PRECISIONS, native_bf16
 log = logging.getLogger("rrsis.train")
 
 CSV_FIELDS = ["step", "samples", "loss", "loss_text", "loss_click", "loss_distill", "focal", "dice", "obj", "iou_l1",
-              "rus", "semantic", "ambiguity", "distractor", "error", "click_gain", "click_policy", "ranker", "miou_text", "miou_click", "lr", "samples_per_s",
-              "elapsed_s"]
+              "rus", "semantic", "ambiguity", "distractor", "error", "click_gain", "click_policy", "ranker", "miou_text",
+              "miou_click", "lr", "samples_per_s", "elapsed_s"]
 # row keys averaged over DDP ranks (a rank may lack some: (sum, count) pairs are reduced)
 REDUCED_KEYS = ["loss", "loss_text", "loss_click", "loss_distill", "miou_text", "miou_click", "focal", "dice", "obj",
                 "iou_l1", "rus", "semantic", "ambiguity", "distractor", "error", "click_gain", "click_policy",
