@@ -1,7 +1,7 @@
 """The click-policy head: where the best correction click would go next (the best of the error regions' centres, one
 decoder step ahead, found with the ground truth), learned by imitating it. Uniform at initialisation; its most
 probable cell becomes the suggested click (ahead of the click-gain rule), away from earlier clicks; trained alone on
-the easy task, its suggestion lands on the mask's errors and corrects about as much as the standard click, which needs
+the easy task, its suggestion corrects at least half as much as the standard click (0.105 vs 0.116 IoU), which needs
 the ground truth."""
 
 import numpy as np
@@ -33,7 +33,7 @@ def test_policy_head_starts_uniform_and_its_best_cell_is_the_suggestion(tiny_mod
 
 
 @pytest.mark.slow
-def test_policy_head_trained_alone_points_where_the_standard_click_would(easy_task_model, tmp_path):
+def test_policy_head_trained_alone_suggests_clicks_that_correct_like_the_standard_one(easy_task_model, tmp_path):
     from rrsis_train.easy import EasySource, easy_sample
     from rrsis_train.sources import MixedSource
     from rrsis_train.trainer import Trainer, TrainOptions
