@@ -420,12 +420,13 @@ class Predictor:
             error = gain = policy = None
             m = self.model
             if m.error_head is not None or m.click_gain_head is not None or m.click_policy_head is not None:
-                # the turn's final (zoomed) logits: where they are likely wrong, what one more click would gain, where
-                # the ground-truth protocol would click
+                # the turn's final (zoomed) logits: where they are likely wrong, where the best next click goes or
+                # what one more click would gain
                 final = T.image_logits_to_model(logits, self.image_size // 4).to(self.device) if zoomed else low
                 error = m.turn_error(final, feats.v1, pts, lbl, prior, None, u)
-                gain = m.click_gain(final, feats.v1, pts, lbl, prior, None, u)
                 policy = m.click_policy(final, feats.v1, pts, lbl, prior, None, u)
+                if policy is None:  # with the policy head the gain map places nothing
+                    gain = m.click_gain(final, feats.v1, pts, lbl, prior, None, u)
             candidate_logits = None if unranked is None else (
                 T.logits_to_image(unranked, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy(),
                 unranked)

@@ -186,18 +186,14 @@ class RSAM(nn.Module):
         """Error logits E B×1×(S/4)×(S/4) of this turn's mask logits ``masks`` (B×1×(S/4)×(S/4), gradient stopped),
         given the turn's prompts as for :meth:`decode` (points B×N×2 model frame, labels B×N, prior logits, U) and
         V1 (B or 1 ×d/8×S/4×S/4); None without the head (``config.use_error_head``)."""
-        if self.error_head is None:
-            return None
-        return self.error_head(*self._turn_inputs(masks, v1, points, labels, prior, has_prior, uncertainty))
+        return self._turn_head(self.error_head, masks, v1, points, labels, prior, has_prior, uncertainty)
 
     def click_gain(self, masks: torch.Tensor, v1: torch.Tensor, points: torch.Tensor | None = None,
                    labels: torch.Tensor | None = None, prior: torch.Tensor | None = None,
                    has_prior: torch.Tensor | None = None, uncertainty: torch.Tensor | None = None) -> torch.Tensor | None:
         """Predicted IoU gain /10 of one more click at each cell, B×1×(S/4)×(S/4), for the turn that produced
         ``masks`` (arguments as :meth:`turn_error`); None without the head (``config.use_click_gain_head``)."""
-        if self.click_gain_head is None:
-            return None
-        return self.click_gain_head(*self._turn_inputs(masks, v1, points, labels, prior, has_prior, uncertainty))
+        return self._turn_head(self.click_gain_head, masks, v1, points, labels, prior, has_prior, uncertainty)
 
     def click_policy(self, masks: torch.Tensor, v1: torch.Tensor, points: torch.Tensor | None = None,
                      labels: torch.Tensor | None = None, prior: torch.Tensor | None = None,
@@ -205,9 +201,7 @@ class RSAM(nn.Module):
         """Logits B×1×(S/4)×(S/4) of where the best correction click goes after the turn that produced ``masks``
         (softmax over the valid cells; arguments as :meth:`turn_error`); None without the head
         (``config.use_click_policy_head``)."""
-        if self.click_policy_head is None:
-            return None
-        return self.click_policy_head(*self._turn_inputs(masks, v1, points, labels, prior, has_prior, uncertainty))
+        return self._turn_head(self.click_policy_head, masks, v1, points, labels, prior, has_prior, uncertainty)
 
     def rank_components(self, logits: torch.Tensor, regions: torch.Tensor, region_valid: torch.Tensor,
                         vd: torch.Tensor, v1: torch.Tensor, txt: torch.Tensor, txt_mask: torch.Tensor,
@@ -252,6 +246,12 @@ class RSAM(nn.Module):
             k = len(comps[i])
             out[j:j + 1] = select_components(logits[j:j + 1], regions[i, :k] > 0.5, scores[i, :k])
         return out
+
+    def _turn_head(self, head, masks, v1, points, labels, prior, has_prior, uncertainty):
+        """``head`` (one of the heads reading a turn: error, click gain, click policy) on the turn's inputs; None
+        without it."""
+        return None if head is None else head(*self._turn_inputs(masks, v1, points, labels, prior, has_prior,
+                                                                 uncertainty))
 
     def _turn_inputs(self, masks, v1, points, labels, prior, has_prior, uncertainty):
         """A turn's logits, prior, click maps, σ(U) and V1, each B×·×(S/4)×(S/4), gradients stopped."""

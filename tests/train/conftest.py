@@ -25,6 +25,36 @@ def easy_task_model(tmp_path_factory):
     return trainer.model
 
 
+def _train_parts_alone(parent_model, tmp_path, parts: tuple[str, ...], source, **options):
+    """Train only ``parts`` (``--train-only``) on top of ``parent_model`` on ``source`` (an EasySource; the mix's seed
+    is ``options.pop("seed")``), options as TrainOptions fields; asserts every other weight stayed bit-identical.
+    Returns the trainer (its model in eval mode)."""
+    from rrsis_train.sources import MixedSource
+    from rrsis_train.trainer import Trainer, TrainOptions
+
+    from rrsis_engine.model import save_checkpoint
+
+    parent = save_checkpoint(parent_model, tmp_path / "parent.safetensors")
+    seed = options.pop("seed")
+    opts = TrainOptions(out=str(tmp_path / "run"), init=str(parent), train_only=parts, sources=["easy:1"],
+                        ckpt_every=0, threads=1, progress=False, precision="fp32", **options)
+    trainer = Trainer(opts)
+    trainer.data = MixedSource([source], [1.0], seed=seed)
+    trainer.fit()
+    trainer.model.eval()
+    before = parent_model.state_dict()
+    for k, v in trainer.model.state_dict().items():
+        if not k.startswith(tuple(f"{p}." for p in parts)):
+            assert torch.equal(v, before[k]), f"{k} changed although only {', '.join(parts)} trained"
+    return trainer
+
+
+@pytest.fixture(scope="session")
+def train_parts_alone():
+    """:func:`_train_parts_alone`: the slow tests of heads trained alone on top of ``easy_task_model``."""
+    return _train_parts_alone
+
+
 @pytest.fixture(scope="session")
 def tiny_text_encoder():
     """One MiniLM instance shared by the training tests (loading it is the slow part)."""

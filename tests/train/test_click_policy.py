@@ -33,28 +33,17 @@ def test_policy_head_starts_uniform_and_its_best_cell_is_the_suggestion(tiny_mod
 
 
 @pytest.mark.slow
-def test_policy_head_trained_alone_suggests_clicks_that_correct_like_the_standard_one(easy_task_model, tmp_path):
+def test_policy_head_trained_alone_suggests_clicks_that_correct_like_the_standard_one(easy_task_model, train_parts_alone,
+                                                                                  tmp_path):
     from rrsis_train.easy import EasySource, easy_sample
-    from rrsis_train.sources import MixedSource
-    from rrsis_train.trainer import Trainer, TrainOptions
 
     from rrsis_engine import metrics as M
-    from rrsis_engine.model import save_checkpoint
     from rrsis_engine.predictor import Predictor
 
-    parent = save_checkpoint(easy_task_model, tmp_path / "parent.safetensors")
-    opts = TrainOptions(out=str(tmp_path / "run"), init=str(parent), click_policy_head=1.0,
-                        train_only=("click_policy_head",), steps=150, batch=8, sources=["easy:1"], lr=3e-4, warmup=10,
-                        click_share=0.8, click_rounds=2, ckpt_every=0, threads=1, progress=False, log_every=10,
-                        precision="fp32")
-    trainer = Trainer(opts)
-    trainer.data = MixedSource([EasySource(128, twin_share=0.4)], [1.0], seed=2)
-    trainer.fit()
-    model = trainer.model.eval()
-    before = easy_task_model.state_dict()
-    for k, v in model.state_dict().items():
-        if not k.startswith("click_policy_head."):
-            assert torch.equal(v, before[k]), f"{k} changed although only the policy head was trained"
+    trainer = train_parts_alone(easy_task_model, tmp_path, ("click_policy_head",), EasySource(128, twin_share=0.4),
+                                seed=2, click_policy_head=1.0, steps=150, batch=8, lr=3e-4, warmup=10,
+                                click_share=0.8, click_rounds=2, log_every=10)
+    model = trainer.model
     losses = [row["click_policy"] for row in trainer.history if row.get("click_policy") is not None]
     # from log(cells) = 6.93 (uniform over 32² cells) to about 2 (the right cell among a handful)
     assert np.mean(losses[-20:]) < np.mean(losses[:20]) - 2.0, losses
