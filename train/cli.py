@@ -101,6 +101,10 @@ def register(subparsers) -> None:
     p.add_argument("--train-only", default="", metavar="PART[,PART]",
                    help="train only these parts and keep every other weight as it is, e.g. error_head (a head added "
                         "to an --init checkpoint; the masks stay exactly the parent's)")
+    p.add_argument("--ranker-cache", type=int, default=0, metavar="N",
+                   help="with --component-ranker W --train-only component_ranker: compute the ranker's inputs for N "
+                        "text turns once (OUT/ranker-cache.pt) and train on batches of --batch turns drawn from them "
+                        "(steps of milliseconds instead of a pass through the frozen model each)")
     p.add_argument("--ambiguous-target", choices=("skip", "union"), default="skip",
                    help="text turn of an ambiguous expression: no loss (skip) or every look-alike it matches (union: "
                         "the model shows all candidates, and clicks or a follow-up pick one)")
@@ -194,7 +198,8 @@ _RESUMABLE = {"config": "config", "batch": "batch", "accum": "accum", "image_siz
               "aux_semantic": "aux_semantic", "ambiguity_head": "ambiguity_head", "twgm_input": "twgm_input", "twgm_pre_norm": "twgm_pre_norm", "text_position": "text_position",
               "error_head": "error_head", "click_gain_head": "click_gain_head", "component_ranker": "component_ranker",
               "click_policy_head": "click_policy_head",
-              "gain_candidates": "gain_candidates", "train_only": "train_only", "ambiguous_target": "ambiguous_target",
+              "gain_candidates": "gain_candidates", "train_only": "train_only", "ranker_cache": "ranker_cache",
+              "ambiguous_target": "ambiguous_target",
               "distractor_loss": "distractor_loss", "init": "init", "teacher": "teacher",
               "distill_weight": "distill_weight", "loss_weights": "loss_weights", "db_holdout": "db_holdout", "ckpt_every": "ckpt_every",
               "ckpt_minutes": "ckpt_minutes", "steps": "steps",
@@ -229,7 +234,7 @@ def options_from_args(args):
         aux_semantic=args.aux_semantic, ambiguity_head=args.ambiguity_head, twgm_input=args.twgm_input, twgm_pre_norm=args.twgm_pre_norm, text_position=args.text_position,
         error_head=args.error_head, click_gain_head=args.click_gain_head, component_ranker=args.component_ranker,
         click_policy_head=args.click_policy_head,
-        gain_candidates=args.gain_candidates, train_only=_parts(args.train_only),
+        gain_candidates=args.gain_candidates, train_only=_parts(args.train_only), ranker_cache=args.ranker_cache,
         ambiguous_target=args.ambiguous_target, distractor_loss=args.distractor_loss, twgm=not args.no_twgm, mmmd=not args.no_mmmd,
         augment=not args.no_augment, ckpt_every=args.ckpt_every,
         ckpt_minutes=args.ckpt_minutes, max_minutes=args.max_minutes, log_every=args.log_every,

@@ -44,6 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from rrsis_train.clicks import grid_to_model, sample_correction_click
+from rrsis_train.ranker_cache import cached_ranker_loss, load_or_build
 from rrsis_train.sources import MixedSource, augment_group, build_source, parse_source
 from torch import nn
 
@@ -144,6 +145,9 @@ class TrainOptions:
     component_ranker: float = 0.0
     # train only these top-level parts (e.g. "error_head"); every other weight keeps its --init value
     train_only: tuple[str, ...] = ()
+    # with train_only ("component_ranker",): compute the ranker's inputs for this many text turns once and train on
+    # batches drawn from them (rrsis_train.ranker_cache); 0 = online, every step through the frozen model
+    ranker_cache: int = 0
     augment: bool = True
     black_rects: float = 0.5
     ckpt_every: int = 500
@@ -313,6 +317,52 @@ def state_clicks(pts: list[list], lbl: list[list[int]], device) -> tuple[torch.T
 
 
 # ---- one forward pass: a simulated refinement session ---------------------------------------------
+@dataclass
+class RankerExamples:
+    """The component ranker's training examples of one text turn: ``rows`` (sample indices with at least one candidate
+    region), their regions B×K×s×s and region_valid B×K (:func:`stack_components`), valid extents B×2 (rows, cols of
+    the s×s grid) and labels B×K (1 = in the selection with the best IoU)."""
+    rows: list[int]
+    regions: torch.Tensor
+    region_valid: torch.Tensor
+    extents: torch.Tensor
+    labels: torch.Tensor
+
+
+def ranker_examples(low: torch.Tensor, target: torch.Tensor, samples: list, rows: list[int]) -> RankerExamples | None:
+    """The candidate regions (:func:`find_components`) of the detached text-turn logits ``low`` B×1×s×s of the samples
+    in ``rows``, each labelled 1 when it belongs to the selection with the best IoU against ``target`` B×1×s×s
+    (:func:`best_selection`; soft labels learned far slower on the easy task; "at least half of the region inside the
+    target", stop 24's rule, taught the ranker to drop the sprawling, partly right regions of "every street" — real
+    validation IoU 0.27 → 0.01). None when no sample has a region."""
+    logits_np = low.detach().float()[:, 0].cpu().numpy()
+    prob = torch.sigmoid(low.detach().float())[:, 0].cpu().numpy()
+    gt = (target[:, 0] > 0.5).cpu().numpy()
+    comps, used, chosen, extents = [], [], [], []
+    for j in rows:
+        c = find_components(prob[j], samples[j].valid)
+        if len(c):
+            comps.append(c)
+            used.append(j)
+            chosen.append(best_selection(selected_cells(logits_np[j], c), gt[j]))
+            valid = samples[j].valid
+            extents.append((int(valid.any(1).sum()), int(valid.any(0).sum())))
+    if not used:
+        return None
+    device = low.device
+    regions, region_valid = stack_components(comps, device)
+    labels = torch.zeros(region_valid.shape, device=device)
+    for i, sel in enumerate(chosen):
+        labels[i, :len(sel)] = torch.from_numpy(sel).float()
+    return RankerExamples(used, regions, region_valid, torch.tensor(extents, device=device), labels)
+
+
+def definite_rows(samples: list) -> list[int]:
+    """Samples whose expression alone defines the target (not ambiguous, not click-only): the text turn is scored
+    (and the component ranker trained) on them only."""
+    return [i for i, s in enumerate(samples) if not (s.ambiguous or s.click_only)]
+
+
 class TrainStep(nn.Module):
     """Wraps the RSAM so DDP sees one ``forward``: returns the summed loss and its parts."""
 
@@ -349,34 +399,15 @@ class TrainStep(nn.Module):
 
     def component_ranker_loss(self, low, vd, v1, tok, tmask, target, samples, rows):
         """The component ranker's loss on the text turn: for each sample in ``rows`` (indices), the candidate regions of
-        its detached logits ``low`` B×1×s×s (:func:`find_components`), each labelled 1 when it belongs to the selection
-        with the best IoU against the target (:func:`best_selection`), else 0 (BCE; soft labels learned far slower on
-        the easy task; "at least half of the region inside the target", stop 24's rule, taught the ranker to drop the
-        sprawling, partly right regions of "every street" — real validation IoU 0.27 → 0.01).
-        vd, v1, tok, tmask: the turn's fused tokens, V1 and text tokens (B first). None when no sample has a region."""
-        logits_np = low.detach().float()[:, 0].cpu().numpy()
-        prob = torch.sigmoid(low.detach().float())[:, 0].cpu().numpy()
-        gt = (target[:, 0] > 0.5).cpu().numpy()
-        comps, used, chosen, extents = [], [], [], []  # chosen: per region, whether the best selection has it
-        for j in rows:
-            c = find_components(prob[j], samples[j].valid)
-            if len(c):
-                comps.append(c)
-                used.append(j)
-                chosen.append(best_selection(selected_cells(logits_np[j], c), gt[j]))
-                valid = samples[j].valid
-                extents.append((int(valid.any(1).sum()), int(valid.any(0).sum())))
-        if not used:
+        its detached logits ``low`` B×1×s×s, labelled by :func:`ranker_examples` (BCE). vd, v1, tok, tmask: the turn's
+        fused tokens, V1 and text tokens (B first). None when no sample has a region."""
+        ex = ranker_examples(low, target, samples, rows)
+        if ex is None:
             return None
-        device = low.device
-        regions, region_valid = stack_components(comps, device)
-        idx = torch.tensor(used, device=device)
-        logits = self.model.rank_components(low[idx], regions, region_valid, vd[idx], v1[idx], tok[idx], tmask[idx],
-                                            torch.tensor(extents, device=device))
-        labels = torch.zeros(region_valid.shape, device=device)
-        for i, s in enumerate(chosen):
-            labels[i, :len(s)] = torch.from_numpy(s).float()
-        return F.binary_cross_entropy_with_logits(logits[region_valid].float(), labels[region_valid])
+        idx = torch.tensor(ex.rows, device=low.device)
+        logits = self.model.rank_components(low[idx], ex.regions, ex.region_valid, vd[idx], v1[idx], tok[idx],
+                                            tmask[idx], ex.extents)
+        return F.binary_cross_entropy_with_logits(logits[ex.region_valid].float(), ex.labels[ex.region_valid])
 
     def click_gain_loss(self, vd, t_global, feats: ImageFeatures, u, logits, prior, has_prior, pts, lbl, target, rows,
                         samples):
@@ -504,10 +535,13 @@ class TrainStep(nn.Module):
     def encode(self, images: torch.Tensor) -> ImageFeatures:
         return self.model.encode_image(images, backbone_grad=not self.freeze_image_encoder)
 
-    def forward(self, samples: list[Sample], text: tuple, followup_text: tuple | None, rounds: int):
+    def text_turn(self, samples: list[Sample], text: tuple):
+        """The text turn of ``samples`` (each group's image encoded once) → (images B×3×S×S, targets B×1×s×s, image
+        features, text tokens, text mask, fused tokens vd, T_G, RUS logits u or None, logits B×1×s×s, IoU, object
+        score), B = len(samples)."""
         m = self.model
         device = text[0].device
-        groups = list(dict.fromkeys(s.group for s in samples))  # each group's image is encoded once
+        groups = list(dict.fromkeys(s.group for s in samples))
         first = {g: next(s for s in samples if s.group == g) for g in groups}
         images = torch.stack([first[g].image for g in groups]).to(device)
         target = torch.stack([s.target for s in samples]).to(device)
@@ -519,6 +553,12 @@ class TrainStep(nn.Module):
         tok, tmask = m.encode_text(*text)
         vd, tg, u = m.fuse_with_uncertainty(feats.vd, tok, tmask)  # u: RUS B×1×h×w or None
         low, iou, obj = m.decode(vd, tg, feats, uncertainty=u)
+        return images, target, feats, tok, tmask, vd, tg, u, low, iou, obj
+
+    def forward(self, samples: list[Sample], text: tuple, followup_text: tuple | None, rounds: int):
+        m = self.model
+        device = text[0].device
+        images, target, feats, tok, tmask, vd, tg, u, low, iou, obj = self.text_turn(samples, text)
         turns = []  # (name, logits, iou, obj, target)
         errors = []  # the turn-error head's loss on each turn it saw
         use_error = m.error_head is not None and self.error_weight > 0
@@ -531,7 +571,8 @@ class TrainStep(nn.Module):
             e = m.turn_error(lo, v1, points, labels, prior, has_prior, u_)
             errors.append(rus_loss(e, lo, tg_, max_pos_weight=m.config.rus_max_pos_weight)["loss"])
         # text-turn loss only where the expression defines the target (not ambiguous, not click-only)
-        definite = torch.tensor([not (s.ambiguous or s.click_only) for s in samples], device=device)
+        definite = torch.zeros(len(samples), dtype=torch.bool, device=device)
+        definite[definite_rows(samples)] = True
         rus = None
         if definite.any():
             idx = definite.nonzero()[:, 0]
@@ -864,6 +905,14 @@ class Trainer:
                 p.requires_grad_(False)
         if opts.train_only:
             freeze_all_but(self.model, opts.train_only)
+        if opts.ranker_cache:
+            if tuple(opts.train_only) != ("component_ranker",) or self.model.component_ranker is None:
+                raise RRSISError("--ranker-cache trains the component ranker alone on cached inputs: give it with "
+                                 "--component-ranker W --train-only component_ranker.")
+            if self.world > 1:
+                raise RRSISError("--ranker-cache runs in one process (the cached steps take milliseconds); start it "
+                                 "without torchrun.")
+        self.ranker_cache = None  # rrsis_train.ranker_cache.RankerCache, built or loaded by fit()
         if self.model.error_head is not None and opts.error_head <= 0 and not opts.train_only:
             log.warning("The model has a turn-error head but --error-head is 0: the head is not trained and its map "
                         "goes stale as the masks change; pass --error-head 1.")
@@ -948,6 +997,14 @@ class Trainer:
         t_data = 0.0
         for micro in range(o.accum):
             t0 = time.perf_counter()
+            if self.ranker_cache is not None:
+                turns = np.random.default_rng([o.seed, 37, step, micro]).integers(0, len(self.ranker_cache), o.batch)
+                with self.autocast:
+                    loss = cached_ranker_loss(self.model, self.ranker_cache, turns, self.device)
+                (loss / o.accum).backward()
+                for key in ("loss", "ranker"):
+                    acc.setdefault(key, []).append(float(loss.detach()))
+                continue
             samples = self.micro_batch(step, micro)
             text, fol = self._texts(samples)
             t_data += time.perf_counter() - t0
@@ -1092,6 +1149,8 @@ class Trainer:
         if self.step >= o.steps:
             log.info("%s already reached step %d", self.out, self.step)
             return {"step": self.step, "samples": self.samples}
+        if o.ranker_cache and self.ranker_cache is None:
+            self.ranker_cache = load_or_build(self)
         from tqdm.auto import tqdm
 
         bar = tqdm(total=o.steps, initial=self.step, disable=not o.progress or self.rank != 0,

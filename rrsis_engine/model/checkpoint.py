@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from rrsis_engine.errors import CheckpointError
+from rrsis_engine.model.component_ranker import upgrade_state as upgrade_ranker_state
 
 FORMAT_VERSION = 1
 SHARD_MARK = ".shard-"  # NAME.shard-K.safetensors: a further part of NAME.safetensors, never a checkpoint alone
@@ -189,7 +190,7 @@ def load_checkpoint(path: str | Path, text_encoder=None, add_modules=(), rebuild
     if not path.is_file():
         raise CheckpointError(f"Checkpoint not found: {path}.")
     cfg, meta = read_checkpoint_config(path)
-    state = read_state(path)
+    state = upgrade_ranker_state(read_state(path))  # rankers saved before the rank features load unchanged
     unknown = sorted(set(add_modules) - set(OPTIONAL_MODULES))
     if unknown:
         raise CheckpointError(f"Cannot add {unknown}: optional parts are {', '.join(OPTIONAL_MODULES)}.")

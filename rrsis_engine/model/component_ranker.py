@@ -29,9 +29,13 @@ COMPONENT_THRESHOLD = 0.1
 MAX_COMPONENTS = 12
 MIN_COMPONENT_CELLS = 3
 #: Region features besides the pooled tokens: centroid x, y (in [−1, 1]), log area, bbox width, height, mean and max
-#: probability, share of the probability mass, and 4 × (centroid x, y and log area minus their mass-weighted mean
-#: over the regions) (MAttNet's relative location: "the westernmost" is the most negative relative x).
-N_GEOMETRY = 11
+#: probability, share of the probability mass, 4 × (centroid x, y and log area minus their mass-weighted mean
+#: over the regions) (MAttNet's relative location) and the region's rank among the image's regions by centroid x, y
+#: and area, scaled to [−1, 1] ("the westernmost" is rank −1 in x whatever the other regions' spread; with the ranks
+#: the shipped ranker's synthetic validation IoU rose 0.382 → 0.414 at equal data, position expressions 0.24 → 0.39).
+N_GEOMETRY = 14
+#: Rankers trained before the rank features read the first 11; :func:`upgrade_state` loads them unchanged.
+N_GEOMETRY_BEFORE_RANKS = 11
 #: A selected region's logits are shifted up until its peak is at least this; outside every selected region they are
 #: lowered to at most its negative.
 SELECTED_LOGIT = 1.0
@@ -120,8 +124,10 @@ class ComponentRanker(nn.Module):
         self.bias = nn.Linear(hidden, 1)
 
     @staticmethod
-    def geometry(regions: torch.Tensor, prob: torch.Tensor, extent: torch.Tensor) -> torch.Tensor:
-        """regions B×K×g×g (0/1), prob B×1×g×g, extent B×2 (valid rows, cols) → B×K×N_GEOMETRY."""
+    def geometry(regions: torch.Tensor, region_valid: torch.Tensor, prob: torch.Tensor,
+                 extent: torch.Tensor) -> torch.Tensor:
+        """regions B×K×g×g (0/1), region_valid B×K, prob B×1×g×g, extent B×2 (valid rows, cols) → B×K×N_GEOMETRY
+        (padding regions: rank 0, their other features meaningless)."""
         b, k, g, _ = regions.shape
         rows = torch.arange(g, device=regions.device, dtype=regions.dtype) + 0.5
         area = regions.sum((-1, -2)).clamp(min=1.0)  # B×K
@@ -138,19 +144,31 @@ class ComponentRanker(nn.Module):
         max_p = p.amax((-1, -2))
         share = mass / mass.sum(1, keepdim=True).clamp(min=1e-6)
         rel = [4 * (v - (v * share).sum(1, keepdim=True)) for v in (cx, cy, log_area)]  # ×4: about unit scale
-        return torch.stack([2 * cx - 1, 2 * cy - 1, log_area, width, height, mean_p, max_p, share, *rel], dim=-1)
+        n = region_valid.sum(1, keepdim=True).to(regions.dtype)
+        ranks = [(2 * _rank(v, region_valid) / (n - 1).clamp(min=1) - 1).masked_fill(~region_valid | (n < 2), 0.0)
+                 for v in (cx, cy, log_area)]
+        return torch.stack([2 * cx - 1, 2 * cy - 1, log_area, width, height, mean_p, max_p, share, *rel, *ranks],
+                           dim=-1)
 
-    def forward(self, regions: torch.Tensor, region_valid: torch.Tensor, prob: torch.Tensor, vd: torch.Tensor,
-                v1: torch.Tensor, txt: torch.Tensor, txt_mask: torch.Tensor, extent: torch.Tensor) -> torch.Tensor:
-        """regions B×K×g×g (0/1, from :func:`stack_components`), region_valid B×K, prob B×1×g×g (σ of the turn's
-        logits), vd B×d×(g/4)×(g/4) fused tokens, v1 B×d/8×g×g, txt B×L×d text tokens with txt_mask B×L (True = a
-        token) → logits B×K (padding regions: −inf)."""
+    @classmethod
+    def region_features(cls, regions: torch.Tensor, region_valid: torch.Tensor, prob: torch.Tensor, vd: torch.Tensor,
+                        v1: torch.Tensor, extent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What the ranker reads of each region, without parameters (so it can be computed once and cached:
+        ``rrsis train --ranker-cache``): regions B×K×g×g (0/1, from :func:`stack_components`), region_valid B×K,
+        prob B×1×g×g (σ of the turn's logits), vd B×d×(g/4)×(g/4) fused tokens, v1 B×d/8×g×g, extent B×2 →
+        (vd averaged over each region B×K×d, V1 averaged B×K×d/8, geometry B×K×N_GEOMETRY), in vd's dtype."""
         regions = regions.to(vd.dtype)
         area = regions.sum((-1, -2)).clamp(min=1.0)[..., None]
         pooled_v1 = torch.einsum("bkhw,bchw->bkc", regions, v1) / area
         coarse = F.adaptive_avg_pool2d(regions, vd.shape[-2:])
         pooled_vd = torch.einsum("bkhw,bchw->bkc", coarse, vd) / coarse.sum((-1, -2)).clamp(min=1e-6)[..., None]
-        geo = self.geometry(regions.float(), prob.float(), extent).to(vd.dtype)
+        geo = cls.geometry(regions.float(), region_valid, prob.float(), extent).to(vd.dtype)
+        return pooled_vd, pooled_v1, geo
+
+    def score(self, pooled_vd: torch.Tensor, pooled_v1: torch.Tensor, geo: torch.Tensor, region_valid: torch.Tensor,
+              txt: torch.Tensor, txt_mask: torch.Tensor) -> torch.Tensor:
+        """Region features (:meth:`region_features`) and the text tokens B×L×d with txt_mask B×L (True = a token) →
+        logits B×K (padding regions: −inf)."""
         x = self.region_in(torch.cat([self.vd_norm(pooled_vd), self.v1_norm(pooled_v1), geo], dim=-1))
         memory = self.text_in(txt)
         for layer in self.layers:
@@ -158,6 +176,35 @@ class ComponentRanker(nn.Module):
         x = self.out_norm(x)
         score = (self.match(x) * self.sentence(txt[:, :1])).sum(-1) / x.shape[-1] ** 0.5 + self.bias(x)[..., 0]
         return score.masked_fill(~region_valid, float("-inf"))
+
+    def forward(self, regions: torch.Tensor, region_valid: torch.Tensor, prob: torch.Tensor, vd: torch.Tensor,
+                v1: torch.Tensor, txt: torch.Tensor, txt_mask: torch.Tensor, extent: torch.Tensor) -> torch.Tensor:
+        """regions, region_valid, prob, vd, v1, extent as :meth:`region_features`; txt, txt_mask as :meth:`score` →
+        logits B×K (padding regions: −inf)."""
+        return self.score(*self.region_features(regions, region_valid, prob, vd, v1, extent), region_valid, txt,
+                          txt_mask)
+
+
+def _rank(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """B×K values → each valid entry's rank among its row's valid entries (0 = smallest), as float; ties by index."""
+    order = values.masked_fill(~valid, float("inf")).argsort(dim=1, stable=True)
+    return order.argsort(dim=1).to(values.dtype)
+
+
+def upgrade_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A checkpoint's weights with a component ranker saved before the rank features (first layer reading
+    :data:`N_GEOMETRY_BEFORE_RANKS` geometry numbers) widened to :data:`N_GEOMETRY` with zero weights for the new
+    inputs: the ranker's scores stay exactly what they were. Other states are returned unchanged."""
+    key = "component_ranker.region_in.0.weight"
+    weight = state.get(key)
+    if weight is None:
+        return state
+    old_in = weight.shape[1]
+    dims = state["component_ranker.vd_norm.weight"].shape[0] + state["component_ranker.v1_norm.weight"].shape[0]
+    if old_in != dims + N_GEOMETRY_BEFORE_RANKS:
+        return state
+    extra = weight.new_zeros(weight.shape[0], N_GEOMETRY - N_GEOMETRY_BEFORE_RANKS)
+    return {**state, key: torch.cat([weight, extra], dim=1)}
 
 
 def select_components(logits: torch.Tensor, regions: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:

@@ -87,6 +87,56 @@ def test_training_labels_are_the_selection_with_the_best_iou():
     assert not best_selection(regions[2:3], target).any()  # nothing on the target: select nothing
 
 
+def test_geometry_ranks_the_regions_by_place_and_size_and_ignores_padding():
+    from rrsis_engine.model.component_ranker import N_GEOMETRY, ComponentRanker, stack_components
+
+    g = 16
+    left, middle, right = (np.zeros((g, g), bool) for _ in range(3))
+    left[6:8, 0:2] = True  # 4 cells
+    middle[0:3, 7:10] = True  # 9 cells, the topmost
+    right[10:16, 12:16] = True  # 24 cells, the bottommost
+    single = np.zeros((1, g, g), bool)
+    single[4:6, 4:6] = True
+    regions, valid = stack_components([np.stack([middle, right, left]), single], "cpu")
+    geo = ComponentRanker.geometry(regions, valid, torch.full((2, 1, g, g), 0.5), torch.tensor([[g, g], [g, g]]))
+    assert geo.shape == (2, 3, N_GEOMETRY)
+    rank_x, rank_y, rank_area = geo[0, :, -3], geo[0, :, -2], geo[0, :, -1]
+    assert rank_x.tolist() == [0.0, 1.0, -1.0]  # middle, right, left
+    assert rank_y.tolist() == [-1.0, 1.0, 0.0]
+    assert rank_area.tolist() == [0.0, 1.0, -1.0]
+    assert (geo[1, :, -3:] == 0).all()  # one region has no rank; padding regions neither
+
+
+def test_rankers_saved_before_the_rank_features_load_with_the_same_scores(tiny_model, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from rrsis_engine.model import load_checkpoint, save_checkpoint
+    from rrsis_engine.model.component_ranker import N_GEOMETRY, N_GEOMETRY_BEFORE_RANKS, stack_components
+
+    model = _with_ranker(tiny_model)
+    key = "component_ranker.region_in.0.weight"
+    with torch.no_grad():
+        model.component_ranker.region_in[0].weight[:, -(N_GEOMETRY - N_GEOMETRY_BEFORE_RANKS):] = 0.0
+    path = save_checkpoint(model, tmp_path / "old.safetensors")
+    with safe_open(str(path), "pt") as f:  # rewrite the file as the older code saved it: 11 geometry inputs
+        meta, state = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    state[key] = state[key][:, :state[key].shape[1] - (N_GEOMETRY - N_GEOMETRY_BEFORE_RANKS)].contiguous()
+    save_file(state, str(path), metadata=meta)
+    loaded = load_checkpoint(path, text_encoder=tiny_model.text_encoder).eval()
+    assert torch.equal(loaded.state_dict()[key], model.state_dict()[key])
+    g = model.image_size // 4
+    a = np.zeros((3, g, g), bool)
+    a[0, :4, :4] = a[1, 10:, 10:] = a[2, 20:30, 5:9] = True
+    regions, valid = stack_components([a], "cpu")
+    gen = torch.Generator().manual_seed(2)
+    inputs = (regions, valid, torch.rand(1, 1, g, g, generator=gen), torch.randn(1, 128, g // 4, g // 4, generator=gen),
+              torch.randn(1, 16, g, g, generator=gen), torch.randn(1, 5, 128, generator=gen),
+              torch.ones(1, 5, dtype=torch.bool), torch.tensor([[g, g]]))
+    with torch.no_grad():
+        assert torch.equal(loaded.component_ranker(*inputs), model.component_ranker(*inputs))
+
+
 def test_ranker_scores_each_region_and_ignores_padding(tiny_model):
     from rrsis_engine.model.component_ranker import stack_components
 
@@ -173,19 +223,15 @@ def test_training_click_rounds_start_from_the_ranked_text_turn_as_in_the_predict
     assert expected.shape == (len(samples), 1, g, g)
 
 
-@pytest.mark.slow
-def test_ranker_trained_alone_picks_the_square_the_sentence_places(easy_task_model, train_parts_alone, tmp_path):
-    from rrsis_train.easy import EasySource, easy_sample
+def _placed_and_single_ious(parent_model, model) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Text-only mIoU of ``parent_model`` and ``model`` on 24 held-out easy scenes with twin squares and an expression
+    that places the named one ("placed"), and on 24 with a single square: ((plain, ranked), (plain, ranked))."""
+    from rrsis_train.easy import easy_sample
 
     from rrsis_engine.metrics import iou as mask_iou
     from rrsis_engine.predictor import Predictor
 
-    trainer = train_parts_alone(easy_task_model, tmp_path, ("component_ranker",),
-                                EasySource(128, twin_share=0.6, position_share=1.0), seed=1, component_ranker=1.0,
-                                steps=600, batch=8, lr=3e-5, warmup=10, click_share=0.0, dialogue_share=0.0,
-                                log_every=20)
-    model = trainer.model
-    plain = Predictor(easy_task_model, device="cpu", disk_cache=False, encoder_precision="fp32")
+    plain = Predictor(parent_model, device="cpu", disk_cache=False, encoder_precision="fp32")
     ranked = Predictor(model, device="cpu", disk_cache=False, encoder_precision="fp32")
     ious = {"placed": ([], []), "single": ([], [])}
     for n in range(10**6, 10**6 + 24):  # item numbers never used in training
@@ -194,8 +240,62 @@ def test_ranker_trained_alone_picks_the_square_the_sentence_places(easy_task_mod
             for p, out in zip((plain, ranked), ious[kind], strict=True):
                 p.set_image(rec["image"])
                 out.append(mask_iou(p.predict(rec["expression"]).mask, rec["mask"]))
-    plain_placed, ranked_placed = (float(np.mean(v)) for v in ious["placed"])
+    return tuple(tuple(float(np.mean(v)) for v in ious[kind]) for kind in ("placed", "single"))
+
+
+@pytest.mark.slow
+def test_ranker_trained_alone_picks_the_square_the_sentence_places(easy_task_model, train_parts_alone, tmp_path):
+    from rrsis_train.easy import EasySource
+
+    trainer = train_parts_alone(easy_task_model, tmp_path, ("component_ranker",),
+                                EasySource(128, twin_share=0.6, position_share=1.0), seed=1, component_ranker=1.0,
+                                steps=600, batch=8, lr=3e-5, warmup=10, click_share=0.0, dialogue_share=0.0,
+                                log_every=20)
+    (plain_placed, ranked_placed), (plain_single, ranked_single) = _placed_and_single_ious(easy_task_model,
+                                                                                         trainer.model)
     # the parent segments both squares (IoU ≈ 0.5 with the named one); the ranker keeps the named one
     assert ranked_placed > 0.75 and ranked_placed > plain_placed + 0.2, (plain_placed, ranked_placed)
-    plain_single, ranked_single = (float(np.mean(v)) for v in ious["single"])
     assert ranked_single > plain_single - 0.05, (plain_single, ranked_single)
+
+
+@pytest.mark.slow
+def test_ranker_trained_on_cached_inputs_learns_the_same_and_resumes_bit_exactly(easy_task_model, train_parts_alone,
+                                                                                 tmp_path):
+    """``--ranker-cache``: the inputs of 600 text turns computed once, then 400 steps of 16 turns drawn from them."""
+    from rrsis_train.easy import EasySource
+    from rrsis_train.sources import MixedSource
+    from rrsis_train.trainer import Trainer, TrainOptions
+
+    from rrsis_engine.errors import CheckpointError
+
+    options = dict(component_ranker=1.0, ranker_cache=600, batch=16, lr=1e-4, warmup=10, click_share=0.0,
+                   dialogue_share=0.0, log_every=20)
+    trainer = train_parts_alone(easy_task_model, tmp_path, ("component_ranker",),
+                                EasySource(128, twin_share=0.6, position_share=1.0), seed=1, steps=400, **options)
+    cache = trainer.ranker_cache
+    assert (tmp_path / "run" / "ranker-cache.pt").is_file() and len(cache) == 600
+    assert cache.region_label.any() and not cache.region_label.all()
+    (plain_placed, ranked_placed), (plain_single, ranked_single) = _placed_and_single_ious(easy_task_model,
+                                                                                         trainer.model)
+    assert ranked_placed > 0.75 and ranked_placed > plain_placed + 0.2, (plain_placed, ranked_placed)
+    assert ranked_single > plain_single - 0.05, (plain_single, ranked_single)
+
+    # stopped at step 5 and resumed to 10 == 10 steps at once (the same cache file, batches drawn per step)
+    def run(out, steps, resume=False):
+        opts = TrainOptions(out=str(out), init=str(tmp_path / "parent.safetensors"), train_only=("component_ranker",),
+                            sources=["easy:1"], steps=steps, ckpt_every=0, threads=1, progress=False,
+                            precision="fp32", **options)
+        t = Trainer(opts)
+        t.data = MixedSource([EasySource(128, twin_share=0.6, position_share=1.0)], [1.0], seed=1)
+        t.fit(resume=resume)
+        return t
+
+    (tmp_path / "resumed").mkdir()
+    (tmp_path / "resumed" / "ranker-cache.pt").write_bytes((tmp_path / "run" / "ranker-cache.pt").read_bytes())
+    straight = run(tmp_path / "run", 10).model.component_ranker.state_dict()  # reuses the cache of the 400-step run
+    run(tmp_path / "resumed", 5)
+    resumed = run(tmp_path / "resumed", 10, resume=True).model.component_ranker.state_dict()
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    with pytest.raises(CheckpointError, match="other settings"):
+        options["ranker_cache"] = 300
+        run(tmp_path / "run", 10)
