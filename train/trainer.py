@@ -1179,8 +1179,10 @@ class Trainer:
                 last = row
                 self.history.append(row)
                 bar.update(1)
-                bar.set_postfix(loss=f"{row['loss']:.3f}", iou=f"{row.get('miou_text', float('nan')):.2f}",
-                                sps=f"{sps:.2f}", refresh=False)
+                shown = {"loss": f"{row['loss']:.3f}", "sps": f"{sps:.2f}"}
+                if "miou_text" in row:  # not in steps on cached ranker inputs
+                    shown["iou"] = f"{row['miou_text']:.2f}"
+                bar.set_postfix(shown, refresh=False)
                 if self.step % max(1, o.log_every) == 0 or self.step == o.steps:
                     self._log_row(row)
                 if self.on_step:
