@@ -16,7 +16,6 @@ Storage: every region's features in flat tensors (``region_*``, regions of turn 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from rrsis_engine.errors import CheckpointError
+from rrsis_engine.model.checkpoint import weights_hash
 from rrsis_engine.model.component_ranker import ComponentRanker
 
 log = logging.getLogger("rrsis.train")
@@ -85,22 +85,12 @@ class RankerCache:
         return cls(**torch.load(path, weights_only=False))
 
 
-def frozen_hash(model) -> str:
-    """Short sha256 over every weight but the component ranker's: what the cached inputs were computed with."""
-    h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()):
-        if not k.startswith("component_ranker."):
-            h.update(k.encode())
-            h.update(v.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes() if v.numel() else b"")
-    return h.hexdigest()[:16]
-
-
 def cache_meta(trainer) -> dict:
     """What the cache of ``trainer``'s run depends on (:data:`CACHE_KEYS`)."""
     o = trainer.opts
     return {"turns": int(o.ranker_cache), "sources": list(o.sources), "seed": o.seed, "image_size": trainer.size,
             "scene_size": o.scene_size, "expressions": o.expressions, "init": o.init,
-            "parent_hash": frozen_hash(trainer.model)}
+            "parent_hash": weights_hash(trainer.model, skip=("component_ranker.",))}  # what the inputs came from
 
 
 def build_cache(trainer, turns: int) -> RankerCache:

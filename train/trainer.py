@@ -996,7 +996,6 @@ class Trainer:
         acc: dict[str, list] = {}
         t_data = 0.0
         for micro in range(o.accum):
-            t0 = time.perf_counter()
             if self.ranker_cache is not None:
                 turns = np.random.default_rng([o.seed, 37, step, micro]).integers(0, len(self.ranker_cache), o.batch)
                 with self.autocast:
@@ -1005,6 +1004,7 @@ class Trainer:
                 for key in ("loss", "ranker"):
                     acc.setdefault(key, []).append(float(loss.detach()))
                 continue
+            t0 = time.perf_counter()
             samples = self.micro_batch(step, micro)
             text, fol = self._texts(samples)
             t_data += time.perf_counter() - t0

@@ -229,16 +229,24 @@ def load_checkpoint(path: str | Path, text_encoder=None, add_modules=(), rebuild
     return model
 
 
+def weights_hash(model, h=None, skip: tuple[str, ...] = ()) -> str:
+    """Short sha256 (16 hex digits) over the model's weights, names included, those starting with ``skip`` left out;
+    ``h``: a hashlib object already fed with something else (the config)."""
+    h = h or hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        if not k.startswith(skip):
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes() if v.numel() else b"")
+    return h.hexdigest()[:16]
+
+
 def model_hash(model) -> str:
     """Short sha256 over config and weights: identifies a model version (cache keys, store)."""
     cached = getattr(model, "_rrsis_hash", None)
     if cached is not None:
         return cached
     h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
-    for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes() if v.numel() else b"")
-    digest = h.hexdigest()[:16]
+    digest = weights_hash(model, h)
     object.__setattr__(model, "_rrsis_hash", digest)
     return digest
 
