@@ -105,6 +105,9 @@ def register(subparsers) -> None:
                    help="with --component-ranker W --train-only component_ranker: compute the ranker's inputs for N "
                         "text turns once (OUT/ranker-cache.pt) and train on batches of --batch turns drawn from them "
                         "(steps of milliseconds instead of a pass through the frozen model each)")
+    p.add_argument("--ranker-cache-also", action="append", default=None, metavar="PATH",
+                   help="with --ranker-cache: also train on the turns cached by another run of the same model and "
+                        "sources with another --seed (its OUT/ranker-cache.pt; repeatable)")
     p.add_argument("--ambiguous-target", choices=("skip", "union"), default="skip",
                    help="text turn of an ambiguous expression: no loss (skip) or every look-alike it matches (union: "
                         "the model shows all candidates, and clicks or a follow-up pick one)")
@@ -199,6 +202,7 @@ _RESUMABLE = {"config": "config", "batch": "batch", "accum": "accum", "image_siz
               "error_head": "error_head", "click_gain_head": "click_gain_head", "component_ranker": "component_ranker",
               "click_policy_head": "click_policy_head",
               "gain_candidates": "gain_candidates", "train_only": "train_only", "ranker_cache": "ranker_cache",
+              "ranker_cache_also": "ranker_cache_also",
               "ambiguous_target": "ambiguous_target",
               "distractor_loss": "distractor_loss", "init": "init", "teacher": "teacher",
               "distill_weight": "distill_weight", "loss_weights": "loss_weights", "db_holdout": "db_holdout", "ckpt_every": "ckpt_every",
@@ -235,6 +239,7 @@ def options_from_args(args):
         error_head=args.error_head, click_gain_head=args.click_gain_head, component_ranker=args.component_ranker,
         click_policy_head=args.click_policy_head,
         gain_candidates=args.gain_candidates, train_only=_parts(args.train_only), ranker_cache=args.ranker_cache,
+        ranker_cache_also=tuple(args.ranker_cache_also or ()),
         ambiguous_target=args.ambiguous_target, distractor_loss=args.distractor_loss, twgm=not args.no_twgm, mmmd=not args.no_mmmd,
         augment=not args.no_augment, ckpt_every=args.ckpt_every,
         ckpt_minutes=args.ckpt_minutes, max_minutes=args.max_minutes, log_every=args.log_every,

@@ -32,6 +32,9 @@ log = logging.getLogger("rrsis.train")
 
 #: what must match for a cache file to be reused (else the run refuses it and says how to rebuild)
 CACHE_KEYS = ("turns", "sources", "seed", "image_size", "scene_size", "expressions", "init", "parent_hash")
+#: what must match for another run's cache to be appended (``--ranker-cache-also``): the same frozen model and
+#: data; its seed must differ (the same seed draws the same turns)
+APPEND_KEYS = ("sources", "image_size", "scene_size", "expressions", "parent_hash")
 
 
 @dataclass
@@ -83,6 +86,20 @@ class RankerCache:
     @classmethod
     def load(cls, path: Path) -> RankerCache:
         return cls(**torch.load(path, weights_only=False))
+
+    @classmethod
+    def concat(cls, caches: list[RankerCache]) -> RankerCache:
+        """The turns of ``caches`` one after the other (meta: the first one's, with the total number of turns and
+        every part's seed under ``seeds``)."""
+        def starts(name):
+            offsets = np.cumsum([0] + [int(getattr(c, name)[-1]) for c in caches[:-1]])
+            return torch.cat([getattr(caches[0], name)[:1]]
+                             + [getattr(c, name)[1:] + int(o) for c, o in zip(caches, offsets, strict=True)])
+
+        meta = {**caches[0].meta, "turns": sum(len(c) for c in caches), "seeds": [c.meta["seed"] for c in caches]}
+        return cls(**{k: torch.cat([getattr(c, k) for c in caches]) for k in
+                      ("region_vd", "region_v1", "region_geometry", "region_label", "token")},
+                   region_start=starts("region_start"), token_start=starts("token_start"), meta=meta)
 
 
 def cache_meta(trainer) -> dict:
@@ -146,7 +163,8 @@ def build_cache(trainer, turns: int) -> RankerCache:
 
 def load_or_build(trainer) -> RankerCache:
     """``OUT/ranker-cache.pt`` when it was built for this run's settings (:data:`CACHE_KEYS`), else a new cache, saved
-    there. A cache built for other settings is refused (it would silently train on other data)."""
+    there; then the caches of ``--ranker-cache-also`` appended (:func:`append_caches`). A cache built for other
+    settings is refused (it would silently train on other data)."""
     path = Path(trainer.opts.out) / "ranker-cache.pt"
     meta = cache_meta(trainer)
     if path.is_file():
@@ -156,11 +174,34 @@ def load_or_build(trainer) -> RankerCache:
             raise CheckpointError(f"{path} was built with other settings ({', '.join(stale)} differ); delete it to "
                                   "rebuild the cache, or give another --out.")
         log.info("ranker cache: %d text turns from %s", len(cache), path)
-        return cache
-    cache = build_cache(trainer, int(trainer.opts.ranker_cache))
-    cache.save(path)
-    log.info("ranker cache: %d text turns (%d regions) written to %s", len(cache), len(cache.region_label), path)
-    return cache
+    else:
+        cache = build_cache(trainer, int(trainer.opts.ranker_cache))
+        cache.save(path)
+        log.info("ranker cache: %d text turns (%d regions) written to %s", len(cache), len(cache.region_label), path)
+    return append_caches(cache, trainer.opts.ranker_cache_also)
+
+
+def append_caches(cache: RankerCache, paths) -> RankerCache:
+    """``cache`` followed by the caches at ``paths`` (``--ranker-cache-also``: built by runs of the same frozen model
+    and data with other seeds, :data:`APPEND_KEYS`); one built from another model or data, or with a seed already
+    used, is refused."""
+    parts, seeds = [cache], [cache.meta["seed"]]
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"--ranker-cache-also {path}: no such file (a run's OUT/ranker-cache.pt).")
+        other = RankerCache.load(path)
+        differ = [k for k in APPEND_KEYS if other.meta.get(k) != cache.meta.get(k)]
+        if differ:
+            raise CheckpointError(f"--ranker-cache-also {path} was built with other settings ({', '.join(differ)} "
+                                  "differ): only caches of the same model and sources can be appended.")
+        if other.meta["seed"] in seeds:
+            raise CheckpointError(f"--ranker-cache-also {path} was built with seed {other.meta['seed']}, as another "
+                                  "part of this cache: it holds the same text turns; build it with another --seed.")
+        parts.append(other)
+        seeds.append(other.meta["seed"])
+        log.info("ranker cache: %d text turns appended from %s", len(other), path)
+    return RankerCache.concat(parts) if len(parts) > 1 else cache
 
 
 def cached_ranker_loss(model, cache: RankerCache, turns, device) -> torch.Tensor:

@@ -148,6 +148,8 @@ class TrainOptions:
     # with train_only ("component_ranker",): compute the ranker's inputs for this many text turns once and train on
     # batches drawn from them (rrsis_train.ranker_cache); 0 = online, every step through the frozen model
     ranker_cache: int = 0
+    # more cached turns for that: the ranker-cache.pt files of runs of the same model and sources with other seeds
+    ranker_cache_also: tuple[str, ...] = ()
     augment: bool = True
     black_rects: float = 0.5
     ckpt_every: int = 500

@@ -299,3 +299,45 @@ def test_ranker_trained_on_cached_inputs_learns_the_same_and_resumes_bit_exactly
     with pytest.raises(CheckpointError, match="other settings"):
         options["ranker_cache"] = 300
         run(tmp_path / "run", 10)
+
+
+def _cache(seed: int, region_counts: list[int], token_counts: list[int], parent: str = "p"):
+    from rrsis_train.ranker_cache import RankerCache
+
+    def starts(counts):
+        return torch.tensor(np.concatenate([[0], np.cumsum(counts)]), dtype=torch.int64)
+
+    r, t = sum(region_counts), sum(token_counts)
+    g = torch.Generator().manual_seed(seed)
+    return RankerCache(region_vd=torch.randn(r, 8, generator=g).half(), region_v1=torch.randn(r, 2, generator=g).half(),
+                       region_geometry=torch.randn(r, 14, generator=g), region_label=torch.rand(r, generator=g) > 0.5,
+                       region_start=starts(region_counts), token=torch.randn(t, 8, generator=g).half(),
+                       token_start=starts(token_counts),
+                       meta={"turns": len(region_counts), "sources": ["synth:1"], "seed": seed, "image_size": 64,
+                             "scene_size": None, "expressions": 4, "init": "x", "parent_hash": parent})
+
+
+def test_caches_of_other_seeds_append_turn_by_turn_and_others_are_refused(tmp_path):
+    """``--ranker-cache-also``: another run's turns follow this run's, each batch row still its own turn's regions
+    and tokens; a cache of another model, or of a seed already in, would train on other or repeated data."""
+    from rrsis_train.ranker_cache import append_caches
+
+    from rrsis_engine.errors import CheckpointError
+
+    own, other = _cache(1, [3, 1, 2], [4, 2, 5]), _cache(2, [2, 4], [3, 1])
+    other.save(tmp_path / "other.pt")
+    both = append_caches(own, [tmp_path / "other.pt"])
+    assert len(both) == 5 and both.meta["seeds"] == [1, 2] and both.meta["turns"] == 5
+    for turn, (cache, index) in enumerate([(own, 0), (own, 1), (own, 2), (other, 0), (other, 1)]):
+        for got, want in zip(both.batch([turn], "cpu"), cache.batch([index], "cpu"), strict=True):
+            assert torch.equal(got, want), turn
+    assert append_caches(own, []) is own
+
+    _cache(1, [1], [1]).save(tmp_path / "same-seed.pt")
+    _cache(3, [1], [1], parent="another model").save(tmp_path / "other-model.pt")
+    with pytest.raises(CheckpointError, match="seed 1"):
+        append_caches(own, [tmp_path / "same-seed.pt"])
+    with pytest.raises(CheckpointError, match="parent_hash differ"):
+        append_caches(own, [tmp_path / "other-model.pt"])
+    with pytest.raises(CheckpointError, match="no such file"):
+        append_caches(own, [tmp_path / "missing.pt"])
