@@ -914,6 +914,8 @@ class Trainer:
             if self.world > 1:
                 raise RRSISError("--ranker-cache runs in one process (the cached steps take milliseconds); start it "
                                  "without torchrun.")
+        if opts.ranker_cache_also and not opts.ranker_cache:
+            raise RRSISError("--ranker-cache-also adds cached turns to a --ranker-cache run: give --ranker-cache N too.")
         self.ranker_cache = None  # rrsis_train.ranker_cache.RankerCache, built or loaded by fit()
         if self.model.error_head is not None and opts.error_head <= 0 and not opts.train_only:
             log.warning("The model has a turn-error head but --error-head is 0: the head is not trained and its map "

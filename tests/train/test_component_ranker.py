@@ -341,3 +341,13 @@ def test_caches_of_other_seeds_append_turn_by_turn_and_others_are_refused(tmp_pa
         append_caches(own, [tmp_path / "other-model.pt"])
     with pytest.raises(CheckpointError, match="no such file"):
         append_caches(own, [tmp_path / "missing.pt"])
+
+
+def test_appended_caches_without_a_cache_run_are_refused(tmp_path):
+    from rrsis_train.trainer import Trainer, TrainOptions
+
+    from rrsis_engine.errors import RRSISError
+
+    with pytest.raises(RRSISError, match="give --ranker-cache N too"):
+        Trainer(TrainOptions(out=str(tmp_path / "run"), config="rsam-tiny", image_size=64, steps=1, batch=2,
+                             ranker_cache_also=(str(tmp_path / "other.pt"),), progress=False))
