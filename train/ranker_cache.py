@@ -91,15 +91,16 @@ class RankerCache:
     def concat(cls, caches: list[RankerCache]) -> RankerCache:
         """The turns of ``caches`` one after the other (meta: the first one's, with the total number of turns and
         every part's seed under ``seeds``)."""
-        def starts(name):
-            offsets = np.cumsum([0] + [int(getattr(c, name)[-1]) for c in caches[:-1]])
-            return torch.cat([getattr(caches[0], name)[:1]]
-                             + [getattr(c, name)[1:] + int(o) for c, o in zip(caches, offsets, strict=True)])
-
         meta = {**caches[0].meta, "turns": sum(len(c) for c in caches), "seeds": [c.meta["seed"] for c in caches]}
         return cls(**{k: torch.cat([getattr(c, k) for c in caches]) for k in
                       ("region_vd", "region_v1", "region_geometry", "region_label", "token")},
-                   region_start=starts("region_start"), token_start=starts("token_start"), meta=meta)
+                   **{k: starts(torch.cat([getattr(c, k).diff() for c in caches])) for k in
+                      ("region_start", "token_start")}, meta=meta)
+
+
+def starts(counts) -> torch.Tensor:
+    """Per-turn counts (T) → offsets T+1 int64: 0, c0, c0 + c1, …"""
+    return torch.tensor(np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))]), dtype=torch.int64)
 
 
 def cache_meta(trainer) -> dict:
@@ -152,9 +153,6 @@ def build_cache(trainer, turns: int) -> RankerCache:
         bar.close()
         model.train(was_training)
 
-    def starts(counts):
-        return torch.tensor(np.concatenate([[0], np.cumsum(counts)]), dtype=torch.int64)
-
     return RankerCache(region_vd=torch.cat(parts["vd"]), region_v1=torch.cat(parts["v1"]),
                        region_geometry=torch.cat(parts["geo"]), region_label=torch.cat(parts["label"]),
                        region_start=starts(parts["k"]), token=torch.cat(parts["tok"]), token_start=starts(parts["l"]),
@@ -166,9 +164,8 @@ def load_or_build(trainer) -> RankerCache:
     there; then the caches of ``--ranker-cache-also`` appended (:func:`append_caches`). A cache built for other
     settings is refused (it would silently train on other data)."""
     path = Path(trainer.opts.out) / "ranker-cache.pt"
-    meta = cache_meta(trainer)
     if path.is_file():
-        cache = RankerCache.load(path)
+        cache, meta = RankerCache.load(path), cache_meta(trainer)
         stale = [k for k in CACHE_KEYS if cache.meta.get(k) != meta[k]]
         if stale:
             raise CheckpointError(f"{path} was built with other settings ({', '.join(stale)} differ); delete it to "
@@ -185,7 +182,7 @@ def append_caches(cache: RankerCache, paths) -> RankerCache:
     """``cache`` followed by the caches at ``paths`` (``--ranker-cache-also``: built by runs of the same frozen model
     and data with other seeds, :data:`APPEND_KEYS`); one built from another model or data, or with a seed already
     used, is refused."""
-    parts, seeds = [cache], [cache.meta["seed"]]
+    parts = [cache]
     for path in paths:
         path = Path(path)
         if not path.is_file():
@@ -195,11 +192,10 @@ def append_caches(cache: RankerCache, paths) -> RankerCache:
         if differ:
             raise CheckpointError(f"--ranker-cache-also {path} was built with other settings ({', '.join(differ)} "
                                   "differ): only caches of the same model and sources can be appended.")
-        if other.meta["seed"] in seeds:
+        if other.meta["seed"] in [p.meta["seed"] for p in parts]:
             raise CheckpointError(f"--ranker-cache-also {path} was built with seed {other.meta['seed']}, as another "
                                   "part of this cache: it holds the same text turns; build it with another --seed.")
         parts.append(other)
-        seeds.append(other.meta["seed"])
         log.info("ranker cache: %d text turns appended from %s", len(other), path)
     return RankerCache.concat(parts) if len(parts) > 1 else cache
 

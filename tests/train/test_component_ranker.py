@@ -302,10 +302,7 @@ def test_ranker_trained_on_cached_inputs_learns_the_same_and_resumes_bit_exactly
 
 
 def _cache(seed: int, region_counts: list[int], token_counts: list[int], parent: str = "p"):
-    from rrsis_train.ranker_cache import RankerCache
-
-    def starts(counts):
-        return torch.tensor(np.concatenate([[0], np.cumsum(counts)]), dtype=torch.int64)
+    from rrsis_train.ranker_cache import RankerCache, starts
 
     r, t = sum(region_counts), sum(token_counts)
     g = torch.Generator().manual_seed(seed)
