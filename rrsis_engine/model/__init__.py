@@ -41,7 +41,7 @@ def build_rsam(config: str | RSAMConfig = DEFAULT_MODEL, text_encoder=None) -> R
         image_encoder=build_image_encoder(cfg),
         text_encoder=text_encoder,
         twgm=TWGM(d, cfg.twgm_heads, cfg.twgm_mlp_dim, cfg.twgm_layers, cfg.image_size // 16, cfg.max_text_tokens + 1,
-                  pre_norm=cfg.twgm_pre_norm),
+                  pre_norm=cfg.twgm_pre_norm, kv_grid=cfg.twgm_kv_grid),
         prompt_encoder=RSAMPromptEncoder(d, cfg.image_size, cfg.mask_in_chans),
         mask_decoder=MMMD(d, cfg.decoder_depth, cfg.decoder_heads, cfg.decoder_mlp_dim, text_as_mask_token=cfg.use_mmmd),
         rus=RUS(d) if cfg.use_rus else None,

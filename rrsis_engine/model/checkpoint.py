@@ -168,7 +168,7 @@ def resize_grid_parameter(param: torch.Tensor, grid: int) -> torch.Tensor:
 
 
 def load_checkpoint(path: str | Path, text_encoder=None, add_modules=(), rebuild: dict | None = None,
-                    image_size: int | None = None):
+                    image_size: int | None = None, twgm_kv_grid: int | None = None):
     """Build the model named by ``path``'s JSON config and load its weights strictly. ``path`` is the
     ``.safetensors`` file (or the ``.json`` beside it).
 
@@ -181,7 +181,9 @@ def load_checkpoint(path: str | Path, text_encoder=None, add_modules=(), rebuild
     ``model.added_modules`` names those actually added.
     rebuild: ``{part: {config field: value}}`` — build ``part`` (a top-level submodule, e.g. ``"twgm"``) with
     changed config fields and keep it freshly initialised instead of loading its weights (fine-tuning that
-    replaces a part); ``model.rebuilt_modules`` names them."""
+    replaces a part); ``model.rebuilt_modules`` names them.
+    twgm_kv_grid: TWGM attends to the image through keys/values averaged to this grid side instead of the
+    checkpoint's setting (:mod:`rrsis_engine.model.twgm`; no weights change)."""
     from rrsis_engine.model import build_rsam
 
     path = Path(path)
@@ -200,6 +202,8 @@ def load_checkpoint(path: str | Path, text_encoder=None, add_modules=(), rebuild
                if any(getattr(cfg, k) != v for k, v in fields.items())}
     for fields in rebuild.values():
         cfg = cfg.with_overrides(**fields)
+    if twgm_kv_grid is not None:
+        cfg = cfg.with_overrides(twgm_kv_grid=int(twgm_kv_grid))
     resized_from = None
     if image_size and int(image_size) != cfg.image_size:
         if int(image_size) % 32:

@@ -36,6 +36,9 @@ class RSAMConfig:
     twgm_layers: int = 2
     twgm_heads: int = 8
     twgm_mlp_dim: int = 1024
+    # TWGM attends to the image through keys/values averaged to this grid side (rrsis_engine.model.twgm; 0 = full
+    # resolution, the paper's)
+    twgm_kv_grid: int = 0
     decoder_depth: int = 2
     decoder_heads: int = 8
     decoder_mlp_dim: int = 2048
@@ -92,6 +95,8 @@ class RSAMConfig:
             raise CheckpointError(
                 "use_ugf / use_udlr need the uncertainty map of RUS: set use_rus=True as well (rrsis train --rus)."
             )
+        if self.twgm_kv_grid < 0:
+            raise CheckpointError(f"twgm_kv_grid is a grid side (0 = full resolution), got {self.twgm_kv_grid}.")
 
     def to_dict(self) -> dict:
         """JSON-able dict. Optional-module fields (:data:`OPTIONAL_FIELDS`) at their defaults are left out, so the
@@ -127,19 +132,23 @@ class RSAMConfig:
 OPTIONAL_FIELDS = ("use_rus", "use_ugf", "use_udlr", "rus_loss_weight", "rus_warmup_steps", "rus_max_pos_weight",
                    "udlr_channels", "udlr_tau", "udlr_temperature", "use_click_refiner", "use_semantic_head",
                    "use_ambiguity_head", "use_twgm_input", "twgm_pre_norm", "use_text_position",
-                   "use_error_head", "use_click_gain_head", "use_click_policy_head", "use_component_ranker")
+                   "use_error_head", "use_click_gain_head", "use_click_policy_head", "use_component_ranker",
+                   "twgm_kv_grid")
 
 REGISTRY: dict[str, RSAMConfig] = {
     # The paper's model: SAM 2.1 Hiera-B+ at 1024².
     "rsam-b+": RSAMConfig("rsam-b+", HieraSpec("sam2.1_hiera_b+"), image_size=1024),
     "rsam-t": RSAMConfig("rsam-t", HieraSpec("sam2.1_hiera_t"), image_size=1024),
-    # CPU-fast default: a reduced Hiera at 512² (chosen by speed and CPU trainability, see benchmarks/).
+    # CPU-fast default: a reduced Hiera at 512² (chosen by speed and CPU trainability, see benchmarks/); TWGM
+    # attends to the image through an 8×8 grid of averaged keys (with this small encoder full-resolution attention
+    # was a third of the training step; the shipped model evaluated the same with it, docs/training.md).
     "rsam-lite": RSAMConfig(
         "rsam-lite",
         HieraSpec("sam2.1_hiera_t", embed_dim=48, num_heads=1, stages=(1, 2, 3, 1), global_att_blocks=(5,),
                   window_spec=(8, 4, 8, 8)),
         image_size=512,
         decoder_mlp_dim=1024,
+        twgm_kv_grid=8,
     ),
     # Smallest config, for tests and quick experiments (256² input, d=128).
     "rsam-tiny": RSAMConfig(
