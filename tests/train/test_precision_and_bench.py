@@ -63,13 +63,15 @@ class _Queue(list):
     put = list.append
 
 
-@pytest.mark.parametrize("kind", ["sam2", "rsam", "rsam+clicks"])
-def test_bench_train_measures_every_step_kind(kind):
-    """Each row of `rrsis bench train` really runs (a broken row would only show up as 'error' in the table)."""
-    from rrsis_train.bench import _measure
+def test_bench_train_measures_every_step_kind_in_one_process():
+    """Each row of `rrsis bench train` really runs (a broken row would only show up as 'error' in the table), the
+    kinds interleaved in one process (one row each, in order)."""
+    from rrsis_train.bench import KINDS, _measure
 
     q = _Queue()
-    _measure(kind, "rsam-tiny", 128, 1, 1, 0, "cpu", 1, q)
-    (row,) = q
-    assert "error" not in row, row.get("error")
-    assert row["s_per_step"] > 0 and row["trainable_params"] > 0
+    _measure(KINDS, "rsam-tiny", 128, 1, 2, 1, "cpu", 1, q)
+    assert [row["kind"] for row in q] == KINDS == ["sam2", "rsam", "rsam+clicks"]
+    for row in q:
+        assert "error" not in row, row.get("error")
+        assert row["s_per_step"] > 0 and row["trainable_params"] > 0
+    assert q[1]["trainable_params"] > q[0]["trainable_params"]  # TWGM, text projection, MMMD's extra parts
