@@ -141,7 +141,7 @@ REGISTRY: dict[str, RSAMConfig] = {
     "rsam-t": RSAMConfig("rsam-t", HieraSpec("sam2.1_hiera_t"), image_size=1024),
     # CPU-fast default: a reduced Hiera at 512² (chosen by speed and CPU trainability, see benchmarks/); TWGM
     # attends to the image through an 8×8 grid of averaged keys (with this small encoder full-resolution attention
-    # was a third of the training step; the shipped model evaluated the same with it, docs/training.md).
+    # was a third of the training step; the shipped weights, trained with all keys, keep them: docs/training.md).
     "rsam-lite": RSAMConfig(
         "rsam-lite",
         HieraSpec("sam2.1_hiera_t", embed_dim=48, num_heads=1, stages=(1, 2, 3, 1), global_att_blocks=(5,),
