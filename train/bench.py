@@ -176,7 +176,8 @@ def data_throughput(size: int, n: int, reuse: int) -> dict:
 
 def to_markdown(result: dict) -> str:
     lines = ["# rrsis bench train", "", f"Host: {result['host']}; torch {result['torch']}; "
-             f"threads {result['threads']}; device {result['device']}.", "",
+             f"threads {result['threads']}; device {result['device']}"
+             f"{'' if result.get('native_bf16', True) else ' (no native bf16: bf16 rows are emulated)'}.", "",
              "| config | input | precision | batch | step | s/step | samples/s | peak RSS MB | trainable params | vs sam2 |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["steps"]:
@@ -216,9 +217,14 @@ def run(argv: list[str]) -> int:
                     help="autocast of every row, one table block each (default: bf16 on GPU, fp32 on CPU)")
     ap.add_argument("--out", default="benchmarks")
     args = ap.parse_args(argv)
+    from rrsis_train.trainer import resolve_precision
+
     from rrsis_engine.model import get_config
+    from rrsis_engine.predictor import native_bf16
 
     precisions = args.precision or (["bf16"] if args.device.startswith("cuda") else ["fp32"])
+    for precision in precisions:
+        resolve_precision(precision, torch.device(args.device))  # warns about emulated bf16
     rows = []
     for config in args.configs:
         size = args.size or get_config(config).image_size
@@ -238,7 +244,8 @@ def run(argv: list[str]) -> int:
                 rows.append(r)
     data = [data_throughput(s, args.data_samples, reuse) for s in (384, 512) for reuse in (1, 2)]
     result = {"host": platform.node() or "?", "torch": torch.__version__, "threads": args.threads,
-              "device": args.device, "steps": rows, "data": data}
+              "device": args.device, "native_bf16": native_bf16(torch.device(args.device)), "steps": rows,
+              "data": data}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "train.json").write_text(json.dumps(result, indent=2))

@@ -75,3 +75,11 @@ def test_bench_train_measures_every_step_kind_in_one_process():
         assert "error" not in row, row.get("error")
         assert row["s_per_step"] > 0 and row["trainable_params"] > 0
     assert q[1]["trainable_params"] > q[0]["trainable_params"]  # TWGM, text projection, MMMD's extra parts
+
+
+def test_bench_table_says_when_bf16_is_emulated():
+    from rrsis_train.bench import to_markdown
+
+    result = {"host": "h", "torch": "t", "threads": 1, "device": "cpu", "native_bf16": False, "steps": [], "data": []}
+    assert "bf16 rows are emulated" in to_markdown(result)
+    assert "emulated" not in to_markdown({**result, "native_bf16": True})
