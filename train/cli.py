@@ -120,7 +120,7 @@ def register(subparsers) -> None:
     p.add_argument("--twgm-pre-norm", action="store_true",
                    help="TWGM layers with the LayerNorm before each sub-layer (an --init checkpoint without them gets "
                         "a freshly initialised TWGM)")
-    p.add_argument("--twgm-kv-grid", type=int, default=-1, metavar="G",
+    p.add_argument("--twgm-kv-grid", type=int, default=None, metavar="G",
                    help="TWGM attends to the image through keys/values averaged to a G×G grid (0: full resolution; "
                         "no weights change, so an --init checkpoint loads as it is; default: the config's)")
     p.add_argument("--text-position", action="store_true",
@@ -202,7 +202,8 @@ _RESUMABLE = {"config": "config", "batch": "batch", "accum": "accum", "image_siz
               "click_rounds": "click_rounds", "click_only_share": "click_only_share", "click_refiner": "click_refiner", "fresh_lr_mult": "fresh_lr_mult", "dialogue_share": "dialogue_share",
               "freeze_image_encoder": "freeze_image_encoder", "rus": "rus", "ugf": "ugf", "udlr": "udlr",
               "aux_semantic": "aux_semantic", "ambiguity_head": "ambiguity_head", "twgm_input": "twgm_input", "twgm_pre_norm": "twgm_pre_norm", "text_position": "text_position",
-              "twgm_kv_grid": "twgm_kv_grid", "error_head": "error_head", "click_gain_head": "click_gain_head", "component_ranker": "component_ranker",
+              "twgm_kv_grid": "twgm_kv_grid",
+              "error_head": "error_head", "click_gain_head": "click_gain_head", "component_ranker": "component_ranker",
               "click_policy_head": "click_policy_head",
               "gain_candidates": "gain_candidates", "train_only": "train_only", "ranker_cache": "ranker_cache",
               "ranker_cache_also": "ranker_cache_also",
@@ -239,7 +240,8 @@ def options_from_args(args):
         click_refiner=args.click_refiner, fresh_lr_mult=args.fresh_lr_mult, reset=_parts(args.reset), dialogue_share=args.dialogue_share,
         freeze_image_encoder=args.freeze_image_encoder, rus=args.rus, ugf=args.ugf, udlr=args.udlr,
         aux_semantic=args.aux_semantic, ambiguity_head=args.ambiguity_head, twgm_input=args.twgm_input, twgm_pre_norm=args.twgm_pre_norm, text_position=args.text_position,
-        twgm_kv_grid=args.twgm_kv_grid, error_head=args.error_head, click_gain_head=args.click_gain_head, component_ranker=args.component_ranker,
+        twgm_kv_grid=args.twgm_kv_grid,
+        error_head=args.error_head, click_gain_head=args.click_gain_head, component_ranker=args.component_ranker,
         click_policy_head=args.click_policy_head,
         gain_candidates=args.gain_candidates, train_only=_parts(args.train_only), ranker_cache=args.ranker_cache,
         ranker_cache_also=tuple(args.ranker_cache_also or ()),

@@ -109,8 +109,8 @@ class TrainOptions:
     twgm_input: bool = False  # LayerNorm + 2-D position for the tokens entering TWGM (added fresh to an --init one)
     twgm_pre_norm: bool = False  # pre-norm TWGM layers (an --init checkpoint without them gets a fresh TWGM)
     text_position: bool = False  # text × position term on the fused tokens (added fresh to an --init checkpoint)
-    # TWGM attends to image keys/values averaged to this grid side (-1: the config's or --init checkpoint's; 0: full)
-    twgm_kv_grid: int = -1
+    # TWGM attends to image keys/values averaged to this grid side (None: the config's or --init checkpoint's; 0: full)
+    twgm_kv_grid: int | None = None
     fresh_lr_mult: float = 10.0  # learning-rate factor of parts added or reset on top of an --init checkpoint
     dialogue_share: float = 0.6
     freeze_image_encoder: bool = False
@@ -869,7 +869,7 @@ class Trainer:
         if opts.init:
             rebuild = {"twgm": {"twgm_pre_norm": True}} if opts.twgm_pre_norm else None
             model = load_checkpoint(opts.init, add_modules=[k[4:] for k, on in modules.items() if on], rebuild=rebuild,
-                                    image_size=opts.image_size, twgm_kv_grid=None if opts.twgm_kv_grid < 0 else opts.twgm_kv_grid)
+                                    image_size=opts.image_size, twgm_kv_grid=opts.twgm_kv_grid)
             if model.resized_from:
                 log.info("--init %s: trained at %d², now %d² (token-grid position parameters interpolated)",
                          opts.init, model.resized_from, model.config.image_size)
@@ -894,7 +894,7 @@ class Trainer:
                 cfg = cfg.with_overrides(**modules)
             if opts.twgm_pre_norm:
                 cfg = cfg.with_overrides(twgm_pre_norm=True)
-            if opts.twgm_kv_grid >= 0:
+            if opts.twgm_kv_grid is not None:
                 cfg = cfg.with_overrides(twgm_kv_grid=int(opts.twgm_kv_grid))
             if not (opts.twgm and opts.mmmd):
                 cfg = cfg.with_overrides(use_twgm=opts.twgm, use_mmmd=opts.mmmd)

@@ -55,7 +55,8 @@ def test_a_full_resolution_checkpoint_loads_with_averaged_keys(tiny_model, tmp_p
     img, tg = _fuse(pooled, vd)
     assert not torch.allclose(img, full_img) and torch.isfinite(img).all()
     assert model_hash(pooled) != model_hash(tiny_model)
-    again = load_checkpoint(save_checkpoint(pooled, tmp_path / "pooled.safetensors"), text_encoder=tiny_model.text_encoder)
+    saved = save_checkpoint(pooled, tmp_path / "pooled.safetensors")
+    again = load_checkpoint(saved, text_encoder=tiny_model.text_encoder)
     assert again.config.twgm_kv_grid == 4
     assert torch.equal(_fuse(again.eval(), vd)[0], img)
 
