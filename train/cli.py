@@ -123,6 +123,10 @@ def register(subparsers) -> None:
     p.add_argument("--twgm-kv-grid", type=int, default=None, metavar="G",
                    help="TWGM attends to the image through keys/values averaged to a G×G grid (0: full resolution; "
                         "no weights change, so an --init checkpoint loads as it is; default: the config's)")
+    p.add_argument("--ranker-context", action="store_true",
+                   help="with --component-ranker: the ranker also reads what lies around each region, west, east, north "
+                        "and south of it (for relation expressions; an --init ranker gets the new inputs with zero "
+                        "weights, so it starts with unchanged scores)")
     p.add_argument("--text-position", action="store_true",
                    help="a text × position term on the fused image tokens (added fresh to an --init checkpoint)")
     p.add_argument("--no-augment", action="store_true")
@@ -202,7 +206,7 @@ _RESUMABLE = {"config": "config", "batch": "batch", "accum": "accum", "image_siz
               "click_rounds": "click_rounds", "click_only_share": "click_only_share", "click_refiner": "click_refiner", "fresh_lr_mult": "fresh_lr_mult", "dialogue_share": "dialogue_share",
               "freeze_image_encoder": "freeze_image_encoder", "rus": "rus", "ugf": "ugf", "udlr": "udlr",
               "aux_semantic": "aux_semantic", "ambiguity_head": "ambiguity_head", "twgm_input": "twgm_input", "twgm_pre_norm": "twgm_pre_norm", "text_position": "text_position",
-              "twgm_kv_grid": "twgm_kv_grid",
+              "twgm_kv_grid": "twgm_kv_grid", "ranker_context": "ranker_context",
               "error_head": "error_head", "click_gain_head": "click_gain_head", "component_ranker": "component_ranker",
               "click_policy_head": "click_policy_head",
               "gain_candidates": "gain_candidates", "train_only": "train_only", "ranker_cache": "ranker_cache",
@@ -240,7 +244,7 @@ def options_from_args(args):
         click_refiner=args.click_refiner, fresh_lr_mult=args.fresh_lr_mult, reset=_parts(args.reset), dialogue_share=args.dialogue_share,
         freeze_image_encoder=args.freeze_image_encoder, rus=args.rus, ugf=args.ugf, udlr=args.udlr,
         aux_semantic=args.aux_semantic, ambiguity_head=args.ambiguity_head, twgm_input=args.twgm_input, twgm_pre_norm=args.twgm_pre_norm, text_position=args.text_position,
-        twgm_kv_grid=args.twgm_kv_grid,
+        twgm_kv_grid=args.twgm_kv_grid, ranker_context=args.ranker_context,
         error_head=args.error_head, click_gain_head=args.click_gain_head, component_ranker=args.component_ranker,
         click_policy_head=args.click_policy_head,
         gain_candidates=args.gain_candidates, train_only=_parts(args.train_only), ranker_cache=args.ranker_cache,

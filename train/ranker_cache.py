@@ -31,10 +31,10 @@ from rrsis_engine.model.component_ranker import ComponentRanker
 log = logging.getLogger("rrsis.train")
 
 #: what must match for a cache file to be reused (else the run refuses it and says how to rebuild)
-CACHE_KEYS = ("turns", "sources", "seed", "image_size", "scene_size", "expressions", "init", "parent_hash")
+CACHE_KEYS = ("turns", "sources", "seed", "image_size", "scene_size", "expressions", "init", "parent_hash", "context")
 #: what must match for another run's cache to be appended (``--ranker-cache-also``): the same frozen model and
 #: data; its seed must differ (the same seed draws the same turns)
-APPEND_KEYS = ("sources", "image_size", "scene_size", "expressions", "parent_hash")
+APPEND_KEYS = ("sources", "image_size", "scene_size", "expressions", "parent_hash", "context")
 
 
 @dataclass
@@ -49,13 +49,15 @@ class RankerCache:
     token: torch.Tensor  # L_total×d float16: each turn's text tokens (its mask's True part)
     token_start: torch.Tensor  # T+1 int64
     meta: dict
+    region_context: torch.Tensor | None = None  # R×4×(d + d/8 + 1) float16: around each region (ranker_context)
 
     def __len__(self) -> int:
         return len(self.region_start) - 1
 
     def batch(self, turns, device) -> tuple[torch.Tensor, ...]:
-        """Turns (indices) → padded (pooled vd B×K×d, pooled V1 B×K×d/8, geometry B×K×N_GEOMETRY, region_valid B×K,
-        text tokens B×L×d, text mask B×L, labels B×K), float32 on ``device``."""
+        """Turns (indices) → padded (pooled vd B×K×d, pooled V1 B×K×d/8, geometry B×K×N_GEOMETRY, context
+        B×K×4×(d + d/8 + 1) or None, region_valid B×K, text tokens B×L×d, text mask B×L, labels B×K), float32 on
+        ``device``."""
         turns = [int(t) for t in turns]
         ks = [int(self.region_start[t + 1] - self.region_start[t]) for t in turns]
         ls = [int(self.token_start[t + 1] - self.token_start[t]) for t in turns]
@@ -63,6 +65,7 @@ class RankerCache:
         vd = torch.zeros(b, k, self.region_vd.shape[1])
         v1 = torch.zeros(b, k, self.region_v1.shape[1])
         geo = torch.zeros(b, k, self.region_geometry.shape[1])
+        around = None if self.region_context is None else torch.zeros(b, k, *self.region_context.shape[1:])
         valid = torch.zeros(b, k, dtype=torch.bool)
         labels = torch.zeros(b, k)
         tok = torch.zeros(b, n_tok, self.token.shape[1])
@@ -72,11 +75,13 @@ class RankerCache:
             vd[i, :ks[i]] = self.region_vd[r0:r0 + ks[i]].float()
             v1[i, :ks[i]] = self.region_v1[r0:r0 + ks[i]].float()
             geo[i, :ks[i]] = self.region_geometry[r0:r0 + ks[i]]
+            if around is not None:
+                around[i, :ks[i]] = self.region_context[r0:r0 + ks[i]].float()
             labels[i, :ks[i]] = self.region_label[r0:r0 + ks[i]].float()
             valid[i, :ks[i]] = True
             tok[i, :ls[i]] = self.token[t0:t0 + ls[i]].float()
             tmask[i, :ls[i]] = True
-        return tuple(x.to(device) for x in (vd, v1, geo, valid, tok, tmask, labels))
+        return tuple(x if x is None else x.to(device) for x in (vd, v1, geo, around, valid, tok, tmask, labels))
 
     def save(self, path: Path) -> None:
         tmp = path.with_name(f".{path.name}.tmp")
@@ -92,8 +97,9 @@ class RankerCache:
         """The turns of ``caches`` one after the other (meta: the first one's, with the total number of turns and
         every part's seed under ``seeds``)."""
         meta = {**caches[0].meta, "turns": sum(len(c) for c in caches), "seeds": [c.meta["seed"] for c in caches]}
+        around = None if caches[0].region_context is None else torch.cat([c.region_context for c in caches])
         return cls(**{k: torch.cat([getattr(c, k) for c in caches]) for k in
-                      ("region_vd", "region_v1", "region_geometry", "region_label", "token")},
+                      ("region_vd", "region_v1", "region_geometry", "region_label", "token")}, region_context=around,
                    **{k: starts(torch.cat([getattr(c, k).diff() for c in caches])) for k in
                       ("region_start", "token_start")}, meta=meta)
 
@@ -108,7 +114,8 @@ def cache_meta(trainer) -> dict:
     o = trainer.opts
     return {"turns": int(o.ranker_cache), "sources": list(o.sources), "seed": o.seed, "image_size": trainer.size,
             "scene_size": o.scene_size, "expressions": o.expressions, "init": o.init,
-            "parent_hash": weights_hash(trainer.model, skip=("component_ranker.",))}  # what the inputs came from
+            "parent_hash": weights_hash(trainer.model, skip=("component_ranker.",)),  # what the inputs came from
+            "context": bool(trainer.model.config.ranker_context)}
 
 
 def build_cache(trainer, turns: int) -> RankerCache:
@@ -118,7 +125,8 @@ def build_cache(trainer, turns: int) -> RankerCache:
     from tqdm.auto import tqdm
 
     model, step_module = trainer.model, trainer.step_module
-    parts = {k: [] for k in ("vd", "v1", "geo", "label", "k", "tok", "l")}
+    parts = {k: [] for k in ("vd", "v1", "geo", "around", "label", "k", "tok", "l")}
+    context = bool(model.config.ranker_context)
     n, batch_no = 0, 0
     was_training = model.training
     model.eval()
@@ -136,13 +144,15 @@ def build_cache(trainer, turns: int) -> RankerCache:
                     continue
                 idx = torch.tensor(ex.rows, device=low.device)
                 prob = torch.sigmoid(low[idx].float())
-                pooled_vd, pooled_v1, geo = ComponentRanker.region_features(
-                    ex.regions, ex.region_valid, prob, vd[idx].float(), feats.v1[idx].float(), ex.extents)
+                pooled_vd, pooled_v1, geo, around = ComponentRanker.region_features(
+                    ex.regions, ex.region_valid, prob, vd[idx].float(), feats.v1[idx].float(), ex.extents, context)
                 for i, j in enumerate(ex.rows[:turns - n]):
                     k = int(ex.region_valid[i].sum())
                     parts["vd"].append(pooled_vd[i, :k].half().cpu())
                     parts["v1"].append(pooled_v1[i, :k].half().cpu())
                     parts["geo"].append(geo[i, :k].float().cpu())
+                    if context:
+                        parts["around"].append(around[i, :k].half().cpu())
                     parts["label"].append(ex.labels[i, :k].bool().cpu())
                     parts["k"].append(k)
                     parts["tok"].append(tok[j][tmask[j]].half().cpu())
@@ -156,7 +166,7 @@ def build_cache(trainer, turns: int) -> RankerCache:
     return RankerCache(region_vd=torch.cat(parts["vd"]), region_v1=torch.cat(parts["v1"]),
                        region_geometry=torch.cat(parts["geo"]), region_label=torch.cat(parts["label"]),
                        region_start=starts(parts["k"]), token=torch.cat(parts["tok"]), token_start=starts(parts["l"]),
-                       meta=cache_meta(trainer))
+                       meta=cache_meta(trainer), region_context=torch.cat(parts["around"]) if context else None)
 
 
 def load_or_build(trainer) -> RankerCache:
@@ -202,8 +212,9 @@ def append_caches(cache: RankerCache, paths) -> RankerCache:
 
 def cached_ranker_loss(model, cache: RankerCache, turns, device) -> torch.Tensor:
     """BCE of the ranker's logits on cached ``turns`` (indices) against their labels, as the online loss."""
-    vd, v1, geo, valid, tok, tmask, labels = cache.batch(turns, device)
+    vd, v1, geo, around, valid, tok, tmask, labels = cache.batch(turns, device)
     ranker = model.component_ranker
     dtype = ranker.match.weight.dtype
-    logits = ranker.score(vd.to(dtype), v1.to(dtype), geo.to(dtype), valid, tok.to(dtype), tmask)
+    logits = ranker.score(vd.to(dtype), v1.to(dtype), geo.to(dtype), None if around is None else around.to(dtype),
+                          valid, tok.to(dtype), tmask)
     return F.binary_cross_entropy_with_logits(logits[valid].float(), labels[valid])

@@ -111,6 +111,9 @@ class TrainOptions:
     text_position: bool = False  # text × position term on the fused tokens (added fresh to an --init checkpoint)
     # TWGM attends to image keys/values averaged to this grid side (None: the config's or --init checkpoint's; 0: full)
     twgm_kv_grid: int | None = None
+    # the component ranker also reads what lies around each region (config ranker_context; an --init ranker without it
+    # gets the new inputs with zero weights)
+    ranker_context: bool = False
     fresh_lr_mult: float = 10.0  # learning-rate factor of parts added or reset on top of an --init checkpoint
     dialogue_share: float = 0.6
     freeze_image_encoder: bool = False
@@ -869,7 +872,8 @@ class Trainer:
         if opts.init:
             rebuild = {"twgm": {"twgm_pre_norm": True}} if opts.twgm_pre_norm else None
             model = load_checkpoint(opts.init, add_modules=[k[4:] for k, on in modules.items() if on], rebuild=rebuild,
-                                    image_size=opts.image_size, twgm_kv_grid=opts.twgm_kv_grid)
+                                    image_size=opts.image_size, twgm_kv_grid=opts.twgm_kv_grid,
+                                    ranker_context=True if opts.ranker_context else None)
             if model.resized_from:
                 log.info("--init %s: trained at %d², now %d² (token-grid position parameters interpolated)",
                          opts.init, model.resized_from, model.config.image_size)
@@ -896,6 +900,8 @@ class Trainer:
                 cfg = cfg.with_overrides(twgm_pre_norm=True)
             if opts.twgm_kv_grid is not None:
                 cfg = cfg.with_overrides(twgm_kv_grid=int(opts.twgm_kv_grid))
+            if opts.ranker_context:
+                cfg = cfg.with_overrides(ranker_context=True)
             if not (opts.twgm and opts.mmmd):
                 cfg = cfg.with_overrides(use_twgm=opts.twgm, use_mmmd=opts.mmmd)
             model = build_rsam(cfg)
@@ -904,6 +910,9 @@ class Trainer:
 
                 import_sam2_checkpoint(model, opts.sam2_checkpoint)
             self.parent = None
+        if opts.ranker_context and model.component_ranker is None:
+            raise RRSISError("--ranker-context gives the component ranker more inputs: add --component-ranker W "
+                             "(or --init a checkpoint with a ranker).")
         self.model = model.to(self.device)
         self.size = model.config.image_size
         if opts.freeze_image_encoder:

@@ -55,7 +55,7 @@ def build_rsam(config: str | RSAMConfig = DEFAULT_MODEL, text_encoder=None) -> R
         error_head=ErrorHead(d // 8) if cfg.use_error_head else None,
         click_gain_head=ClickGainHead(d // 8) if cfg.use_click_gain_head else None,
         click_policy_head=ClickPolicyHead(d // 8) if cfg.use_click_policy_head else None,
-        component_ranker=ComponentRanker(d, d // 8) if cfg.use_component_ranker else None,
+        component_ranker=ComponentRanker(d, d // 8, context=cfg.ranker_context) if cfg.use_component_ranker else None,
     )
 
 

@@ -168,7 +168,8 @@ def resize_grid_parameter(param: torch.Tensor, grid: int) -> torch.Tensor:
 
 
 def load_checkpoint(path: str | Path, text_encoder=None, add_modules=(), rebuild: dict | None = None,
-                    image_size: int | None = None, twgm_kv_grid: int | None = None):
+                    image_size: int | None = None, twgm_kv_grid: int | None = None,
+                    ranker_context: bool | None = None):
     """Build the model named by ``path``'s JSON config and load its weights strictly. ``path`` is the
     ``.safetensors`` file (or the ``.json`` beside it).
 
@@ -183,7 +184,9 @@ def load_checkpoint(path: str | Path, text_encoder=None, add_modules=(), rebuild
     changed config fields and keep it freshly initialised instead of loading its weights (fine-tuning that
     replaces a part); ``model.rebuilt_modules`` names them.
     twgm_kv_grid: TWGM attends to the image through keys/values averaged to this grid side instead of the
-    checkpoint's setting (:mod:`rrsis_engine.model.twgm`; no weights change)."""
+    checkpoint's setting (:mod:`rrsis_engine.model.twgm`; no weights change).
+    ranker_context: True gives the component ranker the context around each region (config ``ranker_context``;
+    the new inputs start with zero weights, so its scores are unchanged until it is trained)."""
     from rrsis_engine.model import build_rsam
 
     path = Path(path)
@@ -192,7 +195,7 @@ def load_checkpoint(path: str | Path, text_encoder=None, add_modules=(), rebuild
     if not path.is_file():
         raise CheckpointError(f"Checkpoint not found: {path}.")
     cfg, meta = read_checkpoint_config(path)
-    state = upgrade_ranker_state(read_state(path))  # rankers saved before the rank features load unchanged
+    state = read_state(path)
     unknown = sorted(set(add_modules) - set(OPTIONAL_MODULES))
     if unknown:
         raise CheckpointError(f"Cannot add {unknown}: optional parts are {', '.join(OPTIONAL_MODULES)}.")
@@ -204,6 +207,9 @@ def load_checkpoint(path: str | Path, text_encoder=None, add_modules=(), rebuild
         cfg = cfg.with_overrides(**fields)
     if twgm_kv_grid is not None:
         cfg = cfg.with_overrides(twgm_kv_grid=int(twgm_kv_grid))
+    if ranker_context is not None:
+        cfg = cfg.with_overrides(ranker_context=bool(ranker_context))
+    state = upgrade_ranker_state(state, cfg.ranker_context)  # older rankers load with unchanged scores
     resized_from = None
     if image_size and int(image_size) != cfg.image_size:
         if int(image_size) % 32:

@@ -36,6 +36,12 @@ MIN_COMPONENT_CELLS = 3
 N_GEOMETRY = 14
 #: Rankers trained before the rank features read the first 11; :func:`upgrade_state` loads them unchanged.
 N_GEOMETRY_BEFORE_RANKS = 11
+#: Context around each region (config ``ranker_context``; "the building left of the pool" is about what lies beside
+#: it, which the region's own features cannot tell): the fused tokens and V1 averaged over the cells around the region
+#: in four sectors — west, east, north, south of its centroid (a cell's dominant direction), in the model frame — each
+#: cell weighted by exp(−(its distance from the region's edge) / τ), τ = max(2, the region's radius) S/16 cells, and the
+#: log of each sector's total weight (empty sector: 0). MAttNet's relationship module, with sectors for objects.
+CONTEXT_SECTORS = ("west", "east", "north", "south")
 #: A selected region's logits are shifted up until its peak is at least this; outside every selected region they are
 #: lowered to at most its negative.
 SELECTED_LOGIT = 1.0
@@ -101,19 +107,27 @@ def stack_components(components: list[np.ndarray], device) -> tuple[torch.Tensor
     return out, valid
 
 
+def context_width(dim: int, v1_dim: int) -> int:
+    """Numbers per region of :meth:`ComponentRanker.context`, flattened: each sector's vd mean, V1 mean and weight."""
+    return len(CONTEXT_SECTORS) * (dim + v1_dim + 1)
+
+
 class ComponentRanker(nn.Module):
     """Scores candidate regions against the sentence.
 
-    Each region: the fused S/16 tokens and the stride-4 features V1 averaged over it, and its geometry
-    (:data:`N_GEOMETRY` numbers); the regions attend to each other and to the text tokens (pre-norm transformer
+    Each region: the fused S/16 tokens and the stride-4 features V1 averaged over it, its geometry
+    (:data:`N_GEOMETRY` numbers) and, with ``context``, the same features around it (:meth:`context`); the regions attend to each other and to the text tokens (pre-norm transformer
     decoder layers); a logit per region (> 0: the sentence refers to it): the inner product of the region's
     embedding with the sentence's (its first text token), plus a per-region bias (MAttNet-style matching)."""
 
-    def __init__(self, dim: int, v1_dim: int, hidden: int = 128, heads: int = 4, layers: int = 2):
+    def __init__(self, dim: int, v1_dim: int, hidden: int = 128, heads: int = 4, layers: int = 2,
+                 context: bool = False):
         super().__init__()
+        self.context_on = context
         self.vd_norm = nn.LayerNorm(dim)
         self.v1_norm = nn.LayerNorm(v1_dim)
-        self.region_in = nn.Sequential(nn.Linear(dim + v1_dim + N_GEOMETRY, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+        width = dim + v1_dim + N_GEOMETRY + (context_width(dim, v1_dim) if context else 0)
+        self.region_in = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, hidden))
         self.text_in = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hidden))
         self.sentence = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hidden))
         self.layers = nn.ModuleList(
@@ -150,26 +164,62 @@ class ComponentRanker(nn.Module):
         return torch.stack([2 * cx - 1, 2 * cy - 1, log_area, width, height, mean_p, max_p, share, *rel, *ranks],
                            dim=-1)
 
+    @staticmethod
+    def context(coarse: torch.Tensor, vd: torch.Tensor, v1: torch.Tensor, extent: torch.Tensor) -> torch.Tensor:
+        """What lies around each region (:data:`CONTEXT_SECTORS`): coarse B×K×c×c (each region's cover of the S/16
+        cells, c = g/4), vd B×d×c×c, v1 B×d/8×g×g, extent B×2 (valid rows, cols of the g grid) → B×K×4×(d + d/8 + 1):
+        per sector the weighted means of vd and of V1 (pooled to the c grid) and log(1 + total weight). Padding cells
+        and the region's own cells weigh nothing."""
+        b, k, c, _ = coarse.shape
+        g = v1.shape[-1]
+        centers = torch.arange(c, device=coarse.device, dtype=coarse.dtype) + 0.5
+        area = coarse.sum((-1, -2)).clamp(min=1e-6)  # B×K, in S/16 cells
+        cy = (coarse.sum(-1) * centers).sum(-1) / area
+        cx = (coarse.sum(-2) * centers).sum(-1) / area
+        radius = torch.sqrt(area / torch.pi)
+        dy = centers.view(1, 1, c, 1) - cy[..., None, None]  # B×K×c×1
+        dx = centers.view(1, 1, 1, c) - cx[..., None, None]  # B×K×1×c
+        edge = (torch.sqrt(dy ** 2 + dx ** 2) - radius[..., None, None]).clamp(min=0)
+        tau = radius.clamp(min=2.0)[..., None, None]
+        limit = torch.ceil(extent.to(coarse.dtype) * c / g)  # valid S/16 rows, cols
+        valid = (centers.view(1, c, 1) < limit[:, 0, None, None]) & (centers.view(1, 1, c) < limit[:, 1, None, None])
+        weight = torch.exp(-edge / tau) * (1 - coarse) * valid[:, None].to(coarse.dtype)  # B×K×c×c
+        across = dx.abs() >= dy.abs()  # east–west is the dominant direction
+        sectors = torch.stack([across & (dx < 0), across & (dx > 0), ~across & (dy < 0), ~across & (dy > 0)], dim=2)
+        w = weight[:, :, None] * sectors.to(coarse.dtype)  # B×K×4×c×c
+        mass = w.sum((-1, -2))  # B×K×4
+        v1c = F.adaptive_avg_pool2d(v1, (c, c))
+        scale = mass.clamp(min=1e-6)[..., None]
+        return torch.cat([torch.einsum("bksyx,bdyx->bksd", w, vd) / scale,
+                          torch.einsum("bksyx,bdyx->bksd", w, v1c) / scale, torch.log1p(mass)[..., None]], dim=-1)
+
     @classmethod
     def region_features(cls, regions: torch.Tensor, region_valid: torch.Tensor, prob: torch.Tensor, vd: torch.Tensor,
-                        v1: torch.Tensor, extent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                        v1: torch.Tensor, extent: torch.Tensor, context: bool = False) -> tuple[torch.Tensor, ...]:
         """What the ranker reads of each region, without parameters (so it can be computed once and cached:
         ``rrsis train --ranker-cache``): regions B×K×g×g (0/1, from :func:`stack_components`), region_valid B×K,
         prob B×1×g×g (σ of the turn's logits), vd B×d×(g/4)×(g/4) fused tokens, v1 B×d/8×g×g, extent B×2 →
-        (vd averaged over each region B×K×d, V1 averaged B×K×d/8, geometry B×K×N_GEOMETRY), in vd's dtype."""
+        (vd averaged over each region B×K×d, V1 averaged B×K×d/8, geometry B×K×N_GEOMETRY, and with ``context``
+        :meth:`context` B×K×4×(d + d/8 + 1), else None), in vd's dtype."""
         regions = regions.to(vd.dtype)
         area = regions.sum((-1, -2)).clamp(min=1.0)[..., None]
         pooled_v1 = torch.einsum("bkhw,bchw->bkc", regions, v1) / area
         coarse = F.adaptive_avg_pool2d(regions, vd.shape[-2:])
         pooled_vd = torch.einsum("bkhw,bchw->bkc", coarse, vd) / coarse.sum((-1, -2)).clamp(min=1e-6)[..., None]
         geo = cls.geometry(regions.float(), region_valid, prob.float(), extent).to(vd.dtype)
-        return pooled_vd, pooled_v1, geo
+        around = cls.context(coarse, vd, v1, extent) if context else None
+        return pooled_vd, pooled_v1, geo, around
 
-    def score(self, pooled_vd: torch.Tensor, pooled_v1: torch.Tensor, geo: torch.Tensor, region_valid: torch.Tensor,
-              txt: torch.Tensor, txt_mask: torch.Tensor) -> torch.Tensor:
-        """Region features (:meth:`region_features`) and the text tokens B×L×d with txt_mask B×L (True = a token) →
-        logits B×K (padding regions: −inf)."""
-        x = self.region_in(torch.cat([self.vd_norm(pooled_vd), self.v1_norm(pooled_v1), geo], dim=-1))
+    def score(self, pooled_vd: torch.Tensor, pooled_v1: torch.Tensor, geo: torch.Tensor, around: torch.Tensor | None,
+              region_valid: torch.Tensor, txt: torch.Tensor, txt_mask: torch.Tensor) -> torch.Tensor:
+        """Region features (:meth:`region_features`; ``around`` None unless the ranker reads the context) and the text
+        tokens B×L×d with txt_mask B×L (True = a token) → logits B×K (padding regions: −inf)."""
+        parts = [self.vd_norm(pooled_vd), self.v1_norm(pooled_v1), geo]
+        if self.context_on:
+            dim = pooled_vd.shape[-1]
+            parts += [self.vd_norm(around[..., :dim]).flatten(2), self.v1_norm(around[..., dim:-1]).flatten(2),
+                      around[..., -1]]
+        x = self.region_in(torch.cat(parts, dim=-1))
         memory = self.text_in(txt)
         for layer in self.layers:
             x = layer(x, memory, tgt_key_padding_mask=~region_valid, memory_key_padding_mask=~txt_mask)
@@ -181,8 +231,8 @@ class ComponentRanker(nn.Module):
                 v1: torch.Tensor, txt: torch.Tensor, txt_mask: torch.Tensor, extent: torch.Tensor) -> torch.Tensor:
         """regions, region_valid, prob, vd, v1, extent as :meth:`region_features`; txt, txt_mask as :meth:`score` →
         logits B×K (padding regions: −inf)."""
-        return self.score(*self.region_features(regions, region_valid, prob, vd, v1, extent), region_valid, txt,
-                          txt_mask)
+        return self.score(*self.region_features(regions, region_valid, prob, vd, v1, extent, self.context_on),
+                          region_valid, txt, txt_mask)
 
 
 def _rank(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -191,19 +241,21 @@ def _rank(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return order.argsort(dim=1).to(values.dtype)
 
 
-def upgrade_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def upgrade_state(state: dict[str, torch.Tensor], context: bool = False) -> dict[str, torch.Tensor]:
     """A checkpoint's weights with a component ranker saved before the rank features (first layer reading
-    :data:`N_GEOMETRY_BEFORE_RANKS` geometry numbers) widened to :data:`N_GEOMETRY` with zero weights for the new
-    inputs: the ranker's scores stay exactly what they were. Other states are returned unchanged."""
+    :data:`N_GEOMETRY_BEFORE_RANKS` geometry numbers), or without the context (:meth:`ComponentRanker.context`) when
+    ``context`` asks for it, widened with zero weights for the new inputs (both are appended after the old ones): the
+    ranker's scores stay exactly what they were. Other states are returned unchanged."""
     key = "component_ranker.region_in.0.weight"
     weight = state.get(key)
     if weight is None:
         return state
     old_in = weight.shape[1]
-    dims = state["component_ranker.vd_norm.weight"].shape[0] + state["component_ranker.v1_norm.weight"].shape[0]
-    if old_in != dims + N_GEOMETRY_BEFORE_RANKS:
-        return state
-    extra = weight.new_zeros(weight.shape[0], N_GEOMETRY - N_GEOMETRY_BEFORE_RANKS)
+    dim, v1_dim = (state[f"component_ranker.{n}_norm.weight"].shape[0] for n in ("vd", "v1"))
+    if old_in not in (dim + v1_dim + N_GEOMETRY_BEFORE_RANKS, dim + v1_dim + N_GEOMETRY):
+        return state  # already with the context, or not a ranker this function knows
+    new_in = dim + v1_dim + N_GEOMETRY + (context_width(dim, v1_dim) if context else 0)
+    extra = weight.new_zeros(weight.shape[0], new_in - old_in)
     return {**state, key: torch.cat([weight, extra], dim=1)}
 
 

@@ -88,6 +88,9 @@ class RSAMConfig:
     # which of the text turn's candidate regions the sentence refers to (rrsis_engine.model.component_ranker; trained
     # by `rrsis train --component-ranker`): the text turn's mask is made of the regions it selects
     use_component_ranker: bool = False
+    # the ranker also reads what lies around each region, in four directions (component_ranker.ComponentRanker.context;
+    # `rrsis train --ranker-context`): relation expressions ("the pool left of the red building")
+    ranker_context: bool = False
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -133,7 +136,7 @@ OPTIONAL_FIELDS = ("use_rus", "use_ugf", "use_udlr", "rus_loss_weight", "rus_war
                    "udlr_channels", "udlr_tau", "udlr_temperature", "use_click_refiner", "use_semantic_head",
                    "use_ambiguity_head", "use_twgm_input", "twgm_pre_norm", "use_text_position",
                    "use_error_head", "use_click_gain_head", "use_click_policy_head", "use_component_ranker",
-                   "twgm_kv_grid")
+                   "twgm_kv_grid", "ranker_context")
 
 REGISTRY: dict[str, RSAMConfig] = {
     # The paper's model: SAM 2.1 Hiera-B+ at 1024².

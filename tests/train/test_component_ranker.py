@@ -107,6 +107,33 @@ def test_geometry_ranks_the_regions_by_place_and_size_and_ignores_padding():
     assert (geo[1, :, -3:] == 0).all()  # one region has no rank; padding regions neither
 
 
+def test_context_describes_what_lies_in_each_direction_around_a_region():
+    """A region with a distinctive object east of it and nothing elsewhere: the east sector carries the object's
+    features, the other sectors none of them; cells beyond the valid extent and the region's own cells weigh nothing."""
+    from rrsis_engine.model.component_ranker import CONTEXT_SECTORS, ComponentRanker, stack_components
+
+    g, c, d = 32, 8, 6
+    region = np.zeros((1, g, g), bool)
+    region[0, 12:20, 8:16] = True  # S/16 cells rows 3–4, cols 2–3
+    regions, valid = stack_components([region], "cpu")
+    vd = torch.zeros(1, d, c, c)
+    vd[0, :, 3:5, 2:4] = -1.0  # the region itself: never context
+    vd[0, 0, 3:5, 4:6] = 5.0  # an object just east of it
+    v1 = torch.zeros(1, d // 2, g, g)
+    v1[0, 1, 12:20, 16:24] = 2.0  # its colour at the stride-4 grid
+    geo_args = (regions, valid, torch.full((1, 1, g, g), 0.5))
+    *_, around = ComponentRanker.region_features(*geo_args, vd, v1, torch.tensor([[g, g]]), context=True)
+    assert around.shape == (1, 1, len(CONTEXT_SECTORS), d + d // 2 + 1)
+    east, others = CONTEXT_SECTORS.index("east"), [i for i, n in enumerate(CONTEXT_SECTORS) if n != "east"]
+    assert around[0, 0, east, 0] > 1.0 and around[0, 0, east, d + 1] > 0.4
+    assert (around[0, 0, others, :d + d // 2] >= 0).all() and (around[0, 0, others, 0] < 0.5).all()
+    assert (around[0, 0, :, 1:d] == 0).all()  # the region's own −1 features are not context
+    # only the west half of the image is valid: nothing east of the region is seen, and the east sector weighs less
+    *_, clipped = ComponentRanker.region_features(*geo_args, vd, v1, torch.tensor([[g, 16]]), context=True)
+    assert clipped[0, 0, east, 0] == 0 and clipped[0, 0, east, -1] < around[0, 0, east, -1]
+    assert ComponentRanker.region_features(*geo_args, vd, v1, torch.tensor([[g, g]]))[-1] is None
+
+
 def test_rankers_saved_before_the_rank_features_load_with_the_same_scores(tiny_model, tmp_path):
     from safetensors import safe_open
     from safetensors.torch import save_file
@@ -133,8 +160,17 @@ def test_rankers_saved_before_the_rank_features_load_with_the_same_scores(tiny_m
     inputs = (regions, valid, torch.rand(1, 1, g, g, generator=gen), torch.randn(1, 128, g // 4, g // 4, generator=gen),
               torch.randn(1, 16, g, g, generator=gen), torch.randn(1, 5, 128, generator=gen),
               torch.ones(1, 5, dtype=torch.bool), torch.tensor([[g, g]]))
+    # and with the context inputs (--ranker-context on an older checkpoint): zero weights, the same scores
+    with_context = load_checkpoint(path, text_encoder=tiny_model.text_encoder, ranker_context=True).eval()
+    assert with_context.config.ranker_context and with_context.component_ranker.context_on
+    assert with_context.state_dict()[key].shape[1] > model.state_dict()[key].shape[1]
     with torch.no_grad():
-        assert torch.equal(loaded.component_ranker(*inputs), model.component_ranker(*inputs))
+        scores = model.component_ranker(*inputs)
+        assert torch.equal(loaded.component_ranker(*inputs), scores)
+        assert torch.allclose(with_context.component_ranker(*inputs), scores, atol=1e-5)
+    again = load_checkpoint(save_checkpoint(with_context, tmp_path / "ctx.safetensors"),
+                            text_encoder=tiny_model.text_encoder)  # the config carries it: loads as saved
+    assert again.config.ranker_context and torch.equal(again.state_dict()[key], with_context.state_dict()[key])
 
 
 def test_ranker_scores_each_region_and_ignores_padding(tiny_model):
@@ -301,17 +337,19 @@ def test_ranker_trained_on_cached_inputs_learns_the_same_and_resumes_bit_exactly
         run(tmp_path / "run", 10)
 
 
-def _cache(seed: int, region_counts: list[int], token_counts: list[int], parent: str = "p"):
+def _cache(seed: int, region_counts: list[int], token_counts: list[int], parent: str = "p", context: bool = True):
     from rrsis_train.ranker_cache import RankerCache, starts
 
     r, t = sum(region_counts), sum(token_counts)
     g = torch.Generator().manual_seed(seed)
     return RankerCache(region_vd=torch.randn(r, 8, generator=g).half(), region_v1=torch.randn(r, 2, generator=g).half(),
+                       region_context=torch.randn(r, 4, 11, generator=g).half() if context else None,
                        region_geometry=torch.randn(r, 14, generator=g), region_label=torch.rand(r, generator=g) > 0.5,
                        region_start=starts(region_counts), token=torch.randn(t, 8, generator=g).half(),
                        token_start=starts(token_counts),
                        meta={"turns": len(region_counts), "sources": ["synth:1"], "seed": seed, "image_size": 64,
-                             "scene_size": None, "expressions": 4, "init": "x", "parent_hash": parent})
+                             "scene_size": None, "expressions": 4, "init": "x", "parent_hash": parent,
+                             "context": context})
 
 
 def test_caches_of_other_seeds_append_turn_by_turn_and_others_are_refused(tmp_path):
@@ -338,6 +376,9 @@ def test_caches_of_other_seeds_append_turn_by_turn_and_others_are_refused(tmp_pa
         append_caches(own, [tmp_path / "other-model.pt"])
     with pytest.raises(CheckpointError, match="no such file"):
         append_caches(own, [tmp_path / "missing.pt"])
+    _cache(4, [1], [1], context=False).save(tmp_path / "no-context.pt")  # a ranker without --ranker-context
+    with pytest.raises(CheckpointError, match="context differ"):
+        append_caches(own, [tmp_path / "no-context.pt"])
 
 
 def test_appended_caches_without_a_cache_run_are_refused(tmp_path):
@@ -348,3 +389,6 @@ def test_appended_caches_without_a_cache_run_are_refused(tmp_path):
     with pytest.raises(RRSISError, match="give --ranker-cache N too"):
         Trainer(TrainOptions(out=str(tmp_path / "run"), config="rsam-tiny", image_size=64, steps=1, batch=2,
                              ranker_cache_also=(str(tmp_path / "other.pt"),), progress=False))
+    with pytest.raises(RRSISError, match="add --component-ranker"):
+        Trainer(TrainOptions(out=str(tmp_path / "run"), config="rsam-tiny", image_size=64, steps=1, batch=2,
+                             ranker_context=True, progress=False))
