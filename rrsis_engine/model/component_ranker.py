@@ -116,9 +116,10 @@ class ComponentRanker(nn.Module):
     """Scores candidate regions against the sentence.
 
     Each region: the fused S/16 tokens and the stride-4 features V1 averaged over it, its geometry
-    (:data:`N_GEOMETRY` numbers) and, with ``context``, the same features around it (:meth:`context`); the regions attend to each other and to the text tokens (pre-norm transformer
-    decoder layers); a logit per region (> 0: the sentence refers to it): the inner product of the region's
-    embedding with the sentence's (its first text token), plus a per-region bias (MAttNet-style matching)."""
+    (:data:`N_GEOMETRY` numbers) and, with ``context``, the same features around it (:meth:`context`); the regions
+    attend to each other and to the text tokens (pre-norm transformer decoder layers); a logit per region (> 0: the
+    sentence refers to it): the inner product of the region's embedding with the sentence's (its first text token),
+    plus a per-region bias (MAttNet-style matching)."""
 
     def __init__(self, dim: int, v1_dim: int, hidden: int = 128, heads: int = 4, layers: int = 2,
                  context: bool = False):
@@ -170,8 +171,7 @@ class ComponentRanker(nn.Module):
         cells, c = g/4), vd B×d×c×c, v1 B×d/8×g×g, extent B×2 (valid rows, cols of the g grid) → B×K×4×(d + d/8 + 1):
         per sector the weighted means of vd and of V1 (pooled to the c grid) and log(1 + total weight). Padding cells
         and the region's own cells weigh nothing."""
-        b, k, c, _ = coarse.shape
-        g = v1.shape[-1]
+        c, g = coarse.shape[-1], v1.shape[-1]
         centers = torch.arange(c, device=coarse.device, dtype=coarse.dtype) + 0.5
         area = coarse.sum((-1, -2)).clamp(min=1e-6)  # B×K, in S/16 cells
         cy = (coarse.sum(-1) * centers).sum(-1) / area
