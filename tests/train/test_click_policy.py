@@ -50,7 +50,9 @@ def test_policy_head_trained_alone_suggests_clicks_that_correct_like_the_standar
 
     predictor = Predictor(model, device="cpu", disk_cache=False, encoder_precision="fp32")
     suggested_gain, standard_gain = [], []
-    for n in range(10**6, 10**6 + 96):  # item numbers never used in training
+    for n in range(10**6, 10**6 + 1000):  # item numbers never used in training
+        if len(standard_gain) >= 12:  # enough turns with a real error (the first 96 items had 3 on an Intel VM)
+            break
         rec = easy_sample(n, size=128)
         gt = rec["mask"]
         predictor.set_image(rec["image"])
