@@ -15,6 +15,7 @@ Report (fractions in [0, 1])::
                                                                 # turn's wrong pixels, per click row (≈ 1 024 pixels
                                                                 # per record); null when the model gives no map
      "zoom_in": bool,                                           # click turns also predicted on a zoomed crop
+     "edge_refine": bool,                                       # masks snapped to colour edges (rrsis_engine.edges)
      "encoder_precision": "bf16" | "fp32",                      # the image encoder's arithmetic
      "dialogue": {"n": int, "mIoU": float, "oIoU": float}}      # only when records carry follow-ups
 """
@@ -166,6 +167,7 @@ def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (
         if click_policy == "suggested" else None,
         "uncertainty": _uncertainty_report(unc_pixels),
         "zoom_in": bool(getattr(predictor, "zoom_enabled", lambda: False)()),
+        "edge_refine": bool(getattr(predictor, "edge_refine", False)),
         "encoder_precision": getattr(predictor, "encoder_precision", None),
     }
     amb = [(s.ambiguity, s.ambiguous) for s in samples if s.ambiguity is not None]
@@ -252,6 +254,9 @@ def report_markdown(result: EvalResult | dict, data_name: str = "") -> str:
                   "fell back to the standard click).", ""]
     if rep.get("zoom_in") is False:
         lines += ["Click turns predicted on the full frame only (`--no-zoom`).", ""]
+    if rep.get("edge_refine") is False:
+        lines += ["Masks as the model's upsampled logits give them, not snapped to colour edges (`--no-edge-refine`).",
+                  ""]
     if "dialogue" in rep:
         d = rep["dialogue"]
         lines += [f"Dialogue (follow-up turn with the first turn's mask as prior): n = {d['n']}, "

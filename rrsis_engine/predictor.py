@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from rrsis_engine import ambiguity as A
+from rrsis_engine import edges
 from rrsis_engine import postprocess
 from rrsis_engine.errors import CheckpointError, NoImageError, NoTrainedWeightsError, PromptError
 from rrsis_engine.imageio import RasterImage, read_image
@@ -148,12 +149,14 @@ class Predictor:
     encodes its crop (rsam-lite on CPU: yes; rsam-t / rsam-b+ on CPU, 2–5 s a pass: no). encoder_precision: "bf16"
     runs the image encoder under bfloat16 autocast (features are stored as float32; the text, fusion and decoder
     stay float32), "fp32" does not, "auto" (default) picks bf16 where the hardware computes it natively (a CUDA
-    GPU with bf16, a CPU with AVX512-BF16 or AMX) — see :func:`resolve_encoder_precision`.
+    GPU with bf16, a CPU with AVX512-BF16 or AMX) — see :func:`resolve_encoder_precision`. edge_refine: the mask of
+    every turn is the model's upsampled mask snapped to the image's colour edges (:mod:`rrsis_engine.edges`); the
+    next turn's prior stays the model's own S/4 logits (``low_res_logits``).
     """
 
     def __init__(self, model, device: str | None = None, disk_cache: bool = True,
                  disk_cache_bytes: int = 2 * 1024**3, memory_images: int = 8, cache_dir: str | Path | None = None,
-                 zoom_in: bool | None = None, encoder_precision: str = "auto"):
+                 zoom_in: bool | None = None, encoder_precision: str = "auto", edge_refine: bool = True):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.encoder_precision = resolve_encoder_precision(encoder_precision, self.device)
         self.model = model.to(self.device).eval()
@@ -166,6 +169,7 @@ class Predictor:
         self._images: _LRU = _LRU(memory_images)  # image hash -> ImageFeatures
         self._crops: _LRU = _LRU(4)  # "image hash@x0,y0,x1,y1" -> ImageFeatures of a zoom crop (never on disk)
         self.zoom_in = zoom_in
+        self.edge_refine = edge_refine
         self.encode_ms: float | None = None  # the last image-encoder pass (full image or zoom crop) on this device
         self._texts: _LRU = _LRU(256)  # text -> (tokens 1×L×d, mask 1×L)
         # (image hash, text) -> (vd 1×d×h×w, T_G 1×d, U 1×1×h×w or None, σ(ambiguity logit) float or None)
@@ -430,11 +434,18 @@ class Predictor:
             candidate_logits = None if unranked is None else (
                 T.logits_to_image(unranked, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy(),
                 unranked)
-        pred = self._finish(logits, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])),
+            shown = logits  # the mask the labeler gets: the model's logits snapped to the image's colour edges
+            if unc is None:  # the margin baseline reads the model's probabilities, not the snapped (saturated) ones
+                unc = postprocess.margin_uncertainty(postprocess.sigmoid(logits))
+            if self.edge_refine:
+                t_edges = time.perf_counter()
+                shown = edges.refined_logits(edges.snap_to_edges(image.pixels, logits > 0, self.image_size // 4))
+                timings["edges_ms"] = (time.perf_counter() - t_edges) * 1e3
+        pred = self._finish(shown, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])),
                             uncertainty=unc, uncertainty_low=unc_low, clicks=clicks, ambiguity_prob=ambiguity_prob,
                             turn_error=error, click_gain=gain, click_policy=policy,
                             candidate_logits=candidate_logits)
-        timings["post_ms"] = (time.perf_counter() - t) * 1e3 - timings.get("zoom_ms", 0.0)
+        timings["post_ms"] = (time.perf_counter() - t) * 1e3 - timings.get("zoom_ms", 0.0) - timings.get("edges_ms", 0.0)
         pred.timings = timings
         pred.latency_ms = (time.perf_counter() - t0) * 1e3
         return pred

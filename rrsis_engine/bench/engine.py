@@ -93,6 +93,7 @@ def _measure_rsam(name: str, repeats: int, dev, rng, precision: str = "fp32") ->
     image = predictor.set_image((rng.random((1024, 1024, 3)) * 255).astype(np.uint8))
     clicks, texts = _turns(predictor, image, repeats, dev)
     zooms = _zoom_turns(predictor, image, repeats, dev)
+    result.update(_edge_snap(image, model.config.image_size // 4, repeats))
     result.update(click_p50_ms=_pct(clicks, 50), click_p95_ms=_pct(clicks, 95), zoom_click_p50_ms=_pct(zooms, 50),
                   text_p50_ms=_pct(texts, 50), text_p95_ms=_pct(texts, 95), peak_rss_mb=_peak_rss_mb(),
                   decode_ms=statistics.median([predictor.predict(TEXTS[0], points=[[500, 500]], labels=[1],
@@ -103,23 +104,40 @@ def _measure_rsam(name: str, repeats: int, dev, rng, precision: str = "fp32") ->
 
 def _turns(predictor, image, repeats: int, dev) -> tuple[list[float], list[float]]:
     """Per-turn latencies (ms) on a cached image: 2-click turns with the previous mask as prior (decoder
-    only: the zoom-in pass is off here, see :func:`_zoom_turns`), and new-text turns (text encoder + fusion +
-    decoder)."""
-    predictor.predict(TEXTS[0], image=image)
-    prev = predictor.predict(TEXTS[0], points=[[500, 500]], labels=[1], image=image)
-    zoom_in, predictor.zoom_in = predictor.zoom_in, False
+    only: the zoom-in pass and the edge snap are off here, see :func:`_zoom_turns` and :func:`_edge_snap`), and
+    new-text turns (text encoder + fusion + decoder)."""
+    zoom_in, edge_refine = predictor.zoom_in, predictor.edge_refine
+    predictor.zoom_in = predictor.edge_refine = False
     try:
+        predictor.predict(TEXTS[0], image=image)
+        prev = predictor.predict(TEXTS[0], points=[[500, 500]], labels=[1], image=image)
         clicks = _time(lambda: (predictor.predict(TEXTS[0], points=[[500, 500], [300, 200]], labels=[1, 0],
                                                   mask_input=prev.low_res_logits, image=image), _sync(dev)),
                        repeats * 10)
-    finally:
-        predictor.zoom_in = zoom_in
-    def new_text():
-        n = next(_NEW_TEXT)  # never seen before by any predictor here: no text or fusion cache hit
-        predictor.predict(f"{TEXTS[n % len(TEXTS)]} {n}", image=image)
-        _sync(dev)
 
-    return clicks, _time(new_text, repeats * 5)
+        def new_text():
+            n = next(_NEW_TEXT)  # never seen before by any predictor here: no text or fusion cache hit
+            predictor.predict(f"{TEXTS[n % len(TEXTS)]} {n}", image=image)
+            _sync(dev)
+
+        return clicks, _time(new_text, repeats * 5)
+    finally:
+        predictor.zoom_in, predictor.edge_refine = zoom_in, edge_refine
+
+
+def _edge_snap(image, grid_side: int, repeats: int) -> dict:
+    """Latencies (ms) of the edge snap (rrsis_engine.edges, two guided-filter passes) on the 1024² image, for masks
+    whose cost does not depend on random weights: a 256² object (the filter works on its box) and the whole image."""
+    from rrsis_engine.edges import snap_to_edges
+
+    out = {}
+    for name, box in (("object", (384, 640)), ("whole", (0, 1024))):
+        mask = np.zeros((image.height, image.width), bool)
+        mask[box[0]:box[1], box[0]:box[1]] = True
+        snap_to_edges(image.pixels, mask, grid_side)  # warm-up
+        out[f"snap_{name}_p50_ms"] = _pct(_time(lambda m=mask: snap_to_edges(image.pixels, m, grid_side),
+                                                repeats * 5), 50)
+    return out
 
 
 def _zoom_turns(predictor, image, repeats: int, dev) -> list[float]:
@@ -248,6 +266,16 @@ def _markdown(report: dict) -> str:
             auto = "yes" if r["embed_1024_ms"] <= MAX_ENCODE_MS else "no"
             lines.append(f"| {r['config']} | {r['click_p50_ms']:.1f} | {r['zoom_click_p50_ms']:.1f} | "
                          f"{r['zoom_click_p50_ms'] / r['click_p50_ms']:.2f}× | {auto} |")
+    lines += ["", "Edge snap (rrsis_engine.edges: every turn's mask snapped to the image's colour edges, two guided-filter "
+              "passes over the mask's box; on by default, off in the click turns above): its p50 on the 1024² image "
+              "for a 256² object and for a mask covering the whole image, and the click turn with it.", "",
+              "| config | click p50 (ms) | snap, 256² object (ms) | snap, whole image (ms) | click + object snap "
+              "vs SAM 2 |", "|---|---|---|---|---|"]
+    for r in rows:
+        if "snap_object_p50_ms" in r:
+            lines.append(f"| {r['config']} | {r['click_p50_ms']:.1f} | {r['snap_object_p50_ms']:.1f} | "
+                         f"{r['snap_whole_p50_ms']:.1f} | "
+                         f"{(r['click_p50_ms'] + r['snap_object_p50_ms']) / r['sam2_click_p50_ms']:.2f}× |")
     lines += ["", "CroBIM-U cost: the same config with RUS + UGF + UDLR on, per-turn p50 against it off, the two "
               "models alternating in one process.", "",
               "| config | click off / on (ms) | click ratio | new text off / on (ms) | new-text ratio |",

@@ -46,6 +46,9 @@ def register(subparsers) -> None:
                    help="predict click turns on the full frame only (no zoom-in pass on a crop around the object; "
                         "without this flag every click turn from the second click on gets the zoom-in, whatever "
                         "the machine's speed, so that scores do not depend on its load)")
+    p.add_argument("--no-edge-refine", action="store_true",
+                   help="score the model's upsampled logits as they are (without snapping each mask to the image's "
+                        "colour edges, rrsis_engine.edges)")
     p.add_argument("--encoder-precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="image encoder arithmetic (auto: bf16 where the hardware has it natively)")
     p.set_defaults(func=run)
@@ -61,7 +64,7 @@ def run(args) -> int:
     records = load_records(args.data)
     # the zoom-in is pinned: left on auto it follows the encoder's speed, so a loaded machine would score differently
     predictor = load_predictor(args.model, device=args.device, disk_cache=False, zoom_in=not args.no_zoom,
-                               encoder_precision=args.encoder_precision)
+                               encoder_precision=args.encoder_precision, edge_refine=not args.no_edge_refine)
 
     def progress(i, s):
         if (i + 1) % 25 == 0:

@@ -57,6 +57,8 @@ def register(subparsers) -> None:
     p.add_argument("--geojson", help="also write polygons (in the image CRS when it has one)")
     p.add_argument("--json", action="store_true", help="print scores and timings as JSON")
     p.add_argument("--db", help="log the turns and the accepted mask to this session database (path or URL)")
+    p.add_argument("--no-edge-refine", action="store_true",
+                   help="keep the model's upsampled mask as it is (do not snap it to the image's colour edges)")
     p.set_defaults(func=run)
 
 
@@ -70,7 +72,7 @@ def run(args) -> int:
 
     if not args.text and not args.point and args.box is None:
         raise PromptError("Give --text, --point or --box: there is nothing to segment.")
-    predictor = load_predictor(args.model)
+    predictor = load_predictor(args.model, edge_refine=not args.no_edge_refine)
     session = RefinementSession(predictor)
     session.set_image(args.image, bands=args.bands)
     logger = None

@@ -1,4 +1,5 @@
-"""rrsis bench engine: the CroBIM-U cost comparison measures both models and reports it with a goal."""
+"""rrsis bench engine: the CroBIM-U cost comparison measures both models and reports it with a goal; zoom and edge
+snap are timed apart from the plain click turn."""
 
 import numpy as np
 import torch
@@ -23,7 +24,8 @@ def test_uncertainty_turn_comparison_reports_ratios_and_a_goal(monkeypatch):
     assert goal["met"] == (max(r["unc_click_ratio"], r["unc_text_ratio"]) <= 1.2)
 
 
-def test_zoom_turns_get_the_zoom_pass_and_plain_click_turns_do_not(monkeypatch):
+def test_zoom_turns_and_the_edge_snap_are_timed_apart_from_plain_click_turns(monkeypatch):
+    from rrsis_engine import edges
     from rrsis_engine.bench import engine
     from rrsis_engine.model import build_rsam
     from rrsis_engine.predictor import Predictor
@@ -34,8 +36,14 @@ def test_zoom_turns_get_the_zoom_pass_and_plain_click_turns_do_not(monkeypatch):
     zooms = []
     refine = predictor._zoom_refine
     monkeypatch.setattr(predictor, "_zoom_refine", lambda *a: zooms.append(refine(*a)) or zooms[-1])
+    snaps = []
+    snap = edges.snap_to_edges
+    monkeypatch.setattr("rrsis_engine.edges.snap_to_edges", lambda *a, **k: snaps.append(1) or snap(*a, **k))
     engine._turns(predictor, image, 1, torch.device("cpu"))
     assert not any(zooms) and predictor.zoom_in is None  # plain click turns get no zoom pass; auto is restored
+    assert not snaps and predictor.edge_refine is True  # nor the edge snap, timed on its own; restored
+    r = engine._edge_snap(image, predictor.image_size // 4, 1)
+    assert len(snaps) == 2 * (1 + 5) and r["snap_whole_p50_ms"] > 0 and r["snap_object_p50_ms"] > 0
     zooms.clear()
     times = engine._zoom_turns(predictor, image, 1, torch.device("cpu"))
     assert len(times) == 5 and all(t > 0 for t in times)

@@ -1,0 +1,109 @@
+"""Snapping masks to colour edges (rrsis_engine.edges): the filter, its fast path, the wiring in the predictor, and
+that it helps the shipped model."""
+
+import numpy as np
+import pytest
+
+from rrsis_engine import edges
+from rrsis_engine import metrics as M
+from rrsis_engine.model import transforms as T
+from rrsis_engine.predictor import Predictor
+from rrsis_engine.session import RefinementSession
+
+
+def _scene(scale=1, seed=0):
+    """A textured grey background with a red L-shaped roof and a blue disc (240·scale × 320·scale × 3 uint8), and the
+    roof's mask."""
+    rng = np.random.default_rng(seed)
+    height, width = 240 * scale, 320 * scale
+    img = (rng.normal(120, 12, (height, width, 3))).clip(0, 255).astype(np.uint8)
+    roof = np.zeros((height, width), bool)
+    roof[60 * scale:150 * scale, 80 * scale:130 * scale] = True
+    roof[110 * scale:150 * scale, 130 * scale:200 * scale] = True
+    img[roof] = (rng.normal(0, 8, (roof.sum(), 3)) + (190, 50, 40)).clip(0, 255).astype(np.uint8)
+    rows, cols = np.mgrid[:height, :width]
+    img[(cols - 250 * scale) ** 2 + (rows - 70 * scale) ** 2 < (30 * scale) ** 2] = (40, 70, 200)
+    return img, roof
+
+
+def _coarse(mask, grid):
+    """The mask as an S/4-grid model would draw it: averaged to grid×grid cells over the longer side, upsampled
+    bilinearly and thresholded (rounded corners, boundary off by up to a cell)."""
+    low = T.mask_to_tensor(mask, grid * 4, grid)
+    logits = T.logits_to_image((low * 2 - 1) * 10, *mask.shape, grid * 4)[0, 0].numpy()
+    return logits > 0
+
+
+def test_a_coarse_mask_snaps_to_the_object_edges():
+    img, roof = _scene()
+    coarse = _coarse(roof, 16)  # 320 / 16 = 20 px cells: the corners of the L are rounded off
+    q = edges.snap_to_edges(img, coarse, grid_side=16)
+    assert q.dtype == np.float32 and q.shape == roof.shape
+    snapped = q > 0.5
+    assert M.iou(coarse, roof) < 0.9
+    assert M.iou(snapped, roof) > 0.98
+    rows, cols = np.mgrid[:240, :320]
+    assert not snapped[(cols - 250) ** 2 + (rows - 70) ** 2 < 35 ** 2].any()  # the blue disc nearby stays out
+
+
+def test_an_empty_mask_stays_empty_and_far_pixels_are_exactly_zero():
+    img, roof = _scene()
+    assert not edges.snap_to_edges(img, np.zeros_like(roof), grid_side=24).any()
+    small = np.zeros_like(roof)
+    small[100:110, 100:110] = True
+    q = edges.snap_to_edges(img, small, grid_side=96)  # radius 1.5 cells = 5 px: only a box grown by 11 px is filtered
+    assert (q[:89] == 0).all() and (q[:, 121:] == 0).all()
+
+
+def test_the_fast_path_on_a_large_image_agrees_with_the_exact_filter():
+    img, roof = _scene(scale=4, seed=3)  # 960×1280
+    coarse = _coarse(roof, 24)
+    exact = edges.guided_filter(img / 255.0, coarse.astype(np.float32), radius=80)
+    fast = edges.guided_filter(img / 255.0, coarse.astype(np.float32), radius=80, step=2)
+    assert M.iou(coarse, roof) < 0.95
+    assert M.iou(fast > 0.5, exact > 0.5) > 0.98
+    assert M.iou(fast > 0.5, roof) > 0.98
+
+
+def test_the_predictor_shows_the_snapped_mask_and_keeps_the_models_logits_as_the_prior(tiny_model):
+    img, roof = _scene()
+    snapping = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False)
+    plain = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False, edge_refine=False)
+    for p in (snapping, plain):
+        p.set_image(img)
+    a = snapping.predict("the red roof", points=[[100, 100]], labels=[1])
+    b = plain.predict("the red roof", points=[[100, 100]], labels=[1])
+    assert "edges_ms" in a.timings and "edges_ms" not in b.timings
+    expected = edges.snap_to_edges(img, b.logits > 0, snapping.image_size // 4) > 0.5
+    assert np.array_equal(a.mask, expected) and np.array_equal(a.mask, a.logits > 0)
+    # the next turn's prior is the model's own S/4 logits, whatever is shown
+    np.testing.assert_array_equal(a.low_res_logits.numpy(), b.low_res_logits.numpy())
+
+
+@pytest.mark.slow
+def test_snapping_lifts_the_shipped_models_click_turns():
+    """Three standard correction clicks on 30 synthetic validation scenes, with and without snapping. When added
+    (rsam-lite 1d5d471c82b7810a, 100 validation scenes, standard protocol): mIoU after three clicks 0.783 without,
+    0.845 with two passes."""
+    from rrsis_engine.data.synthetic import SyntheticReferringDataset
+    from rrsis_engine.predictor import load_predictor
+
+    predictor = load_predictor("rsam-lite", device="cpu", disk_cache=False, zoom_in=True)
+    ds = SyntheticReferringDataset("val", size=30, image_size=256)
+    final = {}
+    for snap in (False, True):
+        predictor.edge_refine = snap
+        final[snap] = []
+        for rec in (ds[i] for i in range(len(ds))):
+            session = RefinementSession(predictor)
+            session.set_image(rec["image"])
+            pred = session.text(rec["expression"])
+            for _ in range(3):
+                click = M.next_click(pred.mask, rec["mask"])
+                if click is None:
+                    break
+                pred = session.click(click[0], click[1], positive=bool(click[2]))
+            final[snap].append(M.iou(pred.mask, rec["mask"]))
+    gain = np.array(final[True]) - np.array(final[False])
+    assert gain.mean() >= 0.02, gain
+    assert (gain > 0.01).sum() > 2 * (gain < -0.01).sum(), gain
