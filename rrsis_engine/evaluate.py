@@ -16,6 +16,7 @@ Report (fractions in [0, 1])::
                                                                 # per record); null when the model gives no map
      "zoom_in": bool,                                           # click turns also predicted on a zoomed crop
      "edge_refine": bool,                                       # masks snapped to colour edges (rrsis_engine.edges)
+     "remove_negated_regions": bool,                            # separate parts under negative clicks removed
      "encoder_precision": "bf16" | "fp32",                      # the image encoder's arithmetic
      "dialogue": {"n": int, "mIoU": float, "oIoU": float}}      # only when records carry follow-ups
 """
@@ -168,6 +169,7 @@ def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (
         "uncertainty": _uncertainty_report(unc_pixels),
         "zoom_in": bool(getattr(predictor, "zoom_enabled", lambda: False)()),
         "edge_refine": bool(getattr(predictor, "edge_refine", False)),
+        "remove_negated_regions": bool(getattr(predictor, "remove_negated_regions", False)),
         "encoder_precision": getattr(predictor, "encoder_precision", None),
     }
     amb = [(s.ambiguity, s.ambiguous) for s in samples if s.ambiguity is not None]
@@ -256,6 +258,9 @@ def report_markdown(result: EvalResult | dict, data_name: str = "") -> str:
         lines += ["Click turns predicted on the full frame only (`--no-zoom`).", ""]
     if rep.get("edge_refine") is False:
         lines += ["Masks as the model's upsampled logits give them, not snapped to colour edges (`--no-edge-refine`).",
+                  ""]
+    if rep.get("remove_negated_regions") is False:
+        lines += ["Separate mask parts under negative clicks kept as the model drew them (`--keep-negated-regions`).",
                   ""]
     if "dialogue" in rep:
         d = rep["dialogue"]

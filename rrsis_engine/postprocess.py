@@ -40,6 +40,31 @@ def upsample_nearest(grid: np.ndarray, height: int, width: int) -> np.ndarray:
     return grid[rows[:, None], cols[None, :]]
 
 
+def negated_regions(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The connected parts of ``mask`` (H×W bool, 4-connected) that a negative click lies on and no positive click
+    does (H×W bool); empty when together they are larger than the rest of the mask (on real images removing those
+    cost one-click mIoU; on synthetic scenes the guard changed nothing measurable).
+
+    points: N×2 (x, y) image pixels; labels: N (1 positive, 0 negative). A labeller who clicks "not this" on a separate
+    look-alike means the whole look-alike; the model often shrinks it only around the click, or not at all."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    labels = np.asarray(labels).reshape(-1)
+    none = np.zeros(mask.shape, dtype=bool)
+    if not (labels == 0).any() or not mask.any():
+        return none
+    parts, _ = ndimage.label(mask)
+    rows = np.clip(np.round(points[:, 1]).astype(int), 0, mask.shape[0] - 1)
+    cols = np.clip(np.round(points[:, 0]).astype(int), 0, mask.shape[1] - 1)
+    ids = parts[rows, cols]
+    drop = set(ids[labels == 0].tolist()) - set(ids[labels == 1].tolist()) - {0}
+    if not drop:
+        return none
+    removed = np.isin(parts, sorted(drop))
+    if 2 * int(removed.sum()) > int(mask.sum()):
+        return none  # most of the mask: the click more likely trims a spill than rejects a look-alike
+    return removed
+
+
 def candidates_from_mask(mask: np.ndarray, prob_low: np.ndarray, max_candidates: int = 8) -> list[Candidate]:
     """Connected components as candidates, scored by mean probability, best (score × √area) first.
 

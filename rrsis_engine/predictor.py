@@ -25,8 +25,7 @@ import numpy as np
 import torch
 
 from rrsis_engine import ambiguity as A
-from rrsis_engine import edges
-from rrsis_engine import postprocess
+from rrsis_engine import edges, postprocess
 from rrsis_engine.errors import CheckpointError, NoImageError, NoTrainedWeightsError, PromptError
 from rrsis_engine.imageio import RasterImage, read_image
 from rrsis_engine.model import DEFAULT_MODEL, REGISTRY, ImageFeatures, load_checkpoint, model_hash
@@ -151,12 +150,15 @@ class Predictor:
     stay float32), "fp32" does not, "auto" (default) picks bf16 where the hardware computes it natively (a CUDA
     GPU with bf16, a CPU with AVX512-BF16 or AMX) — see :func:`resolve_encoder_precision`. edge_refine: the mask of
     every turn is the model's upsampled mask snapped to the image's colour edges (:mod:`rrsis_engine.edges`); the
-    next turn's prior stays the model's own S/4 logits (``low_res_logits``).
+    next turn's prior stays the model's own S/4 logits (``low_res_logits``). remove_negated_regions: a separate part
+    of the shown mask that a negative click of the turn lies on (and no positive click) is removed whole
+    (:func:`postprocess.negated_regions`), unless it is the whole mask.
     """
 
     def __init__(self, model, device: str | None = None, disk_cache: bool = True,
                  disk_cache_bytes: int = 2 * 1024**3, memory_images: int = 8, cache_dir: str | Path | None = None,
-                 zoom_in: bool | None = None, encoder_precision: str = "auto", edge_refine: bool = True):
+                 zoom_in: bool | None = None, encoder_precision: str = "auto", edge_refine: bool = True,
+                 remove_negated_regions: bool = True):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.encoder_precision = resolve_encoder_precision(encoder_precision, self.device)
         self.model = model.to(self.device).eval()
@@ -170,6 +172,7 @@ class Predictor:
         self._crops: _LRU = _LRU(4)  # "image hash@x0,y0,x1,y1" -> ImageFeatures of a zoom crop (never on disk)
         self.zoom_in = zoom_in
         self.edge_refine = edge_refine
+        self.remove_negated_regions = remove_negated_regions
         self.encode_ms: float | None = None  # the last image-encoder pass (full image or zoom crop) on this device
         self._texts: _LRU = _LRU(256)  # text -> (tokens 1×L×d, mask 1×L)
         # (image hash, text) -> (vd 1×d×h×w, T_G 1×d, U 1×1×h×w or None, σ(ambiguity logit) float or None)
@@ -441,6 +444,10 @@ class Predictor:
                 t_edges = time.perf_counter()
                 shown = edges.refined_logits(edges.snap_to_edges(image.pixels, logits > 0, self.image_size // 4))
                 timings["edges_ms"] = (time.perf_counter() - t_edges) * 1e3
+            if self.remove_negated_regions and len(clicks):
+                negated = postprocess.negated_regions(shown > 0, clicks, lbl[0, :len(clicks)].cpu().numpy())
+                if negated.any():
+                    shown = np.where(negated, np.minimum(shown, -10.0), shown).astype(np.float32)
         pred = self._finish(shown, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])),
                             uncertainty=unc, uncertainty_low=unc_low, clicks=clicks, ambiguity_prob=ambiguity_prob,
                             turn_error=error, click_gain=gain, click_policy=policy,

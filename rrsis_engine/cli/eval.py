@@ -49,6 +49,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-edge-refine", action="store_true",
                    help="score the model's upsampled logits as they are (without snapping each mask to the image's "
                         "colour edges, rrsis_engine.edges)")
+    p.add_argument("--keep-negated-regions", action="store_true",
+                   help="score the masks without removing the separate parts that negative clicks lie on "
+                        "(rrsis_engine.postprocess.negated_regions)")
     p.add_argument("--encoder-precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="image encoder arithmetic (auto: bf16 where the hardware has it natively)")
     p.set_defaults(func=run)
@@ -64,7 +67,8 @@ def run(args) -> int:
     records = load_records(args.data)
     # the zoom-in is pinned: left on auto it follows the encoder's speed, so a loaded machine would score differently
     predictor = load_predictor(args.model, device=args.device, disk_cache=False, zoom_in=not args.no_zoom,
-                               encoder_precision=args.encoder_precision, edge_refine=not args.no_edge_refine)
+                               encoder_precision=args.encoder_precision, edge_refine=not args.no_edge_refine,
+                               remove_negated_regions=not args.keep_negated_regions)
 
     def progress(i, s):
         if (i + 1) % 25 == 0:

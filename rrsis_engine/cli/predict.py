@@ -59,6 +59,8 @@ def register(subparsers) -> None:
     p.add_argument("--db", help="log the turns and the accepted mask to this session database (path or URL)")
     p.add_argument("--no-edge-refine", action="store_true",
                    help="keep the model's upsampled mask as it is (do not snap it to the image's colour edges)")
+    p.add_argument("--keep-negated-regions", action="store_true",
+                   help="keep separate parts of the mask that a negative click lies on (by default they are removed)")
     p.set_defaults(func=run)
 
 
@@ -72,7 +74,8 @@ def run(args) -> int:
 
     if not args.text and not args.point and args.box is None:
         raise PromptError("Give --text, --point or --box: there is nothing to segment.")
-    predictor = load_predictor(args.model, edge_refine=not args.no_edge_refine)
+    predictor = load_predictor(args.model, edge_refine=not args.no_edge_refine,
+                               remove_negated_regions=not args.keep_negated_regions)
     session = RefinementSession(predictor)
     session.set_image(args.image, bands=args.bands)
     logger = None
