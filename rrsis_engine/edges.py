@@ -36,6 +36,9 @@ EPS = 1e-4
 #: Above this many pixels along the longer side, a and b are fitted on a subsampled image and upsampled
 #: (the "fast guided filter", He and Sun 2015); q is still evaluated at every pixel.
 MAX_FIT_SIDE = 1024
+#: a and b are fitted on every (radius / this)-th pixel and upsampled (He and Sun's fast guided filter: s = r / 4);
+#: their windows are that much wider than the step, so the fit changes little and costs far less on large masks.
+FIT_STEP_DIVISOR = 4
 #: Refined logits are ±this at q = 0 / 1 (q − 0.5 scaled): the refined map stays a logit map.
 LOGIT_SCALE = 20.0
 
@@ -98,8 +101,8 @@ def snap_to_edges(pixels: np.ndarray, mask: np.ndarray, grid_side: int, radius_c
 
     grid_side: the side of the model's logit grid (S/4) over the image's longer side, which sets the radius
     (``radius_cells`` cells in image pixels). Only the mask's bounding box grown by twice the radius is filtered
-    (outside it the filtered mask is exactly 0); boxes longer than :data:`MAX_FIT_SIDE` pixels are fitted on a
-    subsampled grid."""
+    (outside it the filtered mask is exactly 0); a and b are fitted on every (radius / :data:`FIT_STEP_DIVISOR`)-th
+    pixel, and more sparsely in boxes longer than :data:`MAX_FIT_SIDE` pixels."""
     mask = np.asarray(mask, dtype=bool)
     height, width = mask.shape
     radius = max(1, int(round(radius_cells * max(height, width) / grid_side)))
@@ -116,7 +119,7 @@ def snap_to_edges(pixels: np.ndarray, mask: np.ndarray, grid_side: int, radius_c
         y0, y1 = max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, height)
         x0, x1 = max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, width)
         guide = pixels[y0:y1, x0:x1, :3].astype(np.float32) / 255.0
-        step = math.ceil(max(y1 - y0, x1 - x0) / MAX_FIT_SIDE)
+        step = max(math.ceil(max(y1 - y0, x1 - x0) / MAX_FIT_SIDE), radius // FIT_STEP_DIVISOR)
         q[y0:y1, x0:x1] = guided_filter(guide, mask[y0:y1, x0:x1].astype(np.float32), radius, eps, step)
     return q
 
