@@ -35,7 +35,10 @@ class Candidate:
 class Prediction:
     """Result of one turn.
 
-    mask: H×W bool. logits: H×W float32 mask logits. low_res_logits: torch tensor 1×1×h×w (model frame).
+    mask: H×W bool (= logits > 0). logits: H×W float32 mask logits as shown: the model's upsampled logits, or with the
+    predictor's edge snap ±10 around the snapped boundary (:func:`rrsis_engine.edges.refined_logits`) and −10 on
+    removed negated regions. low_res_logits: torch tensor 1×1×h×w (model frame), the model's own: the next turn's
+    prior.
     iou_score: predicted IoU in [0, 1]. object_score: probability the referred object exists.
     uncertainty: H×W float32 in [0, 1] (high = the model is unsure) or None.
     ambiguity: per-expression score in [0, 1]; ambiguous: ambiguity above the calibrated threshold.

@@ -151,8 +151,8 @@ class Predictor:
     GPU with bf16, a CPU with AVX512-BF16 or AMX) — see :func:`resolve_encoder_precision`. edge_refine: the mask of
     every turn is the model's upsampled mask snapped to the image's colour edges (:mod:`rrsis_engine.edges`); the
     next turn's prior stays the model's own S/4 logits (``low_res_logits``). remove_negated_regions: a separate part
-    of the shown mask that a negative click of the turn lies on (and no positive click) is removed whole
-    (:func:`postprocess.negated_regions`), unless it is the whole mask.
+    of the shown mask that one of the turn's negative clicks (the session's so far) lies on, and no positive click,
+    is removed whole unless such parts outweigh the rest of the mask (:func:`postprocess.negated_regions`).
     """
 
     def __init__(self, model, device: str | None = None, disk_cache: bool = True,
@@ -434,7 +434,9 @@ class Predictor:
                 policy = m.click_policy(final, feats.v1, pts, lbl, prior, None, u)
                 if policy is None:  # with the policy head the gain map places nothing
                     gain = m.click_gain(final, feats.v1, pts, lbl, prior, None, u)
-            candidate_logits = None if unranked is None else (
+            # candidates and ambiguity cues read the model's own map (the unranked one of a ranked text turn), as
+            # they were calibrated on it, not the snapped mask
+            candidate_logits = (logits, low) if unranked is None else (
                 T.logits_to_image(unranked, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy(),
                 unranked)
             shown = logits  # the mask the labeler gets: the model's logits snapped to the image's colour edges
@@ -541,9 +543,9 @@ class Predictor:
         (all cells without the error head), discounted at earlier clicks; without G, to the best window of σ(U)
         (:func:`postprocess.suggest_click`). click_policy: the click-policy head's logits P 1×1×S/4×S/4 (models with
         the head): then the suggestion is its most probable cell, ahead of the gain rule. candidate_logits: (H×W,
-        1×1×S/4×S/4) logits of a text turn before the component ranker chose among their regions: the candidates and
-        the ambiguity cues are read from them (the alternatives the labeler may want; the cues were calibrated on
-        unranked masks)."""
+        1×1×S/4×S/4) the model's logits before the edge snap — for a ranked text turn, before the component ranker
+        chose among their regions: the candidates and the ambiguity cues are read from them (the alternatives the
+        labeler may want; the cues were calibrated on unranked, unsnapped masks)."""
         mask = logits > 0
         h, w = T.valid_shape(*mask.shape, low_res.shape[-1])
         if turn_error is not None:

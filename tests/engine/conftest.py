@@ -40,3 +40,24 @@ def geotiff(tmp_path):
                        crs="EPSG:32633", transform=from_origin(500000, 4100000, 2.0, 2.0)) as dst:
         dst.write(data)
     return path
+
+
+@pytest.fixture()
+def iou_after_standard_clicks():
+    """f(predictor, record, n) → IoU after a text turn and up to n standard correction clicks (metrics.next_click)
+    in a RefinementSession."""
+    from rrsis_engine import metrics as M
+    from rrsis_engine.session import RefinementSession
+
+    def run(predictor, rec, n_clicks: int) -> float:
+        session = RefinementSession(predictor)
+        session.set_image(rec["image"])
+        pred = session.text(rec["expression"])
+        for _ in range(n_clicks):
+            click = M.next_click(pred.mask, rec["mask"])
+            if click is None:
+                break
+            pred = session.click(click[0], click[1], positive=bool(click[2]))
+        return M.iou(pred.mask, rec["mask"])
+
+    return run
