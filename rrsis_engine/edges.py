@@ -39,7 +39,7 @@ MAX_FIT_SIDE = 1024
 #: a and b are fitted on every (radius / this)-th pixel and upsampled (He and Sun's fast guided filter: s = r / 4);
 #: their windows are that much wider than the step, so the fit changes little and costs far less on large masks.
 FIT_STEP_DIVISOR = 4
-#: Refined logits are ±this at q = 0 / 1 (q − 0.5 scaled): the refined map stays a logit map.
+#: Refined logits are (q − 0.5) × this: ±this / 2 at q = 0 / 1, so the refined map stays a logit map.
 LOGIT_SCALE = 20.0
 
 
