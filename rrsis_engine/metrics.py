@@ -97,13 +97,13 @@ def next_click(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float, int] | N
     p, g = _as_bool(pred), _as_bool(gt)
     best = None  # (area, label, region mask)
     for label, err in ((1, g & ~p), (0, p & ~g)):
-        for area, region in _largest_regions(err, 1):
+        for area, region in largest_regions(err, 1):
             if best is None or area > best[0]:
                 best = (area, label, region)
     if best is None:
         return None
     _, label, region = best
-    return (*_region_centre(region), label)
+    return (*region_centre(region), label)
 
 
 def error_region_clicks(pred: np.ndarray, gt: np.ndarray, per_kind: int = 3) -> list[tuple[float, float, int]]:
@@ -111,11 +111,11 @@ def error_region_clicks(pred: np.ndarray, gt: np.ndarray, per_kind: int = 3) -> 
     ``per_kind`` largest false-positive regions (label 0), each placed as :func:`next_click` places its one — whose
     click is among these. (x, y, label) in ``pred``'s frame; empty when pred == gt."""
     p, g = _as_bool(pred), _as_bool(gt)
-    return [(*_region_centre(region), label) for label, err in ((1, g & ~p), (0, p & ~g))
-            for _, region in _largest_regions(err, per_kind)]
+    return [(*region_centre(region), label) for label, err in ((1, g & ~p), (0, p & ~g))
+            for _, region in largest_regions(err, per_kind)]
 
 
-def _largest_regions(err: np.ndarray, k: int) -> list[tuple[int, np.ndarray]]:
+def largest_regions(err: np.ndarray, k: int) -> list[tuple[int, np.ndarray]]:
     """The ``k`` largest 4-connected regions of the boolean map ``err`` as (area, region mask), largest first."""
     if not err.any():
         return []
@@ -124,7 +124,7 @@ def _largest_regions(err: np.ndarray, k: int) -> list[tuple[int, np.ndarray]]:
     return [(int(sizes[j]), lab == (j + 1)) for j in np.argsort(-sizes, kind="stable")[:k]]
 
 
-def _region_centre(region: np.ndarray) -> tuple[float, float]:
+def region_centre(region: np.ndarray) -> tuple[float, float]:
     """The interior point of ``region`` farthest from its boundary (the image border counts as boundary), (x, y)."""
     dist = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
     r, c = np.unravel_index(int(np.argmax(dist)), dist.shape)
