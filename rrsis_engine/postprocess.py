@@ -65,6 +65,66 @@ def negated_regions(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) ->
     return removed
 
 
+#: a negative click's strip (:func:`negated_strips`): the window whose mask pixels give the strip's direction and width
+#: has this radius in logit cells (S/4 grid: 10 cells = 27 px of a 256² image, 107 px of a 1 024² one)
+STRIP_WINDOW_CELLS = 10.0
+#: those pixels form a strip when the variance of their coordinates along its direction is this many times the
+#: variance across it (a uniform strip as long as the window's diameter and w wide: ≈ (2r)² / w²)
+STRIP_ELONGATION = 4.0
+#: mask pixels within this many half-widths of a positive click always stay
+STRIP_KEEP_HALF_WIDTHS = 2.0
+
+
+def negated_strips(mask: np.ndarray, points: np.ndarray, labels: np.ndarray, grid_side: int) -> np.ndarray:
+    """The strips of ``mask`` (H×W bool) that a negative click lies on and no positive click does (H×W bool): a road
+    or canal crossing the target, which the model keeps because it touches it.
+
+    For each negative click, the mask pixels within :data:`STRIP_WINDOW_CELLS` logit cells of it (``grid_side``: the
+    model's S/4 grid over the image's longer side) give a direction and a width (principal axes of their coordinates;
+    a strip when :data:`STRIP_ELONGATION` holds and the click lies on its axis); the mask pixels in that band (the
+    click's line along the strip, half-width √3·σ_across + 1.5 px) connected to the window form the branch, which goes
+    unless a positive click lies on it; pixels within :data:`STRIP_KEEP_HALF_WIDTHS` half-widths of a positive click
+    stay (the crossing with the target). A branch that is more than half the mask stays (it is more likely the target).
+    points: N×2 (x, y) image pixels; labels: N (1 positive, 0 negative)."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    labels = np.asarray(labels).reshape(-1)
+    removed = np.zeros(mask.shape, dtype=bool)
+    if not (labels == 0).any() or not mask.any():
+        return removed
+    radius = STRIP_WINDOW_CELLS * max(mask.shape) / grid_side
+    positives = points[labels == 1]
+    rows, cols = np.nonzero(mask)
+    for x, y in points[labels == 0]:
+        near = (cols - x) ** 2 + (rows - y) ** 2 <= radius ** 2
+        if near.sum() < 10:
+            continue
+        coords = np.stack([cols[near], rows[near]], axis=1).astype(np.float64)
+        centre = coords.mean(axis=0)
+        variances, axes = np.linalg.eigh(np.cov((coords - centre).T))
+        across_var = max(float(variances[0]), 1e-6)
+        if variances[1] < STRIP_ELONGATION * across_var:
+            continue
+        normal = axes[:, 0]  # unit vector across the strip
+        half_width = float(np.sqrt(3.0 * across_var)) + 1.5
+        if abs(float((np.array([x, y]) - centre) @ normal)) > half_width:
+            continue  # the click lies beside the strip the window's pixels form, not on it
+        band = np.abs((cols - x) * normal[0] + (rows - y) * normal[1]) <= half_width
+        strip = np.zeros(mask.shape, dtype=bool)
+        strip[rows[band], cols[band]] = True
+        parts, _ = ndimage.label(strip)
+        ids = np.unique(parts[rows[band & near], cols[band & near]])
+        branch = np.isin(parts, ids[ids > 0])
+        on_branch = [branch[int(np.clip(round(py), 0, mask.shape[0] - 1)), int(np.clip(round(px), 0, mask.shape[1] - 1))]
+                     for px, py in positives]
+        if any(on_branch):
+            continue  # the labeller trims the target's own strip, not a crossing one
+        for px, py in positives:
+            branch[rows, cols] &= (cols - px) ** 2 + (rows - py) ** 2 > (STRIP_KEEP_HALF_WIDTHS * half_width) ** 2
+        if 2 * int(branch.sum()) <= len(rows):  # a branch larger than the rest of the mask is the target's own
+            removed |= branch
+    return removed
+
+
 def candidates_from_mask(mask: np.ndarray, prob_low: np.ndarray, max_candidates: int = 8) -> list[Candidate]:
     """Connected components as candidates, scored by mean probability, best (score × √area) first.
 

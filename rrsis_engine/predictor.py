@@ -152,7 +152,8 @@ class Predictor:
     every turn is the model's upsampled mask snapped to the image's colour edges (:mod:`rrsis_engine.edges`); the
     next turn's prior stays the model's own S/4 logits (``low_res_logits``). remove_negated_regions: a separate part
     of the shown mask that one of the turn's negative clicks (the session's so far) lies on, and no positive click,
-    is removed whole unless such parts outweigh the rest of the mask (:func:`postprocess.negated_regions`).
+    is removed whole unless such parts outweigh the rest of the mask (:func:`postprocess.negated_regions`); so is
+    the branch of a strip (a road crossing the target) such a click lies on (:func:`postprocess.negated_strips`).
     """
 
     def __init__(self, model, device: str | None = None, disk_cache: bool = True,
@@ -447,7 +448,10 @@ class Predictor:
                 shown = edges.refined_logits(edges.snap_to_edges(image.pixels, logits > 0, self.image_size // 4))
                 timings["edges_ms"] = (time.perf_counter() - t_edges) * 1e3
             if self.remove_negated_regions and len(clicks):
-                negated = postprocess.negated_regions(shown > 0, clicks, lbl[0, :len(clicks)].cpu().numpy())
+                click_labels = lbl[0, :len(clicks)].cpu().numpy()
+                negated = postprocess.negated_regions(shown > 0, clicks, click_labels)
+                negated |= postprocess.negated_strips((shown > 0) & ~negated, clicks, click_labels,
+                                                      self.image_size // 4)
                 if negated.any():
                     shown = np.where(negated, np.minimum(shown, -10.0), shown).astype(np.float32)
         pred = self._finish(shown, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])),

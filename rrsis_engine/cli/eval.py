@@ -50,8 +50,8 @@ def register(subparsers) -> None:
                    help="score the model's upsampled logits as they are (without snapping each mask to the image's "
                         "colour edges, rrsis_engine.edges)")
     p.add_argument("--keep-negated-regions", action="store_true",
-                   help="score the masks without removing the separate parts that negative clicks lie on "
-                        "(rrsis_engine.postprocess.negated_regions)")
+                   help="score the masks without removing the separate parts and crossing strips that negative "
+                        "clicks lie on (rrsis_engine.postprocess.negated_regions, negated_strips)")
     p.add_argument("--encoder-precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="image encoder arithmetic (auto: bf16 where the hardware has it natively)")
     p.set_defaults(func=run)

@@ -60,7 +60,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-edge-refine", action="store_true",
                    help="keep the model's upsampled mask as it is (do not snap it to the image's colour edges)")
     p.add_argument("--keep-negated-regions", action="store_true",
-                   help="keep separate parts of the mask that a negative click lies on (by default they are removed)")
+                   help="keep separate parts and crossing strips (roads) of the mask that a negative click lies on (by "
+                        "default they are removed)")
     p.set_defaults(func=run)
 
 

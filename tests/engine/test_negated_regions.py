@@ -64,3 +64,59 @@ def test_the_predictor_removes_a_negated_look_alike(tiny_model, monkeypatch):
     assert preds["off"].mask[192, 192] and preds["off"].mask[64, 64]
     assert not preds["on"].mask[160:224, 160:224].any() and preds["on"].mask[64, 64]
     np.testing.assert_array_equal(preds["on"].low_res_logits.numpy(), preds["off"].low_res_logits.numpy())
+
+
+def _crossing_roads():
+    """A horizontal road (rows 75–84, the whole width) crossed by a vertical one (cols 95–104), 160×200."""
+    mask = np.zeros((160, 200), bool)
+    mask[75:85, :] = True
+    mask[:, 95:105] = True
+    return mask
+
+
+def test_a_negative_click_on_a_crossing_road_removes_that_road_on_both_sides_of_the_crossing():
+    mask = _crossing_roads()
+    # (x, y): positive on the horizontal road, negative on the vertical one above the crossing; 96-cell grid
+    negated = postprocess.negated_strips(mask, [[30, 80], [100, 30]], [1, 0], 96)
+    assert negated[:75, 95:105].all() and negated[85:, 95:105].all()  # beyond the crossing too
+    assert not negated[:, :90].any() and not negated[:, 110:].any()  # the horizontal road stays
+    assert not postprocess.negated_regions(mask, [[30, 80], [100, 30]], [1, 0]).any()  # one part: the old rule can't
+
+
+@pytest.mark.parametrize("points, labels", [
+    ([[100, 30], [100, 140]], [0, 1]),  # the negative click's strip holds a positive click: the labeller trims it
+    ([[116, 30]], [0]),  # beside the road, not on it
+    ([[30, 80]], [1]),  # no negative click
+])
+def test_no_strip_goes_without_a_negative_click_on_a_strip_of_its_own(points, labels):
+    assert not postprocess.negated_strips(_crossing_roads(), points, labels, 96).any()
+
+
+def test_a_negative_click_on_a_compact_part_removes_no_strip():
+    square = np.zeros((160, 200), bool)
+    square[40:120, 60:140] = True
+    assert not postprocess.negated_strips(square, [[100, 80]], [0], 96).any()
+
+
+def test_strips_larger_than_the_rest_of_the_mask_are_never_removed():
+    mask = np.zeros((160, 200), bool)
+    mask[75:85, :60] = True  # a short horizontal stub (600 px) on a long vertical road (1 600 px)
+    mask[:, 95:105] = True
+    assert not postprocess.negated_strips(mask, [[20, 80], [100, 30]], [1, 0], 96).any()
+
+
+def test_the_predictor_removes_a_negated_crossing_strip(tiny_model, monkeypatch):
+    """The model's logits are a cross (decode patched): a positive click on one arm and a negative one on the other
+    leave only the first in the shown mask."""
+    image = np.full((256, 256, 3), 120, np.uint8)
+    predictor = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False, edge_refine=False)
+    grid = predictor.image_size // 4
+    low = torch.full((1, 1, grid, grid), -8.0)
+    mid, half = grid // 2, max(1, grid // 32)
+    low[..., mid - 2 * half:mid + 2 * half, :] = 8.0  # a wide horizontal road
+    low[..., :, mid - half:mid + half] = 8.0  # a narrow vertical one (less than half the mask, or nothing goes)
+    monkeypatch.setattr(tiny_model, "decode", lambda *a, **k: (low.clone(), torch.ones(1, 1), torch.ones(1, 1)))
+    predictor.set_image(image)
+    pred = predictor.predict("the road", points=[[20, 128], [128, 20]], labels=[1, 0])
+    assert pred.mask[128, 20] and pred.mask[128, 236]  # the horizontal road, both ends
+    assert not pred.mask[:100, 120:136].any() and not pred.mask[160:, 120:136].any()  # the vertical one is gone
