@@ -16,7 +16,7 @@ Report (fractions in [0, 1])::
                                                                 # per record); null when the model gives no map
      "zoom_in": bool,                                           # click turns also predicted on a zoomed crop
      "edge_refine": bool,                                       # masks snapped to colour edges (rrsis_engine.edges)
-     "remove_negated_regions": bool,                            # separate parts under negative clicks removed
+     "remove_negated_regions": bool,                            # parts and crossing strips under negative clicks removed
      "encoder_precision": "bf16" | "fp32",                      # the image encoder's arithmetic
      "dialogue": {"n": int, "mIoU": float, "oIoU": float}}      # only when records carry follow-ups
 """
@@ -260,7 +260,8 @@ def report_markdown(result: EvalResult | dict, data_name: str = "") -> str:
         lines += ["Masks as the model's upsampled logits give them, not snapped to colour edges (`--no-edge-refine`).",
                   ""]
     if rep.get("remove_negated_regions") is False:
-        lines += ["Separate mask parts under negative clicks kept as the model drew them (`--keep-negated-regions`).",
+        lines += ["Separate mask parts and crossing strips under negative clicks kept as the model drew them "
+                  "(`--keep-negated-regions`).",
                   ""]
     if "dialogue" in rep:
         d = rep["dialogue"]
