@@ -91,14 +91,19 @@ def negated_strips(mask: np.ndarray, points: np.ndarray, labels: np.ndarray, gri
     removed = np.zeros(mask.shape, dtype=bool)
     if not (labels == 0).any() or not mask.any():
         return removed
-    radius = STRIP_WINDOW_CELLS * max(mask.shape) / grid_side
+    height, width = mask.shape
+    radius = STRIP_WINDOW_CELLS * max(height, width) / grid_side
     positives = points[labels == 1]
-    rows, cols = np.nonzero(mask)
+    rows = cols = None  # all mask pixels, found once a click's window holds a strip
     for x, y in points[labels == 0]:
-        near = (cols - x) ** 2 + (rows - y) ** 2 <= radius ** 2
+        top, left = max(0, int(y - radius)), max(0, int(x - radius))
+        win_rows, win_cols = np.nonzero(mask[top:int(y + radius) + 1, left:int(x + radius) + 1])
+        win_rows, win_cols = win_rows + top, win_cols + left
+        near = (win_cols - x) ** 2 + (win_rows - y) ** 2 <= radius ** 2
         if near.sum() < 10:
             continue
-        coords = np.stack([cols[near], rows[near]], axis=1).astype(np.float64)
+        win_rows, win_cols = win_rows[near], win_cols[near]
+        coords = np.stack([win_cols, win_rows], axis=1).astype(np.float64)
         centre = coords.mean(axis=0)
         variances, axes = np.linalg.eigh(np.cov((coords - centre).T))
         across_var = max(float(variances[0]), 1e-6)
@@ -108,13 +113,15 @@ def negated_strips(mask: np.ndarray, points: np.ndarray, labels: np.ndarray, gri
         half_width = float(np.sqrt(3.0 * across_var)) + 1.5
         if abs(float((np.array([x, y]) - centre) @ normal)) > half_width:
             continue  # the click lies beside the strip the window's pixels form, not on it
+        if rows is None:
+            rows, cols = np.nonzero(mask)
         band = np.abs((cols - x) * normal[0] + (rows - y) * normal[1]) <= half_width
         strip = np.zeros(mask.shape, dtype=bool)
         strip[rows[band], cols[band]] = True
         parts, _ = ndimage.label(strip)
-        ids = np.unique(parts[rows[band & near], cols[band & near]])
+        ids = np.unique(parts[win_rows, win_cols])
         branch = np.isin(parts, ids[ids > 0])
-        on_branch = [branch[int(np.clip(round(py), 0, mask.shape[0] - 1)), int(np.clip(round(px), 0, mask.shape[1] - 1))]
+        on_branch = [branch[int(np.clip(round(py), 0, height - 1)), int(np.clip(round(px), 0, width - 1))]
                      for px, py in positives]
         if any(on_branch):
             continue  # the labeller trims the target's own strip, not a crossing one

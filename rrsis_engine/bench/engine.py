@@ -127,7 +127,11 @@ def _turns(predictor, image, repeats: int, dev) -> tuple[list[float], list[float
 
 def _edge_snap(image, grid_side: int, repeats: int) -> dict:
     """Latencies (ms) of the edge snap (rrsis_engine.edges, two guided-filter passes) on the 1024² image, for masks
-    whose cost does not depend on random weights: a 256² object (the filter works on its box) and the whole image."""
+    whose cost does not depend on random weights: a 256² object (the filter works on its box) and the whole image;
+    and of the negative-click rules (rrsis_engine.postprocess.negated_regions + negated_strips) where the strip rule
+    does its work: a 60- and a 16-pixel road crossing the whole image, a positive click on the first, a negative one on
+    the second."""
+    from rrsis_engine import postprocess
     from rrsis_engine.edges import snap_to_edges
 
     out = {}
@@ -137,6 +141,17 @@ def _edge_snap(image, grid_side: int, repeats: int) -> dict:
         snap_to_edges(image.pixels, mask, grid_side)  # warm-up
         out[f"snap_{name}_p50_ms"] = _pct(_time(lambda m=mask: snap_to_edges(image.pixels, m, grid_side),
                                                 repeats * 5), 50)
+    roads = np.zeros((image.height, image.width), bool)
+    roads[482:542, :] = True
+    roads[:, 504:520] = True
+    clicks, labels = np.array([[100.0, 512.0], [512.0, 100.0]]), np.array([1, 0])  # (x, y)
+
+    def negated():
+        removed = postprocess.negated_regions(roads, clicks, labels)
+        return removed | postprocess.negated_strips(roads & ~removed, clicks, labels, grid_side)
+
+    assert negated()[:400, 504:520].all()  # the crossing road goes (also the warm-up)
+    out["negated_roads_p50_ms"] = _pct(_time(negated, repeats * 5), 50)
     return out
 
 
@@ -268,14 +283,18 @@ def _markdown(report: dict) -> str:
                          f"{r['zoom_click_p50_ms'] / r['click_p50_ms']:.2f}× | {auto} |")
     lines += ["", "Edge snap (rrsis_engine.edges: every turn's mask snapped to the image's colour edges, two guided-filter "
               "passes over the mask's box; on by default, off in the click turns above): its p50 on the 1024² image "
-              "for a 256² object and for a mask covering the whole image, and the click turn with it.", "",
+              "for a 256² object and for a mask covering the whole image, and the click turn with it; and the "
+              "negative-click rules (rrsis_engine.postprocess: negated look-alikes and crossing strips, in every "
+              "turn with a negative click, also in the click turns above) on two roads crossing the 1024² image "
+              "with a negative click on the narrower one, which they remove.", "",
               "| config | click p50 (ms) | snap, 256² object (ms) | snap, whole image (ms) | click + object snap "
-              "vs SAM 2 |", "|---|---|---|---|---|"]
+              "vs SAM 2 | negative-click rules, crossing roads (ms) |", "|---|---|---|---|---|---|"]
     for r in rows:
         if "snap_object_p50_ms" in r:
+            negated = f"{r['negated_roads_p50_ms']:.1f}" if "negated_roads_p50_ms" in r else "–"
             lines.append(f"| {r['config']} | {r['click_p50_ms']:.1f} | {r['snap_object_p50_ms']:.1f} | "
                          f"{r['snap_whole_p50_ms']:.1f} | "
-                         f"{(r['click_p50_ms'] + r['snap_object_p50_ms']) / r['sam2_click_p50_ms']:.2f}× |")
+                         f"{(r['click_p50_ms'] + r['snap_object_p50_ms']) / r['sam2_click_p50_ms']:.2f}× | {negated} |")
     lines += ["", "CroBIM-U cost: the same config with RUS + UGF + UDLR on, per-turn p50 against it off, the two "
               "models alternating in one process.", "",
               "| config | click off / on (ms) | click ratio | new text off / on (ms) | new-text ratio |",
