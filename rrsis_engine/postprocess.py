@@ -66,8 +66,9 @@ def negated_regions(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) ->
 
 
 #: a negative click's strip (:func:`negated_strips`): the window whose mask pixels give the strip's direction and width
-#: has this radius in logit cells (S/4 grid: 10 cells = 27 px of a 256² image, 107 px of a 1 024² one)
-STRIP_WINDOW_CELLS = 10.0
+#: has this radius as a fraction of the image's longer side (10 cells of rsam-lite's 96² logit grid, where it was
+#: chosen: 27 px of a 256² image, 107 px of a 1 024² one)
+STRIP_WINDOW = 10 / 96
 #: those pixels form a strip when the variance of their coordinates along its direction is this many times the
 #: variance across it (a uniform strip as long as the window's diameter and w wide: ≈ (2r)² / w²)
 STRIP_ELONGATION = 4.0
@@ -75,15 +76,14 @@ STRIP_ELONGATION = 4.0
 STRIP_KEEP_HALF_WIDTHS = 2.0
 
 
-def negated_strips(mask: np.ndarray, points: np.ndarray, labels: np.ndarray, grid_side: int) -> np.ndarray:
+def negated_strips(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The strips of ``mask`` (H×W bool) that a negative click lies on and no positive click does (H×W bool): a road
     or canal crossing the target, which the model keeps because it touches it.
 
-    For each negative click, the mask pixels within :data:`STRIP_WINDOW_CELLS` logit cells of it (``grid_side``: the
-    model's S/4 grid over the image's longer side) give a direction and a width (principal axes of their coordinates;
-    a strip when :data:`STRIP_ELONGATION` holds and the click lies on its axis); the mask pixels in that band (the
-    click's line along the strip, half-width √3·σ_across + 1.5 px) connected to the window form the branch, which goes
-    unless a positive click lies on it; pixels within :data:`STRIP_KEEP_HALF_WIDTHS` half-widths of a positive click
+    For each negative click, the mask pixels within :data:`STRIP_WINDOW` × the image's longer side of it give a
+    direction and a width (principal axes of their coordinates; a strip when :data:`STRIP_ELONGATION` holds and the
+    click lies on its axis); the mask pixels in that band (the click's line along the strip, half-width
+    √3·σ_across + 1.5 px) connected to the window form the branch, which goes unless a positive click lies on it; pixels within :data:`STRIP_KEEP_HALF_WIDTHS` half-widths of a positive click
     stay (the crossing with the target). A branch that is more than half the mask stays (it is more likely the target).
     points: N×2 (x, y) image pixels; labels: N (1 positive, 0 negative)."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
@@ -92,7 +92,7 @@ def negated_strips(mask: np.ndarray, points: np.ndarray, labels: np.ndarray, gri
     if not (labels == 0).any() or not mask.any():
         return removed
     height, width = mask.shape
-    radius = STRIP_WINDOW_CELLS * max(height, width) / grid_side
+    radius = STRIP_WINDOW * max(height, width)
     positives = points[labels == 1]
     rows = cols = None  # all mask pixels, found once a click's window holds a strip
     for x, y in points[labels == 0]:

@@ -450,8 +450,7 @@ class Predictor:
             if self.remove_negated_regions and len(clicks):
                 click_labels = lbl[0, :len(clicks)].cpu().numpy()
                 negated = postprocess.negated_regions(shown > 0, clicks, click_labels)
-                negated |= postprocess.negated_strips((shown > 0) & ~negated, clicks, click_labels,
-                                                      self.image_size // 4)
+                negated |= postprocess.negated_strips((shown > 0) & ~negated, clicks, click_labels)
                 if negated.any():
                     shown = np.where(negated, np.minimum(shown, -10.0), shown).astype(np.float32)
         pred = self._finish(shown, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])),

@@ -148,7 +148,7 @@ def _edge_snap(image, grid_side: int, repeats: int) -> dict:
 
     def negated():
         removed = postprocess.negated_regions(roads, clicks, labels)
-        return removed | postprocess.negated_strips(roads & ~removed, clicks, labels, grid_side)
+        return removed | postprocess.negated_strips(roads & ~removed, clicks, labels)
 
     assert negated()[:400, 504:520].all()  # the crossing road goes (also the warm-up)
     out["negated_roads_p50_ms"] = _pct(_time(negated, repeats * 5), 50)

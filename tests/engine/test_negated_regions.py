@@ -76,8 +76,8 @@ def _crossing_roads():
 
 def test_a_negative_click_on_a_crossing_road_removes_that_road_on_both_sides_of_the_crossing():
     mask = _crossing_roads()
-    # (x, y): positive on the horizontal road, negative on the vertical one above the crossing; 96-cell grid
-    negated = postprocess.negated_strips(mask, [[30, 80], [100, 30]], [1, 0], 96)
+    # (x, y): positive on the horizontal road, negative on the vertical one above the crossing
+    negated = postprocess.negated_strips(mask, [[30, 80], [100, 30]], [1, 0])
     assert negated[:75, 95:105].all() and negated[85:, 95:105].all()  # beyond the crossing too
     assert not negated[:, :90].any() and not negated[:, 110:].any()  # the horizontal road stays
     assert not postprocess.negated_regions(mask, [[30, 80], [100, 30]], [1, 0]).any()  # one part: the old rule can't
@@ -89,20 +89,20 @@ def test_a_negative_click_on_a_crossing_road_removes_that_road_on_both_sides_of_
     ([[30, 80]], [1]),  # no negative click
 ])
 def test_no_strip_goes_without_a_negative_click_on_a_strip_of_its_own(points, labels):
-    assert not postprocess.negated_strips(_crossing_roads(), points, labels, 96).any()
+    assert not postprocess.negated_strips(_crossing_roads(), points, labels).any()
 
 
 def test_a_negative_click_on_a_compact_part_removes_no_strip():
     square = np.zeros((160, 200), bool)
     square[40:120, 60:140] = True
-    assert not postprocess.negated_strips(square, [[100, 80]], [0], 96).any()
+    assert not postprocess.negated_strips(square, [[100, 80]], [0]).any()
 
 
 def test_strips_larger_than_the_rest_of_the_mask_are_never_removed():
     mask = np.zeros((160, 200), bool)
     mask[75:85, :60] = True  # a short horizontal stub (600 px) on a long vertical road (1 600 px)
     mask[:, 95:105] = True
-    assert not postprocess.negated_strips(mask, [[20, 80], [100, 30]], [1, 0], 96).any()
+    assert not postprocess.negated_strips(mask, [[20, 80], [100, 30]], [1, 0]).any()
 
 
 def test_the_predictor_removes_a_negated_crossing_strip(tiny_model, monkeypatch):
