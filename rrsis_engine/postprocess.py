@@ -72,6 +72,9 @@ STRIP_WINDOW = 10 / 96
 #: those pixels form a strip when the variance of their coordinates along its direction is this many times the
 #: variance across it (a uniform strip as long as the window's diameter and w wide: ≈ (2r)² / w²)
 STRIP_ELONGATION = 4.0
+#: the click lies on the strip when it is within this many half-widths of the strip's axis (nearer its edge it more
+#: likely trims a spill along the target: a river's bank, chosen on the validation scenes against 1.0)
+STRIP_AXIS_HALF_WIDTHS = 0.5
 #: mask pixels within this many half-widths of a positive click always stay
 STRIP_KEEP_HALF_WIDTHS = 2.0
 
@@ -82,7 +85,7 @@ def negated_strips(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) -> 
 
     For each negative click, the mask pixels within :data:`STRIP_WINDOW` × the image's longer side of it give a
     direction and a width (principal axes of their coordinates; a strip when :data:`STRIP_ELONGATION` holds and the
-    click lies on its axis); the mask pixels in that band (the click's line along the strip, half-width
+    click lies near its axis, :data:`STRIP_AXIS_HALF_WIDTHS`); the mask pixels in that band (the click's line along the strip, half-width
     √3·σ_across + 1.5 px) connected to the window form the branch, which goes unless a positive click lies on it; pixels within :data:`STRIP_KEEP_HALF_WIDTHS` half-widths of a positive click
     stay (the crossing with the target). A branch that is more than half the mask stays (it is more likely the target).
     points: N×2 (x, y) image pixels; labels: N (1 positive, 0 negative)."""
@@ -111,8 +114,8 @@ def negated_strips(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) -> 
             continue
         normal = axes[:, 0]  # unit vector across the strip
         half_width = float(np.sqrt(3.0 * across_var)) + 1.5
-        if abs(float((np.array([x, y]) - centre) @ normal)) > half_width:
-            continue  # the click lies beside the strip the window's pixels form, not on it
+        if abs(float((np.array([x, y]) - centre) @ normal)) > STRIP_AXIS_HALF_WIDTHS * half_width:
+            continue  # the click lies beside the strip the window's pixels form, or on its edge
         if rows is None:
             rows, cols = np.nonzero(mask)
         band = np.abs((cols - x) * normal[0] + (rows - y) * normal[1]) <= half_width

@@ -86,6 +86,7 @@ def test_a_negative_click_on_a_crossing_road_removes_that_road_on_both_sides_of_
 @pytest.mark.parametrize("points, labels", [
     ([[100, 30], [100, 140]], [0, 1]),  # the negative click's strip holds a positive click: the labeller trims it
     ([[116, 30]], [0]),  # beside the road, not on it
+    ([[104, 30]], [0]),  # on the road's edge pixel: trimming a spill along it, not removing it
     ([[30, 80]], [1]),  # no negative click
 ])
 def test_no_strip_goes_without_a_negative_click_on_a_strip_of_its_own(points, labels):
