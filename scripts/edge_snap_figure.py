@@ -39,15 +39,24 @@ def panel(rec, mask: np.ndarray, label: str) -> Image.Image:
     def grow(a, mode):
         return np.array(Image.fromarray(a[crop]).resize((SIDE, SIDE), mode))
 
-    img = grow(np.asarray(rec["image"]), Image.NEAREST).astype(float)
-    m, g = grow(mask, Image.NEAREST), grow(gt, Image.NEAREST)
-    img[m] = img[m] * 0.45 + np.array([255, 0, 255]) * 0.55
-    img[(g ^ np.roll(g, 1, 0)) | (g ^ np.roll(g, 1, 1))] = (255, 255, 0)
-    out = Image.fromarray(img.astype(np.uint8))
-    draw = ImageDraw.Draw(out)
+    return labelled(overlay(grow(np.asarray(rec["image"]), Image.NEAREST), grow(mask, Image.NEAREST),
+                            grow(gt, Image.NEAREST)), label)
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, target: np.ndarray) -> Image.Image:
+    """``image`` (H×W×3) with ``mask`` (H×W bool) in magenta and the outline of ``target`` (H×W bool) in yellow."""
+    img = image[..., :3].astype(float)
+    img[mask] = img[mask] * 0.45 + np.array([255, 0, 255]) * 0.55
+    img[(target ^ np.roll(target, 1, 0)) | (target ^ np.roll(target, 1, 1))] = (255, 255, 0)
+    return Image.fromarray(img.astype(np.uint8))
+
+
+def labelled(panel_image: Image.Image, label: str) -> Image.Image:
+    """``panel_image`` with ``label`` in white on black in its top-left corner (drawn in place)."""
+    draw = ImageDraw.Draw(panel_image)
     draw.rectangle([0, 0, 8 + 6 * len(label), 14], fill=(0, 0, 0))
     draw.text((4, 2), label, fill=(255, 255, 255))
-    return out
+    return panel_image
 
 
 def main() -> None:

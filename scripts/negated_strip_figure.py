@@ -5,6 +5,7 @@ the negative clicks lie on), the second what it still gets wrong (a negative cli
 own road). Run from the repository root after ``make venv``: ``python scripts/negated_strip_figure.py``."""
 
 import numpy as np
+from edge_snap_figure import labelled, overlay  # scripts/ is on sys.path when this script runs
 from PIL import Image, ImageDraw
 
 from rrsis_engine import metrics as M
@@ -34,19 +35,14 @@ def session(predictor, rec, n_clicks: int) -> tuple[np.ndarray, list[tuple[float
 def panel(rec, mask: np.ndarray, clicks, label: str) -> Image.Image:
     """The whole image magnified to SIDE: mask magenta, target outline yellow, positive clicks green, negative red."""
     gt = np.asarray(rec["mask"], bool)
-    img = np.asarray(rec["image"])[..., :3].astype(float)
-    img[mask] = img[mask] * 0.45 + np.array([255, 0, 255]) * 0.55
-    img[(gt ^ np.roll(gt, 1, 0)) | (gt ^ np.roll(gt, 1, 1))] = (255, 255, 0)
-    out = Image.fromarray(img.astype(np.uint8)).resize((SIDE, SIDE), Image.NEAREST)
+    out = overlay(np.asarray(rec["image"]), mask, gt).resize((SIDE, SIDE), Image.NEAREST)
     scale = SIDE / gt.shape[1]
     draw = ImageDraw.Draw(out)
     for x, y, positive in clicks:
         cx, cy = (x + 0.5) * scale, (y + 0.5) * scale
         draw.ellipse([cx - 5, cy - 5, cx + 5, cy + 5], fill=(40, 200, 70) if positive else (235, 50, 50),
                      outline=(255, 255, 255))
-    draw.rectangle([0, 0, 8 + 6 * len(label), 14], fill=(0, 0, 0))
-    draw.text((4, 2), label, fill=(255, 255, 255))
-    return out
+    return labelled(out, label)
 
 
 def main() -> None:
