@@ -85,9 +85,10 @@ def negated_strips(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) -> 
 
     For each negative click, the mask pixels within :data:`STRIP_WINDOW` × the image's longer side of it give a
     direction and a width (principal axes of their coordinates; a strip when :data:`STRIP_ELONGATION` holds and the
-    click lies near its axis, :data:`STRIP_AXIS_HALF_WIDTHS`); the mask pixels in that band (the click's line along the strip, half-width
-    √3·σ_across + 1.5 px) connected to the window form the branch, which goes unless a positive click lies on it; pixels within :data:`STRIP_KEEP_HALF_WIDTHS` half-widths of a positive click
-    stay (the crossing with the target). A branch that is more than half the mask stays (it is more likely the target).
+    click lies near its axis, :data:`STRIP_AXIS_HALF_WIDTHS`); the mask pixels in that band (the click's line along
+    the strip, half-width √3·σ_across + 1.5 px) connected to the window form the branch, which goes unless a positive
+    click lies on it; pixels within :data:`STRIP_KEEP_HALF_WIDTHS` half-widths of a positive click stay (the crossing
+    with the target). A branch that is more than half the mask stays (it is more likely the target).
     points: N×2 (x, y) image pixels; labels: N (1 positive, 0 negative)."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     labels = np.asarray(labels).reshape(-1)
