@@ -40,6 +40,23 @@ def upsample_nearest(grid: np.ndarray, height: int, width: int) -> np.ndarray:
     return grid[rows[:, None], cols[None, :]]
 
 
+def point_pixels(points: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The (rows, cols) int arrays of the pixels that ``points`` (N×2 x, y image pixels) fall on, rounded and clipped
+    to an image of ``shape`` (H, W, ...)."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    rows = np.clip(np.round(points[:, 1]).astype(int), 0, shape[0] - 1)
+    cols = np.clip(np.round(points[:, 0]).astype(int), 0, shape[1] - 1)
+    return rows, cols
+
+
+def negated_by_clicks(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """What the negative clicks among ``points`` (N×2 x, y; ``labels`` N, 1 positive / 0 negative) remove from
+    ``mask`` (H×W bool), H×W bool: the separate look-alikes they lie on (:func:`negated_regions`), then the strips
+    crossing the target they lie on (:func:`negated_strips`) in what is left."""
+    removed = negated_regions(mask, points, labels)
+    return removed | negated_strips(mask & ~removed, points, labels)
+
+
 def negated_regions(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The connected parts of ``mask`` (H×W bool, 4-connected) that a negative click lies on and no positive click
     does (H×W bool); empty when together they are larger than the rest of the mask (on real images removing those
@@ -53,9 +70,7 @@ def negated_regions(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) ->
     if not (labels == 0).any() or not mask.any():
         return none
     parts, _ = ndimage.label(mask)
-    rows = np.clip(np.round(points[:, 1]).astype(int), 0, mask.shape[0] - 1)
-    cols = np.clip(np.round(points[:, 0]).astype(int), 0, mask.shape[1] - 1)
-    ids = parts[rows, cols]
+    ids = parts[point_pixels(points, mask.shape)]
     drop = set(ids[labels == 0].tolist()) - set(ids[labels == 1].tolist()) - {0}
     if not drop:
         return none
@@ -125,9 +140,7 @@ def negated_strips(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) -> 
         parts, _ = ndimage.label(strip)
         ids = np.unique(parts[win_rows, win_cols])
         branch = np.isin(parts, ids[ids > 0])
-        on_branch = [branch[int(np.clip(round(py), 0, height - 1)), int(np.clip(round(px), 0, width - 1))]
-                     for px, py in positives]
-        if any(on_branch):
+        if branch[point_pixels(positives, mask.shape)].any():
             continue  # the labeller trims the target's own strip, not a crossing one
         for px, py in positives:
             branch[rows, cols] &= (cols - px) ** 2 + (rows - py) ** 2 > (STRIP_KEEP_HALF_WIDTHS * half_width) ** 2

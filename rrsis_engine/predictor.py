@@ -448,9 +448,7 @@ class Predictor:
                 shown = edges.refined_logits(edges.snap_to_edges(image.pixels, logits > 0, self.image_size // 4))
                 timings["edges_ms"] = (time.perf_counter() - t_edges) * 1e3
             if self.remove_negated_regions and len(clicks):
-                click_labels = lbl[0, :len(clicks)].cpu().numpy()
-                negated = postprocess.negated_regions(shown > 0, clicks, click_labels)
-                negated |= postprocess.negated_strips((shown > 0) & ~negated, clicks, click_labels)
+                negated = postprocess.negated_by_clicks(shown > 0, clicks, lbl[0, :len(clicks)].cpu().numpy())
                 if negated.any():
                     shown = np.where(negated, np.minimum(shown, -10.0), shown).astype(np.float32)
         pred = self._finish(shown, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])),

@@ -128,7 +128,7 @@ def _turns(predictor, image, repeats: int, dev) -> tuple[list[float], list[float
 def _edge_snap(image, grid_side: int, repeats: int) -> dict:
     """Latencies (ms) of the edge snap (rrsis_engine.edges, two guided-filter passes) on the 1024² image, for masks
     whose cost does not depend on random weights: a 256² object (the filter works on its box) and the whole image;
-    and of the negative-click rules (rrsis_engine.postprocess.negated_regions + negated_strips) where the strip rule
+    and of the negative-click rules (rrsis_engine.postprocess.negated_by_clicks) where the strip rule
     does its work: a 60- and a 16-pixel road crossing the whole image, a positive click on the first, a negative one on
     the second."""
     from rrsis_engine import postprocess
@@ -147,8 +147,7 @@ def _edge_snap(image, grid_side: int, repeats: int) -> dict:
     clicks, labels = np.array([[100.0, 512.0], [512.0, 100.0]]), np.array([1, 0])  # (x, y)
 
     def negated():
-        removed = postprocess.negated_regions(roads, clicks, labels)
-        return removed | postprocess.negated_strips(roads & ~removed, clicks, labels)
+        return postprocess.negated_by_clicks(roads, clicks, labels)
 
     assert negated()[:400, 504:520].all()  # the crossing road goes (also the warm-up)
     out["negated_roads_p50_ms"] = _pct(_time(negated, repeats * 5), 50)
