@@ -139,10 +139,13 @@ def register(subparsers) -> None:
     p.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after M minutes")
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes preparing micro-batches ahead of the training step (a GPU needs several to stay "
+                        "busy; 0: in the training process)")
     p.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="bf16: bfloat16 autocast for the forward passes (float32 weights and losses); "
-                        "auto: bf16 on a GPU, fp32 on CPU")
+                        "auto: fp32 (TF32 matrix products on a GPU; bf16 gave NaN gradients on an H200: docs/training.md)")
     p.add_argument("--no-progress", action="store_true")
     # evaluation / promotion
     p.add_argument("--promote", action="store_true", help="after training: evaluate, compare, promote if better")
@@ -252,7 +255,7 @@ def options_from_args(args):
         ambiguous_target=args.ambiguous_target, distractor_loss=args.distractor_loss, twgm=not args.no_twgm, mmmd=not args.no_mmmd,
         augment=not args.no_augment, ckpt_every=args.ckpt_every,
         ckpt_minutes=args.ckpt_minutes, max_minutes=args.max_minutes, log_every=args.log_every,
-        threads=args.threads, since=args.since, db_image_root=args.db_image_root, db_holdout=args.db_holdout, progress=not args.no_progress,
+        threads=args.threads, workers=args.workers, since=args.since, db_image_root=args.db_image_root, db_holdout=args.db_holdout, progress=not args.no_progress,
         precision=args.precision,
     )
 

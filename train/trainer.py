@@ -37,7 +37,7 @@ import shutil
 import signal
 import time
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +66,7 @@ log = logging.getLogger("rrsis.train")
 
 CSV_FIELDS = ["step", "samples", "loss", "loss_text", "loss_click", "loss_distill", "focal", "dice", "obj", "iou_l1",
               "rus", "semantic", "ambiguity", "distractor", "error", "click_gain", "click_policy", "ranker", "miou_text",
-              "miou_click", "lr", "samples_per_s", "elapsed_s"]
+              "miou_click", "lr", "grad_norm", "samples_per_s", "elapsed_s"]
 # row keys averaged over DDP ranks (a rank may lack some: (sum, count) pairs are reduced)
 REDUCED_KEYS = ["loss", "loss_text", "loss_click", "loss_distill", "miou_text", "miou_click", "focal", "dice", "obj",
                 "iou_l1", "rus", "semantic", "ambiguity", "distractor", "error", "click_gain", "click_policy",
@@ -162,6 +162,7 @@ class TrainOptions:
     keep_checkpoints: int = 2
     log_every: int = 10
     threads: int | None = None
+    workers: int = 0  # processes preparing micro-batches ahead of the training step (0: in the training process)
     text_cache: int = 50_000
     max_minutes: float | None = None
     since: str | None = None
@@ -169,7 +170,7 @@ class TrainOptions:
     db_holdout: float = 0.1  # share of logged sessions kept out of training (validation before promotion)
     progress: bool = True
     # "bf16": forward passes under bfloat16 autocast (weights, gradients and optimizer state stay float32);
-    # "fp32"; "auto": bf16 on a GPU, fp32 on CPU (where its gain depends on the input size: docs/training.md)
+    # "fp32"; "auto": fp32 (bf16 only when asked for: docs/training.md, "Precision" and "On a lent GPU")
     precision: str = "auto"
 
     def to_json(self) -> dict:
@@ -811,8 +812,10 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     """``--precision`` (auto / bf16 / fp32) → "bf16" or "fp32" on ``device``."""
     if precision not in PRECISIONS:
         raise RRSISError(f"--precision {precision!r}: choose auto, bf16 or fp32.")
-    if precision == "auto":  # on CPU only by choice: its gain depends on the input size (docs/training.md)
-        return "bf16" if device.type == "cuda" and native_bf16(device) else "fp32"
+    if precision == "auto":
+        # fp32 (TF32 matrix products on a GPU): the one GPU run under bf16 autocast (stop 34, H200) had non-finite
+        # gradients from its first step; on CPU bf16's gain depends on the input size (docs/training.md)
+        return "fp32"
     if precision == "bf16" and not native_bf16(device):
         # measured on an AMD EPYC VM without AVX512-BF16 / AMX: the click refiner's convolutions 8.3 s vs 0.24 s
         log.warning("--precision bf16 on a %s without native bfloat16: emulated, convolutions run up to 35x slower "
@@ -845,6 +848,41 @@ def init_distributed() -> tuple[int, int]:
         dist.init_process_group(backend)
     _, rank, world = _dist()
     return rank, world
+
+
+class MicroBatches(torch.utils.data.Dataset):
+    """Micro-batch number ``i`` = step·accum + micro → (i, its samples), for the ``--workers`` processes."""
+
+    def __init__(self, trainer: "Trainer"):
+        self.trainer = trainer
+
+    def __len__(self) -> int:
+        return self.trainer.opts.steps * self.trainer.opts.accum
+
+    def __getitem__(self, i: int) -> tuple[int, list[Sample]]:
+        # tensors travel as numpy arrays, pickled through the worker's pipe: torch would pass them through shared
+        # memory, which a container's small /dev/shm (64 MB in Docker's default) cannot hold
+        return i, convert_tensors(self.trainer.micro_batch(*divmod(i, self.trainer.opts.accum)), torch.Tensor.numpy)
+
+
+TENSOR_FIELDS = ("image", "target", "followup_target", "semantic", "distractors")  # Sample's torch.Tensor fields
+
+
+def convert_tensors(samples: list[Sample], convert) -> list[Sample]:
+    """The samples with ``convert`` applied to their tensor fields (torch ↔ numpy); a value shared by several
+    samples (a group's image) stays one shared object, so it is pickled once."""
+    done: dict[int, object] = {}
+
+    def one(value):
+        if id(value) not in done:
+            done[id(value)] = convert(value)
+        return done[id(value)]
+
+    return [replace(s, **{k: one(getattr(s, k)) for k in TENSOR_FIELDS if getattr(s, k) is not None}) for s in samples]
+
+
+def _as_is(x):
+    return x
 
 
 class Trainer:
@@ -949,6 +987,8 @@ class Trainer:
                                      fused=self.device.type in ("cpu", "cuda"))
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
                                        enabled=resolve_precision(opts.precision, self.device) == "bf16")
+        if self.device.type == "cuda":
+            torch.set_float32_matmul_precision("high")  # fp32 matrix products on TF32 tensor cores
         teacher = None
         if opts.teacher:
             teacher = load_checkpoint(opts.teacher).to(self.device).eval()
@@ -978,7 +1018,9 @@ class Trainer:
         self.samples = 0
         self.elapsed = 0.0
         self.data_seconds = 0.0
+        self.skipped_steps = 0  # updates skipped for a non-finite gradient
         self.history: list[dict] = []
+        self.prefetch = None  # iterator over (index, samples) from the --workers processes, set by fit()
 
     # -- data -----------------------------------------------------------------------------------
     def micro_batch(self, step: int, micro: int) -> list[Sample]:
@@ -993,6 +1035,27 @@ class Trainer:
             rngs = [rng] + [np.random.default_rng([o.seed, 31, n, e]) for e in range(1, len(recs))]
             out += prepare_group(recs, rngs, self.size, o, group=j)
         return out
+
+    def next_micro_batch(self, step: int, micro: int) -> list[Sample]:
+        """:meth:`micro_batch` (step, micro), from the ``--workers`` processes when they run (the same samples)."""
+        if self.prefetch is None:
+            return self.micro_batch(step, micro)
+        index, samples = next(self.prefetch)
+        if index != step * self.opts.accum + micro:
+            raise RuntimeError(f"data workers delivered micro-batch {index}, expected {step * self.opts.accum + micro}")
+        return convert_tensors(samples, torch.from_numpy)
+
+    def start_workers(self) -> None:
+        """Fork ``--workers`` processes that prepare the micro-batches from the current step on (scenes drawn,
+        augmented, turned into tensors) while the training step runs. Forked, not spawned: the workers share the
+        sources without pickling and never touch the model or the GPU."""
+        o = self.opts
+        if o.workers <= 0 or self.ranker_cache is not None:
+            return
+        loader = torch.utils.data.DataLoader(
+            MicroBatches(self), batch_size=None, sampler=range(self.step * o.accum, o.steps * o.accum),
+            num_workers=o.workers, collate_fn=_as_is, prefetch_factor=4, multiprocessing_context="fork")
+        self.prefetch = iter(loader)
 
     def _texts(self, samples: list[Sample]):
         text = self.text_cache.batch([s.expression for s in samples], self.device)
@@ -1022,7 +1085,7 @@ class Trainer:
                     acc.setdefault(key, []).append(float(loss.detach()))
                 continue
             t0 = time.perf_counter()
-            samples = self.micro_batch(step, micro)
+            samples = self.next_micro_batch(step, micro)
             text, fol = self._texts(samples)
             t_data += time.perf_counter() - t0
             rounds = int(np.random.default_rng([o.seed, 29, step, micro]).integers(1, o.click_rounds + 1)) \
@@ -1036,9 +1099,14 @@ class Trainer:
             for k, v in stats.items():
                 if v is not None:
                     acc.setdefault(k, []).append(float(v))
-        if o.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.params, o.grad_clip)
-        self.opt.step()
+        norm = torch.nn.utils.clip_grad_norm_(self.params, o.grad_clip if o.grad_clip else float("inf"))
+        if torch.isfinite(norm):
+            self.opt.step()
+        else:  # one bad batch must not turn every weight into NaN: skip its update
+            self.skipped_steps += 1
+            bad = [n for n, p in self.model.named_parameters() if p.grad is not None and not p.grad.isfinite().all()]
+            log.warning("step %d: gradient norm %s, update skipped (%d so far); non-finite in %d tensors, e.g. %s",
+                        step, float(norm), self.skipped_steps, len(bad), ", ".join(bad[:4]))
         self.step += 1
         self.samples += o.batch * o.accum * self.world
         self.data_seconds += t_data
@@ -1053,6 +1121,7 @@ class Trainer:
                 if count:
                     row[k] = total / count
         row["lr"] = lr
+        row["grad_norm"] = float(norm)
         return row
 
     # -- checkpoints --------------------------------------------------------------------------------
@@ -1170,6 +1239,7 @@ class Trainer:
             self.ranker_cache = load_or_build(self)
         from tqdm.auto import tqdm
 
+        self.start_workers()
         bar = tqdm(total=o.steps, initial=self.step, disable=not o.progress or self.rank != 0,
                    unit="step", dynamic_ncols=True, desc=f"train {self.model.config.name}")
         stop = {"flag": False}
@@ -1218,12 +1288,13 @@ class Trainer:
             raise
         finally:
             bar.close()
+            self.prefetch = None  # ends the worker processes
             if old_handler is not None:
                 signal.signal(signal.SIGTERM, old_handler)
         self.save()
         return {"step": self.step, "samples": self.samples, "elapsed_s": self.elapsed, "last": last,
                 "text_cache_hits": self.text_cache.hits, "text_cache_misses": self.text_cache.misses,
-                "data_seconds": self.data_seconds}
+                "data_seconds": self.data_seconds, "skipped_steps": self.skipped_steps}
 
 
 def train(opts: TrainOptions, resume: bool = False, device: str | None = None, on_step=None) -> dict:

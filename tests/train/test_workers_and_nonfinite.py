@@ -1,0 +1,50 @@
+"""--workers: micro-batches prepared in forked processes train exactly as those prepared in the training process."""
+
+import csv
+
+import torch
+from rrsis_train.trainer import TrainOptions, train
+from safetensors.torch import load_file
+
+
+def _opts(out, steps, workers):
+    return TrainOptions(out=str(out), config="rsam-tiny", steps=steps, batch=2, image_size=128, expressions=2,
+                        sources=["synth:1.0", "easy:0.5"], click_share=0.5, click_rounds=2, warmup=2, ckpt_every=0,
+                        log_every=1, threads=1, progress=False, lr=1e-3, workers=workers)
+
+
+def _losses(out):
+    with open(out / "log.csv") as f:
+        return [(int(r["step"]), r["loss"]) for r in csv.DictReader(f)]
+
+
+def test_workers_train_bit_exactly_like_the_training_process(tmp_path):
+    inline, forked = tmp_path / "inline", tmp_path / "forked"
+    train(_opts(inline, 4, 0))
+    train(_opts(forked, 2, 2))
+    summary = train(_opts(forked, 4, 2), resume=True)  # the workers start at the resumed step
+    assert summary["step"] == 4
+    a, b = load_file(str(inline / "model.safetensors")), load_file(str(forked / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert _losses(inline) == _losses(forked)
+
+
+def test_a_non_finite_gradient_skips_the_update_instead_of_poisoning_the_weights(tmp_path):
+    from rrsis_train.trainer import Trainer
+
+    trainer = Trainer(_opts(tmp_path / "run", 3, 0))
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    forward = trainer.wrapped.forward
+    trainer.wrapped.forward = lambda *a, **k: (lambda loss, stats: (loss * float("nan"), stats))(*forward(*a, **k))
+    row = trainer.train_step()  # NaN loss → NaN gradients
+    assert trainer.skipped_steps == 1 and row["grad_norm"] != row["grad_norm"]
+    after = trainer.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    trainer.wrapped.forward = forward
+    trainer.train_step()  # the next batch trains as usual
+    assert trainer.skipped_steps == 1
+    after = trainer.model.state_dict()
+    assert all(v.isfinite().all() for v in after.values() if v.is_floating_point())
+    assert any(not torch.equal(before[k], after[k]) for k in before)
