@@ -60,6 +60,7 @@ from rrsis_engine.model.component_ranker import (
     stack_components,
 )
 from rrsis_engine.model.loss import distractor_loss, mask_iou, rsam_loss, rus_loss, semantic_loss
+from rrsis_engine.model.text_encoder import CPUTextBackbone
 from rrsis_engine.predictor import PRECISIONS, native_bf16
 
 log = logging.getLogger("rrsis.train")
@@ -206,14 +207,18 @@ class TextFeatureCache:
 
     def batch(self, texts: list[str], device) -> tuple[torch.Tensor, torch.Tensor]:
         """→ hidden B×L×H (zero padded), mask B×L bool."""
-        hs = [self.get(t) for t in texts]
-        L = max(h.shape[0] for h in hs)
-        hidden = torch.zeros(len(hs), L, hs[0].shape[1])
-        mask = torch.zeros(len(hs), L, dtype=torch.bool)
-        for i, h in enumerate(hs):
-            hidden[i, : h.shape[0]] = h
-            mask[i, : h.shape[0]] = True
-        return hidden.to(device), mask.to(device)
+        return pad_features([self.get(t) for t in texts], device)
+
+
+def pad_features(hs: list[torch.Tensor], device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sentence features L_i×H → hidden B×L×H (zero padded), mask B×L bool, on ``device``."""
+    L = max(h.shape[0] for h in hs)
+    hidden = torch.zeros(len(hs), L, hs[0].shape[1])
+    mask = torch.zeros(len(hs), L, dtype=torch.bool)
+    for i, h in enumerate(hs):
+        hidden[i, : h.shape[0]] = h
+        mask[i, : h.shape[0]] = True
+    return hidden.to(device), mask.to(device)
 
 
 # ---- samples → tensors ----------------------------------------------------------------------------
@@ -237,6 +242,10 @@ class Sample:
     rng: np.random.Generator
     id: str
     group: int = 0  # samples of one group share the image (several expressions about one scene)
+    # the frozen text features (L×H) of the expression and, in dialogue samples, the follow-up, when a data worker
+    # computed them; None: the training process embeds the sentences (TextFeatureCache)
+    text_hidden: torch.Tensor | None = None
+    followup_hidden: torch.Tensor | None = None
 
 
 def prepare_group(recs: list[dict], rngs: list[np.random.Generator], size: int, opts: TrainOptions,
@@ -853,19 +862,30 @@ def init_distributed() -> tuple[int, int]:
 class MicroBatches(torch.utils.data.Dataset):
     """Micro-batch number ``i`` = step·accum + micro → (i, its samples), for the ``--workers`` processes."""
 
-    def __init__(self, trainer: "Trainer"):
+    def __init__(self, trainer: Trainer):
         self.trainer = trainer
+        encoder = trainer.model.text_encoder
+        self.text_encoder = (encoder.name_or_path, encoder.max_tokens)
+        self.text_cache = None  # each worker's own, over a CPU copy of the frozen text backbone
 
     def __len__(self) -> int:
         return self.trainer.opts.steps * self.trainer.opts.accum
 
     def __getitem__(self, i: int) -> tuple[int, list[Sample]]:
+        samples = self.trainer.micro_batch(*divmod(i, self.trainer.opts.accum))
+        # the sentences are embedded here too, one at a time as in the training process (the same values on CPU):
+        # one GPU pass per new sentence held the training process up (docs/training.md, "On a lent GPU")
+        if self.text_cache is None:
+            self.text_cache = TextFeatureCache(CPUTextBackbone(*self.text_encoder), self.trainer.opts.text_cache)
+        samples = [replace(s, text_hidden=self.text_cache.get(s.expression),
+                           followup_hidden=self.text_cache.get(s.followup) if s.dialogue else None) for s in samples]
         # tensors travel as numpy arrays, pickled through the worker's pipe: torch would pass them through shared
         # memory, which a container's small /dev/shm (64 MB in Docker's default) cannot hold
-        return i, convert_tensors(self.trainer.micro_batch(*divmod(i, self.trainer.opts.accum)), torch.Tensor.numpy)
+        return i, convert_tensors(samples, torch.Tensor.numpy)
 
 
-TENSOR_FIELDS = ("image", "target", "followup_target", "semantic", "distractors")  # Sample's torch.Tensor fields
+# Sample's torch.Tensor fields
+TENSOR_FIELDS = ("image", "target", "followup_target", "semantic", "distractors", "text_hidden", "followup_hidden")
 
 
 def convert_tensors(samples: list[Sample], convert) -> list[Sample]:
@@ -1058,6 +1078,10 @@ class Trainer:
         self.prefetch = iter(loader)
 
     def _texts(self, samples: list[Sample]):
+        if samples[0].text_hidden is not None:  # embedded by the data workers
+            fol = [s.followup_hidden for s in samples if s.dialogue]
+            return pad_features([s.text_hidden for s in samples], self.device), \
+                (pad_features(fol, self.device) if fol else None)
         text = self.text_cache.batch([s.expression for s in samples], self.device)
         fol = [s.followup for s in samples if s.dialogue]
         fol_t = self.text_cache.batch(fol, self.device) if fol else None

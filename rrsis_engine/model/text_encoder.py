@@ -56,6 +56,26 @@ def _load_hf(path: str):
     return tokenizer, model
 
 
+@torch.no_grad()
+def embed_texts(tokenizer, bert, texts: list[str], max_tokens: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frozen HF features of ``texts``: hidden B×L×H (float32) and mask B×L (bool), L ≤ max_tokens."""
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
+    batch = {k: v.to(device) for k, v in batch.items()}
+    return bert(**batch).last_hidden_state.float(), batch["attention_mask"].bool()
+
+
+class CPUTextBackbone:
+    """A text encoder's frozen backbone loaded afresh on CPU, with :meth:`text_embed` as the model has: for data
+    workers, which must not touch the model's (GPU) copy."""
+
+    def __init__(self, name_or_path: str, max_tokens: int):
+        self.tokenizer, self.bert = _load_hf(str(resolve_text_encoder_path(name_or_path)))
+        self.max_tokens = max_tokens
+
+    def text_embed(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        return embed_texts(self.tokenizer, self.bert, texts, self.max_tokens, "cpu")
+
+
 class TextEncoder(nn.Module):
     """Frozen HF encoder + trainable projection and [GT] token.
 
@@ -84,16 +104,9 @@ class TextEncoder(nn.Module):
         object.__setattr__(self, "bert", self.bert._apply(fn))
         return self
 
-    @torch.no_grad()
     def embed(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Frozen features: hidden B×L×H (float32) and mask B×L (bool), L ≤ max_tokens."""
-        batch = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
-        )
-        device = self.global_token.device
-        batch = {k: v.to(device) for k, v in batch.items()}
-        out = self.bert(**batch)
-        return out.last_hidden_state.float(), batch["attention_mask"].bool()
+        return embed_texts(self.tokenizer, self.bert, texts, self.max_tokens, self.global_token.device)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """hidden B×L×H, mask B×L → tokens B×(1+L)×d with [GT] at 0, mask B×(1+L)."""
