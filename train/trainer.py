@@ -873,8 +873,9 @@ class MicroBatches(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[int, list[Sample]]:
         samples = self.trainer.micro_batch(*divmod(i, self.trainer.opts.accum))
-        # the sentences are embedded here too, one at a time as in the training process (the same values on CPU):
-        # one GPU pass per new sentence held the training process up (docs/training.md, "On a lent GPU")
+        # the sentences are embedded here too, one at a time as in the training process (on CPU the same values
+        # when it runs one thread too; workers must stay at one: OpenMP in a forked process hangs): one GPU pass per
+        # new sentence held the training process up (docs/training.md, "On a lent GPU")
         if self.text_cache is None:
             self.text_cache = TextFeatureCache(CPUTextBackbone(*self.text_encoder), self.trainer.opts.text_cache)
         samples = [replace(s, text_hidden=self.text_cache.get(s.expression),
