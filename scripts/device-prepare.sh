@@ -4,7 +4,7 @@
 # MiniLM weights; what travels (tracked files + carried folders) must stay under 64 MiB:
 #   .wheels/site/       sam2, hydra, omegaconf, antlr4, iopath copied from .venv (pure Python; sam2 without its
 #                       CUDA extension) and rrsis's entry points (so `python -m rrsis_train` finds its subcommands)
-#   .wheels/minilm/     MiniLM-L6 packed to 12 MB (scripts/pack_text_encoder.py: int8 weights, used vocabulary)
+#   .wheels/minilm/     MiniLM-L6 packed to 13 MB (scripts/pack_text_encoder.py: int8 weights, used vocabulary)
 #   .wheels/dubai-refer/ the real training records without *_part_007 (images copied, masks re-compressed)
 # Run from the repository root after `make venv` and `rrsis data from-masks ... --out data/dubai-refer`.
 set -euo pipefail

@@ -27,7 +27,7 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --f
 nproc
 COMMON=(--init rrsis_engine/weights/rsam-lite.safetensors --image-size 384 --expressions 4 --batch "$BATCH"
         --lr "$LR" --warmup 30 --loss-weights 5,5,1,1 --synth-reuse 1 --click-share 0.5 --click-only-share 0.2
-        --source synth:1.0 --source jsonl:data/dubai-refer/train-no007.jsonl:0.25
+        --source synth:1.0 --source jsonl:data/dubai-refer/train-no007.jsonl:0.4
         --ambiguity-head 0.5 --ambiguous-target union --distractor-loss 0.3
         --error-head 1 --click-gain-head 1 --component-ranker 1
         --seed "$SEED" --threads 2 --workers "$WORKERS" --device "$DEVICE" --calibrate-size 0 --ckpt-every 0

