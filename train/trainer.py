@@ -1068,7 +1068,7 @@ class Trainer:
 
     def start_workers(self) -> None:
         """Fork ``--workers`` processes that prepare the micro-batches from the current step on (scenes drawn,
-        augmented, turned into tensors) while the training step runs. Forked, not spawned: the workers share the
+        augmented, turned into tensors, sentences embedded) while the training step runs. Forked, not spawned: the workers share the
         sources without pickling and never touch the model or the GPU."""
         o = self.opts
         if o.workers <= 0 or self.ranker_cache is not None:
