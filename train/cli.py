@@ -139,9 +139,9 @@ def register(subparsers) -> None:
     p.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after M minutes")
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--workers", type=int, default=0,
-                   help="processes preparing micro-batches ahead of the training step (a GPU needs several to stay "
-                        "busy; 0: in the training process)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes preparing micro-batches ahead of the training step (0: in the training process; "
+                        "default: 0 on CPU, all cores but two on a GPU machine)")
     p.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="bf16: bfloat16 autocast for the forward passes (float32 weights and losses); "

@@ -163,7 +163,8 @@ class TrainOptions:
     keep_checkpoints: int = 2
     log_every: int = 10
     threads: int | None = None
-    workers: int = 0  # processes preparing micro-batches ahead of the training step (0: in the training process)
+    # processes preparing micro-batches ahead of the training step (0: in the training process; None: resolve_workers)
+    workers: int | None = None
     text_cache: int = 50_000
     max_minutes: float | None = None
     since: str | None = None
@@ -859,6 +860,17 @@ def init_distributed() -> tuple[int, int]:
     return rank, world
 
 
+def resolve_workers(workers: int | None, device: torch.device) -> int:
+    """``--workers``: as given, else 0 on CPU (the step's arithmetic is the bottleneck there: docs/training.md) and on
+    a GPU all but two of the machine's cores, shared by the processes on it, at most 16."""
+    if workers is not None:
+        return max(0, int(workers))
+    if device.type != "cuda":
+        return 0
+    per_process = ((os.cpu_count() or 4) - 2) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, min(16, per_process))
+
+
 class MicroBatches(torch.utils.data.Dataset):
     """Micro-batch number ``i`` = step·accum + micro → (i, its samples), for the ``--workers`` processes."""
 
@@ -1067,15 +1079,17 @@ class Trainer:
         return convert_tensors(samples, torch.from_numpy)
 
     def start_workers(self) -> None:
-        """Fork ``--workers`` processes that prepare the micro-batches from the current step on (scenes drawn,
-        augmented, turned into tensors, sentences embedded) while the training step runs. Forked, not spawned: the workers share the
-        sources without pickling and never touch the model or the GPU."""
+        """Fork the ``--workers`` processes (:func:`resolve_workers`) that prepare the micro-batches from the current
+        step on (scenes drawn, augmented, turned into tensors, sentences embedded) while the training step runs.
+        Forked, not spawned: the workers share the sources without pickling and never touch the model or the GPU."""
         o = self.opts
-        if o.workers <= 0 or self.ranker_cache is not None:
+        workers = resolve_workers(o.workers, self.device)
+        if workers == 0 or self.ranker_cache is not None:
             return
+        log.info("%d data workers", workers)
         loader = torch.utils.data.DataLoader(
             MicroBatches(self), batch_size=None, sampler=range(self.step * o.accum, o.steps * o.accum),
-            num_workers=o.workers, collate_fn=_as_is, prefetch_factor=4, multiprocessing_context="fork")
+            num_workers=workers, collate_fn=_as_is, prefetch_factor=4, multiprocessing_context="fork")
         self.prefetch = iter(loader)
 
     def _texts(self, samples: list[Sample]):

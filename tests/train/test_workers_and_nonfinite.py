@@ -48,3 +48,17 @@ def test_a_non_finite_gradient_skips_the_update_instead_of_poisoning_the_weights
     after = trainer.model.state_dict()
     assert all(v.isfinite().all() for v in after.values() if v.is_floating_point())
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_workers_default_to_none_on_cpu_and_most_cores_beside_a_gpu(monkeypatch):
+    from rrsis_train.trainer import resolve_workers
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")  # a device object needs no GPU
+    assert resolve_workers(None, cpu) == 0
+    assert resolve_workers(3, cpu) == 3 and resolve_workers(-1, gpu) == 0
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert resolve_workers(None, gpu) == 14
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # two GPU processes on the machine share its cores
+    assert resolve_workers(None, gpu) == 7
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert resolve_workers(None, gpu) == 1
