@@ -4,8 +4,11 @@
 #      training records) — prepare them with `bash scripts/device-prepare.sh`;
 #   2. a 25-step smoke run that measures seconds per step (and fails fast, cheaply, if anything is broken);
 #   3. the main run, its step count chosen so that the cosine schedule ends inside BUDGET_S;
-#   4. export (float16 shards, as shipped) and the logs to $OUT.
-# Locally, for a dry run of the script itself: DEVICE=cpu BUDGET_S=200 SMOKE_STEPS=3 BATCH=1 WORKERS=1 OUT=/tmp/o ...
+#   4. export (float16 shards, as shipped) and the logs (logs.tar) to $OUT;
+#   5. with BENCH_S > 0 (reserved from the budget), `rrsis bench train` on that device (issue 5's GPU table) →
+#      $OUT/train.json, train.md (copy them to benchmarks/ when they are worth keeping).
+# Locally, for a dry run of the script itself: DEVICE=cpu BUDGET_S=200 SMOKE_STEPS=3 BATCH=1 WORKERS=1 OUT=/tmp/o
+#   BENCH_S=60 BENCH_ARGS="--configs rsam-lite --size 128 --steps 1 --warmup 0 --data-samples 2" PY=.venv/bin/python ...
 set -uo pipefail
 T0=$(date +%s)
 BUDGET_S=${BUDGET_S:-540}
@@ -16,6 +19,8 @@ SMOKE_STEPS=${SMOKE_STEPS:-12}
 LR=${LR:-2e-4}
 SEED=${SEED:-101}
 PY=${PY:-python3}
+BENCH_S=${BENCH_S:-0}
+BENCH_ARGS=${BENCH_ARGS:---size 1024 --precision bf16 fp32 --steps 3 --warmup 1}
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 SITE=${TMPDIR:-/tmp}/rrsis-site
 rm -rf "$SITE" && mkdir -p "$SITE" && cp -r .wheels/site/. "$SITE"/ && ln -s "$PWD/train" "$SITE/rrsis_train" || exit 1
@@ -34,10 +39,10 @@ COMMON=(--init rrsis_engine/weights/rsam-lite.safetensors --image-size 384 --exp
         --precision "${PRECISION:-fp32}" --no-progress)
 "$PY" -m rrsis_train "${COMMON[@]}" --steps "$SMOKE_STEPS" --log-every 1 --out /tmp/smoke 2>&1 | tail -5
 [ -f /tmp/smoke/model.safetensors ] || { echo "smoke run failed"; exit 2; }
-tail -1 /tmp/smoke/log.csv | grep -qi nan && { cp /tmp/smoke/log.csv "$OUT/smoke-log.csv"; echo "smoke run: loss NaN"; exit 4; }
-cp /tmp/smoke/log.csv "$OUT/smoke-log.csv"
+mkdir -p /tmp/logs && cp /tmp/smoke/log.csv /tmp/logs/smoke-log.csv
+tail -1 /tmp/smoke/log.csv | grep -qi nan && { tar -C /tmp/logs -cf "$OUT/logs.tar" .; echo "smoke run: loss NaN"; exit 4; }
 NOW=$(( $(date +%s) - T0 ))
-read -r STEPS MINUTES < <("$PY" - "$BUDGET_S" "$NOW" <<'PY'
+read -r STEPS MINUTES < <("$PY" - "$(( BUDGET_S - BENCH_S ))" "$NOW" <<'PY'
 import csv, sys
 budget, now = float(sys.argv[1]), float(sys.argv[2])
 rows = list(csv.DictReader(open("/tmp/smoke/log.csv")))
@@ -51,6 +56,12 @@ print(f"smoke: {per_step:.3f} s/step; main run: {int(0.93 * train_s / per_step)}
 PY
 )
 "$PY" -m rrsis_train "${COMMON[@]}" --steps "$STEPS" --max-minutes "$MINUTES" --log-every 10 --out /tmp/run 2>&1 | tail -8
-cp /tmp/run/log.csv "$OUT/log.csv"; cp /tmp/run/options.json "$OUT/options.json"
+cp /tmp/run/log.csv /tmp/run/options.json /tmp/logs/; tar -C /tmp/logs -cf "$OUT/logs.tar" .
 "$PY" -m rrsis_train.export /tmp/run/model.safetensors "$OUT/rsam-lite.safetensors" || exit 3
+if [ "$BENCH_S" -gt 0 ]; then
+  # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
+  timeout "$BENCH_S" "$PY" -c 'import sys; from rrsis_engine.cli import main; sys.exit(main(sys.argv[1:]))' \
+    bench train --device "$DEVICE" $BENCH_ARGS --out /tmp/bench 2>&1 | tail -12
+  cp /tmp/bench/train.json /tmp/bench/train.md "$OUT/" 2>/dev/null || echo "bench train did not finish in ${BENCH_S} s"
+fi
 ls -la "$OUT"; echo "total $(( $(date +%s) - T0 )) s"
