@@ -40,7 +40,11 @@ COMMON=(--init rrsis_engine/weights/rsam-lite.safetensors --image-size 384 --exp
 "$PY" -m rrsis_train "${COMMON[@]}" --steps "$SMOKE_STEPS" --log-every 1 --out /tmp/smoke 2>&1 | tail -5
 [ -f /tmp/smoke/model.safetensors ] || { echo "smoke run failed"; exit 2; }
 mkdir -p /tmp/logs && cp /tmp/smoke/log.csv /tmp/logs/smoke-log.csv
-tail -1 /tmp/smoke/log.csv | grep -qi nan && { tar -C /tmp/logs -cf "$OUT/logs.tar" .; echo "smoke run: loss NaN"; exit 4; }
+if tail -1 /tmp/smoke/log.csv | grep -qi nan; then
+  echo "smoke run: NaN loss or gradient; two steps in autograd anomaly mode name the operation:"
+  "$PY" -m rrsis_train "${COMMON[@]}" --steps 2 --workers 0 --detect-anomaly --out /tmp/anomaly 2>&1 | grep -v Loading | tail -40
+  tar -C /tmp/logs -cf "$OUT/logs.tar" .; exit 4
+fi
 NOW=$(( $(date +%s) - T0 ))
 read -r STEPS MINUTES < <("$PY" - "$(( BUDGET_S - BENCH_S ))" "$NOW" <<'PY'
 import csv, sys

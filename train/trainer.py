@@ -165,6 +165,7 @@ class TrainOptions:
     threads: int | None = None
     # processes preparing micro-batches ahead of the training step (0: in the training process; None: resolve_workers)
     workers: int | None = None
+    detect_anomaly: bool = False  # autograd anomaly mode: the first NaN in a backward pass raises, naming its op
     text_cache: int = 50_000
     max_minutes: float | None = None
     since: str | None = None
@@ -1288,6 +1289,8 @@ class Trainer:
                 old_handler = signal.signal(signal.SIGTERM, lambda *a: stop.__setitem__("flag", True))
             except ValueError:  # not in the main thread
                 old_handler = None
+        if o.detect_anomaly:  # slow: for finding where a NaN comes from (docs/training.md, "On a lent GPU")
+            torch.autograd.set_detect_anomaly(True, check_nan=True)
         t_start = time.perf_counter()
         run_start_elapsed = self.elapsed
         last_ckpt = time.perf_counter()
@@ -1328,6 +1331,7 @@ class Trainer:
         finally:
             bar.close()
             self.prefetch = None  # ends the worker processes
+            torch.autograd.set_detect_anomaly(False)
             if old_handler is not None:
                 signal.signal(signal.SIGTERM, old_handler)
         self.save()

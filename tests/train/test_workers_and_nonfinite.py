@@ -62,3 +62,22 @@ def test_workers_default_to_none_on_cpu_and_most_cores_beside_a_gpu(monkeypatch)
     assert resolve_workers(None, gpu) == 7
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     assert resolve_workers(None, gpu) == 1
+
+
+def test_detect_anomaly_names_the_operation_that_made_the_nan(tmp_path):
+    import pytest
+    from rrsis_train.trainer import Trainer
+
+    opts = _opts(tmp_path / "run", 2, 0)
+    opts.detect_anomaly = True
+    trainer = Trainer(opts)
+    decode = trainer.model.decode
+
+    def nan_gradient(*a, **k):  # finite forward, NaN backward (sqrt of a negative in the unused branch), as on the GPU
+        out = decode(*a, **k)
+        return torch.where(out[0] < -1e9, (out[0] - 1e9).sqrt(), out[0]), *out[1:]
+
+    trainer.model.decode = nan_gradient
+    with pytest.raises(RuntimeError, match="SqrtBackward0"):
+        trainer.fit()
+    assert not torch.is_anomaly_enabled()  # switched off again
