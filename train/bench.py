@@ -114,6 +114,10 @@ def _measure(kinds: list[str], config: str, size: int, batch: int, steps: int, w
 
         cfg = get_config(config).with_overrides(image_size=size)
         dev = torch.device(device)
+        if dev.type == "cuda":
+            from rrsis_train.trainer import avoid_cudnn_attention
+
+            avoid_cudnn_attention()  # the attention kernels `rrsis train` uses, for every row alike
         amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16")
         runs = {}
         for kind in kinds:

@@ -834,6 +834,15 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def avoid_cudnn_attention() -> None:
+    """Train without cuDNN's fused attention (``F.scaled_dot_product_attention`` then takes the flash, memory-efficient
+    or math kernel). Its Hopper backward returns NaN gradients for masked attention rows whose logsumexp is below
+    about −88.7 (pytorch/pytorch#196678, NVIDIA/cudnn-frontend#1072), and rsam-lite's TWGM image→text attention has
+    rows down to −939 (``scripts/attention_logsumexp.py``): the suspected cause of the NaN from the first bf16 step on
+    an H200 (docs/training.md, "On a lent GPU"). A process-wide switch; fp32 attention never uses cuDNN."""
+    torch.backends.cuda.enable_cudnn_sdp(False)
+
+
 def lr_at(step: int, opts: TrainOptions) -> float:
     """Linear warm-up then cosine decay to ``min_lr_ratio``·lr at ``steps``."""
     if opts.warmup and step < opts.warmup:
@@ -1023,6 +1032,7 @@ class Trainer:
                                        enabled=resolve_precision(opts.precision, self.device) == "bf16")
         if self.device.type == "cuda":
             torch.set_float32_matmul_precision("high")  # fp32 matrix products on TF32 tensor cores
+            avoid_cudnn_attention()
         teacher = None
         if opts.teacher:
             teacher = load_checkpoint(opts.teacher).to(self.device).eval()
