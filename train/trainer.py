@@ -837,8 +837,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 def avoid_cudnn_attention() -> None:
     """Train without cuDNN's fused attention (``F.scaled_dot_product_attention`` then takes the flash, memory-efficient
     or math kernel). Its Hopper backward returns NaN gradients for masked attention rows whose logsumexp is below
-    about −88.7 (pytorch/pytorch#196678, NVIDIA/cudnn-frontend#1072), and rsam-lite's TWGM image→text attention has
-    rows down to −939 (``scripts/attention_logsumexp.py``): the suspected cause of the NaN from the first bf16 step on
+    about −88.7 (pytorch/pytorch#196678, NVIDIA/cudnn-frontend#1072), and rsam-lite's UGF and TWGM attention have
+    masked rows down to −1 128 (``scripts/attention_logsumexp.py``): the suspected cause of the NaN from the first bf16 step on
     an H200 (docs/training.md, "On a lent GPU"). A process-wide switch; fp32 attention never uses cuDNN."""
     torch.backends.cuda.enable_cudnn_sdp(False)
 

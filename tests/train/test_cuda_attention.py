@@ -1,5 +1,5 @@
 """Training keeps cuDNN's fused attention off on CUDA (docs/training.md, "On a lent GPU": its Hopper backward
-returns NaN for masked rows with logsumexp below −88.7, and rsam-lite's TWGM has such rows)."""
+returns NaN for masked rows with logsumexp below −88.7, and rsam-lite's UGF and TWGM have such rows)."""
 
 import torch
 import torch.nn.functional as F
