@@ -1057,6 +1057,8 @@ class Trainer:
             raise RRSISError(f"--ambiguous-target {opts.ambiguous_target!r}: choose skip or union.")
         if opts.expressions < 1:
             raise RRSISError(f"--expressions {opts.expressions}: give at least 1 expression per scene.")
+        if opts.profile < 0:
+            raise RRSISError(f"--profile {opts.profile}: give the number of steps to profile (0: none).")
         self.sources = [build_source(sp, scene, opts.synth_reuse, opts.since, opts.db_image_root,
                                      opts.db_holdout, opts.expressions) for sp in specs]
         self.data = MixedSource(self.sources, [sp.weight for sp in specs], seed=opts.seed)

@@ -1,6 +1,9 @@
 """rrsis train --profile N: torch.profiler over N steps, the operators by self time in profile.txt."""
 
+import pytest
 from rrsis_train.trainer import TrainOptions, train
+
+from rrsis_engine.errors import RRSISError
 
 
 def _opts(out, steps, profile):
@@ -23,3 +26,8 @@ def test_a_run_shorter_than_the_profile_ends_normally(tmp_path):
     summary = train(_opts(tmp_path / "short", 2, 3))
     assert summary["step"] == 2
     assert (tmp_path / "short" / "model.safetensors").exists()
+
+
+def test_a_negative_profile_is_refused_with_what_to_give(tmp_path):
+    with pytest.raises(RRSISError, match="number of steps to profile"):
+        train(_opts(tmp_path / "bad", 2, -1))
