@@ -840,8 +840,8 @@ def avoid_cudnn_attention() -> None:
     """Train without cuDNN's fused attention (``F.scaled_dot_product_attention`` then takes the flash, memory-efficient
     or math kernel). Its Hopper backward returns NaN gradients for masked attention rows whose logsumexp is below
     about −88.7 (pytorch/pytorch#196678, NVIDIA/cudnn-frontend#1072), and rsam-lite's UGF and TWGM attention have
-    masked rows down to −1 128 (``scripts/attention_logsumexp.py``): the suspected cause of the NaN from the first bf16 step on
-    an H200 (docs/training.md, "On a lent GPU"). A process-wide switch; fp32 attention never uses cuDNN."""
+    masked rows down to −1 128 (``scripts/attention_logsumexp.py``): the suspected cause of the NaN from the first
+    bf16 step on an H200 (docs/training.md, "On a lent GPU"). A process-wide switch; fp32 attention never uses cuDNN."""
     torch.backends.cuda.enable_cudnn_sdp(False)
 
 
@@ -1358,7 +1358,6 @@ class Trainer:
                 "text_cache_hits": self.text_cache.hits, "text_cache_misses": self.text_cache.misses,
                 "data_seconds": self.data_seconds, "skipped_steps": self.skipped_steps}
 
-
     def _start_profiler(self):
         """torch.profiler over ``--profile`` steps after two unprofiled ones (warm-up: the first step's allocations and
         kernel choices); when they end, their operators by self time (CUDA time on a GPU) → ``profile.txt``."""
@@ -1369,7 +1368,7 @@ class Trainer:
         steps = self.opts.profile
 
         def write(prof) -> None:
-            sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+            sort = "self_device_time_total" if cuda else "self_cpu_time_total"
             table = prof.key_averages().table(sort_by=sort, row_limit=40, max_name_column_width=60)
             path.write_text(f"torch.profiler over {steps} training steps (after 2 unprofiled), by {sort}:\n{table}\n")
             log.info("wrote %s", path)
