@@ -195,7 +195,7 @@ def test_ranker_scores_each_region_and_ignores_padding(tiny_model):
                                    torch.tensor([[g, g], [g, g]]))
 
 
-def test_predictor_ranks_text_turns_only_and_reads_candidates_from_the_unranked_map(tiny_model):
+def test_predictor_ranks_text_turns_and_follow_ups_only_and_reads_candidates_from_the_unranked_map(tiny_model):
     from rrsis_engine.model.component_ranker import SELECTED_LOGIT
     from rrsis_engine.predictor import Predictor
 
@@ -213,9 +213,14 @@ def test_predictor_ranks_text_turns_only_and_reads_candidates_from_the_unranked_
     assert raised.any() and (low_a[raised] >= low_b[raised]).all() and low_a.max() >= SELECTED_LOGIT - 1e-6
     assert after.ambiguity_cues == before.ambiguity_cues
     assert [c.bbox for c in after.candidates] == [c.bbox for c in before.candidates]
+    # a follow-up sentence (the previous mask as the prior, no clicks) is ranked too
+    followup = ranked.predict("the one further left", mask_input=after.low_res_logits)
+    assert "rank_ms" in followup.timings
+    assert "rank_ms" not in plain.predict("the one further left", mask_input=before.low_res_logits).timings
     # a click turn is the decoder's alone, ranker or not (same prior)
     click = dict(points=np.array([[40.0, 30.0]]), labels=np.array([1]), mask_input=before.low_res_logits)
     assert np.array_equal(plain.predict("the red roof", **click).mask, ranked.predict("the red roof", **click).mask)
+    assert "rank_ms" not in ranked.predict("the red roof", **click).timings
 
 
 def test_training_click_rounds_start_from_the_ranked_text_turn_as_in_the_predictor(tiny_model):
