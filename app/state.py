@@ -511,8 +511,8 @@ def describe_turn(state: AppState, pred, kind: str) -> str:
         shown = pred.candidates[:6]
         cands = ", ".join(f"**{i + 1}** ({c.area:,} px, score {c.score:.2f})" for i, c in enumerate(shown))
         which = "numbered outlines" if n == len(shown) else f"the {len(shown)} likeliest are outlined"
-        msg = (f"**Ambiguous**: this could mean {n} different regions ({which}: {cands}). Click inside the one "
-               "you mean")
+        msg = (f"**Ambiguous**: this could mean {n} different regions ({which}: {cands}). Say which one "
+               "(e.g. “the one on the left”, “the larger one”) or click inside the one you mean")
         if pred.suggested_click is not None:
             sx, sy, lab = pred.suggested_click
             msg += (f"; my suggestion is the white ring with **?** at ({sx:.0f}, {sy:.0f}), as a "

@@ -752,6 +752,7 @@ def describe(pred: Prediction) -> str:
         n = len(pred.candidates)
         text += (f"\n⚠ ambiguous ({pred.ambiguity:.2f}): {n} candidate region(s) outlined"
                  if pred.ambiguity is not None else "\n⚠ ambiguous")
+        text += "; say which (“the one on the left”) or click it"
         if pred.suggested_click is not None:
             x, y, label = pred.suggested_click
             text += f"; suggested {'+' if label else '−'} click at ({x:.0f}, {y:.0f}) (star)"

@@ -136,6 +136,7 @@ def test_ambiguous_expression_lists_candidates_and_suggestion(services):
     S.send_message(st, services, "a bright patch")
     msg = last(st)
     assert "could mean 2 different regions" in msg and "white ring" in msg
+    assert "Say which one" in msg  # a follow-up sentence is ranked among the regions (engine, stop 35)
     plain = st.base
     shown = S.render_image(st)
     assert shown.shape == plain.shape and not np.array_equal(shown, plain)
