@@ -649,11 +649,16 @@ class TrainStep(nn.Module):
             low2, iou2, obj2 = m.decode(vd2, tg2, sub, mask_input=shown[di], has_mask=ones, uncertainty=u2)
             tgt2 = torch.stack([samples[i].followup_target for i in d_idx]).to(device)
             turns.append(("dialogue", low2, iou2, obj2, tgt2))
+            # the follow-up hands on the ranker's choice among its regions, as the predictor's follow-up turns do
+            shown2 = low2.detach()
+            if m.component_ranker is not None:
+                shown2 = m.select_text_regions(shown2, vd2, sub.v1, tok2, tmask2,
+                                               np.stack([samples[i].valid for i in d_idx]))
             if use_error:
-                turn_error(low2, tgt2, sub.v1, prior=shown[di], u_=u2)
+                turn_error(shown2, tgt2, sub.v1, prior=shown[di], u_=u2)
             cur_vd = vd.index_copy(0, di, vd2)
             cur_tg = tg.index_copy(0, di, tg2)
-            cur_low = shown.index_copy(0, di, low2.detach())
+            cur_low = shown.index_copy(0, di, shown2)
             cur_tgt = target.index_copy(0, di, tgt2)
             if u is not None:
                 cur_u = u.index_copy(0, di, u2)

@@ -264,6 +264,46 @@ def test_training_click_rounds_start_from_the_ranked_text_turn_as_in_the_predict
     assert expected.shape == (len(samples), 1, g, g)
 
 
+def test_training_click_rounds_after_a_follow_up_start_from_its_ranked_regions_as_in_the_predictor(tiny_model):
+    """The predictor ranks follow-up sentences too (stop 35); training's click rounds after a dialogue turn must start
+    from that turn's ranked logits."""
+    from rrsis_train.easy import easy_sample
+    from rrsis_train.trainer import TextFeatureCache, TrainOptions, TrainStep, prepare_sample
+
+    model = _with_ranker(tiny_model)
+    size = model.image_size
+    opts = TrainOptions(out="unused", click_share=1.0, click_only_share=0.0, dialogue_share=1.0, augment=False)
+    samples = []
+    for i in range(3):
+        rec = easy_sample(i, size, twins=True)
+        rec["followup"], rec["followup_mask"] = "the one further left", rec["mask"]
+        samples.append(prepare_sample(rec, np.random.default_rng(i), size, opts))
+    assert all(s.dialogue for s in samples)
+    calls = []
+    decode = model.decode
+
+    def recording_decode(*args, **kw):
+        out = decode(*args, **kw)
+        calls.append((args, kw, out[0].detach()))
+        return out
+
+    model.decode = recording_decode
+    try:
+        cache = TextFeatureCache(model)
+        text = cache.batch([s.expression for s in samples], "cpu")
+        followup = cache.batch([s.followup for s in samples], "cpu")
+        TrainStep(model)(samples, text, followup, rounds=1)
+    finally:
+        del model.decode
+    (args, _, followup_logits), (_, first_click, _) = calls[1], calls[2]  # text turn, follow-up, click round
+    with torch.no_grad():
+        tokens, mask = model.encode_text(*followup)
+        expected = model.select_text_regions(followup_logits, args[0], args[2].v1, tokens, mask,
+                                             np.stack([s.valid for s in samples]))
+    assert not torch.equal(expected, followup_logits)
+    assert torch.equal(first_click["mask_input"], expected)
+
+
 def _placed_and_single_ious(parent_model, model) -> tuple[tuple[float, float], tuple[float, float]]:
     """Text-only mIoU of ``parent_model`` and ``model`` on 24 held-out easy scenes with twin squares and an expression
     that places the named one ("placed"), and on 24 with a single square: ((plain, ranked), (plain, ranked))."""

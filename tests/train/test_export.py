@@ -6,17 +6,23 @@ from rrsis_engine.predictor import Predictor
 
 
 def test_half_precision_export_loads_and_predicts_the_same_mask(tmp_path, tiny_text_encoder):
+    import torch
+
+    torch.manual_seed(0)  # random weights: a fixed draw
     model = build_rsam(get_config("rsam-tiny").with_overrides(image_size=64), text_encoder=tiny_text_encoder)
     src = save_checkpoint(model, tmp_path / "full.safetensors")
     dst = export_half(src, tmp_path / "ship" / "rsam-tiny.safetensors")
     assert dst.stat().st_size < 0.6 * src.stat().st_size
     half = load_checkpoint(dst, text_encoder=tiny_text_encoder)
     image = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
-    a, b = Predictor(model, device="cpu", disk_cache=False), Predictor(half, device="cpu", disk_cache=False)
+    # the model's own logits, both encoders in fp32: the edge snap turns them into ±10 steps, so a weight rounded to
+    # float16 near the 0.5 contour of its filtered mask moved a "logit" by up to 10 (a flaky comparison)
+    a, b = (Predictor(m, device="cpu", disk_cache=False, encoder_precision="fp32", edge_refine=False)
+            for m in (model, half))
     a.set_image(image)
     b.set_image(image)
     la, lb = a.predict("the roof").logits, b.predict("the roof").logits
-    assert np.abs(la - lb).max() < 0.05 * (np.abs(la).max() + 1)
+    assert np.abs(la - lb).max() < 0.01 * (np.abs(la).max() + 1)  # float16 rounding: ≈ 2e-4 here
 
 
 def test_export_splits_into_shards_that_load_as_one_checkpoint(tmp_path, tiny_text_encoder):
