@@ -223,17 +223,11 @@ def test_predictor_ranks_text_turns_and_follow_ups_only_and_reads_candidates_fro
     assert "rank_ms" not in ranked.predict("the red roof", **click).timings
 
 
-def test_training_click_rounds_start_from_the_ranked_text_turn_as_in_the_predictor(tiny_model):
-    """The predictor hands a ranked text turn on as the next turn's prior; training must show the decoder (and the
-    heads reading the turn) the same prior, not the unranked map."""
-    from rrsis_train.easy import easy_sample
-    from rrsis_train.trainer import TextFeatureCache, TrainOptions, TrainStep, prepare_sample
+def _train_step_decodes(model, samples, text, followup=None) -> list:
+    """One TrainStep (one click round) on ``samples``: each ``model.decode`` call in order, as (args, kwargs,
+    logits)."""
+    from rrsis_train.trainer import TrainStep
 
-    model = _with_ranker(tiny_model)
-    size, g = model.image_size, model.image_size // 4
-    opts = TrainOptions(out="unused", click_share=1.0, click_only_share=0.0, dialogue_share=0.0, augment=False)
-    samples = [prepare_sample(easy_sample(i, size, twins=True), np.random.default_rng(i), size, opts)
-               for i in range(3)]
     calls = []
     decode = model.decode
 
@@ -244,10 +238,25 @@ def test_training_click_rounds_start_from_the_ranked_text_turn_as_in_the_predict
 
     model.decode = recording_decode
     try:
-        text = TextFeatureCache(model).batch([s.expression for s in samples], "cpu")
-        TrainStep(model)(samples, text, None, rounds=1)
+        TrainStep(model)(samples, text, followup, rounds=1)
     finally:
         del model.decode
+    return calls
+
+
+def test_training_click_rounds_start_from_the_ranked_text_turn_as_in_the_predictor(tiny_model):
+    """The predictor hands a ranked text turn on as the next turn's prior; training must show the decoder (and the
+    heads reading the turn) the same prior, not the unranked map."""
+    from rrsis_train.easy import easy_sample
+    from rrsis_train.trainer import TextFeatureCache, TrainOptions, prepare_sample
+
+    model = _with_ranker(tiny_model)
+    size, g = model.image_size, model.image_size // 4
+    opts = TrainOptions(out="unused", click_share=1.0, click_only_share=0.0, dialogue_share=0.0, augment=False)
+    samples = [prepare_sample(easy_sample(i, size, twins=True), np.random.default_rng(i), size, opts)
+               for i in range(3)]
+    text = TextFeatureCache(model).batch([s.expression for s in samples], "cpu")
+    calls = _train_step_decodes(model, samples, text)
     (args, _, text_logits), (_, first_click, _) = calls[0], calls[1]
     with torch.no_grad():
         tokens, mask = model.encode_text(*text)
@@ -268,7 +277,7 @@ def test_training_click_rounds_after_a_follow_up_start_from_its_ranked_regions_a
     """The predictor ranks follow-up sentences too (stop 35); training's click rounds after a dialogue turn must start
     from that turn's ranked logits."""
     from rrsis_train.easy import easy_sample
-    from rrsis_train.trainer import TextFeatureCache, TrainOptions, TrainStep, prepare_sample
+    from rrsis_train.trainer import TextFeatureCache, TrainOptions, prepare_sample
 
     model = _with_ranker(tiny_model)
     size = model.image_size
@@ -279,22 +288,10 @@ def test_training_click_rounds_after_a_follow_up_start_from_its_ranked_regions_a
         rec["followup"], rec["followup_mask"] = "the one further left", rec["mask"]
         samples.append(prepare_sample(rec, np.random.default_rng(i), size, opts))
     assert all(s.dialogue for s in samples)
-    calls = []
-    decode = model.decode
-
-    def recording_decode(*args, **kw):
-        out = decode(*args, **kw)
-        calls.append((args, kw, out[0].detach()))
-        return out
-
-    model.decode = recording_decode
-    try:
-        cache = TextFeatureCache(model)
-        text = cache.batch([s.expression for s in samples], "cpu")
-        followup = cache.batch([s.followup for s in samples], "cpu")
-        TrainStep(model)(samples, text, followup, rounds=1)
-    finally:
-        del model.decode
+    cache = TextFeatureCache(model)
+    text = cache.batch([s.expression for s in samples], "cpu")
+    followup = cache.batch([s.followup for s in samples], "cpu")
+    calls = _train_step_decodes(model, samples, text, followup)
     (args, _, followup_logits), (_, first_click, _) = calls[1], calls[2]  # text turn, follow-up, click round
     with torch.no_grad():
         tokens, mask = model.encode_text(*followup)
