@@ -649,6 +649,12 @@ class TrainStep(nn.Module):
             low2, iou2, obj2 = m.decode(vd2, tg2, sub, mask_input=shown[di], has_mask=ones, uncertainty=u2)
             tgt2 = torch.stack([samples[i].followup_target for i in d_idx]).to(device)
             turns.append(("dialogue", low2, iou2, obj2, tgt2))
+            if m.component_ranker is not None and self.ranker_weight > 0:
+                # the predictor ranks follow-up sentences too: the ranker learns them beside the first turns
+                ranker2 = self.component_ranker_loss(low2, vd2, sub.v1, tok2, tmask2, tgt2,
+                                                     [samples[i] for i in d_idx], list(range(len(d_idx))))
+                if ranker2 is not None:
+                    ranker = ranker2 if ranker is None else (ranker + ranker2) / 2
             # the follow-up hands on the ranker's choice among its regions, as the predictor's follow-up turns do
             shown2 = low2.detach()
             if m.component_ranker is not None:

@@ -301,6 +301,35 @@ def test_training_click_rounds_after_a_follow_up_start_from_its_ranked_regions_a
     assert torch.equal(first_click["mask_input"], expected)
 
 
+def test_the_ranker_also_learns_from_follow_up_sentences(tiny_model):
+    """Samples whose first sentence does not define the target (ambiguous) give the ranker no first-turn example; with
+    a follow-up that does, the ranker still gets a loss and gradients — from the follow-up turn, as the predictor
+    ranks follow-ups."""
+    from rrsis_train.easy import easy_sample
+    from rrsis_train.trainer import TextFeatureCache, TrainOptions, TrainStep, prepare_sample
+
+    model = _with_ranker(tiny_model)
+    size = model.image_size
+    opts = TrainOptions(out="unused", click_share=0.0, click_only_share=0.0, dialogue_share=1.0, augment=False)
+    samples = []
+    for i in range(3):
+        rec = easy_sample(i, size, twins=True)
+        rec["ambiguous"] = True
+        rec["followup"], rec["followup_mask"] = "the one further left", rec["mask"]
+        samples.append(prepare_sample(rec, np.random.default_rng(i), size, opts))
+    assert all(s.dialogue and s.ambiguous for s in samples)
+    cache = TextFeatureCache(model)
+    text = cache.batch([s.expression for s in samples], "cpu")
+    step = TrainStep(model, ranker_weight=1.0)
+    _, stats = step(samples, text, None, rounds=0)
+    assert stats["ranker"] is None  # no first turn defines its target
+    model.zero_grad()
+    loss, stats = step(samples, text, cache.batch([s.followup for s in samples], "cpu"), rounds=0)
+    assert stats["ranker"] is not None and stats["ranker"] > 0
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.component_ranker.parameters())
+
+
 def _placed_and_single_ious(parent_model, model) -> tuple[tuple[float, float], tuple[float, float]]:
     """Text-only mIoU of ``parent_model`` and ``model`` on 24 held-out easy scenes with twin squares and an expression
     that places the named one ("placed"), and on 24 with a single square: ((plain, ranked), (plain, ranked))."""
