@@ -273,21 +273,30 @@ def test_training_click_rounds_start_from_the_ranked_text_turn_as_in_the_predict
     assert expected.shape == (len(samples), 1, g, g)
 
 
-def test_training_click_rounds_after_a_follow_up_start_from_its_ranked_regions_as_in_the_predictor(tiny_model):
-    """The predictor ranks follow-up sentences too (stop 35); training's click rounds after a dialogue turn must start
-    from that turn's ranked logits."""
+def _follow_up_samples(size: int, click_share: float, ambiguous: bool = False) -> list:
+    """Three easy twin-square scenes whose follow-up "the one further left" names the target, all with a dialogue
+    turn (first sentences ``ambiguous`` or not)."""
     from rrsis_train.easy import easy_sample
-    from rrsis_train.trainer import TextFeatureCache, TrainOptions, prepare_sample
+    from rrsis_train.trainer import TrainOptions, prepare_sample
 
-    model = _with_ranker(tiny_model)
-    size = model.image_size
-    opts = TrainOptions(out="unused", click_share=1.0, click_only_share=0.0, dialogue_share=1.0, augment=False)
+    opts = TrainOptions(out="unused", click_share=click_share, click_only_share=0.0, dialogue_share=1.0, augment=False)
     samples = []
     for i in range(3):
         rec = easy_sample(i, size, twins=True)
+        rec["ambiguous"] = ambiguous or rec.get("ambiguous", False)
         rec["followup"], rec["followup_mask"] = "the one further left", rec["mask"]
         samples.append(prepare_sample(rec, np.random.default_rng(i), size, opts))
     assert all(s.dialogue for s in samples)
+    return samples
+
+
+def test_training_click_rounds_after_a_follow_up_start_from_its_ranked_regions_as_in_the_predictor(tiny_model):
+    """The predictor ranks follow-up sentences too (stop 35); training's click rounds after a dialogue turn must start
+    from that turn's ranked logits."""
+    from rrsis_train.trainer import TextFeatureCache
+
+    model = _with_ranker(tiny_model)
+    samples = _follow_up_samples(model.image_size, click_share=1.0)
     cache = TextFeatureCache(model)
     text = cache.batch([s.expression for s in samples], "cpu")
     followup = cache.batch([s.followup for s in samples], "cpu")
@@ -305,19 +314,11 @@ def test_the_ranker_also_learns_from_follow_up_sentences(tiny_model):
     """Samples whose first sentence does not define the target (ambiguous) give the ranker no first-turn example; with
     a follow-up that does, the ranker still gets a loss and gradients — from the follow-up turn, as the predictor
     ranks follow-ups."""
-    from rrsis_train.easy import easy_sample
-    from rrsis_train.trainer import TextFeatureCache, TrainOptions, TrainStep, prepare_sample
+    from rrsis_train.trainer import TextFeatureCache, TrainStep
 
     model = _with_ranker(tiny_model)
-    size = model.image_size
-    opts = TrainOptions(out="unused", click_share=0.0, click_only_share=0.0, dialogue_share=1.0, augment=False)
-    samples = []
-    for i in range(3):
-        rec = easy_sample(i, size, twins=True)
-        rec["ambiguous"] = True
-        rec["followup"], rec["followup_mask"] = "the one further left", rec["mask"]
-        samples.append(prepare_sample(rec, np.random.default_rng(i), size, opts))
-    assert all(s.dialogue and s.ambiguous for s in samples)
+    samples = _follow_up_samples(model.image_size, click_share=0.0, ambiguous=True)
+    assert all(s.ambiguous for s in samples)
     cache = TextFeatureCache(model)
     text = cache.batch([s.expression for s in samples], "cpu")
     step = TrainStep(model, ranker_weight=1.0)
