@@ -138,6 +138,13 @@ def register(subparsers) -> None:
     p.add_argument("--ckpt-minutes", type=float, default=0.0, help="also checkpoint every M minutes")
     p.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after M minutes")
     p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="keep an exponential moving average of the weights (timm ModelEmaV3, warm-up on: the decay "
+                        "grows towards DECAY, e.g. 0.999); OUT/model.safetensors is then the average, "
+                        "OUT/model-live.safetensors the optimizer's weights (default 0: off)")
+    p.add_argument("--compile", nargs="?", const="inductor", default="", metavar="BACKEND",
+                   help="torch.compile the image encoder, TWGM and mask decoder (backend: inductor unless given); "
+                        "for GPUs — compiling takes minutes, on CPU longer than it saves")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--workers", type=int, default=None,
                    help="processes preparing micro-batches ahead of the training step (0: in the training process; "
@@ -224,7 +231,7 @@ _RESUMABLE = {"config": "config", "batch": "batch", "accum": "accum", "image_siz
               "distractor_loss": "distractor_loss", "init": "init", "teacher": "teacher",
               "distill_weight": "distill_weight", "loss_weights": "loss_weights", "db_holdout": "db_holdout", "ckpt_every": "ckpt_every",
               "ckpt_minutes": "ckpt_minutes", "steps": "steps",
-              "precision": "precision"}
+              "precision": "precision", "ema": "ema", "compile": "compile"}
 
 
 def _parts(value) -> tuple[str, ...]:
@@ -262,7 +269,7 @@ def options_from_args(args):
         augment=not args.no_augment, ckpt_every=args.ckpt_every,
         ckpt_minutes=args.ckpt_minutes, max_minutes=args.max_minutes, log_every=args.log_every,
         threads=args.threads, workers=args.workers, detect_anomaly=args.detect_anomaly, profile=args.profile, since=args.since, db_image_root=args.db_image_root, db_holdout=args.db_holdout, progress=not args.no_progress,
-        precision=args.precision,
+        precision=args.precision, ema=args.ema, compile=args.compile,
     )
 
 

@@ -177,6 +177,13 @@ class TrainOptions:
     # "bf16": forward passes under bfloat16 autocast (weights, gradients and optimizer state stay float32);
     # "fp32"; "auto": fp32 (bf16 only when asked for: docs/training.md, "Precision" and "On a lent GPU")
     precision: str = "auto"
+    # exponential moving average of the weights (timm's ModelEmaV3 with its warm-up: the decay grows as
+    # 1 − (1 + step)^(−2/3) up to this value); 0: off. With it OUT/model.safetensors holds the average (what evaluation,
+    # promotion and export read) and OUT/model-live.safetensors the optimizer's weights
+    ema: float = 0.0
+    # torch.compile the image encoder, TWGM and mask decoder with this backend ("inductor": generated kernels; "" off);
+    # nn.Module.compile, so the weights keep their names
+    compile: str = ""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -856,6 +863,10 @@ def avoid_cudnn_attention() -> None:
     torch.backends.cuda.enable_cudnn_sdp(False)
 
 
+#: the parts `--compile` compiles: nearly all of a step's arithmetic, each called with few distinct shapes
+COMPILED_PARTS = ("image_encoder", "twgm", "mask_decoder")
+
+
 def lr_at(step: int, opts: TrainOptions) -> float:
     """Linear warm-up then cosine decay to ``min_lr_ratio``·lr at ``steps``."""
     if opts.warmup and step < opts.warmup:
@@ -1028,6 +1039,16 @@ class Trainer:
             log.warning("The model has a turn-error head but --error-head is 0: the head is not trained and its map "
                         "goes stale as the masks change; pass --error-head 1.")
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.ema = None  # timm.utils.ModelEmaV3 over self.model, or None
+        if opts.ema:
+            if not 0.0 < opts.ema < 1.0:
+                raise RRSISError(f"--ema {opts.ema}: give a decay between 0 and 1 (e.g. 0.999), or 0 for no average.")
+            from timm.utils import ModelEmaV3
+
+            self.ema = ModelEmaV3(self.model, decay=opts.ema, use_warmup=True)
+        if opts.compile:  # after the average's copy (a compiled module's wrapper is not copied)
+            for name in COMPILED_PARTS:
+                getattr(self.model, name).compile(backend=opts.compile)
         # parts that start fresh on top of an --init checkpoint (added modules, --reset parts) learn faster
         fresh = tuple(f"{n}." for n in (*getattr(model, "added_modules", ()), *getattr(model, "rebuilt_modules", ()),
                                         *opts.reset)) if opts.init else ()
@@ -1167,6 +1188,8 @@ class Trainer:
         norm = torch.nn.utils.clip_grad_norm_(self.params, o.grad_clip if o.grad_clip else float("inf"))
         if torch.isfinite(norm):
             self.opt.step()
+            if self.ema is not None:
+                self.ema.update(self.model, step=self.step + 1)
         else:  # one bad batch must not turn every weight into NaN: skip its update
             self.skipped_steps += 1
             bad = [n for n, p in self.model.named_parameters() if p.grad is not None and not p.grad.isfinite().all()]
@@ -1212,6 +1235,8 @@ class Trainer:
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
         save_checkpoint(self.model, tmp / "model.safetensors", self.meta())
+        if self.ema is not None:
+            save_checkpoint(self.ema.module, tmp / "model-ema.safetensors", {**self.meta(), "ema_decay": self.opts.ema})
         save_optimizer(self.opt, tmp / "optimizer.safetensors")
         from safetensors.torch import save_file
 
@@ -1227,9 +1252,12 @@ class Trainer:
         latest_tmp = self.out / ".latest.tmp"
         latest_tmp.write_text(name + "\n")
         latest_tmp.replace(self.out / "latest")
-        for suffix in (".safetensors", ".json"):
-            shutil.copyfile(final / f"model{suffix}", self.out / f".model{suffix}.tmp")
-            (self.out / f".model{suffix}.tmp").replace(self.out / f"model{suffix}")
+        # OUT/model.* is what evaluation, promotion and export read: the average when there is one
+        exported = {"model": "model-ema", "model-live": "model"} if self.ema is not None else {"model": "model"}
+        for name_out, name_in in exported.items():
+            for suffix in (".safetensors", ".json"):
+                shutil.copyfile(final / f"{name_in}{suffix}", self.out / f".{name_out}{suffix}.tmp")
+                (self.out / f".{name_out}{suffix}.tmp").replace(self.out / f"{name_out}{suffix}")
         kept = sorted(p for p in ck_root.glob("step-*") if p.is_dir())
         for old in kept[: max(0, len(kept) - max(1, self.opts.keep_checkpoints))]:
             shutil.rmtree(old, ignore_errors=True)
@@ -1249,7 +1277,7 @@ class Trainer:
 
         state = json.loads((folder / "trainer.json").read_text())
         saved = state["options"]
-        for key in ("config", "batch", "accum", "image_size", "seed", "sources", "expressions"):
+        for key in ("config", "batch", "accum", "image_size", "seed", "sources", "expressions", "ema"):
             if saved.get(key, TrainOptions.__dataclass_fields__[key].default) != getattr(self.opts, key):
                 raise CheckpointError(
                     f"--resume: the run in {self.out} used {key}={saved.get(key)!r}, now {getattr(self.opts, key)!r}. "
@@ -1257,6 +1285,8 @@ class Trainer:
                 )
         load_state_strict(self.model, load_file(str(folder / "model.safetensors")), str(folder))
         load_optimizer(self.opt, folder / "optimizer.safetensors")
+        if self.ema is not None:
+            load_state_strict(self.ema.module, load_file(str(folder / "model-ema.safetensors")), str(folder))
         torch.set_rng_state(load_file(str(folder / "rng.safetensors"))["torch_cpu"])
         self.step, self.samples = int(state["step"]), int(state["samples"])
         self.elapsed = float(state["elapsed_s"])
