@@ -1395,9 +1395,12 @@ class Trainer:
             if old_handler is not None:
                 signal.signal(signal.SIGTERM, old_handler)
         self.save()
+        if stop["flag"]:
+            log.info("SIGTERM: stopped at step %d with a checkpoint; `--resume` continues", self.step)
         return {"step": self.step, "samples": self.samples, "elapsed_s": self.elapsed, "last": last,
                 "text_cache_hits": self.text_cache.hits, "text_cache_misses": self.text_cache.misses,
-                "data_seconds": self.data_seconds, "skipped_steps": self.skipped_steps}
+                "data_seconds": self.data_seconds, "skipped_steps": self.skipped_steps,
+                "stopped_by_signal": stop["flag"]}
 
     def _start_profiler(self):
         """torch.profiler over ``--profile`` steps after two unprofiled ones (warm-up: the first step's allocations and
