@@ -298,10 +298,12 @@ def run(args) -> int:
               f"last loss {last.get('loss', float('nan')):.4f}; weights: {Path(opts.out) / 'model.safetensors'}")
     if summary.get("stopped_by_signal"):
         # a SIGTERM asks the run to end: minutes of calibration or promotion evaluation are not what it asked for
-        print(f"stopped by SIGTERM: resume with `rrsis train --out {opts.out} --resume`; the ambiguity calibration"
-              + (" and the promotion were" if args.promote else " was") + " skipped (`rrsis calibrate --model "
-              f"{Path(opts.out) / 'model.safetensors'} --data synthetic:val:{CALIBRATION_SIZE}:{CALIBRATION_SCENE}`"
-              " fits it by hand)")
+        if trainer.rank == 0:
+            skipped = "the ambiguity calibration and the promotion were" if args.promote else \
+                "the ambiguity calibration was"
+            print(f"stopped by SIGTERM: resume with `rrsis train --out {opts.out} --resume`; {skipped} skipped "
+                  f"(`rrsis calibrate --model {Path(opts.out) / 'model.safetensors'} --data "
+                  f"synthetic:val:{CALIBRATION_SIZE}:{CALIBRATION_SCENE}` fits the flag by hand)")
         return 0
     if args.calibrate_size > 0 and trainer.rank == 0:
         calibrate_run(Path(opts.out) / "model.safetensors", args.calibrate_size)

@@ -888,10 +888,23 @@ def init_distributed() -> tuple[int, int]:
     import torch.distributed as dist
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        # on GPUs NCCL for the gradients and gloo for the CPU tensors of the log's and the stop's all-reduces
+        backend = "cuda:nccl,cpu:gloo" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend)
     _, rank, world = _dist()
     return rank, world
+
+
+def any_rank(*flags: bool) -> tuple[bool, ...]:
+    """Each flag True on every rank when it is True on any (one all-reduce under torchrun; the flags as they are in a
+    single process): the ranks must leave the training loop after the same step, or the others wait forever in the
+    next step's gradient all-reduce."""
+    dist, _, world = _dist()
+    if dist is None or world < 2:
+        return tuple(bool(f) for f in flags)
+    t = torch.tensor([float(f) for f in flags])
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return tuple(bool(v) for v in t.tolist())
 
 
 def resolve_workers(workers: int | None, device: torch.device) -> int:
@@ -1339,7 +1352,7 @@ class Trainer:
                    unit="step", dynamic_ncols=True, desc=f"train {self.model.config.name}")
         stop = {"flag": False}
         old_handler = None
-        if self.rank == 0 and hasattr(signal, "SIGTERM"):
+        if hasattr(signal, "SIGTERM"):  # every rank: torchrun passes the signal on to all of them
             try:
                 old_handler = signal.signal(signal.SIGTERM, lambda *a: stop.__setitem__("flag", True))
             except ValueError:  # not in the main thread
@@ -1353,7 +1366,7 @@ class Trainer:
         window: list[tuple[float, int]] = []
         last: dict = {}
         try:
-            while self.step < o.steps and not stop["flag"]:
+            while self.step < o.steps:  # leaves by the agreed stop below, never on a flag one rank alone has seen
                 t0 = time.perf_counter()
                 row = self.train_step()
                 if profiler is not None:
@@ -1379,7 +1392,13 @@ class Trainer:
                 if due:
                     self.save()
                     last_ckpt = time.perf_counter()
-                if o.max_minutes and (time.perf_counter() - t_start) >= o.max_minutes * 60:
+                # each rank has its own clock and signal: they agree to stop after the same step
+                signalled, time_up = any_rank(
+                    stop["flag"], bool(o.max_minutes) and (time.perf_counter() - t_start) >= o.max_minutes * 60)
+                if signalled:
+                    stop["flag"] = True
+                    break
+                if time_up:
                     log.info("stopping after --max-minutes %.1f", o.max_minutes)
                     break
         except KeyboardInterrupt:
@@ -1395,7 +1414,7 @@ class Trainer:
             if old_handler is not None:
                 signal.signal(signal.SIGTERM, old_handler)
         self.save()
-        if stop["flag"]:
+        if stop["flag"] and self.rank == 0:
             log.info("SIGTERM: stopped at step %d with a checkpoint; `--resume` continues", self.step)
         return {"step": self.step, "samples": self.samples, "elapsed_s": self.elapsed, "last": last,
                 "text_cache_hits": self.text_cache.hits, "text_cache_misses": self.text_cache.misses,

@@ -46,3 +46,24 @@ def test_two_gloo_processes_match_one(tmp_path):
 
     model = load_checkpoint(two / "model.safetensors")
     assert model.checkpoint_meta["samples"] == 6
+
+
+def _any_rank_worker(rank: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+    from rrsis_train.trainer import any_rank
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        # rank 1 alone was signalled; neither rank's clock has run out
+        Path(out, f"rank{rank}").write_text(repr(any_rank(rank == 1, False)))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ranks_agree_to_stop_when_one_is_signalled(tmp_path):
+    """The training loop's stop (SIGTERM, --max-minutes) is agreed by all-reduce: a rank that stopped alone would
+    leave the others waiting forever in DDP's next gradient all-reduce."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_any_rank_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    assert [(tmp_path / f"rank{r}").read_text() for r in (0, 1)] == ["(True, False)", "(True, False)"]
