@@ -17,6 +17,7 @@ Report (fractions in [0, 1])::
      "zoom_in": bool,                                           # click turns also predicted on a zoomed crop
      "edge_refine": bool,                                       # masks snapped to colour edges (rrsis_engine.edges)
      "remove_negated_regions": bool,                            # parts and crossing strips under negative clicks removed
+     "click_fit": bool,                                         # click turns' logits fitted to their clicks
      "encoder_precision": "bf16" | "fp32",                      # the image encoder's arithmetic
      "dialogue": {"n": int, "mIoU": float, "oIoU": float}}      # only when records carry follow-ups
 """
@@ -170,6 +171,7 @@ def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (
         "zoom_in": bool(getattr(predictor, "zoom_enabled", lambda: False)()),
         "edge_refine": bool(getattr(predictor, "edge_refine", False)),
         "remove_negated_regions": bool(getattr(predictor, "remove_negated_regions", False)),
+        "click_fit": bool(getattr(predictor, "click_fit", False)),
         "encoder_precision": getattr(predictor, "encoder_precision", None),
     }
     amb = [(s.ambiguity, s.ambiguous) for s in samples if s.ambiguity is not None]
@@ -263,6 +265,8 @@ def report_markdown(result: EvalResult | dict, data_name: str = "") -> str:
         lines += ["Separate mask parts and crossing strips under negative clicks kept as the model drew them "
                   "(`--keep-negated-regions`).",
                   ""]
+    if rep.get("click_fit") is False:
+        lines += ["Click turns as the decoder gives them, clicks on the wrong side left there (`--no-click-fit`).", ""]
     if "dialogue" in rep:
         d = rep["dialogue"]
         lines += [f"Dialogue (follow-up turn with the first turn's mask as prior): n = {d['n']}, "

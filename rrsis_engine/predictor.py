@@ -154,12 +154,14 @@ class Predictor:
     of the shown mask that one of the turn's negative clicks (the session's so far) lies on, and no positive click,
     is removed whole unless such parts outweigh the rest of the mask (:func:`postprocess.negated_regions`); so is
     the branch of a strip (a road crossing the target) such a click lies on (:func:`postprocess.negated_strips`).
+    click_fit: a click turn's logits are corrected around clicks the decoder left on the wrong side, until each lies
+    on its side (:mod:`rrsis_engine.model.click_fit`).
     """
 
     def __init__(self, model, device: str | None = None, disk_cache: bool = True,
                  disk_cache_bytes: int = 2 * 1024**3, memory_images: int = 8, cache_dir: str | Path | None = None,
                  zoom_in: bool | None = None, encoder_precision: str = "auto", edge_refine: bool = True,
-                 remove_negated_regions: bool = True):
+                 remove_negated_regions: bool = True, click_fit: bool = True):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.encoder_precision = resolve_encoder_precision(encoder_precision, self.device)
         self.model = model.to(self.device).eval()
@@ -174,6 +176,7 @@ class Predictor:
         self.zoom_in = zoom_in
         self.edge_refine = edge_refine
         self.remove_negated_regions = remove_negated_regions
+        self.click_fit = click_fit
         self.encode_ms: float | None = None  # the last image-encoder pass (full image or zoom crop) on this device
         self._texts: _LRU = _LRU(256)  # text -> (tokens 1×L×d, mask 1×L)
         # (image hash, text) -> (vd 1×d×h×w, T_G 1×d, U 1×1×h×w or None, σ(ambiguity logit) float or None)
@@ -407,7 +410,8 @@ class Predictor:
             if mask_input is not None:
                 prior = torch.as_tensor(mask_input, dtype=torch.float32, device=self.device).reshape(
                     1, 1, self.image_size // 4, self.image_size // 4)
-            low, iou, obj = self.model.decode(vd, t_global, feats, pts, lbl, prior, uncertainty=u)
+            low, iou, obj = self.model.decode(vd, t_global, feats, pts, lbl, prior, uncertainty=u,
+                                              fit_clicks=self.click_fit)
             timings["decode_ms"] = (time.perf_counter() - t) * 1e3
             t = time.perf_counter()
             # a text turn's logits before the component ranker chose among their regions; follow-up sentences ("the
@@ -501,7 +505,8 @@ class Predictor:
         crop_pts = image_pts - offset
         inside = ((crop_pts >= 0) & (crop_pts < side)).all(-1) | (lbl >= 2)  # box corners are clipped, not dropped
         crop_pts = crop_pts[inside][None].clamp(0, side) * T.resize_scale(side, side, self.image_size)
-        low, _, _ = self.model.decode(vd, t_global, feats, crop_pts, lbl[inside][None], prior, uncertainty=u)
+        low, _, _ = self.model.decode(vd, t_global, feats, crop_pts, lbl[inside][None], prior, uncertainty=u,
+                                      fit_clicks=self.click_fit)
         zoomed = T.logits_to_image(low, side, side, self.image_size)[0, 0].float().cpu().numpy()
         logits[y0:y1, x0:x1] = (1 - ZOOM_WEIGHT) * logits[y0:y1, x0:x1] + ZOOM_WEIGHT * zoomed
         return True

@@ -52,6 +52,9 @@ def register(subparsers) -> None:
     p.add_argument("--keep-negated-regions", action="store_true",
                    help="score the masks without removing the separate parts and crossing strips that negative "
                         "clicks lie on (rrsis_engine.postprocess.negated_regions, negated_strips)")
+    p.add_argument("--no-click-fit", action="store_true",
+                   help="score click turns as the decoder gives them, without correcting the logits around clicks "
+                        "it left on the wrong side (rrsis_engine.model.click_fit)")
     p.add_argument("--encoder-precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="image encoder arithmetic (auto: bf16 where the hardware has it natively)")
     p.set_defaults(func=run)
@@ -68,7 +71,8 @@ def run(args) -> int:
     # the zoom-in is pinned: left on auto it follows the encoder's speed, so a loaded machine would score differently
     predictor = load_predictor(args.model, device=args.device, disk_cache=False, zoom_in=not args.no_zoom,
                                encoder_precision=args.encoder_precision, edge_refine=not args.no_edge_refine,
-                               remove_negated_regions=not args.keep_negated_regions)
+                               remove_negated_regions=not args.keep_negated_regions,
+                               click_fit=not args.no_click_fit)
 
     def progress(i, s):
         if (i + 1) % 25 == 0:

@@ -62,6 +62,9 @@ def register(subparsers) -> None:
     p.add_argument("--keep-negated-regions", action="store_true",
                    help="keep separate parts and crossing strips (roads) of the mask that a negative click lies on (by "
                         "default they are removed)")
+    p.add_argument("--no-click-fit", action="store_true",
+                   help="keep the decoder's mask where it leaves a click on the wrong side (by default the logits "
+                        "around such a click are corrected until it lies on its side)")
     p.set_defaults(func=run)
 
 
@@ -76,7 +79,8 @@ def run(args) -> int:
     if not args.text and not args.point and args.box is None:
         raise PromptError("Give --text, --point or --box: there is nothing to segment.")
     predictor = load_predictor(args.model, edge_refine=not args.no_edge_refine,
-                               remove_negated_regions=not args.keep_negated_regions)
+                               remove_negated_regions=not args.keep_negated_regions,
+                               click_fit=not args.no_click_fit)
     session = RefinementSession(predictor)
     session.set_image(args.image, bands=args.bands)
     logger = None

@@ -37,6 +37,12 @@ class MMMD(MaskDecoder):
         return self.conv_s0(v1), self.conv_s1(v2)
 
     def decode(self, vd, image_pe, t_global, sparse, dense, v1, v2):
+        masks, iou, obj, _ = self.decode_with_features(vd, image_pe, t_global, sparse, dense, v1, v2)
+        return masks, iou, obj
+
+    def decode_with_features(self, vd, image_pe, t_global, sparse, dense, v1, v2):
+        """:meth:`decode`, and the upscaled features B×c'×4h×4w the hypernetwork's vector reads (mask logit = their
+        inner product)."""
         b = sparse.shape[0]
         out = [self.obj_score_token.weight, self.iou_token.weight, self.mask_tokens.weight]
         tokens = torch.cat(out, dim=0).unsqueeze(0).expand(b, -1, -1)
@@ -63,4 +69,4 @@ class MMMD(MaskDecoder):
         masks = (hyper[:, None, :] @ up.reshape(b, c2, H * W)).reshape(b, 1, H, W)
         iou = self.iou_prediction_head(iou_out)
         obj = self.pred_obj_score_head(obj_out)
-        return masks, iou, obj
+        return masks, iou, obj, up

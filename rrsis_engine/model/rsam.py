@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rrsis_engine.model.click_fit import fit_to_clicks
 from rrsis_engine.model.click_refiner import CLICK_MAP_SIGMA, click_maps
 from rrsis_engine.model.component_ranker import find_components, select_components, stack_components
 from rrsis_engine.model.config import RSAMConfig
@@ -158,15 +159,18 @@ class RSAM(nn.Module):
         mask_input: torch.Tensor | None = None,
         has_mask: torch.Tensor | None = None,
         uncertainty: torch.Tensor | None = None,
+        fit_clicks: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Prompt encoder + MMMD (+ UDLR, + click refiner).
+        """Prompt encoder + MMMD (+ UDLR, + click refiner, + click fitting).
 
         points B×N×2 model-frame (x, y); labels B×N; mask_input B×1×(S/4)×(S/4) logits; uncertainty U
         B×1×(S/16)×(S/16) from :meth:`uncertainty` (required when ``config.use_udlr``, ignored otherwise).
+        fit_clicks: correct each row's logits so that its clicks lie on their side (:mod:`.click_fit`, inference
+        only: the correction is fitted, not learned, and carries no gradient).
         Returns mask logits B×1×(S/4)×(S/4), IoU B×1 (in [0, 1]), object logits B×1.
         """
         sparse, dense = self.prompt_encoder.encode(points, labels, mask_input, has_mask, batch_size=vd.shape[0])
-        masks, iou, obj = self.mask_decoder.decode(
+        masks, iou, obj, features = self.mask_decoder.decode_with_features(
             vd, self.prompt_encoder.get_dense_pe(), t_global, sparse, dense, feats.v1, feats.v2
         )
         if self.udlr is not None:
@@ -178,6 +182,9 @@ class RSAM(nn.Module):
             masks = self.udlr(masks, uncertainty)
         if self.click_refiner is not None and points is not None and points.shape[1] > 0:
             masks = self._refine_at_clicks(masks, points, labels, mask_input, has_mask, feats.v1)
+        if fit_clicks and points is not None and points.shape[1] > 0:
+            masks = torch.cat([fit_to_clicks(masks[i:i + 1], features[i:i + 1], points[i], labels[i], self.image_size)
+                               for i in range(len(masks))])
         return masks, iou, obj
 
     def turn_error(self, masks: torch.Tensor, v1: torch.Tensor, points: torch.Tensor | None = None,
