@@ -77,7 +77,8 @@ def _measure_rsam(name: str, repeats: int, dev, rng, precision: str = "fp32") ->
 
     torch.manual_seed(0)  # random weights, but the same ones every run: their masks set the post-processing cost
     model = build_rsam(name)
-    predictor = Predictor(model, device=str(dev), disk_cache=False, encoder_precision=precision)
+    # click fitting would run in some random-weight click turns and not in others: timed on its own (_click_fit)
+    predictor = Predictor(model, device=str(dev), disk_cache=False, encoder_precision=precision, click_fit=False)
     result: dict = {"config": name, "input": model.config.image_size, "baseline": BASELINE_FOR[name]}
     for side in (512, 1024):
         images = [(rng.random((side, side, 3)) * 255).astype(np.uint8) for _ in range(repeats + 1)]
@@ -94,6 +95,7 @@ def _measure_rsam(name: str, repeats: int, dev, rng, precision: str = "fp32") ->
     clicks, texts = _turns(predictor, image, repeats, dev)
     zooms = _zoom_turns(predictor, image, repeats, dev)
     result.update(_edge_snap(image, model.config.image_size // 4, repeats))
+    result["click_fit_p50_ms"] = _click_fit(model, repeats)
     result.update(click_p50_ms=_pct(clicks, 50), click_p95_ms=_pct(clicks, 95), zoom_click_p50_ms=_pct(zooms, 50),
                   text_p50_ms=_pct(texts, 50), text_p95_ms=_pct(texts, 95), peak_rss_mb=_peak_rss_mb(),
                   decode_ms=statistics.median([predictor.predict(TEXTS[0], points=[[500, 500]], labels=[1],
@@ -154,6 +156,30 @@ def _edge_snap(image, grid_side: int, repeats: int) -> dict:
     return out
 
 
+def _click_fit(model, repeats: int) -> float:
+    """p50 latency (ms) of click fitting (rrsis_engine.model.click_fit) where it has work to do: the model's S/4 grid
+    and decoder feature width, a mask that is one blob, a positive click outside it and a negative one inside. (Its
+    cost depends on those shapes, not on the weights: random weights would fit in some click turns and not others.)"""
+    import torch
+
+    from rrsis_engine.model.click_fit import click_values, fit_to_clicks
+
+    size = model.config.image_size
+    g = size // 4
+    channels = model.mask_decoder.output_hypernetworks_mlps[0].layers[-1].out_features
+    logits = torch.full((1, 1, g, g), -6.0)
+    logits[..., g // 4:g // 2, g // 4:g // 2] = 6.0
+    features = torch.randn(1, channels, g, g, generator=torch.Generator().manual_seed(0))
+    points = torch.tensor([[0.75 * size, 0.75 * size], [0.375 * size, 0.375 * size]])
+    labels = torch.tensor([1, 0])
+
+    def fit():
+        return fit_to_clicks(logits, features, points, labels, size)
+
+    assert (click_values(fit(), points, size) * torch.tensor([1.0, -1.0]) > 0).all()  # the fit works (and warms up)
+    return _pct(_time(fit, repeats * 5), 50)
+
+
 def _zoom_turns(predictor, image, repeats: int, dev) -> list[float]:
     """Latencies (ms) of 2-click turns on a small object that get the zoom-in pass (rrsis_engine.zoom): the full-frame
     decode plus an image-encoder pass and a decode on the crop. The crop cache is emptied before each turn, as
@@ -200,7 +226,7 @@ def _measure_uncertainty_turns(name: str, repeats: int, dev, rng, precision: str
     from rrsis_engine.predictor import Predictor
 
     off, on = uncertainty_model_pair(name)
-    predictors = {k: Predictor(m, device=str(dev), disk_cache=False, encoder_precision=precision)
+    predictors = {k: Predictor(m, device=str(dev), disk_cache=False, encoder_precision=precision, click_fit=False)
                   for k, m in (("off", off), ("on", on))}
     img = (rng.random((1024, 1024, 3)) * 255).astype(np.uint8)
     times = {k: ([], []) for k in predictors}
@@ -285,15 +311,20 @@ def _markdown(report: dict) -> str:
               "for a 256² object and for a mask covering the whole image, and the click turn with it; and the "
               "negative-click rules (rrsis_engine.postprocess: negated look-alikes and crossing strips, in every "
               "turn with a negative click, also in the click turns above) on two roads crossing the 1024² image "
-              "with a negative click on the narrower one, which they remove.", "",
+              "with a negative click on the narrower one, which they remove; and click fitting "
+              "(rrsis_engine.model.click_fit, in click turns that leave a click on the wrong side) with two such "
+              "clicks on the model's grid.", "",
               "| config | click p50 (ms) | snap, 256² object (ms) | snap, whole image (ms) | click + object snap "
-              "vs SAM 2 | negative-click rules, crossing roads (ms) |", "|---|---|---|---|---|---|"]
+              "vs SAM 2 | negative-click rules, crossing roads (ms) | click fit, two wrong-side clicks (ms) |",
+              "|---|---|---|---|---|---|---|"]
     for r in rows:
         if "snap_object_p50_ms" in r:
             negated = f"{r['negated_roads_p50_ms']:.1f}" if "negated_roads_p50_ms" in r else "–"
+            fit = f"{r['click_fit_p50_ms']:.1f}" if "click_fit_p50_ms" in r else "–"
             lines.append(f"| {r['config']} | {r['click_p50_ms']:.1f} | {r['snap_object_p50_ms']:.1f} | "
                          f"{r['snap_whole_p50_ms']:.1f} | "
-                         f"{(r['click_p50_ms'] + r['snap_object_p50_ms']) / r['sam2_click_p50_ms']:.2f}× | {negated} |")
+                         f"{(r['click_p50_ms'] + r['snap_object_p50_ms']) / r['sam2_click_p50_ms']:.2f}× | {negated} | "
+                         f"{fit} |")
     lines += ["", "CroBIM-U cost: the same config with RUS + UGF + UDLR on, per-turn p50 against it off, the two "
               "models alternating in one process.", "",
               "| config | click off / on (ms) | click ratio | new text off / on (ms) | new-text ratio |",
