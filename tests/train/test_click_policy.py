@@ -48,7 +48,10 @@ def test_policy_head_trained_alone_suggests_clicks_that_correct_like_the_standar
     # from log(cells) = 6.93 (uniform over 32² cells) to about 2 (the right cell among a handful)
     assert np.mean(losses[-20:]) < np.mean(losses[:20]) - 2.0, losses
 
-    predictor = Predictor(model, device="cpu", disk_cache=False, encoder_precision="fp32")
+    # the head learned the decoder's own answer to a click (training never fits clicks), so it is judged on that:
+    # with click fitting, the standard click (always on a wrong pixel) gains more and the comparison is no longer
+    # about the head (a clean-checkout run with fitting on: 0.076 against 0.156)
+    predictor = Predictor(model, device="cpu", disk_cache=False, encoder_precision="fp32", click_fit=False)
     suggested_gain, standard_gain = [], []
     for n in range(10**6, 10**6 + 1000):  # item numbers never used in training
         if len(standard_gain) >= 12:  # enough turns with a real error (the first 96 items had 3 on an Intel VM)
