@@ -1,12 +1,13 @@
 """docs/click-fit.png: the standard click protocol on one synthetic validation scene ("find the white ship nearest to
 the grove"), without and with click fitting (rrsis_engine.model.click_fit), nine clicks each, cropped around the ship.
-Green outline: the target; blue: the mask; dots: positive (green) and negative (red) clicks.
+Magenta: the mask; yellow: the target's outline; dots: positive (green) and negative (red) clicks.
 
     .venv/bin/python scripts/click_fit_figure.py
 """
 
 import numpy as np
 import torch
+from edge_snap_figure import labelled, overlay  # scripts/ is on sys.path when this script runs
 from PIL import Image, ImageDraw
 
 from rrsis_engine import metrics as M
@@ -21,19 +22,14 @@ CLICKS = 9
 
 
 def panel(image: np.ndarray, mask: np.ndarray, target: np.ndarray, clicks, title: str) -> Image.Image:
-    tinted = image.astype(float)
-    tinted[mask] = 0.45 * tinted[mask] + 0.55 * np.array([40, 90, 255])
-    tinted[(target ^ np.roll(target, 1, 0)) | (target ^ np.roll(target, 1, 1))] = (0, 255, 0)
     side = (CROP[2] - CROP[0]) * SCALE
-    im = Image.fromarray(tinted.astype(np.uint8)).crop(CROP).resize((side, side), Image.NEAREST)
+    im = overlay(image, mask, target).crop(CROP).resize((side, side), Image.NEAREST)
     draw = ImageDraw.Draw(im)
     for x, y, positive in clicks:
-        cx, cy = (x - CROP[0]) * SCALE, (y - CROP[1]) * SCALE
-        draw.ellipse([cx - 4, cy - 4, cx + 4, cy + 4], fill=(0, 220, 0) if positive else (230, 0, 0),
+        cx, cy = (x + 0.5 - CROP[0]) * SCALE, (y + 0.5 - CROP[1]) * SCALE
+        draw.ellipse([cx - 4, cy - 4, cx + 4, cy + 4], fill=(40, 200, 70) if positive else (235, 50, 50),
                      outline=(255, 255, 255))
-    draw.rectangle([0, 0, side, 18], fill=(0, 0, 0))
-    draw.text((4, 3), title, fill=(255, 255, 255))
-    return im
+    return labelled(im, title)
 
 
 def main() -> None:

@@ -27,6 +27,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from rrsis_engine.model.click_refiner import click_gaussians
+
 #: σ of each click's window, in S/4 grid cells (3 and 4 measured alike on the synthetic validation scenes; 6, in an
 #: earlier form of the fit, cost two-click IoU −0.024 there)
 SIGMA_CELLS = 3.0
@@ -62,22 +64,18 @@ def fit_to_clicks(logits: torch.Tensor, features: torch.Tensor, points: torch.Te
         return logits
     points, sign = points[keep].float(), labels[keep].float() * 2 - 1
     logits32 = logits.float()
-    if bool((click_values(logits32, points, image_size) * sign > 0).all()):
+    values = click_values(logits32, points, image_size)
+    if bool((values * sign > 0).all()):
         return logits
     g = logits.shape[-1]
     # inference-mode tensors cannot be recorded by autograd: fit on copies made outside it
     with torch.inference_mode(False), torch.enable_grad():
-        base, points, sign = logits32.clone(), points.clone(), sign.clone()
+        base, points, sign, base_values = logits32.clone(), points.clone(), sign.clone(), values.clone()
         feats = features[0].float().clone()
         feats = feats / feats.pow(2).mean().sqrt().clamp(min=1e-6)  # C×g×g, unit RMS (conditions the fit)
-        cells = torch.arange(g, dtype=torch.float32, device=logits.device) + 0.5
-        col = points[:, 0] * g / image_size  # clicks in cell units, N
-        row = points[:, 1] * g / image_size
-        window = torch.exp(-((cells[None, :, None] - row[:, None, None]) ** 2
-                             + (cells[None, None, :] - col[:, None, None]) ** 2) / (2 * SIGMA_CELLS ** 2))  # N×g×g
+        window = click_gaussians(points, g, image_size / g, SIGMA_CELLS)  # N×g×g
         delta = torch.zeros(len(points), feats.shape[0], device=logits.device, requires_grad=True)
         beta = torch.zeros(len(points), device=logits.device, requires_grad=True)
-        base_values = click_values(base, points, image_size)
         area = 2 * math.pi * SIGMA_CELLS ** 2
 
         def correction() -> torch.Tensor:

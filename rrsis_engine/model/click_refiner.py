@@ -17,13 +17,19 @@ from torch import nn
 from torch.nn import functional as F
 
 
+def click_gaussians(points: torch.Tensor, grid: int, stride: float, sigma: float) -> torch.Tensor:
+    """points (…)×N×2 model-frame (x, y) pixels → (…)×N×grid×grid: exp(−d²/2σ²) per click, d in grid cells from each
+    cell centre (cells ``stride`` pixels wide)."""
+    centres = (torch.arange(grid, device=points.device, dtype=points.dtype) + 0.5) * stride
+    dy = ((centres - points[..., 1:2]) / stride) ** 2  # (…)×N×grid (rows)
+    dx = ((centres - points[..., 0:1]) / stride) ** 2  # (…)×N×grid (cols)
+    return torch.exp(-(dy[..., :, None] + dx[..., None, :]) / (2 * sigma**2))
+
+
 def click_maps(points: torch.Tensor, labels: torch.Tensor, grid: int, stride: int, sigma: float) -> torch.Tensor:
     """points B×N×2 model-frame (x, y) pixels, labels B×N (1 positive, 0 negative, others ignored) →
-    B×2×grid×grid: max over clicks of exp(−d²/2σ²), d in grid cells from each cell centre; channel 0 positive."""
-    centres = (torch.arange(grid, device=points.device, dtype=points.dtype) + 0.5) * stride
-    dy = ((centres[None, None, :] - points[..., 1:2]) / stride) ** 2  # B×N×grid (rows)
-    dx = ((centres[None, None, :] - points[..., 0:1]) / stride) ** 2  # B×N×grid (cols)
-    g = torch.exp(-(dy[..., :, None] + dx[..., None, :]) / (2 * sigma**2))  # B×N×grid×grid
+    B×2×grid×grid: max over clicks of :func:`click_gaussians`; channel 0 positive."""
+    g = click_gaussians(points, grid, stride, sigma)  # B×N×grid×grid
     maps = [(g * (labels == lab)[..., None, None]).amax(1, keepdim=True) for lab in (1, 0)]
     return torch.cat(maps, dim=1)
 
