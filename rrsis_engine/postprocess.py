@@ -63,18 +63,19 @@ def negated_regions(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) ->
     cost one-click mIoU; on synthetic scenes the guard changed nothing measurable).
 
     points: N×2 (x, y) image pixels; labels: N (1 positive, 0 negative). A labeller who clicks "not this" on a separate
-    look-alike means the whole look-alike; the model often shrinks it only around the click, or not at all."""
+    look-alike means the whole look-alike; the model often shrinks it only around the click, or not at all. A click in
+    a hole of a part (the model or the edge snap cut out the clicked spot itself) lies on that part."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     labels = np.asarray(labels).reshape(-1)
     none = np.zeros(mask.shape, dtype=bool)
     if not (labels == 0).any() or not mask.any():
         return none
-    parts, _ = ndimage.label(mask)
+    parts, _ = ndimage.label(ndimage.binary_fill_holes(mask))  # a click in a hole of a part lies on that part
     ids = parts[point_pixels(points, mask.shape)]
     drop = set(ids[labels == 0].tolist()) - set(ids[labels == 1].tolist()) - {0}
     if not drop:
         return none
-    removed = np.isin(parts, sorted(drop))
+    removed = np.isin(parts, sorted(drop)) & mask
     if 2 * int(removed.sum()) > int(mask.sum()):
         return none  # most of the mask: the click more likely trims a spill than rejects a look-alike
     return removed

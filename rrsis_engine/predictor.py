@@ -394,6 +394,7 @@ class Predictor:
         text = self.validate_text(text)
         pts, lbl = self._prompt_points(points, labels, box, image)
         clicks = np.asarray(points, dtype=np.float64).reshape(-1, 2) if points is not None else np.zeros((0, 2))
+        click_labels = lbl[0, :len(clicks)].cpu().numpy() if len(clicks) else np.zeros(0, dtype=np.int64)
         if not text and pts is None:
             raise PromptError("Nothing to segment: type an expression, click on the object or draw a box.")
         timings = {}
@@ -447,15 +448,18 @@ class Predictor:
             candidate_logits = (logits, low) if unranked is None else (
                 T.logits_to_image(unranked, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy(),
                 unranked)
-            shown = logits  # the mask the labeler gets: the model's logits snapped to the image's colour edges
+            # the mask the labeler gets: the model's logits snapped to the image's colour edges, the clicks seeding it
+            shown = logits
             if unc is None:  # the margin baseline reads the model's probabilities, not the snapped (saturated) ones
                 unc = postprocess.margin_uncertainty(postprocess.sigmoid(logits))
             if self.edge_refine:
                 t_edges = time.perf_counter()
-                shown = edges.refined_logits(edges.snap_to_edges(image.pixels, logits > 0, self.image_size // 4))
+                shown = edges.refined_logits(edges.snap_to_edges(
+                    image.pixels, logits > 0, self.image_size // 4,
+                    clicks=clicks, click_labels=click_labels))
                 timings["edges_ms"] = (time.perf_counter() - t_edges) * 1e3
             if self.remove_negated_regions and len(clicks):
-                negated = postprocess.negated_by_clicks(shown > 0, clicks, lbl[0, :len(clicks)].cpu().numpy())
+                negated = postprocess.negated_by_clicks(shown > 0, clicks, click_labels)
                 if negated.any():
                     shown = np.where(negated, np.minimum(shown, -10.0), shown).astype(np.float32)
         pred = self._finish(shown, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])),

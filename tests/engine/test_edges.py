@@ -54,6 +54,50 @@ def test_an_empty_mask_stays_empty_and_far_pixels_are_exactly_zero():
     assert (q[:89] == 0).all() and (q[:, 121:] == 0).all()
 
 
+def test_a_click_spreads_along_its_colour_region_where_the_unseeded_filter_undid_it():
+    """A positive click on a small green patch the mask missed, and a negative one on a dark chimney the mask covered:
+    filtered without the clicks both stay as the model drew them (the window's colour fit follows the mask); seeded,
+    each patch takes its click's label whole and the rest of the roof stays."""
+    img, roof = _scene()
+    patch = np.zeros_like(roof)
+    patch[190:198, 40:48] = True  # on the grey background, 8×8
+    chimney = np.zeros_like(roof)
+    chimney[80:88, 100:108] = True  # inside the roof
+    img[patch] = (40, 170, 60)
+    img[chimney] = (50, 40, 40)
+    clicks, labels = [[43.5, 193.5], [103.5, 83.5]], [1, 0]  # (x, y)
+    unseeded = edges.snap_to_edges(img, roof, grid_side=64) > 0.5  # radius 1.5 cells = 8 px, seed discs 4 px
+    assert not unseeded[patch].any() and unseeded[chimney].all()
+    seeded = edges.snap_to_edges(img, roof, grid_side=64, clicks=clicks, click_labels=labels) > 0.5
+    assert seeded[patch].all() and not seeded[chimney].any()
+    assert np.array_equal(seeded & ~patch, roof & ~chimney)
+
+
+def test_where_the_colour_speaks_against_a_click_the_models_mask_is_kept_around_it():
+    """A thin spur of the model's mask on plain background ends in a positive click: the colour fit removes the spur,
+    the seed disc alone cannot hold it, so the disc of one filter radius (8 px) around the click is the model's mask."""
+    img, roof = _scene()
+    model_mask = roof.copy()
+    model_mask[100:102, 130:170] = True  # a 2-px spur to the right of the roof's upper arm, on grey texture
+    click = [[165, 100.5]]  # (x, y), at the spur's tip
+    q = edges.snap_to_edges(img, model_mask, grid_side=64, clicks=click, click_labels=[1])
+    snapped = q > 0.5
+    assert snapped[100, 165]
+    rows, cols = np.mgrid[:240, :320]
+    disc = (rows - 100) ** 2 + (cols - 165) ** 2 <= 8 ** 2
+    assert np.array_equal(snapped[disc], model_mask[disc])
+    assert not (edges.snap_to_edges(img, model_mask, grid_side=64) > 0.5)[100, 165]  # without the click: gone
+    assert M.iou(snapped & ~disc, roof) > 0.98  # elsewhere the roof is snapped as before
+
+
+def test_seed_discs_are_clipped_at_the_border_and_later_clicks_win():
+    mask = np.zeros((20, 30), bool)
+    seeded = edges.seed_clicks(mask, [[0, 0], [29, 19], [29.4, 19.4]], [1, 1, 0], radius=2)
+    assert seeded[0, 0] and seeded[2, 0] and seeded[0, 2] and not seeded[2, 2]  # a disc, not a square
+    assert not seeded[17:, 27:].any()  # the negative click over the positive one
+    assert seeded.sum() == 6 and not mask.any()  # the quarter disc of radius 2 at the corner; the input untouched
+
+
 def test_the_fast_path_on_a_large_image_agrees_with_the_exact_filter():
     img, roof = _scene(scale=4, seed=3)  # 960×1280
     coarse = _coarse(roof, 24)
@@ -73,7 +117,8 @@ def test_the_predictor_shows_the_snapped_mask_and_keeps_the_models_logits_as_the
     a = snapping.predict("the red roof", points=[[100, 100]], labels=[1])
     b = plain.predict("the red roof", points=[[100, 100]], labels=[1])
     assert "edges_ms" in a.timings and "edges_ms" not in b.timings
-    expected = edges.snap_to_edges(img, b.logits > 0, snapping.image_size // 4) > 0.5
+    expected = edges.snap_to_edges(img, b.logits > 0, snapping.image_size // 4, clicks=[[100, 100]],
+                                   click_labels=[1]) > 0.5
     assert np.array_equal(a.mask, expected) and np.array_equal(a.mask, a.logits > 0)
     # the next turn's prior is the model's own S/4 logits, whatever is shown
     np.testing.assert_array_equal(a.low_res_logits.numpy(), b.low_res_logits.numpy())

@@ -32,6 +32,15 @@ def test_nothing_is_removed_without_a_negative_click_on_a_part_of_its_own(points
     assert not postprocess.negated_regions(_three_blobs(), points, labels).any()
 
 
+def test_a_negative_click_in_a_hole_of_a_part_removes_that_part_and_only_its_pixels():
+    """The model (or the edge snap) cut the clicked spot out of look-alike B; the click still means B."""
+    mask = _three_blobs()
+    mask[20:30, 70:80] = False  # a hole in B around the click
+    negated = postprocess.negated_regions(mask, [[25, 25], [75, 25]], [1, 0])
+    assert np.array_equal(negated, mask & (np.arange(160) >= 60)[None] & (np.arange(160) < 90)[None])
+    assert not negated[20:30, 70:80].any()  # the hole is not part of the mask and stays out of what goes
+
+
 def test_parts_larger_than_the_rest_of_the_mask_are_never_removed():
     one = np.zeros((50, 50), bool)
     one[10:30, 10:30] = True
