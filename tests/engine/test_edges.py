@@ -88,6 +88,10 @@ def test_where_the_colour_speaks_against_a_click_the_models_mask_is_kept_around_
     assert np.array_equal(snapped[disc], model_mask[disc])
     assert not (edges.snap_to_edges(img, model_mask, grid_side=64) > 0.5)[100, 165]  # without the click: gone
     assert M.iou(snapped & ~disc, roof) > 0.98  # elsewhere the roof is snapped as before
+    at_border = model_mask.copy()
+    at_border[100:102, 170:] = True  # the spur runs off the image's right edge
+    q = edges.snap_to_edges(img, at_border, grid_side=64, clicks=[[318, 100.5]], click_labels=[1])
+    assert (q > 0.5)[100, 318]  # the disc around that click is cut by the border
 
 
 def test_seed_discs_are_clipped_at_the_border_and_later_clicks_win():
