@@ -1,61 +1,92 @@
-"""docs/click-fit.png: the standard click protocol on one synthetic validation scene ("find the white ship nearest to
-the grove"), without and with click fitting (rrsis_engine.model.click_fit), nine clicks each, cropped around the ship.
-Magenta: the mask; yellow: the target's outline; dots: positive (green) and negative (red) clicks.
+"""Figures of the standard click protocol on one synthetic scene, an engine feature off (top row) and on (bottom row),
+cropped around the target. Magenta: the mask; yellow: the target's outline; dots: positive (green) and negative (red)
+clicks.
 
-    .venv/bin/python scripts/click_fit_figure.py
+    .venv/bin/python scripts/click_fit_figure.py        # docs/click-fit.png: click fitting (rrsis_engine.model.click_fit)
+    .venv/bin/python scripts/click_fit_figure.py seeds  # docs/click-seeds.png: the clicks seeding the edge snap
+
+docs/click-fit.png: "find the white ship nearest to the grove" (validation), nine clicks. docs/click-seeds.png: "the
+cluster of trees on the left" (validation), seven clicks; "unseeded" there is the snap without the turn's clicks.
 """
+
+import sys
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 from edge_snap_figure import labelled, overlay  # scripts/ is on sys.path when this script runs
 from PIL import Image, ImageDraw
 
+from rrsis_engine import edges
 from rrsis_engine import metrics as M
 from rrsis_engine.data.readers import load_records
 from rrsis_engine.predictor import load_predictor
 from rrsis_engine.session import RefinementSession
 
-RECORD = "synth-val-000077"
-CROP = (40, 130, 130, 220)  # x0, y0, x1, y1 image pixels around the ship
-SCALE = 2
-CLICKS = 9
+
+@contextmanager
+def snap_without_clicks():
+    """The edge snap as it was before stop 38: the turn's clicks are not passed to it."""
+    snap = edges.snap_to_edges
+    edges.snap_to_edges = lambda pixels, mask, grid_side, **kw: snap(pixels, mask, grid_side)
+    try:
+        yield
+    finally:
+        edges.snap_to_edges = snap
 
 
-def panel(image: np.ndarray, mask: np.ndarray, target: np.ndarray, clicks, title: str) -> Image.Image:
-    side = (CROP[2] - CROP[0]) * SCALE
-    im = overlay(image, mask, target).crop(CROP).resize((side, side), Image.NEAREST)
+@contextmanager
+def unchanged():
+    yield
+
+
+#: name → (record, crop x0, y0, x1, y1 in image pixels, scale, clicks, [(row label, predictor options, context)], output)
+FIGURES = {
+    "fit": ("synth-val-000077", (40, 130, 130, 220), 2, 9,
+            [("plain", {"click_fit": False}, unchanged), ("fit", {}, unchanged)], "docs/click-fit.png"),
+    "seeds": ("synth-val-000043", (28, 52, 64, 88), 6, 7,
+              [("unseeded", {}, snap_without_clicks), ("seeded", {}, unchanged)], "docs/click-seeds.png"),
+}
+
+
+def panel(image: np.ndarray, mask: np.ndarray, target: np.ndarray, clicks, title: str, crop, scale: int) -> Image.Image:
+    im = overlay(image, mask, target).crop(crop)
+    im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
     draw = ImageDraw.Draw(im)
     for x, y, positive in clicks:
-        cx, cy = (x + 0.5 - CROP[0]) * SCALE, (y + 0.5 - CROP[1]) * SCALE
+        cx, cy = (x + 0.5 - crop[0]) * scale, (y + 0.5 - crop[1]) * scale
         draw.ellipse([cx - 4, cy - 4, cx + 4, cy + 4], fill=(40, 200, 70) if positive else (235, 50, 50),
                      outline=(255, 255, 255))
     return labelled(im, title)
 
 
-def main() -> None:
+def main(name: str = "fit") -> None:
+    record, crop, scale, n_clicks, rows_spec, out = FIGURES[name]
     torch.set_num_threads(1)
-    rec = next(r for r in load_records("synthetic:val:100:256") if r["id"] == RECORD)
+    rec = next(r for r in load_records("synthetic:val:100:256") if r["id"] == record)
     image, target = np.asarray(rec["image"]), np.asarray(rec["mask"], bool)
     rows = []
-    for fit in (False, True):
-        session = RefinementSession(load_predictor("rsam-lite", device="cpu", disk_cache=False, click_fit=fit))
-        session.set_image(image)
-        pred = session.text(rec["expression"])
-        clicks, panels = [], []
-        for k in range(CLICKS):
-            clicks.append(M.next_click(pred.mask, target))
-            x, y, label = clicks[-1]
-            pred = session.click(x, y, positive=bool(label))
-            title = f"{'fit' if fit else 'plain'} {k + 1}: IoU {M.iou(pred.mask, target):.2f}"
-            panels.append(panel(image, pred.mask, target, clicks, title))
+    for label, options, context in rows_spec:
+        with context():
+            session = RefinementSession(load_predictor("rsam-lite", device="cpu", disk_cache=False, **options))
+            session.set_image(image)
+            pred = session.text(rec["expression"])
+            clicks, panels = [], []
+            for k in range(n_clicks):
+                clicks.append(M.next_click(pred.mask, target))
+                x, y, positive = clicks[-1]
+                pred = session.click(x, y, positive=bool(positive))
+                panels.append(panel(image, pred.mask, target, clicks,
+                                    f"{label} {k + 1}: IoU {M.iou(pred.mask, target):.2f}", crop, scale))
         rows.append(panels)
-    side = rows[0][0].width
-    sheet = Image.new("RGB", (side * CLICKS, side * len(rows)), (255, 255, 255))
+    width, height = rows[0][0].size
+    sheet = Image.new("RGB", (width * n_clicks, height * len(rows)), (255, 255, 255))
     for r, panels in enumerate(rows):
         for i, p in enumerate(panels):
-            sheet.paste(p, (side * i, side * r))
-    sheet.save("docs/click-fit.png")
+            sheet.paste(p, (width * i, height * r))
+    sheet.save(out)
+    print(f"wrote {out}: {rec['expression']!r}")
 
 
 if __name__ == "__main__":
-    main()
+    main(*sys.argv[1:])
