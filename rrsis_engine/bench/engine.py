@@ -129,7 +129,8 @@ def _turns(predictor, image, repeats: int, dev) -> tuple[list[float], list[float
 
 def _edge_snap(image, grid_side: int, repeats: int) -> dict:
     """Latencies (ms) of the edge snap (rrsis_engine.edges, two guided-filter passes) on the 1024² image, for masks
-    whose cost does not depend on random weights: a 256² object (the filter works on its box) and the whole image;
+    whose cost does not depend on random weights: a 256² object (the filter works on its box) with the three clicks
+    of a click turn seeding it (two positive, one negative near its edge), and the whole image without clicks;
     and of the negative-click rules (rrsis_engine.postprocess.negated_by_clicks) where the strip rule
     does its work: a 60- and a 16-pixel road crossing the whole image, a positive click on the first, a negative one on
     the second."""
@@ -137,11 +138,13 @@ def _edge_snap(image, grid_side: int, repeats: int) -> dict:
     from rrsis_engine.edges import snap_to_edges
 
     out = {}
-    for name, box in (("object", (384, 640)), ("whole", (0, 1024))):
+    object_clicks = {"clicks": np.array([[512.0, 512.0], [450.0, 580.0], [630.0, 500.0]]),
+                     "click_labels": np.array([1, 1, 0])}  # (x, y)
+    for name, box, clicks in (("object", (384, 640), object_clicks), ("whole", (0, 1024), {})):
         mask = np.zeros((image.height, image.width), bool)
         mask[box[0]:box[1], box[0]:box[1]] = True
-        snap_to_edges(image.pixels, mask, grid_side)  # warm-up
-        out[f"snap_{name}_p50_ms"] = _pct(_time(lambda m=mask: snap_to_edges(image.pixels, m, grid_side),
+        snap_to_edges(image.pixels, mask, grid_side, **clicks)  # warm-up
+        out[f"snap_{name}_p50_ms"] = _pct(_time(lambda m=mask, c=clicks: snap_to_edges(image.pixels, m, grid_side, **c),
                                                 repeats * 5), 50)
     roads = np.zeros((image.height, image.width), bool)
     roads[482:542, :] = True
@@ -308,13 +311,14 @@ def _markdown(report: dict) -> str:
                          f"{r['zoom_click_p50_ms'] / r['click_p50_ms']:.2f}× | {auto} |")
     lines += ["", "Edge snap (rrsis_engine.edges: every turn's mask snapped to the image's colour edges, two guided-filter "
               "passes over the mask's box; on by default, off in the click turns above): its p50 on the 1024² image "
-              "for a 256² object and for a mask covering the whole image, and the click turn with it; and the "
+              "for a 256² object seeded by a click turn's three clicks and for a mask covering the whole image, and the "
+              "click turn with it; and the "
               "negative-click rules (rrsis_engine.postprocess: negated look-alikes and crossing strips, in every "
               "turn with a negative click, also in the click turns above) on two roads crossing the 1024² image "
               "with a negative click on the narrower one, which they remove; and click fitting "
               "(rrsis_engine.model.click_fit, in click turns that leave a click on the wrong side) with two such "
               "clicks on the model's grid.", "",
-              "| config | click p50 (ms) | snap, 256² object (ms) | snap, whole image (ms) | click + object snap "
+              "| config | click p50 (ms) | snap, 256² object, 3 clicks (ms) | snap, whole image (ms) | click + object snap "
               "vs SAM 2 | negative-click rules, crossing roads (ms) | click fit, two wrong-side clicks (ms) |",
               "|---|---|---|---|---|---|---|"]
     for r in rows:
