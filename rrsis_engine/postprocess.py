@@ -70,8 +70,11 @@ def negated_regions(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) ->
     none = np.zeros(mask.shape, dtype=bool)
     if not (labels == 0).any() or not mask.any():
         return none
-    parts, _ = ndimage.label(ndimage.binary_fill_holes(mask))  # a click in a hole of a part lies on that part
+    parts, _ = ndimage.label(mask)
     ids = parts[point_pixels(points, mask.shape)]
+    if (ids == 0).any():  # a click in a hole of a part lies on that part (filling costs ≈ 30 ms on a 1 024² mask)
+        parts, _ = ndimage.label(ndimage.binary_fill_holes(mask))
+        ids = parts[point_pixels(points, mask.shape)]
     drop = set(ids[labels == 0].tolist()) - set(ids[labels == 1].tolist()) - {0}
     if not drop:
         return none
