@@ -394,6 +394,7 @@ class Predictor:
         text = self.validate_text(text)
         pts, lbl = self._prompt_points(points, labels, box, image)
         clicks = np.asarray(points, dtype=np.float64).reshape(-1, 2) if points is not None else np.zeros((0, 2))
+        # the clicks come first in the prompts, then box corners
         click_labels = lbl[0, :len(clicks)].cpu().numpy() if len(clicks) else np.zeros(0, dtype=np.int64)
         if not text and pts is None:
             raise PromptError("Nothing to segment: type an expression, click on the object or draw a box.")
@@ -429,7 +430,7 @@ class Predictor:
                 t_zoom = time.perf_counter()
                 reference = logits > 0 if prior is None else \
                     T.logits_to_image(prior, image.height, image.width, self.image_size)[0, 0].cpu().numpy() > 0
-                zoomed = self._zoom_refine(image, key, logits, reference, clicks, pts, lbl)
+                zoomed = self._zoom_refine(image, key, logits, reference, clicks, click_labels, pts, lbl)
                 if zoomed:
                     timings["zoom_ms"] = (time.perf_counter() - t_zoom) * 1e3
             unc, unc_low = self._uncertainty(key, text, u, image) if u is not None else (None, None)
@@ -484,14 +485,13 @@ class Predictor:
         return self.model.select_text_regions(low, vd, v1, tokens, mask, valid[None])
 
     def _zoom_refine(self, image: RasterImage, key: str, logits: np.ndarray, reference: np.ndarray,
-                     clicks: np.ndarray, pts: torch.Tensor, lbl: torch.Tensor) -> bool:
+                     clicks: np.ndarray, click_labels: np.ndarray, pts: torch.Tensor, lbl: torch.Tensor) -> bool:
         """Zoom-in pass (:mod:`rrsis_engine.zoom`): re-predict on a magnified crop around ``reference`` (H×W bool, the
-        previous turn's mask) and ``clicks`` (N×2 x, y image pixels), from the turn's prompts alone (``pts`` 1×M×2
+        previous turn's mask) and ``clicks`` (N×2 x, y image pixels; ``click_labels`` N, 1/0), from the turn's prompts alone (``pts`` 1×M×2
         model frame, ``lbl`` 1×M: the clicks, and box corners clipped to the crop) with ``logits`` (H×W, this turn's
         full-frame logits, updated in place) as the prior, and average the two inside the crop; clicks outside the
         crop are left out. False when the turn gets no zoom (too few clicks, or the object is too large for a crop to
         magnify it)."""
-        click_labels = lbl[0, :len(clicks)].cpu().numpy()  # the clicks come first in the prompts, then box corners
         crop = zoom_box(reference, clicks, self.image_size, click_labels)
         if crop is None:
             return False

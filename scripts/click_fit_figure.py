@@ -10,7 +10,7 @@ cluster of trees on the left" (validation), seven clicks; "unseeded" there is th
 """
 
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
@@ -35,17 +35,12 @@ def snap_without_clicks():
         edges.snap_to_edges = snap
 
 
-@contextmanager
-def unchanged():
-    yield
-
-
 #: name → (record, crop x0, y0, x1, y1 in image pixels, scale, clicks, [(row label, predictor options, context)], output)
 FIGURES = {
     "fit": ("synth-val-000077", (40, 130, 130, 220), 2, 9,
-            [("plain", {"click_fit": False}, unchanged), ("fit", {}, unchanged)], "docs/click-fit.png"),
+            [("plain", {"click_fit": False}, nullcontext), ("fit", {}, nullcontext)], "docs/click-fit.png"),
     "seeds": ("synth-val-000043", (28, 52, 64, 88), 6, 7,
-              [("unseeded", {}, snap_without_clicks), ("seeded", {}, unchanged)], "docs/click-seeds.png"),
+              [("unseeded", {}, snap_without_clicks), ("seeded", {}, nullcontext)], "docs/click-seeds.png"),
 }
 
 
