@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from rrsis_engine import ambiguity as A
-from rrsis_engine import edges, postprocess
+from rrsis_engine import click_regions, edges, postprocess
 from rrsis_engine.errors import CheckpointError, NoImageError, NoTrainedWeightsError, PromptError
 from rrsis_engine.imageio import RasterImage, read_image
 from rrsis_engine.model import DEFAULT_MODEL, REGISTRY, ImageFeatures, load_checkpoint, model_hash
@@ -161,7 +162,7 @@ class Predictor:
     def __init__(self, model, device: str | None = None, disk_cache: bool = True,
                  disk_cache_bytes: int = 2 * 1024**3, memory_images: int = 8, cache_dir: str | Path | None = None,
                  zoom_in: bool | None = None, encoder_precision: str = "auto", edge_refine: bool = True,
-                 remove_negated_regions: bool = True, click_fit: bool = True):
+                 remove_negated_regions: bool = True, click_fit: bool = True, grow_clicks: bool = True):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.encoder_precision = resolve_encoder_precision(encoder_precision, self.device)
         self.model = model.to(self.device).eval()
@@ -177,6 +178,10 @@ class Predictor:
         self.edge_refine = edge_refine
         self.remove_negated_regions = remove_negated_regions
         self.click_fit = click_fit
+        self.grow_clicks = grow_clicks
+        # (image hash, x, y) -> the colour region grown from that pixel: (its box, the region's pixels in it) or None
+        self._grown: _LRU = _LRU(64)
+        self._smoothed: _LRU = _LRU(2)  # image hash -> click_regions.smoothed(pixels), H×W×3 uint8
         self.encode_ms: float | None = None  # the last image-encoder pass (full image or zoom crop) on this device
         self._texts: _LRU = _LRU(256)  # text -> (tokens 1×L×d, mask 1×L)
         # (image hash, text) -> (vd 1×d×h×w, T_G 1×d, U 1×1×h×w or None, σ(ambiguity logit) float or None)
@@ -449,14 +454,21 @@ class Predictor:
             candidate_logits = (logits, low) if unranked is None else (
                 T.logits_to_image(unranked, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy(),
                 unranked)
-            # the mask the labeler gets: the model's logits snapped to the image's colour edges, the clicks seeding it
+            # the mask the labeler gets: the model's logits with the positive clicks' colour regions, snapped to the
+            # image's colour edges (the clicks seeding the snap), less what negative clicks rule out
             shown = logits
             if unc is None:  # the margin baseline reads the model's probabilities, not the snapped (saturated) ones
                 unc = postprocess.margin_uncertainty(postprocess.sigmoid(logits))
+            if self.grow_clicks and (click_labels == 1).any():
+                t_grow = time.perf_counter()
+                grown = self._grown_regions(image, key, clicks, click_labels)
+                if grown is not None:
+                    shown = np.where(grown, np.maximum(shown, 10.0), shown).astype(np.float32)
+                timings["grow_ms"] = (time.perf_counter() - t_grow) * 1e3
             if self.edge_refine:
                 t_edges = time.perf_counter()
                 shown = edges.refined_logits(edges.snap_to_edges(
-                    image.pixels, logits > 0, self.image_size // 4,
+                    image.pixels, shown > 0, self.image_size // 4,
                     clicks=clicks, click_labels=click_labels))
                 timings["edges_ms"] = (time.perf_counter() - t_edges) * 1e3
             if self.remove_negated_regions and len(clicks):
@@ -467,10 +479,38 @@ class Predictor:
                             uncertainty=unc, uncertainty_low=unc_low, clicks=clicks, ambiguity_prob=ambiguity_prob,
                             turn_error=error, click_gain=gain, click_policy=policy,
                             candidate_logits=candidate_logits)
-        timings["post_ms"] = (time.perf_counter() - t) * 1e3 - timings.get("zoom_ms", 0.0) - timings.get("edges_ms", 0.0)
+        timings["post_ms"] = (time.perf_counter() - t) * 1e3 - sum(timings.get(k, 0.0) for k in ("zoom_ms", "edges_ms",
+                                                                                               "grow_ms"))
         pred.timings = timings
         pred.latency_ms = (time.perf_counter() - t0) * 1e3
         return pred
+
+    def _grown_regions(self, image: RasterImage, key: str, clicks: np.ndarray, click_labels: np.ndarray):
+        """The union of the colour regions grown from the positive clicks (:mod:`rrsis_engine.click_regions`), each
+        split where negative clicks lie on it, H×W bool; None when no click grows one (clicks on an edge, on texture or
+        on the background's colour). Regions are cached per image and pixel."""
+        smooth = self._smoothed.get(key)
+        if smooth is None:
+            smooth = click_regions.smoothed(image.pixels)
+            self._smoothed.put(key, smooth)
+        union = None
+        for x, y in clicks[click_labels == 1]:
+            cache_key = (key, int(round(x)), int(round(y)))
+            if cache_key in self._grown:
+                cropped = self._grown.get(cache_key)
+            else:
+                region = click_regions.grow_region(smooth, x, y)
+                cropped = None
+                if region is not None:
+                    box = ndimage.find_objects(region.astype(np.uint8))[0]
+                    cropped = (box, region[box])
+                self._grown.put(cache_key, cropped)
+            if cropped is not None:
+                region = np.zeros(smooth.shape[:2], dtype=bool)
+                region[cropped[0]] = cropped[1]
+                region = click_regions.split_at_negatives(region, smooth, clicks, click_labels)
+                union = region.copy() if union is None else union | region
+        return union
 
     def _select_regions(self, low: torch.Tensor, vd: torch.Tensor, v1: torch.Tensor, text: str,
                         image: RasterImage) -> torch.Tensor:

@@ -156,7 +156,28 @@ def _edge_snap(image, grid_side: int, repeats: int) -> dict:
 
     assert negated()[:400, 504:520].all()  # the crossing road goes (also the warm-up)
     out["negated_roads_p50_ms"] = _pct(_time(negated, repeats * 5), 50)
+    out.update(_click_regions(image, roads, clicks, labels, repeats))
     return out
+
+
+def _click_regions(image, roads: np.ndarray, clicks: np.ndarray, labels: np.ndarray, repeats: int) -> dict:
+    """Latencies (ms) of the colour regions grown from positive clicks (rrsis_engine.click_regions) with the two
+    crossing roads painted in one asphalt colour on the 1024² image: smoothing the image (once per image), growing
+    the region from the positive click (once per click; both cached by the predictor) and splitting it at the negative
+    click on the other road (every turn with both)."""
+    from rrsis_engine import click_regions
+
+    pixels = image.pixels.copy()
+    pixels[roads] = (80, 80, 85)
+    smooth = click_regions.smoothed(pixels)
+    region = click_regions.grow_region(smooth, *clicks[0])
+    assert region is not None and region[roads].all()  # the crossing road too: the same asphalt
+    kept = click_regions.split_at_negatives(region, smooth, clicks, labels)
+    assert kept[482:542].mean() > 0.95 and kept[:400].sum() < 50  # the negative click's road goes, not the other
+    return {"grow_smooth_p50_ms": _pct(_time(lambda: click_regions.smoothed(pixels), repeats * 3), 50),
+            "grow_region_p50_ms": _pct(_time(lambda: click_regions.grow_region(smooth, *clicks[0]), repeats * 3), 50),
+            "grow_split_p50_ms": _pct(_time(lambda: click_regions.split_at_negatives(region, smooth, clicks, labels),
+                                            repeats * 3), 50)}
 
 
 def _click_fit(model, repeats: int) -> float:
@@ -329,6 +350,16 @@ def _markdown(report: dict) -> str:
                          f"{r['snap_whole_p50_ms']:.1f} | "
                          f"{(r['click_p50_ms'] + r['snap_object_p50_ms']) / r['sam2_click_p50_ms']:.2f}× | {negated} | "
                          f"{fit} |")
+    lines += ["", "Colour regions grown from positive clicks (rrsis_engine.click_regions, on by default) on the two "
+              "crossing roads above painted in one asphalt colour: smoothing the 1024² image (once per image, on its "
+              "first positive click), growing the region from a click on the wide road (once per click; both are "
+              "cached) and cutting the crossing road off it at the negative click (every turn with both kinds).", "",
+              "| config | smoothing (ms) | region from a click (ms) | split at a negative click (ms) |",
+              "|---|---|---|---|"]
+    for r in rows:
+        if "grow_smooth_p50_ms" in r:
+            lines.append(f"| {r['config']} | {r['grow_smooth_p50_ms']:.1f} | {r['grow_region_p50_ms']:.1f} | "
+                         f"{r['grow_split_p50_ms']:.1f} |")
     lines += ["", "CroBIM-U cost: the same config with RUS + UGF + UDLR on, per-turn p50 against it off, the two "
               "models alternating in one process.", "",
               "| config | click off / on (ms) | click ratio | new text off / on (ms) | new-text ratio |",

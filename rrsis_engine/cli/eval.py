@@ -55,6 +55,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-click-fit", action="store_true",
                    help="score click turns as the decoder gives them, without correcting the logits around clicks "
                         "it left on the wrong side (rrsis_engine.model.click_fit)")
+    p.add_argument("--no-grow-clicks", action="store_true",
+                   help="do not add the colour region each positive click lies on to the mask "
+                        "(rrsis_engine.click_regions)")
     p.add_argument("--encoder-precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="image encoder arithmetic (auto: bf16 where the hardware has it natively)")
     p.set_defaults(func=run)
@@ -72,7 +75,7 @@ def run(args) -> int:
     predictor = load_predictor(args.model, device=args.device, disk_cache=False, zoom_in=not args.no_zoom,
                                encoder_precision=args.encoder_precision, edge_refine=not args.no_edge_refine,
                                remove_negated_regions=not args.keep_negated_regions,
-                               click_fit=not args.no_click_fit)
+                               click_fit=not args.no_click_fit, grow_clicks=not args.no_grow_clicks)
 
     def progress(i, s):
         if (i + 1) % 25 == 0:

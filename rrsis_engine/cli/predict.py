@@ -65,6 +65,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-click-fit", action="store_true",
                    help="keep the decoder's mask where it leaves a click on the wrong side (by default the logits "
                         "around such a click are corrected until it lies on its side)")
+    p.add_argument("--no-grow-clicks", action="store_true",
+                   help="keep the model's mask around a positive click instead of adding the colour region the click "
+                        "lies on (by default it is added unless it is large or holds a negative click)")
     p.set_defaults(func=run)
 
 
@@ -80,7 +83,7 @@ def run(args) -> int:
         raise PromptError("Give --text, --point or --box: there is nothing to segment.")
     predictor = load_predictor(args.model, edge_refine=not args.no_edge_refine,
                                remove_negated_regions=not args.keep_negated_regions,
-                               click_fit=not args.no_click_fit)
+                               click_fit=not args.no_click_fit, grow_clicks=not args.no_grow_clicks)
     session = RefinementSession(predictor)
     session.set_image(args.image, bands=args.bands)
     logger = None

@@ -1,0 +1,103 @@
+"""Colour regions grown from positive clicks (rrsis_engine.click_regions) and their wiring in the predictor."""
+
+import numpy as np
+import pytest
+
+from rrsis_engine import click_regions as C
+from rrsis_engine.predictor import Predictor
+
+
+def _scene(seed=0):
+    """256×320×3 uint8: textured sand; a horizontal road (rows 100–111) with a dashed white centre line crossed by a
+    vertical one of the same asphalt (cols 200–211); a compact red roof; a lone tree (a dark green disc of radius 3).
+    Returns the image and the boolean masks of the two roads."""
+    rng = np.random.default_rng(seed)
+    img = (rng.normal(0, 6, (256, 320, 3)) + (200, 180, 140)).clip(0, 255).astype(np.uint8)
+    horizontal = np.zeros((256, 320), bool)
+    horizontal[100:112] = True
+    vertical = np.zeros((256, 320), bool)
+    vertical[:, 200:212] = True
+    asphalt = horizontal | vertical
+    img[asphalt] = (rng.normal(0, 4, (asphalt.sum(), 3)) + (80, 80, 85)).clip(0, 255).astype(np.uint8)
+    for left in range(0, 320, 16):
+        if not 190 <= left <= 212:
+            img[105:107, left:left + 8] = (245, 245, 245)  # dashes along the centre line
+    img[30:70, 30:70] = (190, 50, 40)
+    rows, cols = np.mgrid[:256, :320]
+    img[(cols - 60) ** 2 + (rows - 180) ** 2 <= 9] = (30, 90, 40)
+    return img, horizontal, vertical
+
+
+def test_the_median_network_is_the_median_of_five_along_each_direction():
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (9, 9, 2), dtype=np.uint8)
+    for step in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        out = C._median5(a, step)
+        for channel in range(2):
+            samples = [a[4 + k * step[0], 4 + k * step[1], channel] for k in range(-2, 3)]
+            assert out[4, 4, channel] == np.median(samples)
+
+
+def test_smoothing_removes_lane_marks_and_keeps_the_road_edge():
+    img, horizontal, _ = _scene()
+    smooth = C.smoothed(img).astype(int)
+    assert C.smoothed(img).shape == (256, 320, 3) and C.smoothed(img).dtype == np.uint8
+    assert np.abs(smooth[105, 20] - (80, 80, 85)).max() < 12  # on a dash: asphalt again
+    assert np.abs(smooth[101, 20] - (80, 80, 85)).max() < 12 and np.abs(smooth[98, 20] - (200, 180, 140)).max() < 15
+    assert C.smoothed(img[..., 0]).shape == (256, 320, 3)  # a grey image: its band thrice
+
+
+def test_a_click_on_a_lane_mark_grows_the_whole_road_and_not_the_sand():
+    img, horizontal, vertical = _scene()
+    smooth = C.smoothed(img)
+    region = C.grow_region(smooth, 20, 105)  # on a dash of the centre line
+    roads = horizontal | vertical
+    assert region is not None and region[horizontal].mean() > 0.97  # the dashes filled
+    assert region[vertical].mean() > 0.9  # the crossing road has the same asphalt: the region runs into it
+    assert region[~roads].sum() < 0.01 * roads.sum()
+
+
+def test_nothing_grows_from_compact_objects_small_details_or_the_background():
+    img, _, _ = _scene()
+    smooth = C.smoothed(img)
+    assert C.grow_region(smooth, 50, 50) is None  # the red roof: not long and thin
+    assert C.grow_region(smooth, 60, 180) is None  # the lone tree, which the smoothing removed
+    assert C.grow_region(smooth, 100, 200) is None  # the sand: most of the image
+    assert C.grow_region(smooth, 30, 70) is None  # the roof's corner: no uniform colour around the click
+
+
+def test_a_negative_click_on_the_crossing_road_cuts_it_off_and_keeps_the_clicked_road():
+    img, horizontal, vertical = _scene()
+    smooth = C.smoothed(img)
+    region = C.grow_region(smooth, 20, 105)
+    points, labels = np.array([[20.0, 105.0], [205.0, 20.0]]), np.array([1, 0])
+    kept = C.split_at_negatives(region, smooth, points, labels)
+    assert kept[horizontal].mean() > 0.9
+    assert not kept[:90, 200:212].any() and not kept[20, 205]
+    # without a negative click on it, or with no positive one, the region is returned as it is
+    assert C.split_at_negatives(region, smooth, points[:1], labels[:1]) is region
+    assert C.split_at_negatives(region, smooth, points[1:], labels[1:]) is region
+
+
+def test_the_predictor_adds_the_grown_road_to_the_mask_and_keeps_the_models_prior(tiny_model):
+    img, horizontal, _ = _scene()
+    growing = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False)
+    plain = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False, grow_clicks=False)
+    for p in (growing, plain):
+        p.set_image(img)
+    a = growing.predict("the road", points=[[20, 105]], labels=[1])
+    b = plain.predict("the road", points=[[20, 105]], labels=[1])
+    assert "grow_ms" in a.timings and "grow_ms" not in b.timings
+    assert a.mask[horizontal].mean() > 0.95 and a.mask[horizontal].mean() > b.mask[horizontal].mean() + 0.2
+    np.testing.assert_array_equal(a.low_res_logits.numpy(), b.low_res_logits.numpy())
+    # a negative click on the crossing road's far end cuts that branch off the grown region
+    c = growing.predict("the road", points=[[20, 105], [205, 20]], labels=[1, 0])
+    assert c.mask[horizontal].mean() > 0.9 and not c.mask[:60, 200:212].any()
+
+
+@pytest.mark.parametrize("shape", [(160, 200), (160, 200, 4)])
+def test_grey_and_multiband_images_grow_from_their_first_three_bands(shape):
+    img = np.full(shape, 120, np.uint8)
+    img[78:84] = 40  # a dark line across the image, 6 px wide
+    region = C.grow_region(C.smoothed(img), 25, 80)
+    assert region is not None and region[78:84].all() and region.sum() == 6 * 200
