@@ -156,7 +156,9 @@ class Predictor:
     is removed whole unless such parts outweigh the rest of the mask (:func:`postprocess.negated_regions`); so is
     the branch of a strip (a road crossing the target) such a click lies on (:func:`postprocess.negated_strips`).
     click_fit: a click turn's logits are corrected around clicks the decoder left on the wrong side, until each lies
-    on its side (:mod:`rrsis_engine.model.click_fit`).
+    on its side (:mod:`rrsis_engine.model.click_fit`). grow_clicks: the long, thin colour region (a road) each positive
+    click lies on is added to the model's mask before the snap, cut where negative clicks lie on it
+    (:mod:`rrsis_engine.click_regions`).
     """
 
     def __init__(self, model, device: str | None = None, disk_cache: bool = True,

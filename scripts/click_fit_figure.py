@@ -4,9 +4,12 @@ clicks.
 
     .venv/bin/python scripts/click_fit_figure.py        # docs/click-fit.png: click fitting (rrsis_engine.model.click_fit)
     .venv/bin/python scripts/click_fit_figure.py seeds  # docs/click-seeds.png: the clicks seeding the edge snap
+    .venv/bin/python scripts/click_fit_figure.py roads  # docs/click-roads.png: regions grown from positive clicks
 
 docs/click-fit.png: "find the white ship nearest to the grove" (validation), nine clicks. docs/click-seeds.png: "the
 cluster of trees on the left" (validation), seven clicks; "unseeded" there is the snap without the turn's clicks.
+docs/click-roads.png: "segment the smallest road" (validation), six clicks, without and with the colour regions grown
+from positive clicks (rrsis_engine.click_regions).
 """
 
 import sys
@@ -41,6 +44,8 @@ FIGURES = {
             [("plain", {"click_fit": False}, nullcontext), ("fit", {}, nullcontext)], "docs/click-fit.png"),
     "seeds": ("synth-val-000043", (28, 52, 64, 88), 6, 7,
               [("unseeded", {}, snap_without_clicks), ("seeded", {}, nullcontext)], "docs/click-seeds.png"),
+    "roads": ("synth-val-000064", (0, 0, 256, 128), 1, 6,
+              [("model", {"grow_clicks": False}, nullcontext), ("grown", {}, nullcontext)], "docs/click-roads.png"),
 }
 
 

@@ -106,10 +106,10 @@ def _measure_rsam(name: str, repeats: int, dev, rng, precision: str = "fp32") ->
 
 def _turns(predictor, image, repeats: int, dev) -> tuple[list[float], list[float]]:
     """Per-turn latencies (ms) on a cached image: 2-click turns with the previous mask as prior (decoder
-    only: the zoom-in pass and the edge snap are off here, see :func:`_zoom_turns` and :func:`_edge_snap`), and
-    new-text turns (text encoder + fusion + decoder)."""
-    zoom_in, edge_refine = predictor.zoom_in, predictor.edge_refine
-    predictor.zoom_in = predictor.edge_refine = False
+    only: the zoom-in pass, the edge snap and the regions grown from clicks are off here, see :func:`_zoom_turns`,
+    :func:`_edge_snap` and :func:`_click_regions`), and new-text turns (text encoder + fusion + decoder)."""
+    zoom_in, edge_refine, grow_clicks = predictor.zoom_in, predictor.edge_refine, predictor.grow_clicks
+    predictor.zoom_in = predictor.edge_refine = predictor.grow_clicks = False
     try:
         predictor.predict(TEXTS[0], image=image)
         prev = predictor.predict(TEXTS[0], points=[[500, 500]], labels=[1], image=image)
@@ -124,7 +124,7 @@ def _turns(predictor, image, repeats: int, dev) -> tuple[list[float], list[float
 
         return clicks, _time(new_text, repeats * 5)
     finally:
-        predictor.zoom_in, predictor.edge_refine = zoom_in, edge_refine
+        predictor.zoom_in, predictor.edge_refine, predictor.grow_clicks = zoom_in, edge_refine, grow_clicks
 
 
 def _edge_snap(image, grid_side: int, repeats: int) -> dict:

@@ -42,9 +42,11 @@ def test_zoom_turns_and_the_edge_snap_are_timed_apart_from_plain_click_turns(mon
     engine._turns(predictor, image, 1, torch.device("cpu"))
     assert not any(zooms) and predictor.zoom_in is None  # plain click turns get no zoom pass; auto is restored
     assert not snaps and predictor.edge_refine is True  # nor the edge snap, timed on its own; restored
+    assert predictor.grow_clicks is True
     r = engine._edge_snap(image, predictor.image_size // 4, 1)
     assert len(snaps) == 2 * (1 + 5) and r["snap_whole_p50_ms"] > 0 and r["snap_object_p50_ms"] > 0
     assert r["negated_roads_p50_ms"] > 0
+    assert r["grow_smooth_p50_ms"] > 0 and r["grow_region_p50_ms"] > 0 and r["grow_split_p50_ms"] > 0
     zooms.clear()
     times = engine._zoom_turns(predictor, image, 1, torch.device("cpu"))
     assert len(times) == 5 and all(t > 0 for t in times)
