@@ -21,6 +21,21 @@ def predictor(tiny_model, tmp_path):
 
 
 @pytest.fixture()
+def feature_on_and_off(tiny_model):
+    """``make(image, **off)``: two zoom-less predictors on ``image``, engine defaults and with the options ``off``."""
+    from rrsis_engine.predictor import Predictor
+
+    def make(image, **off):
+        pair = (Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False),
+                Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False, **off))
+        for p in pair:
+            p.set_image(image)
+        return pair
+
+    return make
+
+
+@pytest.fixture()
 def rgb_image():
     rng = np.random.default_rng(1)
     img = (rng.random((120, 200, 3)) * 60 + 80).astype(np.uint8)

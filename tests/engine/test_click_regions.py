@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from rrsis_engine import click_regions as C
-from rrsis_engine.predictor import Predictor
 
 
 def _scene(seed=0):
@@ -79,12 +78,9 @@ def test_a_negative_click_on_the_crossing_road_cuts_it_off_and_keeps_the_clicked
     assert C.split_at_negatives(region, smooth, points[1:], labels[1:]) is region
 
 
-def test_the_predictor_adds_the_grown_road_to_the_mask_and_keeps_the_models_prior(tiny_model):
+def test_the_predictor_adds_the_grown_road_to_the_mask_and_keeps_the_models_prior(feature_on_and_off):
     img, horizontal, _ = _scene()
-    growing = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False)
-    plain = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False, grow_clicks=False)
-    for p in (growing, plain):
-        p.set_image(img)
+    growing, plain = feature_on_and_off(img, grow_clicks=False)
     a = growing.predict("the road", points=[[20, 105]], labels=[1])
     b = plain.predict("the road", points=[[20, 105]], labels=[1])
     assert "grow_ms" in a.timings and "grow_ms" not in b.timings

@@ -7,7 +7,6 @@ import pytest
 from rrsis_engine import edges
 from rrsis_engine import metrics as M
 from rrsis_engine.model import transforms as T
-from rrsis_engine.predictor import Predictor
 
 
 def _scene(scale=1, seed=0):
@@ -112,12 +111,9 @@ def test_the_fast_path_on_a_large_image_agrees_with_the_exact_filter():
     assert M.iou(fast > 0.5, roof) > 0.98
 
 
-def test_the_predictor_shows_the_snapped_mask_and_keeps_the_models_logits_as_the_prior(tiny_model):
+def test_the_predictor_shows_the_snapped_mask_and_keeps_the_models_logits_as_the_prior(feature_on_and_off):
     img, roof = _scene()
-    snapping = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False)
-    plain = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False, edge_refine=False)
-    for p in (snapping, plain):
-        p.set_image(img)
+    snapping, plain = feature_on_and_off(img, edge_refine=False)
     a = snapping.predict("the red roof", points=[[100, 100]], labels=[1])
     b = plain.predict("the red roof", points=[[100, 100]], labels=[1])
     assert "edges_ms" in a.timings and "edges_ms" not in b.timings
