@@ -511,7 +511,7 @@ class Predictor:
                 region = np.zeros(smooth.shape[:2], dtype=bool)
                 region[cropped[0]] = cropped[1]
                 region = click_regions.split_at_negatives(region, smooth, clicks, click_labels)
-                union = region.copy() if union is None else union | region
+                union = region if union is None else union | region
         return union
 
     def _select_regions(self, low: torch.Tensor, vd: torch.Tensor, v1: torch.Tensor, text: str,

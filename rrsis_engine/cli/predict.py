@@ -67,7 +67,7 @@ def register(subparsers) -> None:
                         "around such a click are corrected until it lies on its side)")
     p.add_argument("--no-grow-clicks", action="store_true",
                    help="keep the model's mask around a positive click instead of adding the colour region the click "
-                        "lies on (by default it is added unless it is large or holds a negative click)")
+                        "lies on (by default a long, thin one such as a road is added, cut where negative clicks lie)")
     p.set_defaults(func=run)
 
 
