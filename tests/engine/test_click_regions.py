@@ -97,3 +97,20 @@ def test_grey_and_multiband_images_grow_from_their_first_three_bands(shape):
     img[78:84] = 40  # a dark line across the image, 6 px wide
     region = C.grow_region(C.smoothed(img), 25, 80)
     assert region is not None and region[78:84].all() and region.sum() == 6 * 200
+
+
+def test_a_ragged_patch_that_is_thin_only_locally_is_not_a_strip():
+    """A comb of 6-px lines (a spine with 14 teeth) is as thin as a road everywhere, but its length (area / thickness,
+    ≈ 1 100 px) is far beyond its extent (≈ 210 px): paving around a real road looks like that. Its spine alone is a
+    strip and grows."""
+    img = np.full((300, 300, 3), 200, np.uint8)
+    spine = np.zeros((300, 300), bool)
+    spine[147:153, 65:235] = True
+    comb = spine.copy()
+    for left in range(66, 230, 12):
+        comb[90:210, left:left + 6] = True
+    img[comb] = (90, 90, 95)
+    assert C.grow_region(C.smoothed(img), 150, 150) is None
+    img[comb & ~spine] = 200
+    region = C.grow_region(C.smoothed(img), 150, 150)
+    assert region is not None and not region[~spine].any() and region[spine].mean() > 0.98  # corners rounded
