@@ -39,7 +39,7 @@ MIN_ELONGATION = 6.0
 MAX_THICKNESS_FRACTION = 0.06
 #: ... and a strip, not a ragged patch that is thin only locally: its extent (the diagonal of its box) at least this
 #: share of its length (area / thickness). On the real `*_part_007` records the regions that leaked from a road into
-#: the paving around it (4–21 % of them on the road) measured 0.39–0.53, those on their target 0.60–1.06; synthetic
+#: the paving around it (11–21 % of them on the road) measured 0.39–0.53, those on their target 0.60–1.06; synthetic
 #: roads 1.0–1.3
 MIN_EXTENT_RATIO = 0.55
 #: holes of the grown region up to this share of its area are filled (lane marks, cars on a car park)
