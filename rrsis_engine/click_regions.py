@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import watershed
 
-from rrsis_engine.postprocess import negated_strips, point_pixels
+from rrsis_engine.postprocess import holes, negated_strips, point_pixels
 
 #: the click's colour: the median of the smoothed colours within this many pixels of it
 SEED_RADIUS = 2
@@ -94,13 +94,11 @@ def grow_region(smooth: np.ndarray, x: float, y: float) -> np.ndarray | None:
     label = int(parts[row, col])
     box = ndimage.find_objects(parts, max_label=label)[label - 1]
     inner = parts[box] == label
-    # holes: the pieces of the box's background that its border does not reach
-    background, count = ndimage.label(~inner)
+    hole_labels, count = holes(inner)  # the pieces of the box's background that its border does not reach
     if count:
-        small = np.bincount(background.ravel(), minlength=count + 1) <= HOLE_SHARE * inner.sum()
+        small = np.bincount(hole_labels.ravel(), minlength=count + 1) <= HOLE_SHARE * inner.sum()
         small[0] = False
-        small[np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])] = False
-        inner |= small[background]
+        inner |= small[hole_labels]
     area = int(inner.sum())
     if area > MAX_AREA_FRACTION * similar.size:
         return None

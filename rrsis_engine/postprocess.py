@@ -57,22 +57,33 @@ def negated_by_clicks(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) 
     return removed | negated_strips(mask & ~removed, points, labels)
 
 
+def holes(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """The holes of ``mask`` (H×W bool): the 4-connected pieces of its background that the array's border does not
+    reach, as an H×W int label image (0 on the mask and on the open background; labels are not consecutive) and the
+    number of background pieces labelled (the largest label possible)."""
+    background, count = ndimage.label(~mask)
+    if count:
+        open_background = np.zeros(count + 1, dtype=bool)
+        open_background[np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])] = True
+        background[open_background[background]] = 0
+    return background, count
+
+
 def _parts_under(parts: np.ndarray, points: np.ndarray) -> np.ndarray:
     """The label in ``parts`` (H×W int, 0 = background, from ``ndimage.label``) under each of ``points`` (N×2 x, y
-    image pixels), N ints; a point in a hole of a part (a background region the image border does not reach) takes the
-    label of the part around the hole, 0 stays for the open background."""
+    image pixels), N ints; a point in a hole of a part (:func:`holes`) takes the label of the part around the hole, 0
+    stays for the open background."""
     rows, cols = point_pixels(points, parts.shape)
     ids = parts[rows, cols].copy()
     if (ids == 0).any():
-        background, _ = ndimage.label(parts == 0)
-        border = set(np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]]).tolist())
+        hole_labels, _ = holes(parts > 0)
         for i in np.nonzero(ids == 0)[0]:
-            hole = background[rows[i], cols[i]]
-            if hole in border:
+            hole = hole_labels[rows[i], cols[i]]
+            if hole == 0:
                 continue
-            box = ndimage.find_objects(background, max_label=hole)[hole - 1]
+            box = ndimage.find_objects(hole_labels, max_label=hole)[hole - 1]
             box = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in box)
-            rim = ndimage.binary_dilation(background[box] == hole) & (parts[box] > 0)
+            rim = ndimage.binary_dilation(hole_labels[box] == hole) & (parts[box] > 0)
             ids[i] = np.bincount(parts[box][rim]).argmax()
     return ids
 
