@@ -154,7 +154,9 @@ class Predictor:
     next turn's prior stays the model's own S/4 logits (``low_res_logits``). remove_negated_regions: a separate part
     of the shown mask that one of the turn's negative clicks (the session's so far) lies on, and no positive click,
     is removed whole unless such parts outweigh the rest of the mask (:func:`postprocess.negated_regions`); so is
-    the branch of a strip (a road crossing the target) such a click lies on (:func:`postprocess.negated_strips`).
+    the branch of a strip (a road crossing the target) such a click lies on (:func:`postprocess.negated_strips`), and
+    what is left of a part of the previous turn's mask such a click lies deep in
+    (:func:`postprocess.negated_previous_parts`).
     click_fit: a click turn's logits are corrected around clicks the decoder left on the wrong side, until each lies
     on its side (:mod:`rrsis_engine.model.click_fit`). grow_clicks: the long, thin colour region (a road) each positive
     click lies on is added to the model's mask before the snap, cut where negative clicks lie on it
@@ -432,11 +434,15 @@ class Predictor:
                 timings["rank_ms"] = (time.perf_counter() - t) * 1e3
                 t = time.perf_counter()
             logits = T.logits_to_image(low, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy()
+            zoom = self.zoom_enabled() and len(clicks) >= ZOOM_MIN_CLICKS
+            negating = self.remove_negated_regions and (click_labels == 0).any()
+            # the previous turn's mask as the model drew it (the prior), H×W bool, for the zoom and the negative clicks
+            previous = None if prior is None or not (zoom or negating) else \
+                T.logits_to_image(prior, image.height, image.width, self.image_size)[0, 0].cpu().numpy() > 0
             zoomed = False
-            if self.zoom_enabled() and len(clicks) >= ZOOM_MIN_CLICKS:
+            if zoom:
                 t_zoom = time.perf_counter()
-                reference = logits > 0 if prior is None else \
-                    T.logits_to_image(prior, image.height, image.width, self.image_size)[0, 0].cpu().numpy() > 0
+                reference = logits > 0 if previous is None else previous
                 zoomed = self._zoom_refine(image, key, logits, reference, clicks, click_labels, pts, lbl)
                 if zoomed:
                     timings["zoom_ms"] = (time.perf_counter() - t_zoom) * 1e3
@@ -473,8 +479,8 @@ class Predictor:
                     image.pixels, shown > 0, self.image_size // 4,
                     clicks=clicks, click_labels=click_labels))
                 timings["edges_ms"] = (time.perf_counter() - t_edges) * 1e3
-            if self.remove_negated_regions and len(clicks):
-                negated = postprocess.negated_by_clicks(shown > 0, clicks, click_labels)
+            if negating:
+                negated = postprocess.negated_by_clicks(shown > 0, clicks, click_labels, previous)
                 if negated.any():
                     shown = np.where(negated, np.minimum(shown, -10.0), shown).astype(np.float32)
         pred = self._finish(shown, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])),

@@ -130,3 +130,73 @@ def test_the_predictor_removes_a_negated_crossing_strip(tiny_model, monkeypatch)
     pred = predictor.predict("the road", points=[[20, 128], [128, 20]], labels=[1, 0])
     assert pred.mask[128, 20] and pred.mask[128, 236]  # the horizontal road, both ends
     assert not pred.mask[:100, 120:136].any() and not pred.mask[160:, 120:136].any()  # the vertical one is gone
+
+
+def test_a_look_alike_the_model_cut_at_the_click_goes_whole_given_the_previous_mask():
+    """The labeller clicked "not this" in the middle of look-alike B; the model removed only a band around the click,
+    leaving two pieces of B beside it. In the previous mask (what the labeller clicked on) the click lies deep in B."""
+    previous = _three_blobs()
+    mask = previous.copy()
+    mask[10:40, 70:80] = False  # B cut in two around the click
+    points, labels = [[25, 25], [75, 25]], [1, 0]  # (x, y): positive on A, negative on B
+    assert not postprocess.negated_by_clicks(mask, points, labels).any()  # the click lies in the cut: no part
+    negated = postprocess.negated_by_clicks(mask, points, labels, previous=previous)
+    assert np.array_equal(negated, mask & (np.arange(160) >= 60)[None] & (np.arange(160) < 90)[None])
+
+
+def test_a_negative_click_on_a_bridge_between_two_parts_removes_neither():
+    """The previous mask joined A and C by a thin spill; a click on it trims the spill, it does not reject A + C."""
+    previous = _three_blobs()
+    previous[23:27, 40:110] = True  # a 4-pixel bridge from A to C (through B)
+    previous[27:60, 106:110] = True
+    mask = _three_blobs()  # the model removed the bridge
+    negated = postprocess.negated_by_clicks(mask, [[100, 25]], [0], previous=previous)  # on the bridge, between B and C
+    assert not negated.any()
+
+
+def _canal(cut: bool):
+    """A horizontal strip 16 pixels wide across a 160×200 image; cut: without columns 90–109 (the model's answer to a
+    negative click at its middle)."""
+    mask = np.zeros((160, 200), bool)
+    mask[70:86] = True
+    if cut:
+        mask[:, 90:110] = False
+    return mask
+
+
+def test_before_any_positive_click_a_deep_negative_click_rejects_the_part_even_when_it_is_the_whole_mask():
+    """ "the building beside the canal" found the canal: a negative click on its axis removes what is left of it."""
+    negated = postprocess.negated_by_clicks(_canal(cut=True), [[100, 78]], [0], previous=_canal(cut=False))
+    assert np.array_equal(negated, _canal(cut=True))
+
+
+@pytest.mark.parametrize("points, labels", [
+    ([[100, 78], [20, 78]], [0, 1]),  # a positive click on the strip: the labeller trims the target
+    ([[100, 78], [100, 20]], [0, 1]),  # a positive click elsewhere: the strip is most of the mask, so it stays
+    ([[100, 72]], [0]),  # near the strip's edge, not deep in it
+])
+def test_a_part_that_is_most_of_the_mask_stays_after_a_positive_click_or_an_edge_click(points, labels):
+    negated = postprocess.negated_by_clicks(_canal(cut=True), points, labels, previous=_canal(cut=False))
+    assert not negated.any()
+
+
+def test_the_predictor_reads_the_previous_mask_from_the_prior(tiny_model, monkeypatch):
+    """The model's logits are look-alike A and a look-alike B cut around the negative click (decode patched); with the
+    prior (B whole) as mask_input the pieces of B go, without a prior they stay."""
+    image = np.full((256, 256, 3), 120, np.uint8)
+    predictor = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False, edge_refine=False)
+    grid = predictor.image_size // 4
+    s = grid // 8
+    prior = torch.full((1, 1, grid, grid), -8.0)
+    prior[..., s:3 * s, s:3 * s] = 8.0  # A, top left
+    prior[..., 5 * s:7 * s, 5 * s:7 * s] = 8.0  # B, bottom right
+    low = prior.clone()
+    low[..., 5 * s:7 * s, 6 * s - 2:6 * s + 2] = -8.0  # B cut through its middle column
+    monkeypatch.setattr(tiny_model, "decode", lambda *a, **k: (low.clone(), torch.ones(1, 1), torch.ones(1, 1)))
+    predictor.set_image(image)
+    kwargs = {"points": [[64, 64], [192, 192]], "labels": [1, 0]}  # (x, y): positive on A, negative in B's cut
+    without = predictor.predict("the roof", **kwargs)
+    assert without.mask[192, 165] and without.mask[192, 220]  # both pieces of B
+    cut = predictor.predict("the roof", mask_input=prior, **kwargs)
+    assert not cut.mask[160:224, 160:224].any() and cut.mask[64, 64]
+    np.testing.assert_array_equal(cut.low_res_logits.numpy(), without.low_res_logits.numpy())
