@@ -149,16 +149,18 @@ def negated_previous_parts(mask: np.ndarray, previous: np.ndarray, points: np.nd
     least :data:`REJECT_CLICK_DEPTH` deep. points: N×2 (x, y) image pixels; labels: N (1 positive, 0 negative)."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     labels = np.asarray(labels).reshape(-1)
-    seen = mask | previous
     none = np.zeros(mask.shape, dtype=bool)
     if not (labels == 0).any() or not mask.any():
         return none
+    rows, cols = point_pixels(points, mask.shape)
+    if (labels == 1).any() and mask[rows[labels == 0], cols[labels == 0]].all():
+        return none  # with a positive click, only a click the model cut out of its part can add to negated_regions
+    seen = mask | previous
     parts, _ = ndimage.label(seen)
     ids = _parts_under(parts, points)
     candidates = set(ids[labels == 0].tolist()) - set(ids[labels == 1].tolist()) - {0}
     if not candidates:
         return none
-    rows, cols = point_pixels(points, mask.shape)
     boxes = ndimage.find_objects(parts, max_label=max(candidates))
     deep, rejected = set(), set()
     depths: dict[int, tuple[np.ndarray, int]] = {}
@@ -170,7 +172,8 @@ def negated_previous_parts(mask: np.ndarray, previous: np.ndarray, points: np.nd
         if part not in depths:
             depths[part] = boundary_distance(parts[box] == part)
         depth, step = depths[part]
-        share = depth[(rows[i] - box[0].start) // step, (cols[i] - box[1].start) // step] / depth.max()
+        peak = depth.max()  # 0 only for a part thinner than the step, which the sampled pixels miss
+        share = depth[(rows[i] - box[0].start) // step, (cols[i] - box[1].start) // step] / peak if peak else 0.0
         if share >= DEEP_CLICK_DEPTH:
             deep.add(part)
         if share >= REJECT_CLICK_DEPTH and not (labels == 1).any():

@@ -45,7 +45,7 @@ def test_zoom_turns_and_the_edge_snap_are_timed_apart_from_plain_click_turns(mon
     assert predictor.grow_clicks is True
     r = engine._edge_snap(image, predictor.image_size // 4, 1)
     assert len(snaps) == 2 * (1 + 5) and r["snap_whole_p50_ms"] > 0 and r["snap_object_p50_ms"] > 0
-    assert r["negated_roads_p50_ms"] > 0
+    assert r["negated_roads_p50_ms"] > 0 and r["negated_cut_p50_ms"] > 0
     assert r["grow_smooth_p50_ms"] > 0 and r["grow_region_p50_ms"] > 0 and r["grow_split_p50_ms"] > 0
     zooms.clear()
     times = engine._zoom_turns(predictor, image, 1, torch.device("cpu"))
