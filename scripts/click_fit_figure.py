@@ -5,11 +5,14 @@ clicks.
     .venv/bin/python scripts/click_fit_figure.py        # docs/click-fit.png: click fitting (rrsis_engine.model.click_fit)
     .venv/bin/python scripts/click_fit_figure.py seeds  # docs/click-seeds.png: the clicks seeding the edge snap
     .venv/bin/python scripts/click_fit_figure.py roads  # docs/click-roads.png: regions grown from positive clicks
+    .venv/bin/python scripts/click_fit_figure.py negatives  # docs/click-negatives.png: negative clicks and the previous mask
 
 docs/click-fit.png: "find the white ship nearest to the grove" (validation), nine clicks. docs/click-seeds.png: "the
 cluster of trees on the left" (validation), seven clicks; "unseeded" there is the snap without the turn's clicks.
 docs/click-roads.png: "segment the smallest road" (validation), six clicks, without and with the colour regions grown
-from positive clicks (rrsis_engine.click_regions).
+from positive clicks (rrsis_engine.click_regions). docs/click-negatives.png: "the building beside the canal"
+(validation), five clicks, the negative-click rules without and with the previous turn's mask
+(rrsis_engine.postprocess.negated_previous_parts).
 """
 
 import sys
@@ -20,7 +23,7 @@ import torch
 from edge_snap_figure import labelled, overlay  # scripts/ is on sys.path when this script runs
 from PIL import Image, ImageDraw
 
-from rrsis_engine import edges
+from rrsis_engine import edges, postprocess
 from rrsis_engine import metrics as M
 from rrsis_engine.data.readers import load_records
 from rrsis_engine.predictor import load_predictor
@@ -38,6 +41,17 @@ def snap_without_clicks():
         edges.snap_to_edges = snap
 
 
+@contextmanager
+def negatives_without_previous_mask():
+    """The negative-click rules as they were before stop 40: the previous turn's mask is not passed to them."""
+    negated = postprocess.negated_by_clicks
+    postprocess.negated_by_clicks = lambda mask, points, labels, previous=None: negated(mask, points, labels)
+    try:
+        yield
+    finally:
+        postprocess.negated_by_clicks = negated
+
+
 #: name → (record, crop x0, y0, x1, y1 in image pixels, scale, clicks, [(row label, predictor options, context)], output)
 FIGURES = {
     "fit": ("synth-val-000077", (40, 130, 130, 220), 2, 9,
@@ -46,6 +60,9 @@ FIGURES = {
               [("unseeded", {}, snap_without_clicks), ("seeded", {}, nullcontext)], "docs/click-seeds.png"),
     "roads": ("synth-val-000064", (0, 0, 256, 128), 1, 6,
               [("model", {"grow_clicks": False}, nullcontext), ("grown", {}, nullcontext)], "docs/click-roads.png"),
+    "negatives": ("synth-val-000038", (0, 100, 256, 200), 2, 5,
+                  [("this turn's mask", {}, negatives_without_previous_mask), ("previous mask", {}, nullcontext)],
+                  "docs/click-negatives.png"),
 }
 
 
