@@ -51,7 +51,8 @@ def register(subparsers) -> None:
                         "colour edges, rrsis_engine.edges)")
     p.add_argument("--keep-negated-regions", action="store_true",
                    help="score the masks without removing the separate parts and crossing strips that negative "
-                        "clicks lie on (rrsis_engine.postprocess.negated_regions, negated_strips)")
+                        "clicks lie on, or lay deep in on the previous mask (rrsis_engine.postprocess.negated_regions, "
+                        "negated_strips, negated_previous_parts)")
     p.add_argument("--no-click-fit", action="store_true",
                    help="score click turns as the decoder gives them, without correcting the logits around clicks "
                         "it left on the wrong side (rrsis_engine.model.click_fit)")
