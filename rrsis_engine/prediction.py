@@ -40,7 +40,7 @@ class Prediction:
     removed negated regions. low_res_logits: torch tensor 1×1×h×w (model frame), the model's own: the next turn's
     prior.
     iou_score: predicted IoU in [0, 1]. object_score: probability the referred object exists.
-    uncertainty: H×W float32 in [0, 1] (high = the model is unsure) or None.
+    uncertainty: H×W float32 in [0, 1] (high = the model is unsure; 0 on what negative clicks removed) or None.
     ambiguity: per-expression score in [0, 1]; ambiguous: ambiguity above the calibrated threshold.
     candidates: separate plausible regions, best first. suggested_click: (x, y, label) with label 1 for a
     positive and 0 for a negative click, or None.

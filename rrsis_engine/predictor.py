@@ -479,6 +479,7 @@ class Predictor:
                     image.pixels, shown > 0, self.image_size // 4,
                     clicks=clicks, click_labels=click_labels))
                 timings["edges_ms"] = (time.perf_counter() - t_edges) * 1e3
+            negated = None
             if negating:
                 negated = postprocess.negated_by_clicks(shown > 0, clicks, click_labels, previous)
                 if negated.any():
@@ -487,6 +488,9 @@ class Predictor:
                             uncertainty=unc, uncertainty_low=unc_low, clicks=clicks, ambiguity_prob=ambiguity_prob,
                             turn_error=error, click_gain=gain, click_policy=policy,
                             candidate_logits=candidate_logits)
+        if negated is not None and negated.any():
+            # what the labeller's negative clicks removed is settled: the map (the model's, which still holds it) says so
+            pred.uncertainty = np.where(negated, 0.0, pred.uncertainty).astype(np.float32)
         timings["post_ms"] = (time.perf_counter() - t) * 1e3 - sum(timings.get(k, 0.0) for k in ("zoom_ms", "edges_ms",
                                                                                                "grow_ms"))
         pred.timings = timings

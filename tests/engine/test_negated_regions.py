@@ -199,4 +199,7 @@ def test_the_predictor_reads_the_previous_mask_from_the_prior(tiny_model, monkey
     assert without.mask[192, 165] and without.mask[192, 220]  # both pieces of B
     cut = predictor.predict("the roof", mask_input=prior, **kwargs)
     assert not cut.mask[160:224, 160:224].any() and cut.mask[64, 64]
+    removed = without.mask & ~cut.mask
+    assert removed.any() and (cut.uncertainty[removed] == 0).all()  # what the labeller removed is settled
+    assert (without.uncertainty[removed] > 0).all()
     np.testing.assert_array_equal(cut.low_res_logits.numpy(), without.low_res_logits.numpy())

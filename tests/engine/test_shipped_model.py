@@ -85,13 +85,32 @@ def test_a_correction_click_improves_the_mask(clicked):
     assert np.mean(changed_at_click) >= 0.75, changed_at_click  # the clicked pixel now has the clicked label
 
 
-def test_the_uncertainty_map_follows_the_click(clicked):
+def test_the_uncertainty_map_follows_the_click(shipped, clicked):
     """After the click the map marks the click turn's errors (the turn-error head) better than the text turn's map
     does — a map of the image and text alone (σ(U), the stage-7 version's) cannot; 16 scenes are too few for a tight
-    absolute bar (0.40–0.50 across versions and encoder precisions, 0.50 for both versions on 150 test scenes)."""
-    err = np.concatenate([(new.mask != rec["mask"])[::2, ::2].ravel() for rec, _, _, new in clicked]).astype(np.float64)
+    absolute bar (0.40–0.50 across versions and encoder precisions, 0.50 for both versions on 150 test scenes).
+
+    The head reads the model's logits, so its map is scored against the errors of the model's own click-turn mask:
+    the engine's snap and negative-click rules fix many of those (mean IoU 0.706 → 0.790 here), which the map cannot
+    know (stop 40: 0.38 against 0.27 for the text turn's map on the model's masks, 0.29 against 0.20 on the shown
+    ones, where a removed look-alike the map had marked no longer counts as an error)."""
+    model_only = {"edge_refine": False, "remove_negated_regions": False, "grow_clicks": False}
+    saved = {k: getattr(shipped, k) for k in model_only}
+    try:
+        for k, v in model_only.items():
+            setattr(shipped, k, v)
+        own = []
+        for rec, pred, (x, y, label), _ in clicked:
+            shipped.set_image(rec["image"])
+            own.append(shipped.predict(text=rec["expression"], points=[[x, y]], labels=[label],
+                                       mask_input=pred.low_res_logits))
+    finally:
+        for k, v in saved.items():
+            setattr(shipped, k, v)
+    err = np.concatenate([(new.mask != rec["mask"])[::2, ::2].ravel()
+                          for (rec, _, _, _), new in zip(clicked, own, strict=True)]).astype(np.float64)
     corr = {turn: float(np.corrcoef(np.concatenate([p.uncertainty[::2, ::2].ravel() for p in preds]), err)[0, 1])
-            for turn, preds in (("click", [c[3] for c in clicked]), ("text", [c[1] for c in clicked]))}
+            for turn, preds in (("click", own), ("text", [c[1] for c in clicked]))}
     assert corr["click"] > MIN_CLICK_TURN_CORRELATION, corr
     assert corr["click"] > corr["text"] + MIN_FOLLOW_MARGIN, corr
     assert all(not np.array_equal(new.uncertainty, pred.uncertainty) for _, pred, _, new in clicked)
