@@ -115,15 +115,24 @@ def negated_regions(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) ->
     none = np.zeros(mask.shape, dtype=bool)
     if not (labels == 0).any() or not mask.any():
         return none
-    parts, _ = ndimage.label(mask)
-    ids = _parts_under(parts, points)
-    drop = set(ids[labels == 0].tolist()) - set(ids[labels == 1].tolist()) - {0}
+    parts, _, drop = _negated_parts(mask, points, labels)
     if not drop:
         return none
-    removed = np.isin(parts, sorted(drop))
-    if 2 * int(removed.sum()) > int(mask.sum()):
-        return none  # most of the mask: the click more likely trims a spill than rejects a look-alike
-    return removed
+    return _unless_most_of(np.isin(parts, sorted(drop)), mask)
+
+
+def _negated_parts(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, set[int]]:
+    """The parts of ``mask`` (H×W bool; ``ndimage.label`` image, 4-connected), the part under each of ``points`` (N
+    ints, :func:`_parts_under`) and the set of parts a negative click lies on and no positive click does."""
+    parts, _ = ndimage.label(mask)
+    ids = _parts_under(parts, points)
+    return parts, ids, set(ids[labels == 0].tolist()) - set(ids[labels == 1].tolist()) - {0}
+
+
+def _unless_most_of(removed: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``removed`` (H×W bool), or nothing when it is more than half of ``mask``: then the negative click more likely
+    trims a spill than rejects a look-alike."""
+    return removed if 2 * int(removed.sum()) <= int(mask.sum()) else np.zeros_like(removed)
 
 
 #: :func:`negated_previous_parts`: a negative click lies deep in a part when the part's distance to its own boundary
@@ -156,9 +165,7 @@ def negated_previous_parts(mask: np.ndarray, previous: np.ndarray, points: np.nd
     if (labels == 1).any() and mask[rows[labels == 0], cols[labels == 0]].all():
         return none  # negated_regions already sees the clicked parts (validation: identical results with the rule)
     seen = mask | previous
-    parts, _ = ndimage.label(seen)
-    ids = _parts_under(parts, points)
-    candidates = set(ids[labels == 0].tolist()) - set(ids[labels == 1].tolist()) - {0}
+    parts, ids, candidates = _negated_parts(seen, points, labels)
     if not candidates:
         return none
     boxes = ndimage.find_objects(parts, max_label=max(candidates))
@@ -178,10 +185,7 @@ def negated_previous_parts(mask: np.ndarray, previous: np.ndarray, points: np.nd
             deep.add(part)
         if share >= REJECT_CLICK_DEPTH and not (labels == 1).any():
             rejected.add(part)
-    going = np.isin(parts, sorted(deep))
-    if 2 * int(going.sum()) > int(seen.sum()):
-        going = none  # most of the mask: the click more likely trims a spill than rejects a look-alike
-    return (going | np.isin(parts, sorted(rejected))) & mask
+    return (_unless_most_of(np.isin(parts, sorted(deep)), seen) | np.isin(parts, sorted(rejected))) & mask
 
 
 #: a negative click's strip (:func:`negated_strips`): the window whose mask pixels give the strip's direction and width
