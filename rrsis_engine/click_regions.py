@@ -1,12 +1,13 @@
-"""Colour regions grown from positive clicks: a magic wand for roads, added to the model's mask before the snap.
+"""Colour regions grown from clicks: a magic wand for roads, added to the model's mask before the snap, or cut from it.
 
 A positive click on a long road or canal that the model covers only around the click (its S/4 logit grid and the local
 click refiner reach a few cells) means the whole uniformly coloured strip it lies on. From each positive click the
 pixels whose colour (after medians that remove lane marks, :func:`smoothed`) lies within a tolerance of the click's are
 flood-filled (4-connected) and the region's small holes (marks, cars) filled; the region is used only when it is long
 and thin, not large (:func:`grow_region`), and negative clicks on it cut it rather than drop it
-(:func:`split_at_negatives`). The region depends only on the image and the click, so the predictor caches it per
-image (docs/training.md, "Positive clicks along roads").
+(:func:`split_at_negatives`). A negative click on such a strip that no positive click lies on means none of it:
+what the mask has of it goes (:func:`negated_strip_regions`). The region depends only on the image and the click, so
+the predictor caches it per image (docs/training.md, "Positive clicks along roads", "Negative clicks on roads").
 
 Frames: the image is H×W×C uint8 ([row, col]); points are (x, y) = (col, row) image pixels.
 """
@@ -17,7 +18,14 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import watershed
 
-from rrsis_engine.postprocess import boundary_distance, holes, negated_strips, point_pixels
+from rrsis_engine.postprocess import (
+    STRIP_KEEP_HALF_WIDTHS,
+    boundary_distance,
+    holes,
+    negated_strips,
+    point_pixels,
+    strip_through,
+)
 
 #: the click's colour: the median of the smoothed colours within this many pixels of it
 SEED_RADIUS = 2
@@ -142,3 +150,32 @@ def split_at_negatives(region: np.ndarray, smooth: np.ndarray, points: np.ndarra
     kept = np.zeros_like(region)
     kept[box] = flooded == 1
     return kept
+
+
+def negated_strip_regions(mask: np.ndarray, regions: list[np.ndarray | None], points: np.ndarray,
+                          labels: np.ndarray) -> np.ndarray:
+    """What the negative clicks' colour strips remove from ``mask`` (H×W bool), H×W bool: a road crossing the target,
+    or the wrong road the text turn found, after the model answered the click only around it.
+
+    regions: one per negative click, in order (H×W bool grown from it, :func:`grow_region`, or None). Of each region
+    the straight strip through the click counts (:func:`rrsis_engine.postprocess.strip_through`: the road without the
+    roads of the same asphalt that cross it, one of which may be the target), less the pixels within
+    :data:`~rrsis_engine.postprocess.STRIP_KEEP_HALF_WIDTHS` of its half-width from a positive click (the crossing with the target; a boat the medians
+    merged into its river). Once the labeller has a positive click nothing is removed when it would be more than half
+    the mask (a trim, not a rejection). points: N×2 (x, y) image pixels; labels: N (1 positive, 0 negative)."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    labels = np.asarray(labels).reshape(-1)
+    removed = np.zeros_like(mask)
+    for region, (x, y) in zip(regions, points[labels == 0], strict=True):
+        found = None if region is None else strip_through(region, x, y)
+        if found is None:
+            continue
+        strip, half_width = found
+        rows, cols = np.nonzero(strip & mask)
+        for px, py in points[labels == 1]:
+            far = (cols - px) ** 2 + (rows - py) ** 2 > (STRIP_KEEP_HALF_WIDTHS * half_width) ** 2
+            rows, cols = rows[far], cols[far]
+        removed[rows, cols] = True
+    if (labels == 1).any() and 2 * int(removed.sum()) > int(mask.sum()):
+        return np.zeros_like(mask)
+    return removed

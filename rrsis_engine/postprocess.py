@@ -218,43 +218,56 @@ def negated_strips(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) -> 
     removed = np.zeros(mask.shape, dtype=bool)
     if not (labels == 0).any() or not mask.any():
         return removed
-    height, width = mask.shape
-    radius = STRIP_WINDOW * max(height, width)
     positives = points[labels == 1]
-    rows = cols = None  # all mask pixels, found once a click's window holds a strip
+    pixels = np.nonzero(mask)
     for x, y in points[labels == 0]:
-        top, left = max(0, int(y - radius)), max(0, int(x - radius))
-        win_rows, win_cols = np.nonzero(mask[top:int(y + radius) + 1, left:int(x + radius) + 1])
-        win_rows, win_cols = win_rows + top, win_cols + left
-        near = (win_cols - x) ** 2 + (win_rows - y) ** 2 <= radius ** 2
-        if near.sum() < 10:
+        found = strip_through(mask, x, y, pixels)
+        if found is None:
             continue
-        win_rows, win_cols = win_rows[near], win_cols[near]
-        coords = np.stack([win_cols, win_rows], axis=1).astype(np.float64)
-        centre = coords.mean(axis=0)
-        variances, axes = np.linalg.eigh(np.cov((coords - centre).T))
-        across_var = max(float(variances[0]), 1e-6)
-        if variances[1] < STRIP_ELONGATION * across_var:
-            continue
-        normal = axes[:, 0]  # unit vector across the strip
-        half_width = float(np.sqrt(3.0 * across_var)) + 1.5
-        if abs(float((np.array([x, y]) - centre) @ normal)) > STRIP_AXIS_HALF_WIDTHS * half_width:
-            continue  # the click lies beside the strip the window's pixels form, or on its edge
-        if rows is None:
-            rows, cols = np.nonzero(mask)
-        band = np.abs((cols - x) * normal[0] + (rows - y) * normal[1]) <= half_width
-        strip = np.zeros(mask.shape, dtype=bool)
-        strip[rows[band], cols[band]] = True
-        parts, _ = ndimage.label(strip)
-        ids = np.unique(parts[win_rows, win_cols])
-        branch = np.isin(parts, ids[ids > 0])
+        branch, half_width = found
         if branch[point_pixels(positives, mask.shape)].any():
             continue  # the labeller trims the target's own strip, not a crossing one
+        rows, cols = pixels
         for px, py in positives:
             branch[rows, cols] &= (cols - px) ** 2 + (rows - py) ** 2 > (STRIP_KEEP_HALF_WIDTHS * half_width) ** 2
         if 2 * int(branch.sum()) <= len(rows):  # a branch larger than the rest of the mask is the target's own
             removed |= branch
     return removed
+
+
+def strip_through(mask: np.ndarray, x: float, y: float,
+                  pixels: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, float] | None:
+    """The straight strip of ``mask`` (H×W bool) through the pixel at (x, y) and its half-width in pixels, or None
+    when the mask near the click is no strip or the click lies beside its axis (:func:`negated_strips` describes
+    the test). The strip (H×W bool) is the mask pixels within a half-width of the click's line along the strip that
+    are connected to the click's window: a road through a crossing, without the crossing road. pixels: the mask's
+    ``np.nonzero``, when the caller has it."""
+    height, width = mask.shape
+    radius = STRIP_WINDOW * max(height, width)
+    top, left = max(0, int(y - radius)), max(0, int(x - radius))
+    win_rows, win_cols = np.nonzero(mask[top:int(y + radius) + 1, left:int(x + radius) + 1])
+    win_rows, win_cols = win_rows + top, win_cols + left
+    near = (win_cols - x) ** 2 + (win_rows - y) ** 2 <= radius ** 2
+    if near.sum() < 10:
+        return None
+    win_rows, win_cols = win_rows[near], win_cols[near]
+    coords = np.stack([win_cols, win_rows], axis=1).astype(np.float64)
+    centre = coords.mean(axis=0)
+    variances, axes = np.linalg.eigh(np.cov((coords - centre).T))
+    across_var = max(float(variances[0]), 1e-6)
+    if variances[1] < STRIP_ELONGATION * across_var:
+        return None
+    normal = axes[:, 0]  # unit vector across the strip
+    half_width = float(np.sqrt(3.0 * across_var)) + 1.5
+    if abs(float((np.array([x, y]) - centre) @ normal)) > STRIP_AXIS_HALF_WIDTHS * half_width:
+        return None  # the click lies beside the strip the window's pixels form, or on its edge
+    rows, cols = np.nonzero(mask) if pixels is None else pixels
+    band = np.abs((cols - centre[0]) * normal[0] + (rows - centre[1]) * normal[1]) <= half_width
+    strip = np.zeros(mask.shape, dtype=bool)
+    strip[rows[band], cols[band]] = True
+    parts, _ = ndimage.label(strip)
+    ids = np.unique(parts[win_rows, win_cols])
+    return np.isin(parts, ids[ids > 0]), half_width
 
 
 def candidates_from_mask(mask: np.ndarray, prob_low: np.ndarray, max_candidates: int = 8) -> list[Candidate]:

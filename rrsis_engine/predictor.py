@@ -482,6 +482,11 @@ class Predictor:
             negated = None
             if negating:
                 negated = postprocess.negated_by_clicks(shown > 0, clicks, click_labels, previous)
+                t_grow = time.perf_counter()
+                regions = [self._colour_region(image, key, x, y) for x, y in clicks[click_labels == 0]]
+                if any(r is not None for r in regions):
+                    negated |= click_regions.negated_strip_regions(shown > 0, regions, clicks, click_labels)
+                timings["grow_ms"] = timings.get("grow_ms", 0.0) + (time.perf_counter() - t_grow) * 1e3
                 if negated.any():
                     shown = np.where(negated, np.minimum(shown, -10.0), shown).astype(np.float32)
         pred = self._finish(shown, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])),
@@ -500,29 +505,42 @@ class Predictor:
     def _grown_regions(self, image: RasterImage, key: str, clicks: np.ndarray, click_labels: np.ndarray):
         """The union of the colour regions grown from the positive clicks (:mod:`rrsis_engine.click_regions`), each
         split where negative clicks lie on it, H×W bool; None when no click grows one (clicks on an edge, on texture or
-        on the background's colour). Regions are cached per image and pixel."""
+        on the background's colour)."""
+        union = None
+        for x, y in clicks[click_labels == 1]:
+            region = self._colour_region(image, key, x, y)
+            if region is not None:
+                region = click_regions.split_at_negatives(region, self._smoothed_pixels(image, key), clicks,
+                                                          click_labels)
+                union = region if union is None else union | region
+        return union
+
+    def _smoothed_pixels(self, image: RasterImage, key: str) -> np.ndarray:
+        """:func:`click_regions.smoothed` of the image, H×W×3 uint8, cached per image."""
         smooth = self._smoothed.get(key)
         if smooth is None:
             smooth = click_regions.smoothed(image.pixels)
             self._smoothed.put(key, smooth)
-        union = None
-        for x, y in clicks[click_labels == 1]:
-            cache_key = (key, int(round(x)), int(round(y)))
-            if cache_key in self._grown:
-                cropped = self._grown.get(cache_key)
-            else:
-                region = click_regions.grow_region(smooth, x, y)
-                cropped = None
-                if region is not None:
-                    box = ndimage.find_objects(region.astype(np.uint8))[0]
-                    cropped = (box, region[box])
-                self._grown.put(cache_key, cropped)
-            if cropped is not None:
-                region = np.zeros(smooth.shape[:2], dtype=bool)
-                region[cropped[0]] = cropped[1]
-                region = click_regions.split_at_negatives(region, smooth, clicks, click_labels)
-                union = region if union is None else union | region
-        return union
+        return smooth
+
+    def _colour_region(self, image: RasterImage, key: str, x: float, y: float) -> np.ndarray | None:
+        """The long, thin colour region the pixel at (x, y) lies on (:func:`click_regions.grow_region`), H×W bool, or
+        None; cached per image and pixel (its bounding box and crop)."""
+        cache_key = (key, int(round(x)), int(round(y)))
+        if cache_key in self._grown:
+            cropped = self._grown.get(cache_key)
+        else:
+            region = click_regions.grow_region(self._smoothed_pixels(image, key), x, y)
+            cropped = None
+            if region is not None:
+                box = ndimage.find_objects(region.astype(np.uint8))[0]
+                cropped = (box, region[box])
+            self._grown.put(cache_key, cropped)
+        if cropped is None:
+            return None
+        region = np.zeros((image.height, image.width), dtype=bool)
+        region[cropped[0]] = cropped[1]
+        return region
 
     def _select_regions(self, low: torch.Tensor, vd: torch.Tensor, v1: torch.Tensor, text: str,
                         image: RasterImage) -> torch.Tensor:

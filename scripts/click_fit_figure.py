@@ -6,13 +6,16 @@ clicks.
     .venv/bin/python scripts/click_fit_figure.py seeds  # docs/click-seeds.png: the clicks seeding the edge snap
     .venv/bin/python scripts/click_fit_figure.py roads  # docs/click-roads.png: regions grown from positive clicks
     .venv/bin/python scripts/click_fit_figure.py negatives  # docs/click-negatives.png: negative clicks and the previous mask
+    .venv/bin/python scripts/click_fit_figure.py strips  # docs/click-strips.png: negative clicks on roads
 
 docs/click-fit.png: "find the white ship nearest to the grove" (validation), nine clicks. docs/click-seeds.png: "the
 cluster of trees on the left" (validation), seven clicks; "unseeded" there is the snap without the turn's clicks.
 docs/click-roads.png: "segment the smallest road" (validation), six clicks, without and with the colour regions grown
 from positive clicks (rrsis_engine.click_regions). docs/click-negatives.png: "the building beside the canal"
 (validation), five clicks, the negative-click rules without and with the previous turn's mask
-(rrsis_engine.postprocess.negated_previous_parts).
+(rrsis_engine.postprocess.negated_previous_parts). docs/click-strips.png: "show me the yellow farm plot closest to the
+largest street" (validation), five clicks, without and with the negative clicks' colour strips
+(rrsis_engine.click_regions.negated_strip_regions).
 """
 
 import sys
@@ -23,7 +26,7 @@ import torch
 from edge_snap_figure import labelled, overlay  # scripts/ is on sys.path when this script runs
 from PIL import Image, ImageDraw
 
-from rrsis_engine import edges, postprocess
+from rrsis_engine import click_regions, edges, postprocess
 from rrsis_engine import metrics as M
 from rrsis_engine.data.readers import load_records
 from rrsis_engine.predictor import load_predictor
@@ -52,6 +55,17 @@ def negatives_without_previous_mask():
         postprocess.negated_by_clicks = negated
 
 
+@contextmanager
+def negatives_without_colour_strips():
+    """The negative-click rules as they were before stop 41: no colour strip grown from a negative click."""
+    negated = click_regions.negated_strip_regions
+    click_regions.negated_strip_regions = lambda mask, *a, **k: np.zeros_like(mask)
+    try:
+        yield
+    finally:
+        click_regions.negated_strip_regions = negated
+
+
 #: name → (record, crop x0, y0, x1, y1 in image pixels, scale, clicks, [(row label, predictor options, context)], output)
 FIGURES = {
     "fit": ("synth-val-000077", (40, 130, 130, 220), 2, 9,
@@ -63,6 +77,9 @@ FIGURES = {
     "negatives": ("synth-val-000038", (0, 100, 256, 200), 2, 5,
                   [("this turn's mask", {}, negatives_without_previous_mask), ("previous mask", {}, nullcontext)],
                   "docs/click-negatives.png"),
+    "strips": ("synth-val-000051", (96, 0, 208, 72), 3, 5,
+               [("mask's strips", {}, negatives_without_colour_strips), ("colour strips", {}, nullcontext)],
+               "docs/click-strips.png"),
 }
 
 

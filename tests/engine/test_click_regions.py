@@ -114,3 +114,84 @@ def test_a_ragged_patch_that_is_thin_only_locally_is_not_a_strip():
     img[comb & ~spine] = 200
     region = C.grow_region(C.smoothed(img), 150, 150)
     assert region is not None and not region[~spine].any() and region[spine].mean() > 0.98  # corners rounded
+
+
+def _field_scene():
+    """The road scene (256×256) with a yellow field (rows 60–159, cols 30–179) that the horizontal road crosses; returns
+    the image, the horizontal road's mask and the field's rectangle (road included) as the model's spilled mask."""
+    img, horizontal, _ = _scene()
+    img, horizontal = img[:, :256].copy(), horizontal[:, :256]
+    rect = np.zeros((256, 256), bool)
+    rect[60:160, 30:180] = True
+    img[rect & ~horizontal] = (215, 190, 60)
+    return img, horizontal, rect
+
+
+def test_a_negative_click_on_a_road_crossing_the_target_removes_the_road_across_it():
+    """The model answered the negative click on the road around the click only; the click means the whole road. Near
+    a positive click on the road (where it crosses the target) the road stays."""
+    img, horizontal, rect = _field_scene()
+    region = C.grow_region(C.smoothed(img), 60, 103)
+    points, labels = np.array([[100.0, 80.0], [60.0, 103.0]]), np.array([1, 0])  # (x, y): field, road
+    removed = C.negated_strip_regions(rect, [region], points, labels)
+    assert removed[horizontal & rect].mean() > 0.97  # on both sides of the click, across the whole field
+    assert not removed[rect & ~horizontal].any()  # none of the field
+    points, labels = np.array([[100.0, 80.0], [60.0, 103.0], [150.0, 106.0]]), np.array([1, 0, 1])
+    removed = C.negated_strip_regions(rect, [region], points, labels)
+    rows, cols = np.nonzero(horizontal & rect)
+    near = np.hypot(cols - 150, rows - 106) <= 12  # within two half-widths of the road (12 px wide: 7.5 px)
+    assert not removed[rows[near], cols[near]].any() and removed[rows[~near & (cols < 120)], cols[~near & (cols < 120)]].all()
+
+
+def test_a_negative_click_on_one_road_of_a_network_keeps_the_crossing_road():
+    """Two crossing roads of the same asphalt grow one region; the text turn found both and the labeller's negative
+    click on one means that road, not the other (which may be the target)."""
+    img, horizontal, vertical = _scene()
+    region = C.grow_region(C.smoothed(img), 205, 20)
+    assert region[horizontal].mean() > 0.9  # the region is the network
+    removed = C.negated_strip_regions(horizontal | vertical, [region], [[205, 20]], [0])
+    cols = np.arange(320)[None]
+    assert removed[vertical & ~horizontal].mean() > 0.97
+    assert not removed[horizontal & ((cols < 196) | (cols > 215))].any()  # beyond the crossing square
+
+
+def test_a_negated_road_that_is_most_of_the_mask_goes_only_before_a_positive_click():
+    """The text turn found the wrong road (plus a bit of the field): a negative click on it rejects it, but after a
+    positive click elsewhere the labeller is more likely trimming than rejecting most of the mask. Negative clicks
+    that grew no region remove nothing."""
+    img, horizontal, rect = _field_scene()
+    mask = horizontal.copy()
+    mask[60:70, 30:60] = True
+    region = C.grow_region(C.smoothed(img), 60, 103)
+    removed = C.negated_strip_regions(mask, [region, None], [[60, 103], [50, 50]], [0, 0])
+    assert np.array_equal(removed, mask & horizontal)
+    assert not C.negated_strip_regions(mask, [region], [[60, 103], [40, 65]], [0, 1]).any()
+    assert not C.negated_strip_regions(mask, [None], [[60, 103]], [0]).any()
+
+
+def test_the_predictor_removes_the_negated_road_across_the_mask(tiny_model, monkeypatch):
+    """The model's logits are the field with the road across it (decode patched); a negative click on the road takes
+    the road out of the shown mask on both sides of the click (not with remove_negated_regions off), keeps the
+    model's prior and marks what it removed as settled."""
+    import torch
+
+    from rrsis_engine.predictor import Predictor
+
+    img, horizontal, rect = _field_scene()
+    predictor = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False, edge_refine=False)
+    plain = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False, edge_refine=False,
+                      remove_negated_regions=False)
+    grid = predictor.image_size // 4
+    cell = 256 / grid
+    low = torch.full((1, 1, grid, grid), -8.0)
+    low[..., round(60 / cell):round(160 / cell), round(30 / cell):round(180 / cell)] = 8.0
+    monkeypatch.setattr(tiny_model, "decode", lambda *a, **k: (low.clone(), torch.ones(1, 1), torch.ones(1, 1)))
+    kwargs = {"points": [[100, 80], [60, 103]], "labels": [1, 0]}  # (x, y): the field, the road
+    for p in (predictor, plain):
+        p.set_image(img)
+    cut, kept = predictor.predict("the field", **kwargs), plain.predict("the field", **kwargs)
+    inside = horizontal & rect & kept.mask
+    assert inside.sum() > 0.9 * (horizontal & rect).sum()
+    assert not cut.mask[inside].any() and cut.mask[rect & ~horizontal & kept.mask].all()
+    assert (cut.uncertainty[inside] == 0).all()
+    np.testing.assert_array_equal(cut.low_res_logits.numpy(), kept.low_res_logits.numpy())
