@@ -155,6 +155,23 @@ def test_a_negative_click_on_one_road_of_a_network_keeps_the_crossing_road():
     assert not removed[horizontal & ((cols < 196) | (cols > 215))].any()  # beyond the crossing square
 
 
+def test_the_kerbs_beside_a_negated_road_go_with_it_and_the_target_beside_it_stays():
+    """Lighter kerbs (2 px) along the road are not in its colour region; the model's mask held them, and without the
+    sliver rule each kerb line would take negative clicks of its own. The field beside the road is thick: it stays."""
+    img, horizontal, rect = _field_scene()
+    kerbs = np.zeros_like(rect)
+    kerbs[98:100] = kerbs[112:114] = True
+    img[kerbs & ~rect] = (150, 150, 150)
+    mask = rect | horizontal | kerbs
+    region = C.grow_region(C.smoothed(img), 60, 103)
+    assert region[kerbs & ~rect].mean() < 0.2  # the kerbs are not the asphalt's (but near the crossing)
+    removed = C.negated_strip_regions(mask, [region], [[100, 80], [60, 103]], [1, 0])
+    assert removed[kerbs & ~rect & (np.arange(256) < 190)].all()  # up to where the crossing road begins
+    assert removed[horizontal & rect].all() and not removed[rect & ~horizontal & ~kerbs].any()
+    rows, cols = np.nonzero(removed & ~horizontal)
+    assert np.isin(rows, [98, 99, 112, 113]).all()  # nothing else of the mask beside the road
+
+
 def test_a_negated_road_that_is_most_of_the_mask_goes_only_before_a_positive_click():
     """The text turn found the wrong road (plus a bit of the field): a negative click on it rejects it, but after a
     positive click elsewhere the labeller is more likely trimming than rejecting most of the mask. Negative clicks
