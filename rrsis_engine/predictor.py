@@ -156,7 +156,8 @@ class Predictor:
     is removed whole unless such parts outweigh the rest of the mask (:func:`postprocess.negated_regions`); so is
     the branch of a strip (a road crossing the target) such a click lies on (:func:`postprocess.negated_strips`), and
     what is left of a part of the previous turn's mask such a click lies deep in
-    (:func:`postprocess.negated_previous_parts`).
+    (:func:`postprocess.negated_previous_parts`), and the straight stretch of the long, thin colour region (a road)
+    such a click lies on, with the kerbs beside it (:func:`click_regions.negated_strip_regions`).
     click_fit: a click turn's logits are corrected around clicks the decoder left on the wrong side, until each lies
     on its side (:mod:`rrsis_engine.model.click_fit`). grow_clicks: the long, thin colour region (a road) each positive
     click lies on is added to the model's mask before the snap, cut where negative clicks lie on it

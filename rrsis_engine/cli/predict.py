@@ -61,7 +61,8 @@ def register(subparsers) -> None:
                    help="keep the model's upsampled mask as it is (do not snap it to the image's colour edges)")
     p.add_argument("--keep-negated-regions", action="store_true",
                    help="keep separate parts and crossing strips (roads) of the mask that a negative click lies on, "
-                        "or lay deep in on the previous mask (by default they are removed)")
+                        "or lay deep in on the previous mask, or the road whose colour strip they lie on (by default "
+                        "they are removed)")
     p.add_argument("--no-click-fit", action="store_true",
                    help="keep the decoder's mask where it leaves a click on the wrong side (by default the logits "
                         "around such a click are corrected until it lies on its side)")
