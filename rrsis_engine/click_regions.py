@@ -5,9 +5,10 @@ click refiner reach a few cells) means the whole uniformly coloured strip it lie
 pixels whose colour (after medians that remove lane marks, :func:`smoothed`) lies within a tolerance of the click's are
 flood-filled (4-connected) and the region's small holes (marks, cars) filled; the region is used only when it is long
 and thin, not large (:func:`grow_region`), and negative clicks on it cut it rather than drop it
-(:func:`split_at_negatives`). A negative click on such a strip that no positive click lies on means none of it:
-what the mask has of it goes (:func:`negated_strip_regions`). The region depends only on the image and the click, so
-the predictor caches it per image (docs/training.md, "Positive clicks along roads", "Negative clicks on roads").
+(:func:`split_at_negatives`). A negative click on such a strip means the road it lies on: its straight stretch
+through the click and the kerbs beside it leave the mask, except near positive clicks (:func:`negated_strip_regions`).
+The region depends only on the image and the click, so the predictor caches it per image (docs/training.md,
+"Positive clicks along roads", "Negative clicks on roads").
 
 Frames: the image is H×W×C uint8 ([row, col]); points are (x, y) = (col, row) image pixels.
 """
@@ -165,10 +166,10 @@ def negated_strip_regions(mask: np.ndarray, regions: list[np.ndarray | None], po
     regions: one per negative click, in order (H×W bool grown from it, :func:`grow_region`, or None). Of each region
     the straight strip through the click counts (:func:`rrsis_engine.postprocess.strip_through`: the road without the
     roads of the same asphalt that cross it, one of which may be the target) with the thin leftovers of ``mask`` beside
-    it (its kerbs, :func:`slivers_beside`), less the pixels within
-    :data:`~rrsis_engine.postprocess.STRIP_KEEP_HALF_WIDTHS` of its half-width from a positive click (the crossing with the target; a boat the medians
-    merged into its river). Once the labeller has a positive click nothing is removed when it would be more than half
-    the mask (a trim, not a rejection). points: N×2 (x, y) image pixels; labels: N (1 positive, 0 negative)."""
+    it (its kerbs, :func:`slivers_beside`), less the pixels within ``STRIP_KEEP_HALF_WIDTHS`` of its half-width from a
+    positive click (the crossing with the target; a boat the medians merged into its river). Once the labeller has a
+    positive click nothing is removed when it would be more than half the mask (a trim, not a rejection).
+    points: N×2 (x, y) image pixels; labels: N (1 positive, 0 negative)."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     labels = np.asarray(labels).reshape(-1)
     removed = np.zeros_like(mask)

@@ -208,10 +208,10 @@ def negated_strips(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) -> 
 
     For each negative click, the mask pixels within :data:`STRIP_WINDOW` × the image's longer side of it give a
     direction and a width (principal axes of their coordinates; a strip when :data:`STRIP_ELONGATION` holds and the
-    click lies near its axis, :data:`STRIP_AXIS_HALF_WIDTHS`); the mask pixels in that band (the click's line along
-    the strip, half-width √3·σ_across + 1.5 px) connected to the window form the branch, which goes unless a positive
-    click lies on it; pixels within :data:`STRIP_KEEP_HALF_WIDTHS` half-widths of a positive click stay (the crossing
-    with the target). A branch that is more than half the mask stays (it is more likely the target).
+    click lies near its axis, :data:`STRIP_AXIS_HALF_WIDTHS`); the mask pixels in that band (along the axis,
+    half-width √3·σ_across + 1.5 px) connected to the window form the branch (:func:`strip_through`), which goes
+    unless a positive click lies on it; pixels within :data:`STRIP_KEEP_HALF_WIDTHS` half-widths of a positive click
+    stay (the crossing with the target). A branch that is more than half the mask stays (it is more likely the target).
     points: N×2 (x, y) image pixels; labels: N (1 positive, 0 negative)."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     labels = np.asarray(labels).reshape(-1)
@@ -219,7 +219,7 @@ def negated_strips(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) -> 
     if not (labels == 0).any() or not mask.any():
         return removed
     positives = points[labels == 1]
-    pixels = np.nonzero(mask)
+    pixels = None  # all mask pixels, found once a click's window holds a strip
     for x, y in points[labels == 0]:
         found = strip_through(mask, x, y, pixels)
         if found is None:
@@ -227,7 +227,7 @@ def negated_strips(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) -> 
         branch, half_width = found
         if branch[point_pixels(positives, mask.shape)].any():
             continue  # the labeller trims the target's own strip, not a crossing one
-        rows, cols = pixels
+        rows, cols = pixels = np.nonzero(mask) if pixels is None else pixels
         for px, py in positives:
             branch[rows, cols] &= (cols - px) ** 2 + (rows - py) ** 2 > (STRIP_KEEP_HALF_WIDTHS * half_width) ** 2
         if 2 * int(branch.sum()) <= len(rows):  # a branch larger than the rest of the mask is the target's own
@@ -239,9 +239,9 @@ def strip_through(mask: np.ndarray, x: float, y: float,
                   pixels: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, float] | None:
     """The straight strip of ``mask`` (H×W bool) through the pixel at (x, y) and its half-width in pixels, or None
     when the mask near the click is no strip or the click lies beside its axis (:func:`negated_strips` describes
-    the test). The strip (H×W bool) is the mask pixels within a half-width of the click's line along the strip that
-    are connected to the click's window: a road through a crossing, without the crossing road. pixels: the mask's
-    ``np.nonzero``, when the caller has it."""
+    the test). The strip (H×W bool) is the mask pixels within a half-width of its axis (through the mean of the
+    window's pixels) that are connected to the click's window: a road through a crossing, without the crossing road.
+    pixels: the mask's ``np.nonzero``, when the caller has it."""
     height, width = mask.shape
     radius = STRIP_WINDOW * max(height, width)
     top, left = max(0, int(y - radius)), max(0, int(x - radius))

@@ -140,7 +140,8 @@ def test_a_negative_click_on_a_road_crossing_the_target_removes_the_road_across_
     removed = C.negated_strip_regions(rect, [region], points, labels)
     rows, cols = np.nonzero(horizontal & rect)
     near = np.hypot(cols - 150, rows - 106) <= 12  # within two half-widths of the road (12 px wide: 7.5 px)
-    assert not removed[rows[near], cols[near]].any() and removed[rows[~near & (cols < 120)], cols[~near & (cols < 120)]].all()
+    far_left = ~near & (cols < 120)
+    assert not removed[rows[near], cols[near]].any() and removed[rows[far_left], cols[far_left]].all()
 
 
 def test_a_negative_click_on_one_road_of_a_network_keeps_the_crossing_road():
