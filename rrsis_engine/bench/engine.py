@@ -106,8 +106,10 @@ def _measure_rsam(name: str, repeats: int, dev, rng, precision: str = "fp32") ->
 
 def _turns(predictor, image, repeats: int, dev) -> tuple[list[float], list[float]]:
     """Per-turn latencies (ms) on a cached image: 2-click turns with the previous mask as prior (decoder
-    only: the zoom-in pass, the edge snap and the regions grown from clicks are off here, see :func:`_zoom_turns`,
-    :func:`_edge_snap` and :func:`_click_regions`), and new-text turns (text encoder + fusion + decoder)."""
+    only: the zoom-in pass, the edge snap and the regions grown from positive clicks are off here, see
+    :func:`_zoom_turns`, :func:`_edge_snap` and :func:`_click_regions`; the negative click lies on noise, where no
+    colour region grows, and that answer is cached after the first turn), and new-text turns (text encoder + fusion +
+    decoder)."""
     zoom_in, edge_refine, grow_clicks = predictor.zoom_in, predictor.edge_refine, predictor.grow_clicks
     predictor.zoom_in = predictor.edge_refine = predictor.grow_clicks = False
     try:
