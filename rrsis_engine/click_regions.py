@@ -6,7 +6,8 @@ pixels whose colour (after medians that remove lane marks, :func:`smoothed`) lie
 flood-filled (4-connected) and the region's small holes (marks, cars) filled; the region is used only when it is long
 and thin, not large (:func:`grow_region`), and negative clicks on it cut it rather than drop it
 (:func:`split_at_negatives`). A negative click on such a strip means the road it lies on: its straight stretch
-through the click and the kerbs beside it leave the mask, except near positive clicks (:func:`negated_strip_regions`).
+through the click and the kerbs beside it leave the mask, except near positive clicks
+(:func:`rrsis_engine.postprocess.negated_strip_regions`).
 The region depends only on the image and the click, so the predictor caches it per image (docs/training.md,
 "Positive clicks along roads", "Negative clicks on roads").
 
@@ -19,20 +20,8 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import watershed
 
-from rrsis_engine.postprocess import (
-    STRIP_KEEP_HALF_WIDTHS,
-    boundary_distance,
-    holes,
-    negated_strips,
-    point_pixels,
-    strip_through,
-)
+from rrsis_engine.postprocess import boundary_distance, holes, negated_strips, point_pixels
 
-#: :func:`slivers_beside`: the band beside a negated strip, in half-widths of the strip, and the opening that tells a
-#: sliver (a kerb line) from the target beside the road (chosen on the validation scenes against 1 and 3 iterations,
-#: and a band of 1.0)
-SLIVER_BAND_HALF_WIDTHS = 0.5
-SLIVER_OPENING = 2
 #: the click's colour: the median of the smoothed colours within this many pixels of it
 SEED_RADIUS = 2
 #: colour tolerance (RGB units, 0–255, Euclidean): this many times the colour spread around the click, within
@@ -157,49 +146,3 @@ def split_at_negatives(region: np.ndarray, smooth: np.ndarray, points: np.ndarra
     kept[box] = flooded == 1
     return kept
 
-
-def negated_strip_regions(mask: np.ndarray, regions: list[np.ndarray | None], points: np.ndarray,
-                          labels: np.ndarray) -> np.ndarray:
-    """What the negative clicks' colour strips remove from ``mask`` (H×W bool), H×W bool: a road crossing the target,
-    or the wrong road the text turn found, after the model answered the click only around it.
-
-    regions: one per negative click, in order (H×W bool grown from it, :func:`grow_region`, or None). Of each region
-    the straight strip through the click counts (:func:`rrsis_engine.postprocess.strip_through`: the road without the
-    roads of the same asphalt that cross it, one of which may be the target) with the thin leftovers of ``mask`` beside
-    it (its kerbs, :func:`slivers_beside`), less the pixels within ``STRIP_KEEP_HALF_WIDTHS`` of its half-width from a
-    positive click (the crossing with the target; a boat the medians merged into its river). Once the labeller has a
-    positive click nothing is removed when it would be more than half the mask (a trim, not a rejection).
-    points: N×2 (x, y) image pixels; labels: N (1 positive, 0 negative)."""
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    labels = np.asarray(labels).reshape(-1)
-    removed = np.zeros_like(mask)
-    for region, (x, y) in zip(regions, points[labels == 0], strict=True):
-        found = None if region is None else strip_through(region, x, y)
-        if found is None:
-            continue
-        strip, half_width = found
-        rows, cols = np.nonzero((strip | slivers_beside(strip, mask & ~strip, half_width)) & mask)
-        for px, py in points[labels == 1]:
-            far = (cols - px) ** 2 + (rows - py) ** 2 > (STRIP_KEEP_HALF_WIDTHS * half_width) ** 2
-            rows, cols = rows[far], cols[far]
-        removed[rows, cols] = True
-    if (labels == 1).any() and 2 * int(removed.sum()) > int(mask.sum()):
-        return np.zeros_like(mask)
-    return removed
-
-
-def slivers_beside(strip: np.ndarray, rest: np.ndarray, half_width: float) -> np.ndarray:
-    """The pixels of ``rest`` (H×W bool, the mask without ``strip``) within :data:`SLIVER_BAND_HALF_WIDTHS` ×
-    ``half_width`` (at least 2 px) of ``strip`` (H×W bool) that belong to parts thinner than about 2 ×
-    :data:`SLIVER_OPENING` + 1 px (gone after a binary opening with that many iterations), H×W bool: the lighter
-    kerbs along a road, which its colour region leaves out and the snap keeps, so that each took a negative click of
-    its own; the target beside the road is thicker and stays. Only the strip's box, grown by the band, is examined."""
-    band = max(2, int(round(SLIVER_BAND_HALF_WIDTHS * half_width)))
-    margin = band + 2 * SLIVER_OPENING + 1  # the opening within the band reads this far: none of it off the box's edge
-    box = tuple(slice(max(b.start - margin, 0), b.stop + margin)
-                for b in ndimage.find_objects(strip.astype(np.uint8))[0])
-    near = ndimage.binary_dilation(strip[box], iterations=band) & ~strip[box]
-    crop = rest[box]
-    out = np.zeros_like(rest)
-    out[box] = near & crop & ~ndimage.binary_opening(crop, structure=np.ones((3, 3), bool), iterations=SLIVER_OPENING)
-    return out

@@ -50,15 +50,20 @@ def point_pixels(points: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray
 
 
 def negated_by_clicks(mask: np.ndarray, points: np.ndarray, labels: np.ndarray,
-                      previous: np.ndarray | None = None) -> np.ndarray:
+                      previous: np.ndarray | None = None,
+                      colour_strips: list[tuple[np.ndarray, float] | None] | None = None) -> np.ndarray:
     """What the negative clicks among ``points`` (N×2 x, y; ``labels`` N, 1 positive / 0 negative) remove from
     ``mask`` (H×W bool), H×W bool: the separate look-alikes they lie on (:func:`negated_regions`), then the strips
-    crossing the target they lie on (:func:`negated_strips`) in what is left, and, given the ``previous`` turn's
-    mask (H×W bool), what is left in ``mask`` of the parts they lie deep in there (:func:`negated_previous_parts`)."""
+    crossing the target they lie on (:func:`negated_strips`) in what is left; given the ``previous`` turn's mask
+    (H×W bool), what is left in ``mask`` of the parts they lie deep in there (:func:`negated_previous_parts`); and
+    given the straight stretch of the colour strip (a road) each negative click lies on, in order (``colour_strips``:
+    H×W bool and half-width, or None), what :func:`negated_strip_regions` takes out of ``mask`` with them."""
     removed = negated_regions(mask, points, labels)
     removed |= negated_strips(mask & ~removed, points, labels)
     if previous is not None:
         removed |= negated_previous_parts(mask, previous, points, labels)
+    if colour_strips is not None and any(s is not None for s in colour_strips):
+        removed |= negated_strip_regions(mask, colour_strips, points, labels)
     return removed
 
 
@@ -228,8 +233,7 @@ def negated_strips(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) -> 
         if branch[point_pixels(positives, mask.shape)].any():
             continue  # the labeller trims the target's own strip, not a crossing one
         rows, cols = pixels = np.nonzero(mask) if pixels is None else pixels
-        for px, py in positives:
-            branch[rows, cols] &= (cols - px) ** 2 + (rows - py) ** 2 > (STRIP_KEEP_HALF_WIDTHS * half_width) ** 2
+        branch[rows, cols] &= _far_from(rows, cols, positives, STRIP_KEEP_HALF_WIDTHS * half_width)
         if 2 * int(branch.sum()) <= len(rows):  # a branch larger than the rest of the mask is the target's own
             removed |= branch
     return removed
@@ -268,6 +272,67 @@ def strip_through(mask: np.ndarray, x: float, y: float,
     parts, _ = ndimage.label(strip)
     ids = np.unique(parts[win_rows, win_cols])
     return np.isin(parts, ids[ids > 0]), half_width
+
+
+def _far_from(rows: np.ndarray, cols: np.ndarray, points: np.ndarray, radius: float) -> np.ndarray:
+    """For each pixel (``rows``, ``cols``: N ints each), whether it lies farther than ``radius`` pixels from every one
+    of ``points`` (M×2 x, y), N bool."""
+    far = np.ones(len(rows), dtype=bool)
+    for px, py in points:
+        far &= (cols - px) ** 2 + (rows - py) ** 2 > radius ** 2
+    return far
+
+
+#: :func:`slivers_beside`: the band beside a negated strip, in half-widths of the strip, and the opening that tells a
+#: sliver (a kerb line) from the target beside the road (chosen on the validation scenes against 1 and 3 iterations,
+#: and a band of 1.0)
+SLIVER_BAND_HALF_WIDTHS = 0.5
+SLIVER_OPENING = 2
+
+
+def negated_strip_regions(mask: np.ndarray, strips: list[tuple[np.ndarray, float] | None], points: np.ndarray,
+                          labels: np.ndarray) -> np.ndarray:
+    """What the negative clicks' colour strips remove from ``mask`` (H×W bool), H×W bool: a road crossing the target,
+    or the wrong road the text turn found, after the model answered the click only around it.
+
+    strips: one per negative click, in order: the straight stretch through the click (:func:`strip_through`) of the
+    long, thin colour region it lies on (:func:`rrsis_engine.click_regions.grow_region`; the road without the roads
+    of the same asphalt that cross it, one of which may be the target), H×W bool, with its half-width in pixels; or
+    None. Each goes with the thin leftovers of ``mask`` beside it (its kerbs, :func:`slivers_beside`), less the pixels
+    within :data:`STRIP_KEEP_HALF_WIDTHS` of its half-width from a positive click (the crossing with the target; a boat
+    the medians merged into its river). Once the labeller has a positive click nothing is removed when it would be
+    more than half the mask (a trim, not a rejection). points: N×2 (x, y) image pixels; labels: N (1 positive, 0
+    negative)."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    labels = np.asarray(labels).reshape(-1)
+    removed = np.zeros_like(mask)
+    for found in strips:
+        if found is None:
+            continue
+        strip, half_width = found
+        rows, cols = np.nonzero((strip | slivers_beside(strip, mask & ~strip, half_width)) & mask)
+        far = _far_from(rows, cols, points[labels == 1], STRIP_KEEP_HALF_WIDTHS * half_width)
+        removed[rows[far], cols[far]] = True
+    if (labels == 1).any() and 2 * int(removed.sum()) > int(mask.sum()):
+        return np.zeros_like(mask)
+    return removed
+
+
+def slivers_beside(strip: np.ndarray, rest: np.ndarray, half_width: float) -> np.ndarray:
+    """The pixels of ``rest`` (H×W bool, the mask without ``strip``) within :data:`SLIVER_BAND_HALF_WIDTHS` ×
+    ``half_width`` (at least 2 px) of ``strip`` (H×W bool) that belong to parts thinner than about 2 ×
+    :data:`SLIVER_OPENING` + 1 px (gone after a binary opening with that many iterations), H×W bool: the lighter
+    kerbs along a road, which its colour region leaves out and the snap keeps, so that each took a negative click of
+    its own; the target beside the road is thicker and stays. Only the strip's box, grown by the band, is examined."""
+    band = max(2, int(round(SLIVER_BAND_HALF_WIDTHS * half_width)))
+    margin = band + 2 * SLIVER_OPENING + 1  # the opening within the band reads this far: none of it off the box's edge
+    box = tuple(slice(max(b.start - margin, 0), b.stop + margin)
+                for b in ndimage.find_objects(strip.astype(np.uint8))[0])
+    near = ndimage.binary_dilation(strip[box], iterations=band) & ~strip[box]
+    crop = rest[box]
+    out = np.zeros_like(rest)
+    out[box] = near & crop & ~ndimage.binary_opening(crop, structure=np.ones((3, 3), bool), iterations=SLIVER_OPENING)
+    return out
 
 
 def candidates_from_mask(mask: np.ndarray, prob_low: np.ndarray, max_candidates: int = 8) -> list[Candidate]:

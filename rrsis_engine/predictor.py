@@ -139,6 +139,26 @@ class _LRU(OrderedDict):
             self.popitem(last=False)
 
 
+def _cached_mask(cache: _LRU, cache_key, shape: tuple[int, int], compute) -> tuple | None:
+    """``compute()`` — None, or a tuple of an H×W bool mask (``shape``) and any extras — cached in ``cache`` as the
+    mask's bounding box and the pixels in it (a road's region is a sliver of a large image); returns the tuple with
+    the mask at full size again, or None."""
+    if cache_key in cache:
+        cached = cache.get(cache_key)
+    else:
+        found = compute()
+        cached = None
+        if found is not None:
+            box = ndimage.find_objects(found[0].astype(np.uint8))[0]
+            cached = (box, found[0][box], *found[1:])
+        cache.put(cache_key, cached)
+    if cached is None:
+        return None
+    mask = np.zeros(shape, dtype=bool)
+    mask[cached[0]] = cached[1]
+    return (mask, *cached[2:])
+
+
 class Predictor:
     """RSAM inference with caching. Thread-safe: one model call at a time.
 
@@ -157,7 +177,7 @@ class Predictor:
     the branch of a strip (a road crossing the target) such a click lies on (:func:`postprocess.negated_strips`), and
     what is left of a part of the previous turn's mask such a click lies deep in
     (:func:`postprocess.negated_previous_parts`), and the straight stretch of the long, thin colour region (a road)
-    such a click lies on, with the kerbs beside it (:func:`click_regions.negated_strip_regions`).
+    such a click lies on, with the kerbs beside it (:func:`postprocess.negated_strip_regions`).
     click_fit: a click turn's logits are corrected around clicks the decoder left on the wrong side, until each lies
     on its side (:mod:`rrsis_engine.model.click_fit`). grow_clicks: the long, thin colour region (a road) each positive
     click lies on is added to the model's mask before the snap, cut where negative clicks lie on it
@@ -186,6 +206,8 @@ class Predictor:
         self.grow_clicks = grow_clicks
         # (image hash, x, y) -> the colour region grown from that pixel: (its box, the region's pixels in it) or None
         self._grown: _LRU = _LRU(64)
+        # (image hash, x, y) -> that region's straight stretch through the pixel: (its box, its pixels, half-width) or None
+        self._strips: _LRU = _LRU(64)
         self._smoothed: _LRU = _LRU(2)  # image hash -> click_regions.smoothed(pixels), H×W×3 uint8
         self.encode_ms: float | None = None  # the last image-encoder pass (full image or zoom crop) on this device
         self._texts: _LRU = _LRU(256)  # text -> (tokens 1×L×d, mask 1×L)
@@ -482,12 +504,10 @@ class Predictor:
                 timings["edges_ms"] = (time.perf_counter() - t_edges) * 1e3
             negated = None
             if negating:
-                negated = postprocess.negated_by_clicks(shown > 0, clicks, click_labels, previous)
                 t_grow = time.perf_counter()
-                regions = [self._colour_region(image, key, x, y) for x, y in clicks[click_labels == 0]]
-                if any(r is not None for r in regions):
-                    negated |= click_regions.negated_strip_regions(shown > 0, regions, clicks, click_labels)
+                strips = [self._colour_strip(image, key, x, y) for x, y in clicks[click_labels == 0]]
                 timings["grow_ms"] = timings.get("grow_ms", 0.0) + (time.perf_counter() - t_grow) * 1e3
+                negated = postprocess.negated_by_clicks(shown > 0, clicks, click_labels, previous, strips)
                 if negated.any():
                     shown = np.where(negated, np.minimum(shown, -10.0), shown).astype(np.float32)
         pred = self._finish(shown, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])),
@@ -526,22 +546,23 @@ class Predictor:
 
     def _colour_region(self, image: RasterImage, key: str, x: float, y: float) -> np.ndarray | None:
         """The long, thin colour region the pixel at (x, y) lies on (:func:`click_regions.grow_region`), H×W bool, or
-        None; cached per image and pixel (its bounding box and crop)."""
-        cache_key = (key, int(round(x)), int(round(y)))
-        if cache_key in self._grown:
-            cropped = self._grown.get(cache_key)
-        else:
+        None; cached per image and pixel."""
+        def grow():
             region = click_regions.grow_region(self._smoothed_pixels(image, key), x, y)
-            cropped = None
-            if region is not None:
-                box = ndimage.find_objects(region.astype(np.uint8))[0]
-                cropped = (box, region[box])
-            self._grown.put(cache_key, cropped)
-        if cropped is None:
-            return None
-        region = np.zeros((image.height, image.width), dtype=bool)
-        region[cropped[0]] = cropped[1]
-        return region
+            return None if region is None else (region,)
+
+        found = _cached_mask(self._grown, (key, int(round(x)), int(round(y))), (image.height, image.width), grow)
+        return None if found is None else found[0]
+
+    def _colour_strip(self, image: RasterImage, key: str, x: float, y: float) -> tuple[np.ndarray, float] | None:
+        """The straight stretch through (x, y) of the long, thin colour region a negative click there lies on
+        (:func:`postprocess.strip_through` of :meth:`_colour_region`), H×W bool, and its half-width in pixels; None
+        where no region grows or it is no strip at the click. Cached per image and pixel."""
+        def stretch():
+            region = self._colour_region(image, key, x, y)
+            return None if region is None else postprocess.strip_through(region, x, y)
+
+        return _cached_mask(self._strips, (key, int(round(x)), int(round(y))), (image.height, image.width), stretch)
 
     def _select_regions(self, low: torch.Tensor, vd: torch.Tensor, v1: torch.Tensor, text: str,
                         image: RasterImage) -> torch.Tensor:

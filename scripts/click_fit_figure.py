@@ -15,7 +15,7 @@ from positive clicks (rrsis_engine.click_regions). docs/click-negatives.png: "th
 (validation), five clicks, the negative-click rules without and with the previous turn's mask
 (rrsis_engine.postprocess.negated_previous_parts). docs/click-strips.png: "show me the yellow farm plot closest to the
 largest street" (validation), five clicks, without and with the negative clicks' colour strips
-(rrsis_engine.click_regions.negated_strip_regions).
+(rrsis_engine.postprocess.negated_strip_regions).
 """
 
 import sys
@@ -26,7 +26,7 @@ import torch
 from edge_snap_figure import labelled, overlay  # scripts/ is on sys.path when this script runs
 from PIL import Image, ImageDraw
 
-from rrsis_engine import click_regions, edges, postprocess
+from rrsis_engine import edges, postprocess
 from rrsis_engine import metrics as M
 from rrsis_engine.data.readers import load_records
 from rrsis_engine.predictor import load_predictor
@@ -48,7 +48,8 @@ def snap_without_clicks():
 def negatives_without_previous_mask():
     """The negative-click rules as they were before stop 40: the previous turn's mask is not passed to them."""
     negated = postprocess.negated_by_clicks
-    postprocess.negated_by_clicks = lambda mask, points, labels, previous=None: negated(mask, points, labels)
+    postprocess.negated_by_clicks = lambda mask, points, labels, previous=None, colour_strips=None: negated(
+        mask, points, labels)
     try:
         yield
     finally:
@@ -58,12 +59,12 @@ def negatives_without_previous_mask():
 @contextmanager
 def negatives_without_colour_strips():
     """The negative-click rules as they were before stop 41: no colour strip grown from a negative click."""
-    negated = click_regions.negated_strip_regions
-    click_regions.negated_strip_regions = lambda mask, *a, **k: np.zeros_like(mask)
+    negated = postprocess.negated_strip_regions
+    postprocess.negated_strip_regions = lambda mask, *a, **k: np.zeros_like(mask)
     try:
         yield
     finally:
-        click_regions.negated_strip_regions = negated
+        postprocess.negated_strip_regions = negated
 
 
 #: name → (record, crop x0, y0, x1, y1 in image pixels, scale, clicks, [(row label, predictor options, context)], output)

@@ -178,9 +178,10 @@ def _edge_snap(image, grid_side: int, repeats: int) -> dict:
 def _click_regions(image, roads: np.ndarray, clicks: np.ndarray, labels: np.ndarray, repeats: int) -> dict:
     """Latencies (ms) of the colour regions grown from positive clicks (rrsis_engine.click_regions) with the two
     crossing roads painted in one asphalt colour on the 1024² image: smoothing the image (once per image), growing
-    the region from the positive click (once per click; both cached by the predictor) and splitting it at the negative
-    click on the other road (every turn with both)."""
-    from rrsis_engine import click_regions
+    the region from the positive click (once per click; both cached by the predictor), splitting it at the negative
+    click on the other road (every turn with both), and taking the negative click's straight strip (grown and cached
+    the same way) with its slivers out of a mask holding both roads (every turn with such a click)."""
+    from rrsis_engine import click_regions, postprocess
 
     pixels = image.pixels.copy()
     pixels[roads] = (80, 80, 85)
@@ -193,10 +194,10 @@ def _click_regions(image, roads: np.ndarray, clicks: np.ndarray, labels: np.ndar
     mask = roads.copy()
     rows, cols = np.ogrid[:mask.shape[0], :mask.shape[1]]
     mask[(cols - clicks[1, 0]) ** 2 + (rows - clicks[1, 1]) ** 2 <= 40 ** 2] = False
-    negative_region = click_regions.grow_region(smooth, *clicks[1])
+    strip = postprocess.strip_through(click_regions.grow_region(smooth, *clicks[1]), *clicks[1])  # cached per click
 
     def negated_strip():
-        return click_regions.negated_strip_regions(mask, [negative_region], clicks, labels)
+        return postprocess.negated_strip_regions(mask, [strip], clicks, labels)
 
     removed = negated_strip()
     assert removed[150:400, 504:520].all() and not removed[482:542, :480].any()

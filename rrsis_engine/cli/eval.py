@@ -53,7 +53,7 @@ def register(subparsers) -> None:
                    help="score the masks without removing the separate parts and crossing strips that negative "
                         "clicks lie on, or lay deep in on the previous mask, or the road whose colour strip they lie "
                         "on (rrsis_engine.postprocess.negated_regions, negated_strips, negated_previous_parts, "
-                        "rrsis_engine.click_regions.negated_strip_regions)")
+                        "negated_strip_regions)")
     p.add_argument("--no-click-fit", action="store_true",
                    help="score click turns as the decoder gives them, without correcting the logits around clicks "
                         "it left on the wrong side (rrsis_engine.model.click_fit)")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from rrsis_engine import click_regions as C
+from rrsis_engine import postprocess as P
 
 
 def _scene(seed=0):
@@ -133,11 +134,11 @@ def test_a_negative_click_on_a_road_crossing_the_target_removes_the_road_across_
     img, horizontal, rect = _field_scene()
     region = C.grow_region(C.smoothed(img), 60, 103)
     points, labels = np.array([[100.0, 80.0], [60.0, 103.0]]), np.array([1, 0])  # (x, y): field, road
-    removed = C.negated_strip_regions(rect, [region], points, labels)
+    removed = P.negated_strip_regions(rect, [P.strip_through(region, 60, 103)], points, labels)
     assert removed[horizontal & rect].mean() > 0.97  # on both sides of the click, across the whole field
     assert not removed[rect & ~horizontal].any()  # none of the field
     points, labels = np.array([[100.0, 80.0], [60.0, 103.0], [150.0, 106.0]]), np.array([1, 0, 1])
-    removed = C.negated_strip_regions(rect, [region], points, labels)
+    removed = P.negated_strip_regions(rect, [P.strip_through(region, 60, 103)], points, labels)
     rows, cols = np.nonzero(horizontal & rect)
     near = np.hypot(cols - 150, rows - 106) <= 12  # within two half-widths of the road (12 px wide: 7.5 px)
     far_left = ~near & (cols < 120)
@@ -150,7 +151,7 @@ def test_a_negative_click_on_one_road_of_a_network_keeps_the_crossing_road():
     img, horizontal, vertical = _scene()
     region = C.grow_region(C.smoothed(img), 205, 20)
     assert region[horizontal].mean() > 0.9  # the region is the network
-    removed = C.negated_strip_regions(horizontal | vertical, [region], [[205, 20]], [0])
+    removed = P.negated_strip_regions(horizontal | vertical, [P.strip_through(region, 205, 20)], [[205, 20]], [0])
     cols = np.arange(320)[None]
     assert removed[vertical & ~horizontal].mean() > 0.97
     assert not removed[horizontal & ((cols < 196) | (cols > 215))].any()  # beyond the crossing square
@@ -166,7 +167,7 @@ def test_the_kerbs_beside_a_negated_road_go_with_it_and_the_target_beside_it_sta
     mask = rect | horizontal | kerbs
     region = C.grow_region(C.smoothed(img), 60, 103)
     assert region[kerbs & ~rect].mean() < 0.2  # the kerbs are not the asphalt's (but near the crossing)
-    removed = C.negated_strip_regions(mask, [region], [[100, 80], [60, 103]], [1, 0])
+    removed = P.negated_strip_regions(mask, [P.strip_through(region, 60, 103)], [[100, 80], [60, 103]], [1, 0])
     assert removed[kerbs & ~rect & (np.arange(256) < 190)].all()  # up to where the crossing road begins
     assert removed[horizontal & rect].all() and not removed[rect & ~horizontal & ~kerbs].any()
     rows, cols = np.nonzero(removed & ~horizontal)
@@ -181,10 +182,11 @@ def test_a_negated_road_that_is_most_of_the_mask_goes_only_before_a_positive_cli
     mask = horizontal.copy()
     mask[60:70, 30:60] = True
     region = C.grow_region(C.smoothed(img), 60, 103)
-    removed = C.negated_strip_regions(mask, [region, None], [[60, 103], [50, 50]], [0, 0])
+    strip = P.strip_through(region, 60, 103)
+    removed = P.negated_strip_regions(mask, [strip, None], [[60, 103], [50, 50]], [0, 0])
     assert np.array_equal(removed, mask & horizontal)
-    assert not C.negated_strip_regions(mask, [region], [[60, 103], [40, 65]], [0, 1]).any()
-    assert not C.negated_strip_regions(mask, [None], [[60, 103]], [0]).any()
+    assert not P.negated_strip_regions(mask, [strip], [[60, 103], [40, 65]], [0, 1]).any()
+    assert not P.negated_strip_regions(mask, [None], [[60, 103]], [0]).any()
 
 
 def test_the_predictor_removes_the_negated_road_across_the_mask(tiny_model, monkeypatch):
