@@ -26,12 +26,13 @@ import torch
 from scipy import ndimage
 
 from rrsis_engine import ambiguity as A
-from rrsis_engine import click_regions, edges, postprocess
+from rrsis_engine import click_regions, edges, postprocess, spatial_language
 from rrsis_engine.errors import CheckpointError, NoImageError, NoTrainedWeightsError, PromptError
 from rrsis_engine.imageio import RasterImage, read_image
 from rrsis_engine.model import DEFAULT_MODEL, REGISTRY, ImageFeatures, load_checkpoint, model_hash
 from rrsis_engine.model import transforms as T
 from rrsis_engine.model.checkpoint import is_shard
+from rrsis_engine.model.component_ranker import SELECTED_LOGIT
 from rrsis_engine.prediction import Prediction
 from rrsis_engine.zoom import MAX_ENCODE_MS, ZOOM_MIN_CLICKS, ZOOM_WEIGHT, zoom_box
 
@@ -181,13 +182,16 @@ class Predictor:
     click_fit: a click turn's logits are corrected around clicks the decoder left on the wrong side, until each lies
     on its side (:mod:`rrsis_engine.model.click_fit`). grow_clicks: the long, thin colour region (a road) each positive
     click lies on is added to the model's mask before the snap, cut where negative clicks lie on it
-    (:mod:`rrsis_engine.click_regions`).
+    (:mod:`rrsis_engine.click_regions`). spatial_words: a text turn whose sentence is a category with spatial words
+    only ("the leftmost building", "the second largest lake") asks the model for the whole category and picks the object
+    by geometry (:mod:`rrsis_engine.spatial_language`); other sentences, or when the words pick none, keep the model's.
     """
 
     def __init__(self, model, device: str | None = None, disk_cache: bool = True,
                  disk_cache_bytes: int = 2 * 1024**3, memory_images: int = 8, cache_dir: str | Path | None = None,
                  zoom_in: bool | None = None, encoder_precision: str = "auto", edge_refine: bool = True,
-                 remove_negated_regions: bool = True, click_fit: bool = True, grow_clicks: bool = True):
+                 remove_negated_regions: bool = True, click_fit: bool = True, grow_clicks: bool = True,
+                 spatial_words: bool = True):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.encoder_precision = resolve_encoder_precision(encoder_precision, self.device)
         self.model = model.to(self.device).eval()
@@ -204,10 +208,13 @@ class Predictor:
         self.remove_negated_regions = remove_negated_regions
         self.click_fit = click_fit
         self.grow_clicks = grow_clicks
+        self.spatial_words = spatial_words
         # (image hash, x, y) -> the colour region grown from that pixel: (its box, the region's pixels in it) or None
         self._grown: _LRU = _LRU(64)
         # (image hash, x, y) -> that region's straight stretch through the pixel: (its box, its pixels, half-width) or None
         self._strips: _LRU = _LRU(64)
+        # (image hash, text) -> the object the text's spatial words chose: (spec, H×W logits, model-frame logits) or None
+        self._spatial: _LRU = _LRU(8)
         self._smoothed: _LRU = _LRU(2)  # image hash -> click_regions.smoothed(pixels), H×W×3 uint8
         self.encode_ms: float | None = None  # the last image-encoder pass (full image or zoom crop) on this device
         self._texts: _LRU = _LRU(256)  # text -> (tokens 1×L×d, mask 1×L)
@@ -437,7 +444,16 @@ class Predictor:
             feats = self._features(image)
             timings["embed_ms"] = (time.perf_counter() - t) * 1e3
             t = time.perf_counter()
-            vd, t_global, u, ambiguity_prob = self._fuse(key, feats, text)
+            # the object the sentence's spatial words pick by geometry, if they do: the text turn shows it; a click or
+            # box turn on it is fused with the category's sentence, which agrees with the prior (the sentence itself
+            # pointed the model elsewhere, and a click then let it jump there: synthetic validation 0.94 → 0.00)
+            spatial = None
+            if self.spatial_words and text:
+                spatial = self._spatial_object(key, feats, image, text)
+                timings["spatial_ms"] = (time.perf_counter() - t) * 1e3
+                t = time.perf_counter()
+            fused_text = spatial[0].class_query if spatial is not None and pts is not None else text
+            vd, t_global, u, ambiguity_prob = self._fuse(key, feats, fused_text)
             timings["text_fuse_ms"] = (time.perf_counter() - t) * 1e3
             t = time.perf_counter()
             prior = None
@@ -459,9 +475,22 @@ class Predictor:
             logits = T.logits_to_image(low, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy()
             zoom = self.zoom_enabled() and len(clicks) >= ZOOM_MIN_CLICKS
             negating = self.remove_negated_regions and (click_labels == 0).any()
-            # the previous turn's mask as the model drew it (the prior), H×W bool, for the zoom and the negative clicks
-            previous = None if prior is None or not (zoom or negating) else \
+            # the previous turn's mask as the model drew it (the prior), H×W bool, for the zoom, the negative clicks and
+            # the object the spatial words chose
+            previous = None if prior is None or not (zoom or negating or spatial is not None) else \
                 T.logits_to_image(prior, image.height, image.width, self.image_size)[0, 0].cpu().numpy() > 0
+            if spatial is not None and pts is None:
+                logits, low = spatial[1].copy(), spatial[2]
+                unranked = None  # candidates and ambiguity cues read the chosen object, not the model's own guess
+            elif spatial is not None:
+                # the category's other objects leave a click or box turn's mask: only those on the previous mask (or
+                # on the chosen object, without a prior) or under a positive click stay
+                others = spatial_language.other_objects(logits > 0, spatial[0].category,
+                                                        spatial[1] > 0 if previous is None else previous,
+                                                        clicks[click_labels == 1])
+                if others.any():
+                    logits = np.where(others, -10.0, logits).astype(np.float32)
+                    low = T.image_logits_to_model(logits, self.image_size // 4).to(low.device, low.dtype)
             zoomed = False
             if zoom:
                 t_zoom = time.perf_counter()
@@ -469,7 +498,7 @@ class Predictor:
                 zoomed = self._zoom_refine(image, key, logits, reference, clicks, click_labels, pts, lbl)
                 if zoomed:
                     timings["zoom_ms"] = (time.perf_counter() - t_zoom) * 1e3
-            unc, unc_low = self._uncertainty(key, text, u, image) if u is not None else (None, None)
+            unc, unc_low = self._uncertainty(key, fused_text, u, image) if u is not None else (None, None)
             error = gain = policy = None
             m = self.model
             if m.error_head is not None or m.click_gain_head is not None or m.click_policy_head is not None:
@@ -522,6 +551,52 @@ class Predictor:
         pred.timings = timings
         pred.latency_ms = (time.perf_counter() - t0) * 1e3
         return pred
+
+    def _spatial_object(self, key: str, feats: ImageFeatures, image: RasterImage,
+                        text: str) -> tuple[spatial_language.SpatialSpec, np.ndarray, torch.Tensor] | None:
+        """The object a sentence of a category and spatial words means (:mod:`rrsis_engine.spatial_language`), from
+        the model's text turn for the whole category (``spec.class_query``, without a prior: a follow-up's previous
+        mask would narrow it): the parsed spec, the object's logits in the image frame, H×W float32 (read-only; the
+        category's other objects pushed to -10) and the same in the model frame, 1×1×(S/4)×(S/4), the text turn's
+        prior for the next; None when the sentence has other words or its words pick no object of that mask. Cached
+        per image and sentence."""
+        if (key, text) in self._spatial:
+            return self._spatial.get((key, text))
+        spec = spatial_language.parse(text)
+        found = None if spec is None else self._spatial_choice(key, feats, image, spec)
+        result = None if found is None else (spec, *found)
+        if result is not None:
+            result[1].setflags(write=False)
+        self._spatial.put((key, text), result)
+        return result
+
+    def _spatial_choice(self, key: str, feats: ImageFeatures, image: RasterImage,
+                        spec: spatial_language.SpatialSpec) -> tuple[np.ndarray, torch.Tensor] | None:
+        """:meth:`_spatial_object` for a parsed sentence: (image-frame logits, model-frame logits) or None. The
+        model-frame logits are those of a ranked text turn (:func:`component_ranker.select_components`): the object's
+        cells scaled so that their peak is SELECTED_LOGIT, the rest at most −SELECTED_LOGIT. A follow-up sentence
+        after a prior as confident as the category's own logits (+8) failed where the ranked prior worked (synthetic
+        validation follow-ups "not this one, the building to its right": 0.00 against 0.92)."""
+        masks, logits_of = {}, {}
+        for category in spec.categories:
+            query = spatial_language.SpatialSpec(category).class_query
+            vd, t_global, u, _ = self._fuse(key, feats, query)
+            low, _, _ = self.model.decode(vd, t_global, feats, None, None, None, uncertainty=u,
+                                          fit_clicks=self.click_fit)
+            if self.model.component_ranker is not None:
+                low = self._select_regions(low, vd, feats.v1, query, image)
+            logits = T.logits_to_image(low, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy()
+            masks[category], logits_of[category] = logits > 0, (logits, low)
+        chosen = spatial_language.resolve(spec, masks)
+        if chosen is None:
+            return None
+        logits, low = logits_of[spec.category]
+        logits = np.where(chosen | (logits <= 0), logits, -10.0).astype(np.float32)
+        cells = T.image_logits_to_model(np.where(chosen, 1.0, -1.0).astype(np.float32), self.image_size // 4) > 0
+        cells = cells.to(low.device)
+        peak = low[cells].max().clamp(min=SELECTED_LOGIT) if cells.any() else low.new_tensor(SELECTED_LOGIT)
+        low = torch.where(cells, torch.where(low > 0, low * (SELECTED_LOGIT / peak), low), low.clamp(max=-SELECTED_LOGIT))
+        return logits, low
 
     def _grown_regions(self, image: RasterImage, key: str, clicks: np.ndarray, click_labels: np.ndarray):
         """The union of the colour regions grown from the positive clicks (:mod:`rrsis_engine.click_regions`), each

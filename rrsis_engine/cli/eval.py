@@ -62,6 +62,9 @@ def register(subparsers) -> None:
                         "(rrsis_engine.click_regions)")
     p.add_argument("--encoder-precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="image encoder arithmetic (auto: bf16 where the hardware has it natively)")
+    p.add_argument("--no-spatial-words", action="store_true",
+                   help="score text turns as the model answers them, without resolving a category with spatial words "
+                        "by geometry over the model's mask of the category (rrsis_engine.spatial_language)")
     p.set_defaults(func=run)
 
 
@@ -77,7 +80,8 @@ def run(args) -> int:
     predictor = load_predictor(args.model, device=args.device, disk_cache=False, zoom_in=not args.no_zoom,
                                encoder_precision=args.encoder_precision, edge_refine=not args.no_edge_refine,
                                remove_negated_regions=not args.keep_negated_regions,
-                               click_fit=not args.no_click_fit, grow_clicks=not args.no_grow_clicks)
+                               click_fit=not args.no_click_fit, grow_clicks=not args.no_grow_clicks,
+                               spatial_words=not args.no_spatial_words)
 
     def progress(i, s):
         if (i + 1) % 25 == 0:

@@ -69,6 +69,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-grow-clicks", action="store_true",
                    help="keep the model's mask around a positive click instead of adding the colour region the click "
                         "lies on (by default a long, thin one such as a road is added, cut where negative clicks lie)")
+    p.add_argument("--no-spatial-words", action="store_true",
+                   help="leave sentences with spatial words ('the leftmost building') to the model (by default the model "
+                        "segments the whole category and the object is picked by position or size)")
     p.set_defaults(func=run)
 
 
@@ -84,7 +87,8 @@ def run(args) -> int:
         raise PromptError("Give --text, --point or --box: there is nothing to segment.")
     predictor = load_predictor(args.model, edge_refine=not args.no_edge_refine,
                                remove_negated_regions=not args.keep_negated_regions,
-                               click_fit=not args.no_click_fit, grow_clicks=not args.no_grow_clicks)
+                               click_fit=not args.no_click_fit, grow_clicks=not args.no_grow_clicks,
+                               spatial_words=not args.no_spatial_words)
     session = RefinementSession(predictor)
     session.set_image(args.image, bands=args.bands)
     logger = None

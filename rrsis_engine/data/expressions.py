@@ -98,7 +98,7 @@ SIZE_RATIO = 1.3
 EXTREME_GAP_FRAC = 0.05
 
 
-def _region_tristate(obj: SceneObject, region: str, hw: tuple[int, int]) -> bool | None:
+def region_tristate(obj: SceneObject, region: str, hw: tuple[int, int]) -> bool | None:
     """True if the centroid is inside ``region`` by a margin, False if outside by a margin, else None."""
     h, w = hw
     x, y = obj.centroid
@@ -140,7 +140,7 @@ def _region_tristate(obj: SceneObject, region: str, hw: tuple[int, int]) -> bool
     raise SpecError(f"unknown region {region!r}")
 
 
-def _boundary_distance(anchor: SceneObject, obj: SceneObject, cache: dict) -> float:
+def boundary_distance(anchor: SceneObject, obj: SceneObject, cache: dict) -> float:
     """Smallest pixel distance from ``obj``'s mask to ``anchor``'s mask (0 when touching/overlapping)."""
     key = anchor.id
     if key not in cache:
@@ -149,7 +149,7 @@ def _boundary_distance(anchor: SceneObject, obj: SceneObject, cache: dict) -> fl
     return float(d.min()) if d.size else float("inf")
 
 
-def _relation_tristate(obj: SceneObject, anchor: SceneObject, relation: str, hw, cache) -> bool | None:
+def relation_tristate(obj: SceneObject, anchor: SceneObject, relation: str, hw, cache) -> bool | None:
     h, w = hw
     ax0, ay0, ax1, ay1 = anchor.bbox
     ox0, oy0, ox1, oy1 = obj.bbox
@@ -178,7 +178,7 @@ def _relation_tristate(obj: SceneObject, anchor: SceneObject, relation: str, hw,
         inside = float((obj.mask & ndimage.binary_dilation(anchor.mask, iterations=2)).sum()) / max(obj.area, 1)
         return True if inside >= 0.8 else (False if inside < 0.2 else None)
     if relation == "touching":
-        d = _boundary_distance(anchor, obj, cache)
+        d = boundary_distance(anchor, obj, cache)
         tol = 0.01 * max(h, w)
         return True if d <= tol else (False if d > 3 * tol else None)
     raise SpecError(f"unknown relation {relation!r}")
@@ -218,7 +218,7 @@ def resolve(spec: dict, objects: list[SceneObject], hw: tuple[int, int], _cache:
     if spec.get("region"):
         d2, b2 = [], []
         for o in definite:
-            t = _region_tristate(o, spec["region"], hw)
+            t = region_tristate(o, spec["region"], hw)
             (d2 if t else b2 if t is None else []).append(o)
         definite, border = d2, border + b2
     if spec.get("relation"):
@@ -231,7 +231,7 @@ def resolve(spec: dict, objects: list[SceneObject], hw: tuple[int, int], _cache:
         if spec["relation"] == "nearest":
             pool = definite + border
             gap_px = NEAREST_GAP_FRAC * max(h, w)
-            dists = {o.id: _boundary_distance(anchor, o, cache) for o in pool}
+            dists = {o.id: boundary_distance(anchor, o, cache) for o in pool}
             ranked = sorted(pool, key=lambda o: dists[o.id])
             if not ranked:
                 return Match([], [])
@@ -245,7 +245,7 @@ def resolve(spec: dict, objects: list[SceneObject], hw: tuple[int, int], _cache:
             return Match([], [o for o in ranked if dists[o.id] < NEAREST_RATIO * dists[best.id] + gap_px])
         d2, b2 = [], []
         for o in definite + border:
-            t = _relation_tristate(o, anchor, spec["relation"], hw, cache)
+            t = relation_tristate(o, anchor, spec["relation"], hw, cache)
             if t and o in definite:
                 d2.append(o)
             elif t is None or t:
