@@ -87,8 +87,9 @@ def test_a_relation_picks_the_object_by_its_anchor():
     buildings = S.objects_in(_blobs(shape, [near, far, left]), "building")
     pools = S.objects_in(_blobs(shape, [pool_box]), "pool")
 
-    def picked(relation, anchor=SpatialSpec("pool"), anchors=pools):
-        found = S.choose(SpatialSpec("building", relation=relation, anchor=anchor), buildings, shape, anchors)
+    def picked(relation, anchor=None, anchors=pools):
+        spec = SpatialSpec("building", relation=relation, anchor=anchor or SpatialSpec("pool"))
+        found = S.choose(spec, buildings, shape, anchors)
         return None if found is None else found.bbox
 
     assert picked("nearest") == near
