@@ -18,6 +18,8 @@ Report (fractions in [0, 1])::
      "edge_refine": bool,                                       # masks snapped to colour edges (rrsis_engine.edges)
      "remove_negated_regions": bool,                            # parts and crossing strips under negative clicks removed
      "click_fit": bool,                                         # click turns' logits fitted to their clicks
+     "grow_clicks": bool,                                       # positive clicks' colour regions (roads) added
+     "spatial_words": bool,                                     # spatial sentences resolved by geometry
      "encoder_precision": "bf16" | "fp32",                      # the image encoder's arithmetic
      "dialogue": {"n": int, "mIoU": float, "oIoU": float}}      # only when records carry follow-ups
 """
@@ -172,6 +174,8 @@ def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (
         "edge_refine": bool(getattr(predictor, "edge_refine", False)),
         "remove_negated_regions": bool(getattr(predictor, "remove_negated_regions", False)),
         "click_fit": bool(getattr(predictor, "click_fit", False)),
+        "grow_clicks": bool(getattr(predictor, "grow_clicks", False)),
+        "spatial_words": bool(getattr(predictor, "spatial_words", False)),
         "encoder_precision": getattr(predictor, "encoder_precision", None),
     }
     amb = [(s.ambiguity, s.ambiguous) for s in samples if s.ambiguity is not None]
@@ -267,6 +271,10 @@ def report_markdown(result: EvalResult | dict, data_name: str = "") -> str:
                   ""]
     if rep.get("click_fit") is False:
         lines += ["Click turns as the decoder gives them, clicks on the wrong side left there (`--no-click-fit`).", ""]
+    if rep.get("grow_clicks") is False:
+        lines += ["Positive clicks add no colour region (`--no-grow-clicks`).", ""]
+    if rep.get("spatial_words") is False:
+        lines += ["Spatial sentences answered by the model alone, not resolved by geometry (`--no-spatial-words`).", ""]
     if "dialogue" in rep:
         d = rep["dialogue"]
         lines += [f"Dialogue (follow-up turn with the first turn's mask as prior): n = {d['n']}, "

@@ -26,6 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from rrsis_engine.data import expressions as E
+from rrsis_engine.postprocess import point_pixels
 
 #: synonyms beyond the generators' wording
 EXTRA_EXTREME_WORDS = {"north": ["top-most", "upper-most", "highest"], "south": ["lowest", "bottom-most"],
@@ -215,8 +216,7 @@ def other_objects(mask: np.ndarray, category: str, chosen: np.ndarray, positive_
     belong to the category's other objects (:func:`objects_in`, specks included): those touching neither ``chosen``
     (H×W bool, the previous turn's mask) nor a positive click (N×2 x, y pixels), H×W bool."""
     keep = np.zeros_like(mask)
-    rows = np.clip(np.round(positive_clicks[:, 1]).astype(int), 0, mask.shape[0] - 1) if len(positive_clicks) else []
-    cols = np.clip(np.round(positive_clicks[:, 0]).astype(int), 0, mask.shape[1] - 1) if len(positive_clicks) else []
+    rows, cols = point_pixels(positive_clicks, mask.shape)
     for obj in objects_in(mask, category):
         if (obj.mask & chosen).any() or obj.mask[rows, cols].any():
             keep |= obj.mask
