@@ -149,16 +149,23 @@ def objects_in(mask: np.ndarray, category: str) -> list[E.SceneObject]:
     """The separate objects of a category's mask (H×W bool): its 8-connected regions, blobs of a group category
     (:data:`GROUP_CATEGORIES`) within :data:`GROUP_GAP_FRACTION` of the longer side joined into one, specks
     (:data:`MIN_OBJECT_SHARE`, :data:`MIN_OBJECT_PIXELS`) left out. Each object's mask is a subset of ``mask``."""
+    labels, kept = _object_labels(mask, category)
+    return [E.SceneObject(int(i), category, (labels == i) & mask) for i in kept]
+
+
+def _object_labels(mask: np.ndarray, category: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`objects_in` as a label image (H×W int, 0 outside the joined mask) and the labels of the objects that are
+    no specks."""
     joined = mask
     if category in GROUP_CATEGORIES:
         gap = max(1, int(round(GROUP_GAP_FRACTION * max(mask.shape))))
         joined = ndimage.binary_closing(np.pad(mask, gap), iterations=gap)[gap:-gap, gap:-gap] | mask
     labels, n = ndimage.label(joined, structure=np.ones((3, 3), dtype=bool))
     if n == 0:
-        return []
+        return labels, np.zeros(0, dtype=int)
     areas = ndimage.sum(mask, labels, np.arange(1, n + 1))
     smallest = max(MIN_OBJECT_PIXELS, MIN_OBJECT_SHARE * float(areas.max()))
-    return [E.SceneObject(i, category, (labels == i) & mask) for i in range(1, n + 1) if areas[i - 1] >= smallest]
+    return labels, np.flatnonzero(areas >= smallest) + 1
 
 
 def choose(spec: SpatialSpec, objects: list[E.SceneObject], shape: tuple[int, int],
@@ -215,9 +222,8 @@ def other_objects(mask: np.ndarray, category: str, chosen: np.ndarray, positive_
     """In a later turn on the object a spatial sentence chose, the pixels of ``mask`` (H×W bool, that turn's) that
     belong to the category's other objects (:func:`objects_in`, specks included): those touching neither ``chosen``
     (H×W bool, the previous turn's mask) nor a positive click (N×2 x, y pixels), H×W bool."""
-    keep = np.zeros_like(mask)
+    labels, kept = _object_labels(mask, category)
     rows, cols = point_pixels(positive_clicks, mask.shape)
-    for obj in objects_in(mask, category):
-        if (obj.mask & chosen).any() or obj.mask[rows, cols].any():
-            keep |= obj.mask
-    return mask & ~keep
+    clicked = labels[rows, cols][mask[rows, cols]]
+    touched = np.union1d(np.unique(labels[chosen & mask]), clicked)
+    return mask & ~np.isin(labels, np.intersect1d(kept, touched))

@@ -53,9 +53,10 @@ def _blobs(shape, boxes):
 
 
 def test_objects_are_the_separate_regions_and_a_group_of_trees_is_one():
-    # three blobs: two 2 px apart (one group of trees), one far away; and a 2-pixel speck
-    mask = _blobs((100, 100), [(10, 10, 20, 20), (22, 10, 30, 20), (70, 70, 90, 90), (50, 5, 52, 6)])
-    assert len(S.objects_in(mask, "building")) == 3  # the speck is left out
+    # three blobs: two 2 px apart (one group of trees), one far away; a 2-pixel speck and a 25-pixel one (under a
+    # tenth of the largest blob)
+    mask = _blobs((100, 100), [(10, 10, 20, 20), (22, 10, 30, 20), (70, 70, 90, 90), (50, 5, 52, 6), (40, 80, 45, 85)])
+    assert len(S.objects_in(mask, "building")) == 3  # the specks are left out
     trees = S.objects_in(mask, "trees")
     assert sorted(o.area for o in trees) == [180, 400]
     assert all(not (o.mask & ~mask).any() for o in trees)  # joined, but only the mask's own pixels
