@@ -1,18 +1,19 @@
 """Spatial words in a referring expression, resolved by geometry over the model's mask of the whole category.
 
 The mask model finds a category well ("all the buildings": 0.93 mIoU on the synthetic validation scenes) but often not
-which of them "the leftmost building" means (0.26 there). For a sentence that says nothing but a category and where or
-how large the object is — an extreme ("leftmost", "northernmost"), a size rank ("the largest", "the second smallest") or
-a part of the image ("in the top-left corner", "the lower …") — the predictor asks the model for every object of the
-category ("all the buildings") and picks one here, by centroid or area (:func:`choose`). Any other word (a colour, a
-shape, a relation to another object, a word the parser does not know) leaves the sentence to the model: :func:`parse`
-returns None. So does a region that holds several of the objects ("the house at the top" when two are), which is
-ambiguous.
+which of them a sentence means ("the leftmost building" and the other position sentences: 0.32 there). For a sentence
+that says nothing but a category and where, how large or next to what the object is — an extreme ("leftmost",
+"northernmost"), a size rank ("the largest", "the second smallest"), a part of the image ("in the top-left corner",
+"the lower …") or a relation to an anchor ("the road nearest to the largest building") — the predictor asks the model
+for every object of the category ("all the buildings") and picks one here, by centroid, area or the relation's rule
+(:func:`choose`). Any other word (a colour, a shape, a word the parser does not know) leaves the sentence to the model:
+:func:`parse` returns None. So do words that pick no object, or several ("the house at the top" when two are there:
+ambiguous).
 
 The vocabulary is the one the data generators word their specs with (:mod:`rrsis_engine.data.expressions`: the
-category nouns, extremes, region phrases, "largest"/"smallest" with ordinals) and a few common synonyms
-(:data:`EXTRA_EXTREME_WORDS`, :data:`EXTRA_SIZE_WORDS`, :data:`EXTRA_REGION_WORDS`). The geometry follows those specs too: extremes and regions
-read an object's centroid, sizes its area.
+category nouns, extremes, region phrases, "largest"/"smallest" with ordinals, relation phrases) and a few common
+synonyms (:data:`EXTRA_EXTREME_WORDS`, :data:`EXTRA_SIZE_WORDS`, :data:`EXTRA_REGION_WORDS`). The geometry follows
+those specs too: extremes and regions read an object's centroid, sizes its area, relations the generators' rules.
 
 Frames: masks are H×W bool [row, col]; centroids are (x, y) = (col, row) pixels; north is row 0.
 """
