@@ -23,7 +23,7 @@ from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
-from edge_snap_figure import labelled, overlay  # scripts/ is on sys.path when this script runs
+from edge_snap_figure import grid, labelled, overlay  # scripts/ is on sys.path when this script runs
 from PIL import Image, ImageDraw
 
 from rrsis_engine import edges, postprocess
@@ -114,12 +114,7 @@ def main(name: str = "fit") -> None:
                 panels.append(panel(image, pred.mask, target, clicks,
                                     f"{label} {k + 1}: IoU {M.iou(pred.mask, target):.2f}", crop, scale))
         rows.append(panels)
-    width, height = rows[0][0].size
-    sheet = Image.new("RGB", (width * n_clicks, height * len(rows)), (255, 255, 255))
-    for r, panels in enumerate(rows):
-        for i, p in enumerate(panels):
-            sheet.paste(p, (width * i, height * r))
-    sheet.save(out)
+    grid(rows).save(out)
     print(f"wrote {out}: {rec['expression']!r}")
 
 

@@ -59,6 +59,16 @@ def labelled(panel_image: Image.Image, label: str) -> Image.Image:
     return panel_image
 
 
+def grid(rows: list[list[Image.Image]]) -> Image.Image:
+    """Panels of one size (rows of them) pasted edge to edge on a white sheet."""
+    width, height = rows[0][0].size
+    sheet = Image.new("RGB", (width * max(len(r) for r in rows), height * len(rows)), (255, 255, 255))
+    for r, panels in enumerate(rows):
+        for i, p in enumerate(panels):
+            sheet.paste(p, (width * i, height * r))
+    return sheet
+
+
 def main() -> None:
     predictor = load_predictor("rsam-lite", disk_cache=False, zoom_in=True)
     synth = {r["id"]: r for r in load_records("synthetic:val:40:256")}

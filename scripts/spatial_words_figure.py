@@ -8,7 +8,7 @@ outline.
 
 import numpy as np
 import torch
-from edge_snap_figure import labelled, overlay  # scripts/ is on sys.path when this script runs
+from edge_snap_figure import grid, labelled, overlay  # scripts/ is on sys.path when this script runs
 from PIL import Image
 
 from rrsis_engine import metrics as M
@@ -36,12 +36,7 @@ def main() -> None:
             im = im.resize((int(im.width * SCALE), int(im.height * SCALE)), Image.NEAREST)
             panels.append(labelled(im, f"{label}: \"{rec['expression']}\" IoU {M.iou(mask, target):.2f}"))
         rows.append(panels)
-    width, height = rows[0][0].size
-    sheet = Image.new("RGB", (width * len(RECORDS), height * len(rows)), (255, 255, 255))
-    for r, panels in enumerate(rows):
-        for i, p in enumerate(panels):
-            sheet.paste(p, (width * i, height * r))
-    sheet.save(OUT)
+    grid(rows).save(OUT)
     print(f"wrote {OUT}")
 
 
