@@ -12,6 +12,8 @@ def test_uncertainty_turn_comparison_reports_ratios_and_a_goal(monkeypatch):
     fusions = []
     fuse = RSAM.fuse_with_uncertainty
     monkeypatch.setattr(RSAM, "fuse_with_uncertainty", lambda self, *a: fusions.append(1) or fuse(self, *a))
+    # two of the bench's sentences have spatial words, whose category sentence is fused once more per image
+    monkeypatch.setattr("rrsis_engine.spatial_language.parse", lambda text: None)
     torch.set_num_threads(1)
     r = engine._measure_uncertainty_turns("rsam-tiny", 1, torch.device("cpu"), np.random.default_rng(0))
     # every timed new-text turn really ran the fusion (no text-cache hits): 2 models × (1 warm-up + 3 × 5 texts)
