@@ -145,4 +145,3 @@ def split_at_negatives(region: np.ndarray, smooth: np.ndarray, points: np.ndarra
     kept = np.zeros_like(region)
     kept[box] = flooded == 1
     return kept
-

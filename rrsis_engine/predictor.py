@@ -579,7 +579,7 @@ class Predictor:
         validation follow-ups "not this one, the building to its right": 0.00 against 0.92)."""
         masks, logits_of = {}, {}
         for category in spec.categories:
-            query = spatial_language.SpatialSpec(category).class_query
+            query = spatial_language.class_query(category)
             vd, t_global, u, _ = self._fuse(key, feats, query)
             low, _, _ = self.model.decode(vd, t_global, feats, None, None, None, uncertainty=u,
                                           fit_clicks=self.click_fit)

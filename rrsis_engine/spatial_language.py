@@ -73,9 +73,14 @@ class SpatialSpec:
 
     @property
     def class_query(self) -> str:
-        """The sentence that asks the model for every object of the category, worded as the class-level training
-        sentences are ("all the buildings")."""
-        return "all the " + E.PLURALS.get(self.category, [self.category + "s"])[0]
+        """:func:`class_query` of the spec's category."""
+        return class_query(self.category)
+
+
+def class_query(category: str) -> str:
+    """The sentence that asks the model for every object of ``category``, worded as the class-level training
+    sentences are ("all the buildings")."""
+    return "all the " + E.PLURALS.get(category, [category + "s"])[0]
 
 
 def _phrases(words: dict[str, list[str]], extra: dict[str, list[str]] | None = None) -> list[tuple[str, str]]:
@@ -185,14 +190,11 @@ def choose(spec: SpatialSpec, objects: list[E.SceneObject], shape: tuple[int, in
     if not objects:
         return None
     if spec.extreme is not None:
-        key = {"north": lambda o: o.centroid[1], "south": lambda o: -o.centroid[1],
-               "west": lambda o: o.centroid[0], "east": lambda o: -o.centroid[0]}[spec.extreme]
-        return min(objects, key=key)
+        return min(objects, key=E.EXTREME_KEYS[spec.extreme])
     if spec.size is not None:
         if len(objects) < spec.rank:
             return None
-        ranked = sorted(objects, key=lambda o: -o.area if spec.size == "largest" else o.area)
-        return ranked[spec.rank - 1]
+        return E.size_ranked(objects, spec.size)[spec.rank - 1]
     return objects[0] if len(objects) == 1 else None
 
 

@@ -184,6 +184,20 @@ def relation_tristate(obj: SceneObject, anchor: SceneObject, relation: str, hw, 
     raise SpecError(f"unknown relation {relation!r}")
 
 
+#: an object's place in an extreme's order, the extreme object first ("north": the smallest centroid row)
+EXTREME_KEYS = {
+    "north": lambda o: o.centroid[1],
+    "south": lambda o: -o.centroid[1],
+    "west": lambda o: o.centroid[0],
+    "east": lambda o: -o.centroid[0],
+}
+
+
+def size_ranked(objects: list[SceneObject], size: str) -> list[SceneObject]:
+    """``objects`` by area, the largest first for ``size`` "largest", the smallest first for "smallest"."""
+    return sorted(objects, key=lambda o: -o.area if size == "largest" else o.area)
+
+
 def _select_extreme(cands: list[SceneObject], key, gap: float) -> Match:
     """Pick the candidate with the smallest ``key``; unique only if the runner-up is ``gap`` behind."""
     if not cands:
@@ -253,19 +267,14 @@ def resolve(spec: dict, objects: list[SceneObject], hw: tuple[int, int], _cache:
         definite, border = d2, b2
     if spec.get("extreme"):
         e = spec["extreme"]
-        keyf = {
-            "north": lambda o: o.centroid[1],
-            "south": lambda o: -o.centroid[1],
-            "west": lambda o: o.centroid[0],
-            "east": lambda o: -o.centroid[0],
-        }[e]
+        keyf = EXTREME_KEYS[e]
         side = h if e in ("north", "south") else w
         m = _select_extreme(definite + border, keyf, EXTREME_GAP_FRAC * side)
         return _keep_definite_only(m, definite)
     if spec.get("size"):
         rank = int(spec.get("rank", 1))
         pool = definite + border
-        big_first = sorted(pool, key=lambda o: -o.area) if spec["size"] == "largest" else sorted(pool, key=lambda o: o.area)
+        big_first = size_ranked(pool, spec["size"])
         if len(big_first) < max(2, rank + 1):  # "largest" needs a rival, "second largest" two
             return Match([], [])
 
