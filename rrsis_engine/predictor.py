@@ -587,7 +587,7 @@ class Predictor:
                 low = self._select_regions(low, vd, feats.v1, query, image)
             logits = T.logits_to_image(low, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy()
             masks[category], logits_of[category] = logits > 0, (logits, low)
-        chosen = spatial_language.resolve(spec, masks)
+        chosen = spatial_language.resolve(spec, masks, image.pixels)
         if chosen is None:
             return None
         logits, low = logits_of[spec.category]
