@@ -79,6 +79,9 @@ SINGLE_OBJECT_CATEGORIES = frozenset({"river"})
 #: quarter of the side explaining 90 %)
 STRAIGHT_CATEGORIES = frozenset({"road"})
 LINE_MIN_LENGTH, LINE_MIN_ANGLE, LINE_BAND_PIXELS, LINE_MAX_UNEXPLAINED = 0.15, 10, 2.0, 0.3
+#: crossing roads share their crossing: in a later turn a road of a STRAIGHT category stays when at least this share of
+#: it lies on the chosen one (synthetic validation, one click: 0.809 → 0.835; any pixel: 0.816)
+ROAD_TOUCH_SHARE = 0.5
 #: a region of the category's mask smaller than this share of the largest one is a speck, not an object
 MIN_OBJECT_SHARE = 0.1
 #: ... and never smaller than this many pixels
@@ -380,9 +383,14 @@ def resolve(spec: SpatialSpec, category_masks: dict[str, np.ndarray], pixels: np
 def other_objects(mask: np.ndarray, category: str, chosen: np.ndarray, positive_clicks: np.ndarray) -> np.ndarray:
     """In a later turn on the object a spatial sentence chose, the pixels of ``mask`` (H×W bool, that turn's) that
     belong to the category's other objects (:func:`objects_in`, specks included): those touching neither ``chosen``
-    (H×W bool, the previous turn's mask) nor a positive click (N×2 x, y pixels), H×W bool."""
+    (H×W bool, the previous turn's mask; a road: with :data:`ROAD_TOUCH_SHARE` of it) nor a positive click (N×2 x, y
+    pixels), less the pixels of ``chosen`` (a crossing stays with the chosen road), H×W bool."""
     labels, kept = _object_labels(mask, category)
     rows, cols = point_pixels(positive_clicks, mask.shape)
     clicked = labels[rows, cols][mask[rows, cols]]
-    touched = np.union1d(np.unique(labels[chosen & mask]), clicked)
-    return mask & ~np.isin(labels, np.intersect1d(kept, touched))
+    touched = np.unique(labels[chosen & mask])
+    if category in STRAIGHT_CATEGORIES:
+        on_chosen = ndimage.sum(chosen & mask, labels, touched) / np.maximum(ndimage.sum(mask, labels, touched), 1)
+        touched = touched[on_chosen >= ROAD_TOUCH_SHARE]
+    touched = np.union1d(touched, clicked)
+    return mask & ~chosen & ~np.isin(labels, np.intersect1d(kept, touched))

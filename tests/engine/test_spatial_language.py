@@ -222,6 +222,17 @@ def test_a_later_turn_drops_the_categorys_other_objects():
     assert not S.other_objects(mask, "building", mask, np.zeros((0, 2))).any()
 
 
+def test_a_later_turn_drops_a_road_crossing_the_chosen_one():
+    """Crossing roads share their crossing: the vertical roads touch the chosen horizontal one there, and go all the
+    same (less than half of each lies on the chosen road), the crossings staying with it."""
+    shape = (200, 200)
+    horizontal, vertical = _blobs(shape, [(0, 150, 200, 162)]), _blobs(shape, [(60, 0, 72, 200), (130, 0, 142, 200)])
+    roads = horizontal | vertical
+    others = S.other_objects(roads, "road", horizontal, np.zeros((0, 2)))
+    assert np.array_equal(others[:145], vertical[:145]) and not (others & horizontal).any()
+    assert not S.other_objects(roads, "building", horizontal, np.zeros((0, 2))).any()  # one region, touching
+
+
 def test_the_predictor_shows_the_object_the_words_pick(tiny_model, monkeypatch):
     """The model's mask (decode patched) holds three buildings for every sentence: "the leftmost building" shows the
     left one only (all three with spatial_words off), a click turn on it keeps it alone, the category's sentence is
@@ -267,6 +278,39 @@ def test_the_predictor_shows_the_object_the_words_pick(tiny_model, monkeypatch):
     assert fused == ["all the buildings"]
     assert np.array_equal(plain.predict("the leftmost building", points=[[40, 120]], labels=[1],
                                         mask_input=prior).mask, buildings)
+
+
+def test_a_negative_click_on_the_chosen_road_trims_it(tiny_model, monkeypatch):
+    """The model's mask (decode patched) is a road network: "the bottommost road" shows the horizontal road, and after
+    a negative click on it (a car in a lane, which the model cuts out) it is still there and the crossing roads are not
+    (they touch it at the crossings; kept, they made the click's strip rule remove the chosen road: synthetic
+    validation "the bottommost street", 0.95 → 0.00)."""
+    import torch
+
+    from rrsis_engine.predictor import Predictor
+
+    monkeypatch.setattr(tiny_model, "component_ranker", None)
+    predictor = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False, edge_refine=False,
+                          grow_clicks=False)
+    grid = predictor.image_size // 4
+    cell = 256 / grid
+    low = torch.full((1, 1, grid, grid), -8.0)
+    for x0, y0, x1, y1 in [(0, 192, 256, 208), (64, 0, 80, 256), (160, 0, 176, 256)]:  # image pixels
+        low[..., round(y0 / cell):round(y1 / cell), round(x0 / cell):round(x1 / cell)] = 8.0
+    carved = low.clone()  # a click turn: the model cuts the car under the negative click at (120, 195) out
+    carved[..., round(192 / cell):round(200 / cell), round(116 / cell):round(124 / cell)] = -8.0
+
+    def decode(vd, t_global, feats, points, *a, **k):
+        return (low if points is None else carved).clone(), torch.ones(1, 1), torch.ones(1, 1)
+
+    monkeypatch.setattr(tiny_model, "decode", decode)
+    predictor.set_image(np.full((256, 256, 3), 120, dtype=np.uint8))
+    text = predictor.predict("the bottommost road")
+    away = np.r_[0:50, 95:145, 190:256]  # columns away from the crossings (which the vertical roads may hold)
+    assert text.mask[192:208, away].all() and not text.mask[:180].any()
+    click = predictor.predict("the bottommost road", points=[[120, 195]], labels=[0],  # in a lane, not deep
+                              mask_input=text.low_res_logits)
+    assert click.mask[192:208, away].mean() > 0.9 and not click.mask[:180].any()
 
 
 @pytest.mark.slow
