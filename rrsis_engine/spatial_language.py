@@ -79,6 +79,9 @@ SINGLE_OBJECT_CATEGORIES = frozenset({"river"})
 #: quarter of the side explaining 90 %)
 STRAIGHT_CATEGORIES = frozenset({"road"})
 LINE_MIN_LENGTH, LINE_MIN_ANGLE, LINE_BAND_PIXELS, LINE_MAX_UNEXPLAINED = 0.15, 10, 2.0, 0.3
+#: at most this many lines (the strongest): a noisy mask's skeleton has hundreds of peaks, each a pass over the mask
+#: (an untrained rsam-t's road mask on a 1 024² image took minutes before this cap)
+LINE_MAX_COUNT = 8
 #: crossing roads share their crossing: in a later turn a road of a STRAIGHT category stays when at least this share of
 #: it lies on the chosen one (synthetic validation, one click: 0.809 → 0.835; any pixel: 0.816)
 ROAD_TOUCH_SHARE = 0.5
@@ -243,8 +246,9 @@ def _object_labels(mask: np.ndarray, category: str) -> tuple[np.ndarray, np.ndar
 def _split_into_lines(mask: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.ndarray, int]:
     """A mask of straight strips (crossing roads, a road cut by a river) as one label per strip: the strips' centre
     lines are the Hough transform's peaks on the mask's skeleton (lines of at least :data:`LINE_MIN_LENGTH` of the
-    longer side, :data:`LINE_MIN_ANGLE` degrees or a strip's width apart), each pixel goes to the nearest line within
-    half the strip's width (the median width along the skeleton) and :data:`LINE_BAND_PIXELS`. Returns (labels, count)
+    longer side, :data:`LINE_MIN_ANGLE` degrees or a strip's width apart, the :data:`LINE_MAX_COUNT` strongest), each
+    pixel goes to the nearest line within half the strip's width (the median width along the skeleton) and
+    :data:`LINE_BAND_PIXELS`. Returns (labels, count)
     with the lines first and the pixels no line explains keeping their connected region's label after them; the input
     ``labels`` (``n`` connected regions) unchanged when more than :data:`LINE_MAX_UNEXPLAINED` of the mask is
     unexplained (curved roads, a road network of real imagery: its regions stay the objects)."""
@@ -255,7 +259,8 @@ def _split_into_lines(mask: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.
     side = max(mask.shape)
     votes, angles, offsets = hough_line(skeleton, theta=np.deg2rad(np.arange(-90.0, 90.0)))
     _, angles, offsets = hough_line_peaks(votes, angles, offsets, min_distance=int(max(3.0, width)),
-                                          min_angle=LINE_MIN_ANGLE, threshold=LINE_MIN_LENGTH * side)
+                                          min_angle=LINE_MIN_ANGLE, threshold=LINE_MIN_LENGTH * side,
+                                          num_peaks=LINE_MAX_COUNT)
     if len(angles) == 0:
         return labels, n
     rows, cols = np.nonzero(mask)

@@ -210,6 +210,10 @@ def test_a_river_is_one_object_and_crossing_roads_are_split_along_their_lines():
     rows, cols = np.mgrid[:200, :200]
     network = (np.hypot(rows, cols) > 120) & (np.hypot(rows, cols) < 132) | _blobs(shape, [(0, 125, 200, 137)])
     assert [o.area for o in S.objects_in(network, "road")] == [int(network.sum())]
+    # a noisy mask (an untrained model's) has hundreds of line peaks: at most LINE_MAX_COUNT are tried, and they do
+    # not explain it
+    noise = np.random.default_rng(0).random((400, 400)) < 0.5
+    assert len(S.objects_in(noise, "road")) == len(S.objects_in(noise, "building"))
 
 
 def test_a_later_turn_drops_the_categorys_other_objects():
