@@ -218,8 +218,9 @@ def _parse_part(text: str, region: str | None) -> SpatialSpec | None:
 
 def objects_in(mask: np.ndarray, category: str) -> list[E.SceneObject]:
     """The separate objects of a category's mask (H×W bool): its 8-connected regions, blobs of a group category
-    (:data:`GROUP_GAPS`) within its gap joined into one, all of a :data:`SINGLE_OBJECT_CATEGORIES` mask one object, specks
-    (:data:`MIN_OBJECT_SHARE`, :data:`MIN_OBJECT_PIXELS`) left out. Each object's mask is a subset of ``mask``."""
+    (:data:`GROUP_GAPS`) within its gap joined into one, all of a :data:`SINGLE_OBJECT_CATEGORIES` mask one object,
+    a :data:`STRAIGHT_CATEGORIES` mask split along its lines, specks (:data:`MIN_OBJECT_SHARE`,
+    :data:`MIN_OBJECT_PIXELS`) left out. Each object's mask is a subset of ``mask``."""
     labels, kept = _object_labels(mask, category)
     return [E.SceneObject(int(i), category, (labels == i) & mask) for i in kept]
 
@@ -248,10 +249,10 @@ def _split_into_lines(mask: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.
     lines are the Hough transform's peaks on the mask's skeleton (lines of at least :data:`LINE_MIN_LENGTH` of the
     longer side, :data:`LINE_MIN_ANGLE` degrees or a strip's width apart, the :data:`LINE_MAX_COUNT` strongest), each
     pixel goes to the nearest line within half the strip's width (the median width along the skeleton) and
-    :data:`LINE_BAND_PIXELS`. Returns (labels, count)
-    with the lines first and the pixels no line explains keeping their connected region's label after them; the input
-    ``labels`` (``n`` connected regions) unchanged when more than :data:`LINE_MAX_UNEXPLAINED` of the mask is
-    unexplained (curved roads, a road network of real imagery: its regions stay the objects)."""
+    :data:`LINE_BAND_PIXELS`. Returns (labels, count) with the lines first and the pixels no line explains keeping
+    their connected region's label after them; the input ``labels`` (``n`` connected regions) unchanged when more than
+    :data:`LINE_MAX_UNEXPLAINED` of the mask is unexplained (curved roads, a road network of real imagery: its regions
+    stay the objects)."""
     skeleton = skeletonize(mask)
     if skeleton.sum() < 10:
         return labels, n

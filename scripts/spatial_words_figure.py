@@ -1,10 +1,14 @@
 """docs/spatial-words.png: text turns of four synthetic validation scenes whose sentence is a category with spatial
 words, the model alone (top row, ``spatial_words=False``) and with the words resolved by geometry over the model's
 mask of the whole category (bottom row, rrsis_engine.spatial_language). Magenta: the mask; yellow: the target's
-outline.
+outline. docs/spatial-colours.png: the same for colours, a river and roads (stop 43).
 
     .venv/bin/python scripts/spatial_words_figure.py
+    .venv/bin/python scripts/spatial_words_figure.py --records synth-val-000049,synth-val-000066,synth-val-000079,\
+synth-val-000089 --out docs/spatial-colours.png
 """
+
+import argparse
 
 import numpy as np
 import torch
@@ -21,13 +25,18 @@ OUT = "docs/spatial-words.png"
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", default=",".join(RECORDS), help="ids of synthetic:val:100:256 records")
+    parser.add_argument("--out", default=OUT)
+    args = parser.parse_args()
+    ids = args.records.split(",")
     torch.set_num_threads(1)
-    records = {r["id"]: r for r in load_records("synthetic:val:100:256") if r["id"] in RECORDS}
+    records = {r["id"]: r for r in load_records("synthetic:val:100:256") if r["id"] in ids}
     rows = []
     for label, words in (("model alone", False), ("spatial words", True)):
         predictor = load_predictor("rsam-lite", device="cpu", disk_cache=False, spatial_words=words)
         panels = []
-        for rid in RECORDS:
+        for rid in ids:
             rec = records[rid]
             image, target = np.asarray(rec["image"]), np.asarray(rec["mask"], bool)
             predictor.set_image(image)
@@ -36,8 +45,8 @@ def main() -> None:
             im = im.resize((int(im.width * SCALE), int(im.height * SCALE)), Image.NEAREST)
             panels.append(labelled(im, f"{label}: \"{rec['expression']}\" IoU {M.iou(mask, target):.2f}"))
         rows.append(panels)
-    grid(rows).save(OUT)
-    print(f"wrote {OUT}")
+    grid(rows).save(args.out)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
