@@ -38,7 +38,7 @@ def test_click_turn_reuses_image_and_text_work(predictor, rgb_image, monkeypatch
     second = predictor.predict("the red roof", points=[[60, 50]], labels=[1], mask_input=first.low_res_logits)
     assert calls == {"encode_image": 0, "fuse": 0, "text_embed": 0}
     assert not np.array_equal(first.logits, second.logits)  # the click and the prior change the result
-    predictor.predict("the blue car")
+    predictor.predict("the car with a roof box")  # a sentence the spatial words leave to the model: one fusion
     assert calls == {"encode_image": 0, "fuse": 1, "text_embed": 1}
 
 

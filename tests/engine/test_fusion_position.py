@@ -69,8 +69,10 @@ def test_ambiguity_head_scores_once_per_image_and_text(tiny_model, rgb_image, tm
     model.ambiguity_head.register_forward_hook(lambda *a: calls.append(1))
     predictor = Predictor(model, device="cpu", cache_dir=tmp_path)
     predictor.set_image(rgb_image)
-    first = predictor.predict("the red roof")
-    again = predictor.predict("the red roof", points=[[5, 5]], labels=[1], mask_input=first.low_res_logits)
+    # a sentence the spatial words leave to the model (theirs would also score the category's sentence)
+    first = predictor.predict("the roof with solar panels")
+    again = predictor.predict("the roof with solar panels", points=[[5, 5]], labels=[1],
+                              mask_input=first.low_res_logits)
     assert len(calls) == 1  # the click turn reused the cached score
     assert 0 < first.ambiguity_cues["head_score"] < 1
     assert again.ambiguity_cues["head_score"] == first.ambiguity_cues["head_score"]

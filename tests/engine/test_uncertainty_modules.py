@@ -294,5 +294,5 @@ def test_predictor_shows_the_learned_uncertainty_and_caches_it(tiny_model, rgb_i
     second = p.predict("the red roof", points=[[60, 50]], labels=[1], mask_input=first.low_res_logits)
     assert calls == {"uncertainty": 0, "fuse": 0, "encode_image": 0}  # a click turn: decoder (+ UDLR) only
     assert np.array_equal(first.uncertainty, second.uncertainty)
-    p.predict("the blue car")
+    p.predict("the car with a roof box")  # a sentence the spatial words leave to the model: one fusion
     assert calls == {"uncertainty": 1, "fuse": 1, "encode_image": 0}
