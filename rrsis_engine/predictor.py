@@ -479,6 +479,9 @@ class Predictor:
             # the object the spatial words chose
             previous = None if prior is None or not (zoom or negating or spatial is not None) else \
                 T.logits_to_image(prior, image.height, image.width, self.image_size)[0, 0].cpu().numpy() > 0
+            others = None  # H×W bool: a click or box turn's pixels of objects the sentence does not mean
+            one_object = spatial_language.parse_object(text) if self.spatial_words and text and spatial is None \
+                else None
             if spatial is not None and pts is None:
                 logits, low = spatial[1].copy(), spatial[2]
                 unranked = None  # candidates and ambiguity cues read the chosen object, not the model's own guess
@@ -488,9 +491,13 @@ class Predictor:
                 others = spatial_language.other_objects(logits > 0, spatial[0].category,
                                                         spatial[1] > 0 if previous is None else previous,
                                                         clicks[click_labels == 1])
-                if others.any():
-                    logits = np.where(others, -10.0, logits).astype(np.float32)
-                    low = T.image_logits_to_model(logits, self.image_size // 4).to(low.device, low.dtype)
+            elif one_object is not None and (click_labels == 1).any():
+                # a sentence about one object whose words did not pick it ("the farm plot" among three): a positive
+                # click picks it, and the look-alikes no positive click lies on leave the mask
+                others = spatial_language.unclicked_objects(logits > 0, one_object.category, clicks[click_labels == 1])
+            if others is not None and others.any():
+                logits = np.where(others, -10.0, logits).astype(np.float32)
+                low = T.image_logits_to_model(logits, self.image_size // 4).to(low.device, low.dtype)
             zoomed = False
             if zoom:
                 t_zoom = time.perf_counter()
@@ -522,6 +529,8 @@ class Predictor:
             if self.grow_clicks and (click_labels == 1).any():
                 t_grow = time.perf_counter()
                 grown = self._grown_regions(image, key, clicks, click_labels)
+                if grown is not None and others is not None:
+                    grown = grown & ~others  # a road network grown from a click on one road: not the roads it crosses
                 if grown is not None:
                     shown = np.where(grown, np.maximum(shown, 10.0), shown).astype(np.float32)
                 timings["grow_ms"] = (time.perf_counter() - t_grow) * 1e3
@@ -543,6 +552,10 @@ class Predictor:
                             uncertainty=unc, uncertainty_low=unc_low, clicks=clicks, ambiguity_prob=ambiguity_prob,
                             turn_error=error, click_gain=gain, click_policy=policy,
                             candidate_logits=candidate_logits)
+        if one_object is not None:
+            # several objects shown for one: the suggestion asks the labeller to confirm the likeliest
+            pred.suggested_click = spatial_language.confirm_click(pred.mask, one_object.category, logits) \
+                or pred.suggested_click
         if negated is not None and negated.any():
             # what the labeller's negative clicks removed is settled: the map (the model's, which still holds it) says so
             pred.uncertainty = np.where(negated, 0.0, pred.uncertainty).astype(np.float32)

@@ -35,7 +35,7 @@ from skimage.transform import hough_line, hough_line_peaks
 
 from rrsis_engine.data import expressions as E
 from rrsis_engine.data.synthetic import CAR_COLORS, FIELD_COLORS, ROOF_COLORS, SHIP_COLORS
-from rrsis_engine.postprocess import point_pixels
+from rrsis_engine.postprocess import interior_point, point_pixels
 
 #: synonyms beyond the generators' wording
 EXTRA_EXTREME_WORDS = {"north": ["top-most", "upper-most", "highest"], "south": ["lowest", "bottom-most"],
@@ -85,6 +85,12 @@ LINE_MAX_COUNT = 8
 #: crossing roads share their crossing: in a later turn a road of a STRAIGHT category stays when at least this share of
 #: it lies on the chosen one (synthetic validation, one click: 0.809 → 0.835; any pixel: 0.816)
 ROAD_TOUCH_SHARE = 0.5
+#: two pieces of a category's mask filling this share of their joint convex hull are one object a road crosses (fields
+#: cut in two on the synthetic validation scenes: 0.73–0.86; two fields: up to 0.62)
+SAME_OBJECT_FILL = 0.7
+#: ... and lie at most this share of the image's longer side apart (a road's width: 8–12 px on the 256² scenes); pieces
+#: are joined only where a mask has at most MAX_JOINED_PIECES objects (an untrained model's speckle has hundreds)
+MAX_CUT_WIDTH, MAX_JOINED_PIECES = 0.06, 16
 #: a region of the category's mask smaller than this share of the largest one is a speck, not an object
 MIN_OBJECT_SHARE = 0.1
 #: ... and never smaller than this many pixels
@@ -166,6 +172,16 @@ def parse(text: str) -> SpatialSpec | None:
     second largest lake" → SpatialSpec("water", size="largest", rank=2); "the road nearest to the largest building" →
     SpatialSpec("road", relation="nearest", anchor=SpatialSpec("building", size="largest")); "the house with a grey
     roof on the left" → SpatialSpec("building", region="left", color="grey"); "the building with a chimney" → None."""
+    spec = parse_object(text)
+    if spec is None or spec == SpatialSpec(spec.category):
+        return None  # "the building": which one is the model's (or the labeller's) call
+    return spec
+
+
+def parse_object(text: str) -> SpatialSpec | None:
+    """:func:`parse`, also for a sentence that names one object of a category and nothing else ("the farm plot" →
+    SpatialSpec("field")): a sentence about one object, whichever the words pick; None for a class ("all the
+    buildings") or a sentence with other words."""
     rest = " " + re.sub(r" +", " ", re.sub(r"[^a-z\- ]+", " ", text.lower())).strip() + " "
     # a region phrase first, over the whole sentence: "find the trees along the top edge" is a region, not a relation
     region, rest = _take(rest, _REGIONS)
@@ -176,10 +192,7 @@ def parse(text: str) -> SpatialSpec | None:
             if target is None or anchor is None:
                 return None
             return dataclasses.replace(target, relation=relation, anchor=anchor)
-    spec = _parse_part(rest, region)
-    if spec is None or spec == SpatialSpec(spec.category):
-        return None  # "the building": which one is the model's (or the labeller's) call
-    return spec
+    return _parse_part(rest, region)
 
 
 def _parse_part(text: str, region: str | None) -> SpatialSpec | None:
@@ -326,9 +339,7 @@ def shape_name(mask: np.ndarray) -> str:
     "rectangular"."""
     mask = mask[_box(mask)]
     area = int(mask.sum())
-    rows, cols = np.nonzero(mask & ~ndimage.binary_erosion(mask))  # the outline's pixels hold the hull's corners
-    corners = (np.stack([cols, rows], axis=1)[:, None, :] + np.array([[0, 0], [1, 0], [0, 1], [1, 1]])).reshape(-1, 2)
-    hull = ConvexHull(corners.astype(np.float64))
+    hull = _convex_hull(mask)
     corners = hull.points[hull.vertices]  # a rectangle enclosing the hull's vertices encloses the outline
     best = None
     for angle in np.deg2rad(np.arange(0, 90, 2)):
@@ -341,6 +352,17 @@ def shape_name(mask: np.ndarray) -> str:
     if fill < L_SHAPE_FILL and area / hull.volume < L_SHAPE_SOLIDITY:
         return "L-shaped"
     return "square" if abs(best[0] - best[1]) < SQUARE_ASPECT * max(best) else "rectangular"
+
+
+def _convex_hull(mask: np.ndarray) -> ConvexHull:
+    """The convex hull of ``mask``'s pixels (H×W bool, not empty) as squares: of their corners, (x, y) = (col, row)."""
+    # each row's first and last pixel hold the hull's corners
+    rows = np.flatnonzero(mask.any(axis=1))
+    first = mask[rows].argmax(axis=1)
+    last = mask.shape[1] - 1 - mask[rows, ::-1].argmax(axis=1)
+    rows, cols = np.concatenate([rows, rows]), np.concatenate([first, last])
+    corners = (np.stack([cols, rows], axis=1)[:, None, :] + np.array([[0, 0], [1, 0], [0, 1], [1, 1]])).reshape(-1, 2)
+    return ConvexHull(corners.astype(np.float64))
 
 
 def choose(spec: SpatialSpec, objects: list[E.SceneObject], shape: tuple[int, int],
@@ -415,3 +437,76 @@ def other_objects(mask: np.ndarray, category: str, chosen: np.ndarray, positive_
         touched = touched[on_chosen >= ROAD_TOUCH_SHARE]
     touched = np.union1d(touched, clicked)
     return mask & ~chosen & ~np.isin(labels, np.intersect1d(kept, touched))
+
+
+def object_groups(mask: np.ndarray, category: str) -> list[np.ndarray]:
+    """The objects of a category's mask (H×W bool) as :func:`objects_in` finds them, with the pieces of one object a
+    road cuts joined: two within :data:`MAX_CUT_WIDTH` of each other that fill :data:`SAME_OBJECT_FILL` of their joint
+    convex hull (a field cut by two roads joins piece by piece). A list of H×W bool masks, the largest object's first
+    piece first."""
+    objects = sorted(objects_in(mask, category), key=lambda o: -o.area)
+    if len(objects) > MAX_JOINED_PIECES:
+        return [o.mask for o in objects]
+    gap = MAX_CUT_WIDTH * max(mask.shape)
+    # (mask, box, area, hull corners (x, y)): the joint hull of two pieces is the hull of their hulls' corners
+    pieces = [(o.mask, o.bbox, o.area, _hull_corners(o.mask)) for o in objects]
+    groups = []
+    while pieces:
+        (group, box, area, corners), members = pieces.pop(0), 1
+        while members:  # the pieces joined in the last round may join more
+            joined = []
+            for piece in pieces:
+                piece_mask, piece_box, piece_area, piece_corners = piece
+                if not _boxes_within(box, piece_box, gap):
+                    continue
+                hull = ConvexHull(np.concatenate([corners, piece_corners]))
+                if area + piece_area >= SAME_OBJECT_FILL * hull.volume:
+                    group, area, corners = group | piece_mask, area + piece_area, hull.points[hull.vertices]
+                    box = (min(box[0], piece_box[0]), min(box[1], piece_box[1]), max(box[2], piece_box[2]),
+                           max(box[3], piece_box[3]))
+                    joined.append(piece)
+            pieces = [p for p in pieces if not any(p is q for q in joined)]
+            members = len(joined)
+        groups.append(group)
+    return groups
+
+
+def _hull_corners(mask: np.ndarray) -> np.ndarray:
+    """The corners (x, y) = (col, row) image pixels of the convex hull of ``mask`` (H×W bool, not empty), K×2 float."""
+    box = _box(mask)
+    hull = _convex_hull(mask[box])
+    return hull.points[hull.vertices] + (box[1].start, box[0].start)
+
+
+def _boxes_within(a: tuple[int, int, int, int], b: tuple[int, int, int, int], gap: float) -> bool:
+    """Whether boxes ``a`` and ``b`` ((x0, y0, x1, y1) pixels) are at most ``gap`` pixels apart along x and along y."""
+    return max(a[0] - b[2], b[0] - a[2]) <= gap and max(a[1] - b[3], b[1] - a[3]) <= gap
+
+
+def unclicked_objects(mask: np.ndarray, category: str, positive_clicks: np.ndarray) -> np.ndarray:
+    """For a sentence about one object of ``category`` whose words did not pick it, in a turn with positive clicks
+    (N×2 x, y pixels): the pixels of ``mask`` (H×W bool, that turn's) outside the objects (:func:`object_groups`) the
+    clicks lie on — the look-alikes the labeller did not pick, and specks — H×W bool; nothing when no click lies on
+    an object (the model's mask missed the clicked place: nothing tells which object is meant)."""
+    rows, cols = point_pixels(positive_clicks, mask.shape)
+    picked = [g for g in object_groups(mask, category) if g[rows, cols].any()]
+    if not picked:
+        return np.zeros_like(mask)
+    return mask & ~np.logical_or.reduce(picked)
+
+
+def confirm_click(mask: np.ndarray, category: str, logits: np.ndarray) -> tuple[float, float, int] | None:
+    """For a sentence about one object whose mask (H×W bool) holds several objects of its ``category``
+    (:func:`object_groups`): a positive click (x, y, 1) deep inside the one the model is surest of (mean σ(logits) ×
+    √area, ``logits`` H×W, as candidate regions are ranked). The labeller confirms it (and the others leave:
+    :func:`unclicked_objects`) or answers no (a negative click: it leaves). None with fewer than two objects."""
+    groups = object_groups(mask, category)
+    if len(groups) < 2:
+        return None
+    prob = 1.0 / (1.0 + np.exp(-np.clip(logits, -30.0, 30.0)))
+    best = max(groups, key=lambda g: float(prob[g].mean()) * np.sqrt(g.sum()))
+    # deep inside the half the model is surest of: a group of trees' deepest pixel can be a gap between its crowns
+    core = best & (logits >= np.median(logits[best]))
+    box = _box(core)
+    x, y = interior_point(core[box])
+    return x + box[1].start, y + box[0].start, 1

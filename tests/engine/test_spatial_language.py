@@ -55,6 +55,23 @@ def test_sentences_with_other_words_are_left_to_the_model(text):
     assert S.parse(text) is None
 
 
+@pytest.mark.parametrize("text, category", [
+    ("the farm plot", "field"),
+    ("find the crop field", "field"),
+    ("show me the house at the top of the image", "building"),
+    ("the road", "road"),
+    ("the leftmost building", "building"),
+])
+def test_a_sentence_about_one_object_is_read_whatever_its_words_pick(text, category):
+    assert S.parse_object(text).category == category
+
+
+@pytest.mark.parametrize("text", ["all of the structures", "every patch of vegetation", "all bare land",
+                                  "the building with a chimney", ""])
+def test_a_class_or_other_words_make_no_sentence_about_one_object(text):
+    assert S.parse_object(text) is None
+
+
 def _blobs(shape, boxes):
     """H×W bool with the (x0, y0, x1, y1) boxes set."""
     mask = np.zeros(shape, dtype=bool)
@@ -216,6 +233,41 @@ def test_a_river_is_one_object_and_crossing_roads_are_split_along_their_lines():
     assert len(S.objects_in(noise, "road")) == len(S.objects_in(noise, "building"))
 
 
+def test_the_pieces_of_a_field_a_road_cuts_are_one_object():
+    shape = (200, 200)
+    cut = _blobs(shape, [(60, 20, 100, 80), (110, 20, 140, 80)])  # a field with a 10-pixel road across it
+    other = _blobs(shape, [(20, 130, 80, 190)])
+    groups = S.object_groups(cut | other, "field")
+    assert sorted(int(g.sum()) for g in groups) == sorted([int(cut.sum()), int(other.sum())])
+    # a field cut by two crossing roads joins piece by piece (the far corners alone do not fill their hull)
+    quarters = _blobs(shape, [(20, 20, 60, 60), (70, 20, 110, 60), (20, 70, 60, 110), (70, 70, 110, 110)])
+    assert len(S.object_groups(quarters, "field")) == 1
+    assert len(S.object_groups(_blobs(shape, [(20, 20, 60, 60), (70, 70, 110, 110)]), "field")) == 2
+
+
+def test_a_positive_click_picks_one_of_the_look_alikes():
+    shape = (100, 100)
+    a, b, c = (5, 5, 20, 20), (40, 40, 60, 60), (80, 80, 95, 95)
+    mask = _blobs(shape, [a, b, c])
+    assert np.array_equal(S.unclicked_objects(mask, "building", np.array([[50.0, 50.0]])), _blobs(shape, [a, c]))
+    assert not S.unclicked_objects(mask, "building", np.array([[30.0, 70.0]])).any()  # a click off the mask: no pick
+    # the suggestion asks about the object the model is surest of: b (σ ≈ 1 over 400 px) before the larger,
+    # doubtful a (σ(0.5) over 625 px)
+    mask = _blobs(shape, [(5, 5, 30, 30), b])
+    logits = np.where(mask, 0.5, -5.0)
+    logits[_blobs(shape, [b])] = 6.0
+    x, y, label = S.confirm_click(mask, "building", logits)
+    assert label == 1 and _blobs(shape, [b])[int(y), int(x)]
+    assert S.confirm_click(_blobs(shape, [b]), "building", logits) is None  # one object: nothing to confirm
+    # the click goes deep into the half of the object the model is surest of (its right half), not to the object's
+    # deepest pixel (a group of trees': a gap between crowns)
+    square = _blobs(shape, [(40, 40, 80, 80)])
+    logits = np.where(square, 1.0, -5.0)
+    logits[40:80, 60:80] = 6.0
+    x, y, _ = S.confirm_click(square | _blobs(shape, [(2, 2, 22, 22)]), "building", logits)
+    assert 60 <= x < 80 and 40 <= y < 80
+
+
 def test_a_later_turn_drops_the_categorys_other_objects():
     shape = (100, 100)
     a, b, c = (5, 5, 20, 20), (40, 40, 60, 60), (80, 80, 95, 95)
@@ -315,6 +367,73 @@ def test_a_negative_click_on_the_chosen_road_trims_it(tiny_model, monkeypatch):
     click = predictor.predict("the bottommost road", points=[[120, 195]], labels=[0],  # in a lane, not deep
                               mask_input=text.low_res_logits)
     assert click.mask[192:208, away].mean() > 0.9 and not click.mask[:180].any()
+
+
+def test_a_positive_click_on_one_of_the_objects_shown_keeps_it_alone(tiny_model, monkeypatch):
+    """The model's mask (decode patched) holds three fields, for "the farm plot" and after a click: the text turn shows
+    all three and suggests confirming one; a positive click on one keeps it alone (with its piece across a road) and
+    a later negative click keeps it so; with spatial_words off the click keeps all three."""
+    import torch
+
+    from rrsis_engine.predictor import Predictor
+
+    monkeypatch.setattr(tiny_model, "component_ranker", None)
+    kwargs = dict(device="cpu", disk_cache=False, zoom_in=False, edge_refine=False)
+    predictor, plain = Predictor(tiny_model, **kwargs), Predictor(tiny_model, spatial_words=False, **kwargs)
+    grid = predictor.image_size // 4
+    cell = 256 / grid
+    # the left field is cut by a 12-pixel road at x 52–64
+    boxes = [(20, 100, 52, 150), (64, 100, 90, 150), (120, 30, 170, 70), (180, 170, 230, 220)]
+    low = torch.full((1, 1, grid, grid), -8.0)
+    for x0, y0, x1, y1 in boxes:
+        low[..., round(y0 / cell):round(y1 / cell), round(x0 / cell):round(x1 / cell)] = 8.0
+    monkeypatch.setattr(tiny_model, "decode", lambda *a, **k: (low.clone(), torch.ones(1, 1), torch.ones(1, 1)))
+    for p in (predictor, plain):
+        p.set_image(np.full((256, 256, 3), 120, dtype=np.uint8))
+    text = predictor.predict("the farm plot")
+    fields = S.object_groups(text.mask, "field")
+    assert len(fields) == 3
+    x, y, label = text.suggested_click
+    assert label == 1 and text.mask[int(y), int(x)]
+    left = text.mask.copy()
+    left[:, 100:] = False
+    click = predictor.predict("the farm plot", points=[[30, 120]], labels=[1], mask_input=text.low_res_logits)
+    assert np.array_equal(click.mask, left) and left[120, 80]  # the piece across the road stays
+    assert S.confirm_click(click.mask, "field", click.logits) is None  # one object left: nothing to confirm
+    later = predictor.predict("the farm plot", points=[[30, 120], [200, 200]], labels=[1, 0],
+                              mask_input=click.low_res_logits)
+    assert np.array_equal(later.mask, left)
+    assert np.array_equal(plain.predict("the farm plot", points=[[30, 120]], labels=[1],
+                                        mask_input=text.low_res_logits).mask, text.mask)
+
+
+def test_a_positive_click_on_one_road_of_a_network_keeps_that_road(tiny_model, monkeypatch):
+    """The image is two crossing grey roads on grass, and so is the model's mask (decode patched): "the road" shows
+    both; a positive click on the horizontal one keeps it, though the click's colour region (grown along the road it
+    lies on, :mod:`rrsis_engine.click_regions`) is the whole network (it re-added the other road: synthetic
+    validation "the road", 0.40 after 20 clicks)."""
+    import torch
+
+    from rrsis_engine import click_regions
+    from rrsis_engine.model import transforms as T
+    from rrsis_engine.predictor import Predictor
+
+    monkeypatch.setattr(tiny_model, "component_ranker", None)
+    predictor = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False, edge_refine=False)
+    horizontal, vertical = _blobs((512, 512), [(0, 380, 512, 392)]), _blobs((512, 512), [(130, 0, 142, 512)])
+    image = np.zeros((512, 512, 3), dtype=np.uint8)
+    image[:] = (70, 120, 60)
+    image[horizontal | vertical] = (110, 110, 110)
+    low = T.image_logits_to_model(np.where(horizontal | vertical, 8.0, -8.0).astype(np.float32),
+                                  predictor.image_size // 4)
+    monkeypatch.setattr(tiny_model, "decode", lambda *a, **k: (low.clone(), torch.ones(1, 1), torch.ones(1, 1)))
+    predictor.set_image(image)
+    network = click_regions.grow_region(click_regions.smoothed(image), 300, 386)
+    assert network is not None and network[100, 136]  # the click's colour region: both roads
+    text = predictor.predict("the road")
+    assert text.mask[386, 300] and text.mask[100, 136]
+    click = predictor.predict("the road", points=[[300, 386]], labels=[1], mask_input=text.low_res_logits)
+    assert click.mask[384:388, 200:].all() and not click.mask[:360].any() and not click.mask[400:].any()
 
 
 @pytest.mark.slow
