@@ -69,15 +69,13 @@ def policy_click(policy: str, prediction, mask: np.ndarray, gt: np.ndarray) -> t
     standard: :func:`rrsis_engine.metrics.next_click` (centre of the largest error region, needs the ground
     truth to find it). suggested: the labeler clicks where the model suggests (``prediction.suggested_click``)
     and answers truthfully: positive when that pixel belongs to the target, else negative. Without a
-    suggestion, or with one on an already-correct pixel that is not a positive click on the mask (which asks the
-    labeler to confirm one of several objects shown: yes is a positive click there), the standard click is used.
+    suggestion (or one on an already-correct pixel), the standard click is used instead.
     """
     if policy == "suggested" and prediction.suggested_click is not None:
-        x, y, suggested_label = prediction.suggested_click
+        x, y, _ = prediction.suggested_click
         col = int(min(max(round(x), 0), gt.shape[1] - 1))
         row = int(min(max(round(y), 0), gt.shape[0] - 1))
-        confirms = suggested_label == 1 and bool(mask[row, col]) and bool(gt[row, col])
-        if bool(mask[row, col]) != bool(gt[row, col]) or confirms:
+        if bool(mask[row, col]) != bool(gt[row, col]):
             return (float(col), float(row), int(gt[row, col])), True
     return M.next_click(mask, gt), False
 

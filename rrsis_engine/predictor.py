@@ -552,10 +552,6 @@ class Predictor:
                             uncertainty=unc, uncertainty_low=unc_low, clicks=clicks, ambiguity_prob=ambiguity_prob,
                             turn_error=error, click_gain=gain, click_policy=policy,
                             candidate_logits=candidate_logits)
-        if one_object is not None:
-            # several objects shown for one: the suggestion asks the labeller to confirm the likeliest
-            pred.suggested_click = spatial_language.confirm_click(pred.mask, one_object.category, logits) \
-                or pred.suggested_click
         if negated is not None and negated.any():
             # what the labeller's negative clicks removed is settled: the map (the model's, which still holds it) says so
             pred.uncertainty = np.where(negated, 0.0, pred.uncertainty).astype(np.float32)

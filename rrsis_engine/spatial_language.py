@@ -35,7 +35,7 @@ from skimage.transform import hough_line, hough_line_peaks
 
 from rrsis_engine.data import expressions as E
 from rrsis_engine.data.synthetic import CAR_COLORS, FIELD_COLORS, ROOF_COLORS, SHIP_COLORS
-from rrsis_engine.postprocess import interior_point, point_pixels
+from rrsis_engine.postprocess import point_pixels
 
 #: synonyms beyond the generators' wording
 EXTRA_EXTREME_WORDS = {"north": ["top-most", "upper-most", "highest"], "south": ["lowest", "bottom-most"],
@@ -493,20 +493,3 @@ def unclicked_objects(mask: np.ndarray, category: str, positive_clicks: np.ndarr
     if not picked:
         return np.zeros_like(mask)
     return mask & ~np.logical_or.reduce(picked)
-
-
-def confirm_click(mask: np.ndarray, category: str, logits: np.ndarray) -> tuple[float, float, int] | None:
-    """For a sentence about one object whose mask (H×W bool) holds several objects of its ``category``
-    (:func:`object_groups`): a positive click (x, y, 1) deep inside the one the model is surest of (mean σ(logits) ×
-    √area, ``logits`` H×W, as candidate regions are ranked). The labeller confirms it (and the others leave:
-    :func:`unclicked_objects`) or answers no (a negative click: it leaves). None with fewer than two objects."""
-    groups = object_groups(mask, category)
-    if len(groups) < 2:
-        return None
-    prob = 1.0 / (1.0 + np.exp(-np.clip(logits, -30.0, 30.0)))
-    best = max(groups, key=lambda g: float(prob[g].mean()) * np.sqrt(g.sum()))
-    # deep inside the half the model is surest of: a group of trees' deepest pixel can be a gap between its crowns
-    core = best & (logits >= np.median(logits[best]))
-    box = _box(core)
-    x, y = interior_point(core[box])
-    return x + box[1].start, y + box[0].start, 1

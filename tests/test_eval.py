@@ -154,24 +154,6 @@ def test_policy_click_follows_the_suggestion_with_a_truthful_label():
     # a suggestion on an already-correct pixel falls back to the standard click
     suggestion.suggested_click = (60.0, 60.0, 1)
     assert policy_click("suggested", suggestion, pred, gt) == (click, False)
-    suggestion.suggested_click = (60.0, 60.0, 0)
-    assert policy_click("suggested", suggestion, pred, gt) == (click, False)
-
-
-def test_policy_click_answers_a_request_to_confirm_an_object():
-    """A positive suggestion on the mask asks "is it this one?": yes (the pixel is the target's) is a positive click
-    there, even though the pixel is already right; no is a negative click (the pixel is wrong)."""
-    from rrsis_engine.evaluate import policy_click
-
-    gt = np.zeros((64, 64), bool)
-    gt[30:50, 30:50] = True
-    pred = gt.copy()
-    pred[0:10, 0:10] = True  # a look-alike shown with the target
-    suggestion = Prediction(mask=pred, logits=pred.astype(np.float32), low_res_logits=None, iou_score=0.5,
-                            object_score=1.0, latency_ms=0.0, suggested_click=(40.0, 40.0, 1))
-    assert policy_click("suggested", suggestion, pred, gt) == ((40.0, 40.0, 1), True)
-    suggestion.suggested_click = (5.0, 5.0, 1)
-    assert policy_click("suggested", suggestion, pred, gt) == ((5.0, 5.0, 0), True)
 
 
 def test_evaluate_with_the_suggested_click_policy():

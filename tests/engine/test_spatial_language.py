@@ -251,21 +251,6 @@ def test_a_positive_click_picks_one_of_the_look_alikes():
     mask = _blobs(shape, [a, b, c])
     assert np.array_equal(S.unclicked_objects(mask, "building", np.array([[50.0, 50.0]])), _blobs(shape, [a, c]))
     assert not S.unclicked_objects(mask, "building", np.array([[30.0, 70.0]])).any()  # a click off the mask: no pick
-    # the suggestion asks about the object the model is surest of: b (σ ≈ 1 over 400 px) before the larger,
-    # doubtful a (σ(0.5) over 625 px)
-    mask = _blobs(shape, [(5, 5, 30, 30), b])
-    logits = np.where(mask, 0.5, -5.0)
-    logits[_blobs(shape, [b])] = 6.0
-    x, y, label = S.confirm_click(mask, "building", logits)
-    assert label == 1 and _blobs(shape, [b])[int(y), int(x)]
-    assert S.confirm_click(_blobs(shape, [b]), "building", logits) is None  # one object: nothing to confirm
-    # the click goes deep into the half of the object the model is surest of (its right half), not to the object's
-    # deepest pixel (a group of trees': a gap between crowns)
-    square = _blobs(shape, [(40, 40, 80, 80)])
-    logits = np.where(square, 1.0, -5.0)
-    logits[40:80, 60:80] = 6.0
-    x, y, _ = S.confirm_click(square | _blobs(shape, [(2, 2, 22, 22)]), "building", logits)
-    assert 60 <= x < 80 and 40 <= y < 80
 
 
 def test_a_later_turn_drops_the_categorys_other_objects():
@@ -371,7 +356,7 @@ def test_a_negative_click_on_the_chosen_road_trims_it(tiny_model, monkeypatch):
 
 def test_a_positive_click_on_one_of_the_objects_shown_keeps_it_alone(tiny_model, monkeypatch):
     """The model's mask (decode patched) holds three fields, for "the farm plot" and after a click: the text turn shows
-    all three and suggests confirming one; a positive click on one keeps it alone (with its piece across a road) and
+    all three; a positive click on one keeps it alone (with its piece across a road) and
     a later negative click keeps it so; with spatial_words off the click keeps all three."""
     import torch
 
@@ -391,15 +376,11 @@ def test_a_positive_click_on_one_of_the_objects_shown_keeps_it_alone(tiny_model,
     for p in (predictor, plain):
         p.set_image(np.full((256, 256, 3), 120, dtype=np.uint8))
     text = predictor.predict("the farm plot")
-    fields = S.object_groups(text.mask, "field")
-    assert len(fields) == 3
-    x, y, label = text.suggested_click
-    assert label == 1 and text.mask[int(y), int(x)]
+    assert len(S.object_groups(text.mask, "field")) == 3
     left = text.mask.copy()
     left[:, 100:] = False
     click = predictor.predict("the farm plot", points=[[30, 120]], labels=[1], mask_input=text.low_res_logits)
     assert np.array_equal(click.mask, left) and left[120, 80]  # the piece across the road stays
-    assert S.confirm_click(click.mask, "field", click.logits) is None  # one object left: nothing to confirm
     later = predictor.predict("the farm plot", points=[[30, 120], [200, 200]], labels=[1, 0],
                               mask_input=click.low_res_logits)
     assert np.array_equal(later.mask, left)
