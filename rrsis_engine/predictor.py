@@ -480,8 +480,6 @@ class Predictor:
             previous = None if prior is None or not (zoom or negating or spatial is not None) else \
                 T.logits_to_image(prior, image.height, image.width, self.image_size)[0, 0].cpu().numpy() > 0
             others = None  # H×W bool: a click or box turn's pixels of objects the sentence does not mean
-            one_object = spatial_language.parse_object(text) if self.spatial_words and text and spatial is None \
-                else None
             if spatial is not None and pts is None:
                 logits, low = spatial[1].copy(), spatial[2]
                 unranked = None  # candidates and ambiguity cues read the chosen object, not the model's own guess
@@ -491,7 +489,8 @@ class Predictor:
                 others = spatial_language.other_objects(logits > 0, spatial[0].category,
                                                         spatial[1] > 0 if previous is None else previous,
                                                         clicks[click_labels == 1])
-            elif one_object is not None and (click_labels == 1).any():
+            elif self.spatial_words and text and (click_labels == 1).any() and \
+                    (one_object := spatial_language.parse_object(text)) is not None:
                 # a sentence about one object whose words did not pick it ("the farm plot" among three): a positive
                 # click picks it, and the look-alikes no positive click lies on leave the mask
                 others = spatial_language.unclicked_objects(logits > 0, one_object.category, clicks[click_labels == 1])

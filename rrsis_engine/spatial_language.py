@@ -452,21 +452,22 @@ def object_groups(mask: np.ndarray, category: str) -> list[np.ndarray]:
     pieces = [(o.mask, o.bbox, o.area, _hull_corners(o.mask)) for o in objects]
     groups = []
     while pieces:
-        (group, box, area, corners), members = pieces.pop(0), 1
-        while members:  # the pieces joined in the last round may join more
-            joined = []
+        group, box, area, corners = pieces.pop(0)
+        joined = True
+        while joined:  # the pieces joined in the last round may join more
+            joined, rest = False, []
             for piece in pieces:
                 piece_mask, piece_box, piece_area, piece_corners = piece
-                if not _boxes_within(box, piece_box, gap):
-                    continue
-                hull = ConvexHull(np.concatenate([corners, piece_corners]))
-                if area + piece_area >= SAME_OBJECT_FILL * hull.volume:
+                hull = ConvexHull(np.concatenate([corners, piece_corners])) \
+                    if _boxes_within(box, piece_box, gap) else None
+                if hull is not None and area + piece_area >= SAME_OBJECT_FILL * hull.volume:
                     group, area, corners = group | piece_mask, area + piece_area, hull.points[hull.vertices]
                     box = (min(box[0], piece_box[0]), min(box[1], piece_box[1]), max(box[2], piece_box[2]),
                            max(box[3], piece_box[3]))
-                    joined.append(piece)
-            pieces = [p for p in pieces if not any(p is q for q in joined)]
-            members = len(joined)
+                    joined = True
+                else:
+                    rest.append(piece)
+            pieces = rest
         groups.append(group)
     return groups
 
