@@ -67,15 +67,19 @@ def policy_click(policy: str, prediction, mask: np.ndarray, gt: np.ndarray) -> t
     """The next simulated click (x, y, label) in the image frame, and whether the model's suggestion was used.
 
     standard: :func:`rrsis_engine.metrics.next_click` (centre of the largest error region, needs the ground
-    truth to find it). suggested: the labeler clicks where the model suggests (``prediction.suggested_click``)
-    and answers truthfully: positive when that pixel belongs to the target, else negative. Without a
-    suggestion (or one on an already-correct pixel), the standard click is used instead.
+    truth to find it). suggested: the labeler makes the click the model suggests (``prediction.suggested_click``)
+    when it is right: a correction (positive outside the mask, negative inside) on a wrong pixel, answered
+    truthfully, or a confirmation (positive inside the mask, "is it this one?") on the target. Otherwise (no
+    suggestion, a correction on a correct pixel, a confirmation off the target) the standard click is used.
     """
     if policy == "suggested" and prediction.suggested_click is not None:
         x, y, _ = prediction.suggested_click
         col = int(min(max(round(x), 0), gt.shape[1] - 1))
         row = int(min(max(round(y), 0), gt.shape[0] - 1))
-        if bool(mask[row, col]) != bool(gt[row, col]):
+        if prediction.suggests_confirmation:  # made only on the target
+            if gt[row, col]:
+                return (float(col), float(row), 1), True
+        elif bool(mask[row, col]) != bool(gt[row, col]):
             return (float(col), float(row), int(gt[row, col])), True
     return M.next_click(mask, gt), False
 

@@ -43,7 +43,8 @@ class Prediction:
     uncertainty: H×W float32 in [0, 1] (high = the model is unsure; 0 on what negative clicks removed) or None.
     ambiguity: per-expression score in [0, 1]; ambiguous: ambiguity above the calibrated threshold.
     candidates: separate plausible regions, best first. suggested_click: (x, y, label) with label 1 for a
-    positive and 0 for a negative click, or None.
+    positive and 0 for a negative click, or None: a correction (positive outside the mask, negative inside) or a
+    confirmation (positive inside the mask: :attr:`suggests_confirmation`).
     ambiguity_cues: the cues the ambiguity score combines (:mod:`rrsis_engine.ambiguity`).
     latency_ms: wall time of the turn; timings: per stage (ms).
     """
@@ -61,6 +62,16 @@ class Prediction:
     suggested_click: tuple[float, float, int] | None = None
     timings: dict[str, float] = field(default_factory=dict)
     ambiguity_cues: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def suggests_confirmation(self) -> bool:
+        """Whether ``suggested_click`` asks "is it this one?": a positive click inside the mask, on the likeliest of
+        several look-alikes a sentence about one object shows (a positive click there keeps it alone)."""
+        if self.suggested_click is None or int(self.suggested_click[2]) != 1:
+            return False
+        x, y, _ = self.suggested_click
+        h, w = self.mask.shape
+        return bool(self.mask[min(max(int(round(y)), 0), h - 1), min(max(int(round(x)), 0), w - 1)])
 
     @property
     def area(self) -> int:

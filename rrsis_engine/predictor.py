@@ -554,8 +554,18 @@ class Predictor:
         if negated is not None and negated.any():
             # what the labeller's negative clicks removed is settled: the map (the model's, which still holds it) says so
             pred.uncertainty = np.where(negated, 0.0, pred.uncertainty).astype(np.float32)
-        timings["post_ms"] = (time.perf_counter() - t) * 1e3 - sum(timings.get(k, 0.0) for k in ("zoom_ms", "edges_ms",
-                                                                                               "grow_ms"))
+        if self.spatial_words and text and spatial is None and box is None and not (click_labels == 1).any() and \
+                (one_object := spatial_language.parse_object(text)) is not None:
+            # a sentence about one object whose mask shows several look-alikes: "is it this one?" — a positive click on
+            # the likeliest keeps it alone, where the gain rule would have removed the others one negative click at a time
+            t_confirm = time.perf_counter()
+            confirm = spatial_language.confirmation_click(pred.mask, one_object.category, postprocess.sigmoid(logits),
+                                                          clicks[click_labels == 0])
+            if confirm is not None:
+                pred.suggested_click = confirm
+            timings["confirm_ms"] = (time.perf_counter() - t_confirm) * 1e3
+        timings["post_ms"] = (time.perf_counter() - t) * 1e3 - sum(timings.get(k, 0.0) for k in (
+            "zoom_ms", "edges_ms", "grow_ms", "confirm_ms"))
         pred.timings = timings
         pred.latency_ms = (time.perf_counter() - t0) * 1e3
         return pred

@@ -137,23 +137,32 @@ def test_cli_eval_reports_missing_data(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_policy_click_follows_the_suggestion_with_a_truthful_label():
+def test_policy_click_follows_a_right_suggestion():
     from rrsis_engine.evaluate import policy_click
 
     gt = np.zeros((64, 64), bool)
     gt[30:50, 30:50] = True
     pred = np.zeros_like(gt)
     pred[0:10, 0:10] = True  # a false positive in the corner
+    pred[35:45, 35:45] = True  # part of the target
     suggestion = Prediction(mask=pred, logits=pred.astype(np.float32), low_res_logits=None, iou_score=0.5,
-                            object_score=1.0, latency_ms=0.0, suggested_click=(40.2, 39.8, 0))
-    # the model suggests a negative click on the missed target: the simulated labeler answers "positive"
+                            object_score=1.0, latency_ms=0.0, suggested_click=(32.2, 31.8, 0))
+    # a correction on a missed target pixel: the simulated labeler clicks there, answering truthfully ("positive")
+    assert policy_click("suggested", suggestion, pred, gt) == ((32.0, 32.0, 1), True)
+    suggestion.suggested_click = (5.0, 5.0, 0)  # on the false positive
+    assert policy_click("suggested", suggestion, pred, gt) == ((5.0, 5.0, 0), True)
+    # a confirmation ("is it this one?", positive inside the mask) on the target: made
+    assert not suggestion.suggests_confirmation
+    suggestion.suggested_click = (40.0, 40.0, 1)
+    assert suggestion.suggests_confirmation
     assert policy_click("suggested", suggestion, pred, gt) == ((40.0, 40.0, 1), True)
-    # the standard protocol ignores the suggestion: centre of the largest error region (the missed target)
+    # the standard protocol ignores the suggestion: centre of the largest error region (the missed ring of the target)
     click, used = policy_click("standard", suggestion, pred, gt)
-    assert not used and click[2] == 1 and gt[int(click[1]), int(click[0])]
-    # a suggestion on an already-correct pixel falls back to the standard click
-    suggestion.suggested_click = (60.0, 60.0, 1)
-    assert policy_click("suggested", suggestion, pred, gt) == (click, False)
+    assert not used and click[2] == 1 and gt[int(click[1]), int(click[0])] and not pred[int(click[1]), int(click[0])]
+    # a confirmation off the target ("no") and a suggestion on a correct pixel fall back to the standard click
+    for wrong in ((5.0, 5.0, 1), (40.0, 40.0, 0), (60.0, 60.0, 1)):
+        suggestion.suggested_click = wrong
+        assert policy_click("suggested", suggestion, pred, gt) == (click, False)
 
 
 def test_evaluate_with_the_suggested_click_policy():

@@ -753,7 +753,10 @@ def describe(pred: Prediction) -> str:
         text += (f"\n⚠ ambiguous ({pred.ambiguity:.2f}): {n} candidate region(s) outlined"
                  if pred.ambiguity is not None else "\n⚠ ambiguous")
         text += "; say which (“the one on the left”) or click it"
-        if pred.suggested_click is not None:
+        if pred.suggests_confirmation:
+            x, y, _ = pred.suggested_click
+            text += f"; is it the one at ({x:.0f}, {y:.0f}) (star)? a + click there keeps it alone"
+        elif pred.suggested_click is not None:
             x, y, label = pred.suggested_click
             text += f"; suggested {'+' if label else '−'} click at ({x:.0f}, {y:.0f}) (star)"
     return text

@@ -136,6 +136,8 @@ def test_ambiguous_expression_lists_candidates_and_suggestion(services):
     S.send_message(st, services, "a bright patch")
     msg = last(st)
     assert "could mean 2 different regions" in msg and "white ring" in msg
+    # the suggestion is a positive click on the likelier region, shown: "is it this one?"
+    assert st.prediction.suggests_confirmation and "keeps it alone" in msg
     assert "Say which one" in msg  # a follow-up sentence is ranked among the regions (engine, stop 35)
     plain = st.base
     shown = S.render_image(st)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from rrsis_engine import spatial_language as S
+from rrsis_engine.postprocess import interior_point
 from rrsis_engine.spatial_language import SpatialSpec
 
 
@@ -253,6 +254,21 @@ def test_a_positive_click_picks_one_of_the_look_alikes():
     assert not S.unclicked_objects(mask, "building", np.array([[30.0, 70.0]])).any()  # a click off the mask: no pick
 
 
+def test_the_confirmation_click_asks_about_the_likeliest_look_alike():
+    shape = (100, 100)
+    a, b, c = (5, 5, 20, 20), (40, 40, 60, 60), (80, 80, 95, 95)
+    mask = _blobs(shape, [a, b, c])
+    prob = np.where(_blobs(shape, [c]), 0.9, 0.6)
+    none = np.zeros((0, 2))
+    x, y, label = S.confirmation_click(mask, "building", prob, none)
+    assert label == 1 and _blobs(shape, [c])[int(y), int(x)] and 86 <= x <= 88 and 86 <= y <= 88  # c's middle
+    # a negative click on c (the labeller's "no"): the next likeliest, then the larger of a and b
+    x, y, _ = S.confirmation_click(mask, "building", prob, np.array([[90.0, 90.0]]))
+    assert _blobs(shape, [b])[int(y), int(x)]
+    assert S.confirmation_click(_blobs(shape, [b]), "building", prob, none) is None  # one object: nothing to ask
+    assert S.confirmation_click(mask, "building", prob, np.array([[10.0, 10], [50, 50], [90, 90]])) is None
+
+
 def test_a_later_turn_drops_the_categorys_other_objects():
     shape = (100, 100)
     a, b, c = (5, 5, 20, 20), (40, 40, 60, 60), (80, 80, 95, 95)
@@ -356,7 +372,7 @@ def test_a_negative_click_on_the_chosen_road_trims_it(tiny_model, monkeypatch):
 
 def test_a_positive_click_on_one_of_the_objects_shown_keeps_it_alone(tiny_model, monkeypatch):
     """The model's mask (decode patched) holds three fields, for "the farm plot" and after a click: the text turn shows
-    all three; a positive click on one keeps it alone (with its piece across a road) and
+    all three and suggests confirming the likeliest; a positive click on one keeps it alone (with its piece across a road) and
     a later negative click keeps it so; with spatial_words off the click keeps all three."""
     import torch
 
@@ -370,8 +386,8 @@ def test_a_positive_click_on_one_of_the_objects_shown_keeps_it_alone(tiny_model,
     # the left field is cut by a 12-pixel road at x 52–64
     boxes = [(20, 100, 52, 150), (64, 100, 90, 150), (120, 30, 170, 70), (180, 170, 230, 220)]
     low = torch.full((1, 1, grid, grid), -8.0)
-    for x0, y0, x1, y1 in boxes:
-        low[..., round(y0 / cell):round(y1 / cell), round(x0 / cell):round(x1 / cell)] = 8.0
+    for (x0, y0, x1, y1), logit in zip(boxes, (4.0, 4.0, 2.0, 2.0), strict=True):  # the left field is the likeliest
+        low[..., round(y0 / cell):round(y1 / cell), round(x0 / cell):round(x1 / cell)] = logit
     monkeypatch.setattr(tiny_model, "decode", lambda *a, **k: (low.clone(), torch.ones(1, 1), torch.ones(1, 1)))
     for p in (predictor, plain):
         p.set_image(np.full((256, 256, 3), 120, dtype=np.uint8))
@@ -379,6 +395,8 @@ def test_a_positive_click_on_one_of_the_objects_shown_keeps_it_alone(tiny_model,
     assert len(S.object_groups(text.mask, "field")) == 3
     left = text.mask.copy()
     left[:, 100:] = False
+    # the text turn asks "is it this one?" about the likeliest field
+    assert text.suggested_click == (*interior_point(left), 1) and text.suggests_confirmation
     click = predictor.predict("the farm plot", points=[[30, 120]], labels=[1], mask_input=text.low_res_logits)
     assert np.array_equal(click.mask, left) and left[120, 80]  # the piece across the road stays
     later = predictor.predict("the farm plot", points=[[30, 120], [200, 200]], labels=[1, 0],

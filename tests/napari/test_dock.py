@@ -67,6 +67,7 @@ def test_text_then_negative_click_then_undo_redo_with_keys(dock, qtbot, geotiff)
     assert set(np.unique(c.layers["candidates"].data)) == {0, 1, 2}
     assert len(c.layers["suggestion"].data) == 1
     assert "ambiguous" in widget.history.toPlainText()
+    assert "a + click there keeps it alone" in widget.history.toPlainText()  # the suggestion asks "is it this one?"
     # T then a click on the prompts layer (what napari does in add mode) = a negative click turn
     press(viewer, Qt.Key_T)
     assert c.positive is False and "negative" in widget.toggle_button.text()
