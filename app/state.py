@@ -524,8 +524,12 @@ def describe_turn(state: AppState, pred, kind: str) -> str:
         parts.append(msg + ".")
     elif pred.suggested_click is not None and pred.ambiguity is not None and pred.ambiguity > 0.3:
         sx, sy, lab = pred.suggested_click
-        parts.append(f"If the mask is off, try a {'positive' if int(lab) == 1 else 'negative'} click near the "
-                     f"white ring ({sx:.0f}, {sy:.0f}).")
+        if pred.suggests_confirmation:
+            parts.append(f"Several look-alikes are shown: is it the one under the white ring ({sx:.0f}, {sy:.0f})? "
+                         "A positive click there keeps it alone.")
+        else:
+            parts.append(f"If the mask is off, try a {'positive' if int(lab) == 1 else 'negative'} click near the "
+                         f"white ring ({sx:.0f}, {sy:.0f}).")
     if pred.uncertainty is not None and not state.show_uncertainty and kind in ("expression", "box"):
         parts.append("Tick **Show uncertainty** to see where I am unsure.")
     s = state.session.state if state.session is not None else None

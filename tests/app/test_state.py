@@ -144,6 +144,20 @@ def test_ambiguous_expression_lists_candidates_and_suggestion(services):
     assert shown.shape == plain.shape and not np.array_equal(shown, plain)
 
 
+def test_an_unflagged_suggestion_is_worded_by_what_it_asks(services):
+    from rrsis_engine.prediction import Prediction
+
+    st = S.new_state(services)
+    mask = np.zeros((40, 40), bool)
+    mask[5:15, 5:15] = mask[25:35, 25:35] = True
+    pred = Prediction(mask=mask, logits=mask.astype(np.float32), low_res_logits=None, iou_score=0.8, object_score=0.9,
+                      latency_ms=1.0, ambiguity=0.5, ambiguous=False, suggested_click=(10.0, 10.0, 1))
+    assert "is it the one under the white ring (10, 10)? A positive click there keeps it alone" in \
+        S.describe_turn(st, pred, "expression")
+    pred.suggested_click = (20.0, 20.0, 1)  # outside the mask: a correction
+    assert "try a positive click near the white ring (20, 20)" in S.describe_turn(st, pred, "expression")
+
+
 def test_commands_are_recognised():
     assert S.parse_command("Undo") == "undo"
     assert S.parse_command(" /redo ") == "redo"
