@@ -432,18 +432,32 @@ CLICKED_GAIN_SIGMA_CELLS = 1.5
 MIN_CLICK_GAIN = 0.05
 
 
-def suggest_by_gain(mask: np.ndarray, gain_low: np.ndarray, clicks=()) -> tuple[float, float, int] | None:
+def suggest_by_gain(mask: np.ndarray, gain_low: np.ndarray, clicks=(),
+                    wrong_low: np.ndarray | None = None) -> tuple[float, float, int] | None:
     """The cell where the click-gain head expects one click to gain most (``gain_low`` h×w, IoU points / 10, on the
     low-res grid of the H×W ``mask``) as (x, y, label) in the image frame — positive outside the mask, negative
     inside; None when no cell promises :data:`MIN_CLICK_GAIN`. Gains at the earlier ``clicks``' own places ((x, y)
-    image pixels) are discounted (:data:`CLICKED_GAIN_SIGMA_CELLS`): the labeler has answered there already."""
+    image pixels) are discounted (:data:`CLICKED_GAIN_SIGMA_CELLS`): the labeler has answered there already.
+    wrong_low: h×w bool, the cells the error head marks as wrong: only those are suggested, and the click goes to
+    the cell deepest inside the best cell's region of them on its side of the mask (as the standard click goes deep
+    into its error region)."""
     discount = clicked_discount(gain_low.shape, mask.shape, clicks, CLICKED_GAIN_SIGMA_CELLS)
     positive = gain_low > 0  # only those are discounted: -inf (cells ruled out) stays -inf, without -inf × 0 = nan
     gain_low = gain_low.copy()
     gain_low[positive] *= discount[positive]
+    if wrong_low is not None:
+        gain_low = np.where(wrong_low, gain_low, -np.inf)
     row, col = np.unravel_index(int(np.argmax(gain_low)), gain_low.shape)
     if gain_low[row, col] < MIN_CLICK_GAIN:
         return None
+    if wrong_low is not None:
+        h, w = gain_low.shape
+        height, width = mask.shape
+        mask_low = mask[np.minimum(((np.arange(h) + 0.5) * height / h).astype(int), height - 1)][
+            :, np.minimum(((np.arange(w) + 0.5) * width / w).astype(int), width - 1)]  # the mask at the cell centres
+        labels, _ = ndimage.label(wrong_low & (mask_low == mask_low[row, col]))
+        row, col = interior_point(labels == labels[row, col])[::-1]
+        row, col = int(row), int(col)
     return _correction_at_cell(mask, row, col, gain_low.shape)
 
 

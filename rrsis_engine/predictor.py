@@ -764,10 +764,8 @@ class Predictor:
             # the click-gain head's best cell among those the error head thinks wrong (σ(E) > 0.5): the gain map is
             # supervised only at the cells decoded in training, and unrestricted its best cell fell on a correct
             # pixel in 99.7 % of turns (30 validation scenes, an early checkpoint)
-            gain_low = click_gain[0, 0, :h, :w].float().cpu().numpy()
-            if turn_error is not None:
-                gain_low = np.where(turn_error[0, 0, :h, :w].float().cpu().numpy() > 0, gain_low, -np.inf)
-            click = postprocess.suggest_by_gain(mask, gain_low, clicks)
+            wrong_low = None if turn_error is None else turn_error[0, 0, :h, :w].float().cpu().numpy() > 0
+            click = postprocess.suggest_by_gain(mask, click_gain[0, 0, :h, :w].float().cpu().numpy(), clicks, wrong_low)
         else:
             click = postprocess.suggest_click(mask, unc_low, candidates, ambiguous, clicks)
         return Prediction(mask=mask, logits=logits.astype(np.float32), low_res_logits=low_res, iou_score=iou,

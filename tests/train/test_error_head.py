@@ -128,3 +128,20 @@ def test_click_gain_head_starts_at_zero_and_suggests_its_best_cell(tiny_model):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert postprocess.suggest_by_gain(mask, ruled_out, clicks=[(10.0, 114.0)]) == (82.0, 18.0, 0)
+    # with the error head's wrong cells: only they are suggested, and the click goes deep into the best cell's region
+    # of them on its side of the mask (a 10×6-cell false negative whose best cell is at its corner: to its middle)
+    wrong = np.zeros((32, 32), bool)
+    wrong[20:30, 10:16] = True  # outside the mask (rows 16-31 of the grid are background)
+    wrong[4, 20] = True
+    gain_low[:] = 0.0
+    gain_low[20, 10] = 1.0  # the region's corner cell
+    gain_low[28, 2] = 2.0  # a larger gain on a cell the error head thinks right: not suggested
+    x, y, label = postprocess.suggest_by_gain(mask, gain_low, wrong_low=wrong)
+    assert label == 1 and 22 <= int(y) // 4 <= 27 and int(x) // 4 in (12, 13)  # 3 cells from every side
+    # a region straddling the mask's edge is split at it: the click stays on the best cell's side
+    wrong[:] = False
+    wrong[14:30, 8:13] = True  # grid rows 14-15 inside the mask, 16-29 (the deeper part) outside
+    gain_low[:] = 0.0
+    gain_low[14, 9] = 1.0
+    x, y, label = postprocess.suggest_by_gain(mask, gain_low, wrong_low=wrong)
+    assert label == 0 and mask[int(y), int(x)] and int(y) // 4 in (14, 15)
