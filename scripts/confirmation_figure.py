@@ -7,15 +7,12 @@ mask (stop 44). Magenta: the mask; yellow: the target's outline.
     .venv/bin/python scripts/confirmation_figure.py
 """
 
-import argparse
-
 import numpy as np
-import torch
 from edge_snap_figure import grid, labelled, overlay  # scripts/ is on sys.path when this script runs
 from PIL import Image, ImageDraw
+from spatial_words_figure import validation_scenes
 
 from rrsis_engine import metrics as M
-from rrsis_engine.data.readers import load_records
 from rrsis_engine.predictor import load_predictor
 from rrsis_engine.session import RefinementSession
 
@@ -33,13 +30,7 @@ def ring(panel: Image.Image, x: float, y: float) -> Image.Image:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", default=",".join(RECORDS), help="ids of synthetic:val:100:256 records")
-    parser.add_argument("--out", default=OUT)
-    args = parser.parse_args()
-    ids = args.records.split(",")
-    torch.set_num_threads(1)
-    records = {r["id"]: r for r in load_records("synthetic:val:100:256") if r["id"] in ids}
+    ids, records, out = validation_scenes(__doc__, RECORDS, OUT)
     predictor = load_predictor("rsam-lite", device="cpu", disk_cache=False)
     asked, confirmed = [], []
     for rid in ids:
@@ -60,8 +51,8 @@ def main() -> None:
         panel = panel.resize((panel.width * SCALE, panel.height * SCALE), Image.NEAREST)
         confirmed.append(labelled(ring(panel, (x + 0.5) * SCALE, (y + 0.5) * SCALE),
                                   f"yes (positive click there): IoU {M.iou(click.mask, target):.2f}"))
-    grid([asked, confirmed]).save(args.out)
-    print(f"wrote {args.out}")
+    grid([asked, confirmed]).save(out)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

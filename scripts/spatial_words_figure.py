@@ -24,14 +24,20 @@ SCALE = 1.5
 OUT = "docs/spatial-words.png"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", default=",".join(RECORDS), help="ids of synthetic:val:100:256 records")
-    parser.add_argument("--out", default=OUT)
+def validation_scenes(doc: str, default_ids: tuple[str, ...], default_out: str) -> tuple[list[str], dict, str]:
+    """A figure script's command line (``--records`` ids of synthetic:val:100:256 records, ``--out`` PNG path): the
+    ids, the records by id and the output path. Torch runs on one thread (the figures are reproducible)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--records", default=",".join(default_ids), help="ids of synthetic:val:100:256 records")
+    parser.add_argument("--out", default=default_out)
     args = parser.parse_args()
     ids = args.records.split(",")
     torch.set_num_threads(1)
-    records = {r["id"]: r for r in load_records("synthetic:val:100:256") if r["id"] in ids}
+    return ids, {r["id"]: r for r in load_records("synthetic:val:100:256") if r["id"] in ids}, args.out
+
+
+def main() -> None:
+    ids, records, out = validation_scenes(__doc__, RECORDS, OUT)
     rows = []
     for label, words in (("model alone", False), ("spatial words", True)):
         predictor = load_predictor("rsam-lite", device="cpu", disk_cache=False, spatial_words=words)
@@ -45,8 +51,8 @@ def main() -> None:
             im = im.resize((int(im.width * SCALE), int(im.height * SCALE)), Image.NEAREST)
             panels.append(labelled(im, f"{label}: \"{rec['expression']}\" IoU {M.iou(mask, target):.2f}"))
         rows.append(panels)
-    grid(rows).save(args.out)
-    print(f"wrote {args.out}")
+    grid(rows).save(out)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
