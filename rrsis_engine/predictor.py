@@ -557,7 +557,7 @@ class Predictor:
         if self.spatial_words and text and spatial is None and box is None and not (click_labels == 1).any() and \
                 (one_object := spatial_language.parse_object(text)) is not None:
             # a sentence about one object whose mask shows several look-alikes: "is it this one?" — a positive click on
-            # the likeliest keeps it alone, where the gain rule would have removed the others one negative click at a time
+            # the likeliest keeps it alone, where negative clicks would remove the others one at a time
             t_confirm = time.perf_counter()
             confirm = spatial_language.confirmation_click(pred.mask, one_object.category, postprocess.sigmoid(logits),
                                                           clicks[click_labels == 0])

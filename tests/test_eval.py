@@ -151,8 +151,8 @@ def test_policy_click_follows_a_right_suggestion():
     assert policy_click("suggested", suggestion, pred, gt) == ((32.0, 32.0, 1), True)
     suggestion.suggested_click = (5.0, 5.0, 0)  # on the false positive
     assert policy_click("suggested", suggestion, pred, gt) == ((5.0, 5.0, 0), True)
-    # a confirmation ("is it this one?", positive inside the mask) on the target: made
     assert not suggestion.suggests_confirmation
+    # a confirmation ("is it this one?", positive inside the mask) on the target: made
     suggestion.suggested_click = (40.0, 40.0, 1)
     assert suggestion.suggests_confirmation
     assert policy_click("suggested", suggestion, pred, gt) == ((40.0, 40.0, 1), True)

@@ -372,7 +372,8 @@ def test_a_negative_click_on_the_chosen_road_trims_it(tiny_model, monkeypatch):
 
 def test_a_positive_click_on_one_of_the_objects_shown_keeps_it_alone(tiny_model, monkeypatch):
     """The model's mask (decode patched) holds three fields, for "the farm plot" and after a click: the text turn shows
-    all three and suggests confirming the likeliest; a positive click on one keeps it alone (with its piece across a road) and
+    all three and suggests confirming the likeliest; a positive click on one keeps it alone (with its piece across a
+    road) and
     a later negative click keeps it so; with spatial_words off the click keeps all three."""
     import torch
 
