@@ -32,8 +32,9 @@ def interior_point(region: np.ndarray) -> tuple[float, float]:
     return float(col), float(row)
 
 
-def upsample_nearest(grid: np.ndarray, height: int, width: int) -> np.ndarray:
-    """h×w array → H×W by nearest neighbour (pixel centres aligned)."""
+def resample_nearest(grid: np.ndarray, height: int, width: int) -> np.ndarray:
+    """h×w array → height×width by nearest neighbour (pixel centres aligned), up or down: a coarse grid's cells
+    spread over the pixels, or a fine array read at the cell centres."""
     h, w = grid.shape
     rows = np.minimum(((np.arange(height) + 0.5) * h / height).astype(np.int64), h - 1)
     cols = np.minimum(((np.arange(width) + 0.5) * w / width).astype(np.int64), w - 1)
@@ -451,10 +452,7 @@ def suggest_by_gain(mask: np.ndarray, gain_low: np.ndarray, clicks=(),
     if gain_low[row, col] < MIN_CLICK_GAIN:
         return None
     if wrong_low is not None:
-        h, w = gain_low.shape
-        height, width = mask.shape
-        mask_low = mask[np.minimum(((np.arange(h) + 0.5) * height / h).astype(int), height - 1)][
-            :, np.minimum(((np.arange(w) + 0.5) * width / w).astype(int), width - 1)]  # the mask at the cell centres
+        mask_low = resample_nearest(mask, *gain_low.shape)  # the mask at the cell centres
         labels, _ = ndimage.label(wrong_low & (mask_low == mask_low[row, col]))
         row, col = interior_point(labels == labels[row, col])[::-1]
         row, col = int(row), int(col)

@@ -559,8 +559,7 @@ class Predictor:
             # a sentence about one object whose mask shows several look-alikes: "is it this one?" — a positive click on
             # the likeliest keeps it alone, where negative clicks would remove the others one at a time
             t_confirm = time.perf_counter()
-            confirm = spatial_language.confirmation_click(pred.mask, one_object.category, postprocess.sigmoid(logits),
-                                                          clicks[click_labels == 0])
+            confirm = spatial_language.confirmation_click(pred.mask, one_object.category, logits, clicks[click_labels == 0])
             if confirm is not None:
                 pred.suggested_click = confirm
             timings["confirm_ms"] = (time.perf_counter() - t_confirm) * 1e3
@@ -754,7 +753,7 @@ class Predictor:
         cand_logits, cand_low = (logits, low_res) if candidate_logits is None else candidate_logits
         prob_low = postprocess.sigmoid(cand_low[0, 0, :h, :w].float().cpu().numpy())
         unc_low = postprocess.margin_uncertainty(prob_low) if uncertainty_low is None \
-            else postprocess.upsample_nearest(uncertainty_low, h, w)
+            else postprocess.resample_nearest(uncertainty_low, h, w)
         candidates = postprocess.candidates_from_mask(cand_logits > 0, prob_low)
         cues = A.ambiguity_features(candidates, prob_low, unc_low, obj, iou, ambiguity_prob)
         ambiguity, ambiguous = A.score_and_flag(cues, self.ambiguity_calibration)

@@ -35,7 +35,7 @@ from skimage.transform import hough_line, hough_line_peaks
 
 from rrsis_engine.data import expressions as E
 from rrsis_engine.data.synthetic import CAR_COLORS, FIELD_COLORS, ROOF_COLORS, SHIP_COLORS
-from rrsis_engine.postprocess import interior_point, point_pixels
+from rrsis_engine.postprocess import interior_point, point_pixels, sigmoid
 
 #: synonyms beyond the generators' wording
 EXTRA_EXTREME_WORDS = {"north": ["top-most", "upper-most", "highest"], "south": ["lowest", "bottom-most"],
@@ -496,12 +496,12 @@ def unclicked_objects(mask: np.ndarray, category: str, positive_clicks: np.ndarr
     return mask & ~np.logical_or.reduce(picked)
 
 
-def confirmation_click(mask: np.ndarray, category: str, probabilities: np.ndarray,
+def confirmation_click(mask: np.ndarray, category: str, logits: np.ndarray,
                        negative_clicks: np.ndarray) -> tuple[float, float, int] | None:
     """For a sentence about one object of ``category`` whose words did not pick it, with no positive click yet: a
     positive click (x, y, 1) at the interior point of the likeliest of the objects ``mask`` (H×W bool, the turn's
-    shown mask) holds (:func:`object_groups`, highest mean ``probabilities`` H×W, none a negative click (N×2 x, y
-    pixels) lies on) — "is it this one?": a positive click there keeps it alone (:func:`unclicked_objects`).
+    shown mask) holds (:func:`object_groups`, highest mean probability σ(``logits``) H×W, none a negative click (N×2
+    x, y pixels) lies on) — "is it this one?": a positive click there keeps it alone (:func:`unclicked_objects`).
     None when the mask holds fewer than two objects."""
     groups = object_groups(mask, category)
     if len(groups) < 2:
@@ -510,7 +510,7 @@ def confirmation_click(mask: np.ndarray, category: str, probabilities: np.ndarra
     open_groups = [g for g in groups if not g[rows, cols].any()]
     if not open_groups:
         return None
-    likeliest = max(open_groups, key=lambda g: (float(probabilities[g].mean()), int(g.sum())))
+    likeliest = max(open_groups, key=lambda g: (float(sigmoid(logits[g]).mean()), int(g.sum())))
     box = _box(likeliest)
     x, y = interior_point(likeliest[box])
     return float(x + box[1].start), float(y + box[0].start), 1

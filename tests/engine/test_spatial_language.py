@@ -258,15 +258,15 @@ def test_the_confirmation_click_asks_about_the_likeliest_look_alike():
     shape = (100, 100)
     a, b, c = (5, 5, 20, 20), (40, 40, 60, 60), (80, 80, 95, 95)
     mask = _blobs(shape, [a, b, c])
-    prob = np.where(_blobs(shape, [c]), 0.9, 0.6)
+    logits = np.where(_blobs(shape, [c]), 2.0, 0.5)
     none = np.zeros((0, 2))
-    x, y, label = S.confirmation_click(mask, "building", prob, none)
+    x, y, label = S.confirmation_click(mask, "building", logits, none)
     assert label == 1 and _blobs(shape, [c])[int(y), int(x)] and 86 <= x <= 88 and 86 <= y <= 88  # c's middle
     # a negative click on c (the labeller's "no"): the next likeliest, then the larger of a and b
-    x, y, _ = S.confirmation_click(mask, "building", prob, np.array([[90.0, 90.0]]))
+    x, y, _ = S.confirmation_click(mask, "building", logits, np.array([[90.0, 90.0]]))
     assert _blobs(shape, [b])[int(y), int(x)]
-    assert S.confirmation_click(_blobs(shape, [b]), "building", prob, none) is None  # one object: nothing to ask
-    assert S.confirmation_click(mask, "building", prob, np.array([[10.0, 10], [50, 50], [90, 90]])) is None
+    assert S.confirmation_click(_blobs(shape, [b]), "building", logits, none) is None  # one object: nothing to ask
+    assert S.confirmation_click(mask, "building", logits, np.array([[10.0, 10], [50, 50], [90, 90]])) is None
 
 
 def test_a_later_turn_drops_the_categorys_other_objects():
