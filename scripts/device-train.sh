@@ -7,10 +7,10 @@
 #      logs.tar) and fails fast, cheaply, if anything is broken; if its gradients are NaN, two steps in autograd
 #      anomaly mode name the operation, and under bf16 (the default) the smoke run is repeated in fp32, which the
 #      main run then uses (docs/training.md, "On a lent GPU": the bf16 NaN of stop 34);
-#   3. the main run, its step count chosen so that the cosine schedule ends inside BUDGET_S;
-#   4. export (float16 shards, as shipped) and the logs (logs.tar) to $OUT;
-#   5. with BENCH_S > 0 (reserved from the budget), `rrsis bench train` on that device (issue 5's GPU table) →
-#      $OUT/train.json, train.md (copy them to benchmarks/ when they are worth keeping).
+#   3. with BENCH_S > 0: `rrsis bench train` on that device for at most BENCH_S seconds (issue 5's GPU table) →
+#      $OUT/train.json, train.md (copy them to benchmarks/ when they are worth keeping);
+#   4. the main run, its step count chosen so that the cosine schedule ends inside what is left of BUDGET_S;
+#   5. export (float16 shards, as shipped) and the logs (logs.tar) to $OUT.
 # Locally, for a dry run of the script itself: DEVICE=cpu BUDGET_S=200 SMOKE_STEPS=3 BATCH=1 WORKERS=1 OUT=out/dry-run
 #   BENCH_S=60 BENCH_ARGS="--configs rsam-lite --size 128 --steps 1 --warmup 0 --data-samples 2" PY=.venv/bin/python ...
 set -uo pipefail
@@ -65,9 +65,16 @@ if ! smoke "$PRECISION"; then
     tar -C "$WORK/logs" -cf "$OUT/logs.tar" .; exit 4
   fi
 fi
+if [ "$BENCH_S" -gt 0 ]; then  # before the main run, which takes what time is left
+  # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
+  timeout "$BENCH_S" "$PY" -c 'import sys; from rrsis_engine.cli import main; sys.exit(main(sys.argv[1:]))' \
+    bench train --device "$DEVICE" $BENCH_ARGS --out "$WORK/bench" 2>&1 | grep -v '^{' | tail -30
+  # the rows measured so far are written after each config: a bench cut short by its timeout keeps them
+  cp "$WORK/bench/train.json" "$WORK/bench/train.md" "$OUT/" 2>/dev/null || echo "bench train wrote nothing in ${BENCH_S} s"
+fi
 echo "main run: --precision $PRECISION"
 NOW=$(( $(date +%s) - T0 ))
-read -r STEPS MINUTES < <("$PY" - "$(( BUDGET_S - BENCH_S ))" "$NOW" "$WORK/smoke-$PRECISION/log.csv" \
+read -r STEPS MINUTES < <("$PY" - "$BUDGET_S" "$NOW" "$WORK/smoke-$PRECISION/log.csv" \
   "${PROFILE_STEPS:-4}" <<'PY'
 import csv, sys
 budget, now, profiled = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[4])
@@ -87,10 +94,4 @@ tail -8 "$WORK/logs/run.log"
 echo "updates skipped for a non-finite gradient: $(grep -c "update skipped" "$WORK/logs/run.log")"
 cp "$WORK/run/log.csv" "$WORK/run/options.json" "$WORK/logs"/; tar -C "$WORK/logs" -cf "$OUT/logs.tar" .
 "$PY" -m rrsis_train.export "$WORK/run/model.safetensors" "$OUT/rsam-lite.safetensors" || exit 3
-if [ "$BENCH_S" -gt 0 ]; then
-  # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
-  timeout "$BENCH_S" "$PY" -c 'import sys; from rrsis_engine.cli import main; sys.exit(main(sys.argv[1:]))' \
-    bench train --device "$DEVICE" $BENCH_ARGS --out "$WORK/bench" 2>&1 | tail -12
-  cp "$WORK/bench/train.json" "$WORK/bench/train.md" "$OUT/" 2>/dev/null || echo "bench train did not finish in ${BENCH_S} s"
-fi
 ls -la "$OUT"; echo "total $(( $(date +%s) - T0 )) s"

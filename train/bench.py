@@ -8,8 +8,8 @@ For each config (default rsam-lite, rsam-t, rsam-b+ at their native input size):
 - ``sam2``: a plain SAM 2 step with the *same* Hiera+FPN: image encoder + SAM 2 prompt encoder (one point) +
   SAM 2 mask decoder (high-res features), focal+dice loss, AdamW.
 The three are timed in one fresh process with their steps interleaved, round after round, so drift of a shared
-machine hits all alike; ratio = rsam s/step ÷ sam2 s/step (goal ≤ 1.25). Peak memory comes from a fresh process
-per kind (one step). ``--precision`` (one or more of fp32, bf16; default bf16 on GPU, fp32 on CPU) runs every row
+machine hits all alike; ratio = rsam s/step ÷ sam2 s/step (goal ≤ 1.25). Peak memory of each kind alone: on CPU the
+RSS of a fresh process per kind (one step), on a GPU the allocator's peak of one step with only that kind built. ``--precision`` (one or more of fp32, bf16; default bf16 on GPU, fp32 on CPU) runs every row
 under that autocast; all rows use the trainer's fused AdamW.
 Data pipeline: samples/s of drawing + augmenting + tensorising synthetic samples (the training source),
 which must exceed the training step's samples/s.
@@ -136,14 +136,27 @@ def _measure(kinds: list[str], config: str, size: int, batch: int, steps: int, w
                     torch.cuda.synchronize()
                 if i >= warmup:
                     times[kind].append(time.perf_counter() - t0)
-        for kind, (_, params, _) in runs.items():
-            res = {"kind": kind, "config": config, "size": size, "batch": batch, "device": device,
-                   "precision": precision, "s_per_step": float(np.median(times[kind])),
-                   "samples_per_s": batch / float(np.median(times[kind])), "peak_rss_mb": round(_peak_rss_mb(), 1),
-                   "trainable_params": sum(p.numel() for p in params)}
-            if dev.type == "cuda":
-                res["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-            q.put(res)
+        rows = [{"kind": kind, "config": config, "size": size, "batch": batch, "device": device,
+                 "precision": precision, "s_per_step": float(np.median(times[kind])),
+                 "samples_per_s": batch / float(np.median(times[kind])), "peak_rss_mb": round(_peak_rss_mb(), 1),
+                 "trainable_params": sum(p.numel() for p in params)} for kind, (_, params, _) in runs.items()]
+        if dev.type == "cuda":  # the allocator's peak of each kind alone: built, stepped once and freed in turn
+            del runs, step, params, opt
+            for row in rows:
+                try:
+                    torch.cuda.empty_cache()
+                    torch.cuda.reset_peak_memory_stats()
+                    step, params = _build_step(row["kind"], cfg, size, batch, dev, amp)
+                    opt = torch.optim.AdamW(params, lr=1e-4, fused=True)
+                    step().backward()
+                    opt.step()
+                    torch.cuda.synchronize()
+                    row["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+                    del step, params, opt
+                except Exception as exc:  # the row keeps its timing
+                    row["peak_gpu_mb"] = f"error: {type(exc).__name__}: {exc}"[:60]
+        for row in rows:
+            q.put(row)
     except Exception as exc:  # reported in the table, not fatal for the other rows
         for kind in kinds:
             q.put({"kind": kind, "config": config, "size": size, "precision": precision,
@@ -182,17 +195,19 @@ def to_markdown(result: dict) -> str:
     lines = ["# rrsis bench train", "", f"Host: {result['host']}; torch {result['torch']}; "
              f"threads {result['threads']}; device {result['device']}"
              f"{'' if result.get('native_bf16', True) else ' (no native bf16: bf16 rows are emulated)'}.", "",
-             "| config | input | precision | batch | step | s/step | samples/s | peak RSS MB | trainable params | vs sam2 |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| config | input | precision | batch | step | s/step | samples/s | peak RSS MB | peak GPU MB | "
+             "trainable params | vs sam2 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["steps"]:
         if "error" in r:
             lines.append(f"| {r['config']} | {r['size']}² | {r.get('precision', '')} | | {r['kind']} | "
-                         f"error: {r['error'][:80]} | | | | |")
+                         f"error: {r['error'][:80]} | | | | | |")
             continue
         ratio = r.get("ratio_vs_sam2")
         lines.append(f"| {r['config']} | {r['size']}² | {r.get('precision', 'fp32')} | {r['batch']} | {r['kind']} | "
                      f"{r['s_per_step']:.3f} | "
-                     f"{r['samples_per_s']:.2f} | {r['peak_rss_mb']:.0f} | {r['trainable_params'] / 1e6:.1f} M | "
+                     f"{r['samples_per_s']:.2f} | {r['peak_rss_mb']:.0f} | {r.get('peak_gpu_mb', '')} | "
+                     f"{r['trainable_params'] / 1e6:.1f} M | "
                      f"{'' if ratio is None else f'{ratio:.2f}×'} |")
     lines += ["", "Data pipeline (draw synthetic scene + augment + tensorise, one process):", "",
               "| scene size | reuse | samples/s | ms/sample |", "|---|---|---|---|"]
@@ -201,7 +216,8 @@ def to_markdown(result: dict) -> str:
     lines += ["", "`rsam` = text turn only; `rsam+clicks` = text turn + 2 simulated click rounds; `sam2` = plain SAM 2 "
               "image encoder + prompt encoder (1 point) + mask decoder with the same Hiera+FPN. Ratio = s/step ÷ "
               "sam2 s/step, the three kinds timed in one process with their steps interleaved (goal ≤ 1.25); peak "
-              "RSS: each kind alone in a fresh process, one step.", ""]
+              "RSS: each kind alone in a fresh process, one step (on a GPU: the process's, all kinds); peak GPU: "
+              "the allocator's peak of one step with only that kind built.", ""]
     return "\n".join(lines)
 
 
@@ -227,32 +243,37 @@ def run(argv: list[str]) -> int:
     from rrsis_engine.predictor import native_bf16
 
     precisions = args.precision or (["bf16"] if args.device.startswith("cuda") else ["fp32"])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def write(rows: list[dict], data: list[dict]) -> None:
+        result = {"host": platform.node() or "?", "torch": torch.__version__, "threads": args.threads,
+                  "device": args.device, "native_bf16": native_bf16(torch.device(args.device)), "steps": rows,
+                  "data": data}
+        (out / "train.json").write_text(json.dumps(result, indent=2))
+        (out / "train.md").write_text(to_markdown(result))
+
     for precision in precisions:
         resolve_precision(precision, torch.device(args.device))  # warns about emulated bf16
     rows = []
     for config in args.configs:
         size = args.size or get_config(config).image_size
         for precision in precisions:
-            # time: all kinds in one process, interleaved; memory: each kind alone in a fresh process, one step
+            # time: all kinds in one process, interleaved; memory: each kind alone (CPU: a fresh process, one step)
             timed = measure(KINDS, config, size, args.batch, args.steps, args.warmup, args.device, args.threads,
                             precision)
             base = timed[0].get("s_per_step")
             for r in timed:
                 if "s_per_step" in r:
-                    alone = measure([r["kind"]], config, size, args.batch, 1, 0, args.device, args.threads,
-                                    precision)[0]
-                    r.update({k: alone[k] for k in ("peak_rss_mb", "peak_gpu_mb") if k in alone})
+                    if "peak_gpu_mb" not in r:  # CPU: RSS cannot be reset, so a fresh process per kind
+                        alone = measure([r["kind"]], config, size, args.batch, 1, 0, args.device, args.threads,
+                                        precision)[0]
+                        r["peak_rss_mb"] = alone.get("peak_rss_mb", r["peak_rss_mb"])
                     if base:
                         r["ratio_vs_sam2"] = r["s_per_step"] / base
                 print(json.dumps(r))
                 rows.append(r)
-    data = [data_throughput(s, args.data_samples, reuse) for s in (384, 512) for reuse in (1, 2)]
-    result = {"host": platform.node() or "?", "torch": torch.__version__, "threads": args.threads,
-              "device": args.device, "native_bf16": native_bf16(torch.device(args.device)), "steps": rows,
-              "data": data}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "train.json").write_text(json.dumps(result, indent=2))
-    (out / "train.md").write_text(to_markdown(result))
-    print(to_markdown(result))
+            write(rows, [])  # so far: a run cut short keeps the rows it has
+    write(rows, [data_throughput(s, args.data_samples, reuse) for s in (384, 512) for reuse in (1, 2)])
+    print((out / "train.md").read_text())
     return 0
