@@ -20,6 +20,7 @@ Report (fractions in [0, 1])::
      "click_fit": bool,                                         # click turns' logits fitted to their clicks
      "grow_clicks": bool,                                       # positive clicks' colour regions (roads) added
      "spatial_words": bool,                                     # spatial sentences resolved by geometry
+     "rim_clicks": bool,                                        # clicks on the shown mask's rim change it locally
      "encoder_precision": "bf16" | "fp32",                      # the image encoder's arithmetic
      "dialogue": {"n": int, "mIoU": float, "oIoU": float}}      # only when records carry follow-ups
 """
@@ -180,6 +181,7 @@ def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (
         "click_fit": bool(getattr(predictor, "click_fit", False)),
         "grow_clicks": bool(getattr(predictor, "grow_clicks", False)),
         "spatial_words": bool(getattr(predictor, "spatial_words", False)),
+        "rim_clicks": bool(getattr(predictor, "rim_clicks", False)),
         "encoder_precision": getattr(predictor, "encoder_precision", None),
     }
     amb = [(s.ambiguity, s.ambiguous) for s in samples if s.ambiguity is not None]
@@ -279,6 +281,9 @@ def report_markdown(result: EvalResult | dict, data_name: str = "") -> str:
         lines += ["Positive clicks add no colour region (`--no-grow-clicks`).", ""]
     if rep.get("spatial_words") is False:
         lines += ["Spatial sentences answered by the model alone, not resolved by geometry (`--no-spatial-words`).", ""]
+    if rep.get("rim_clicks") is False:
+        lines += ["Clicks on the rim of the shown mask change it as the model answers them, not only around the click "
+                  "(`--no-rim-clicks`).", ""]
     if "dialogue" in rep:
         d = rep["dialogue"]
         lines += [f"Dialogue (follow-up turn with the first turn's mask as prior): n = {d['n']}, "

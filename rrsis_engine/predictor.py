@@ -185,13 +185,15 @@ class Predictor:
     (:mod:`rrsis_engine.click_regions`). spatial_words: a text turn whose sentence is a category with spatial words
     only ("the leftmost building", "the second largest lake") asks the model for the whole category and picks the object
     by geometry (:mod:`rrsis_engine.spatial_language`); other sentences, or when the words pick none, keep the model's.
+    rim_clicks: a click on the rim of the mask shown before it (``predict``'s ``previous_mask``) changes that mask only
+    around the click (:func:`postprocess.rim_click_zone`), where the model may add or remove whole objects.
     """
 
     def __init__(self, model, device: str | None = None, disk_cache: bool = True,
                  disk_cache_bytes: int = 2 * 1024**3, memory_images: int = 8, cache_dir: str | Path | None = None,
                  zoom_in: bool | None = None, encoder_precision: str = "auto", edge_refine: bool = True,
                  remove_negated_regions: bool = True, click_fit: bool = True, grow_clicks: bool = True,
-                 spatial_words: bool = True):
+                 spatial_words: bool = True, rim_clicks: bool = True):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.encoder_precision = resolve_encoder_precision(encoder_precision, self.device)
         self.model = model.to(self.device).eval()
@@ -209,6 +211,7 @@ class Predictor:
         self.click_fit = click_fit
         self.grow_clicks = grow_clicks
         self.spatial_words = spatial_words
+        self.rim_clicks = rim_clicks
         # (image hash, x, y) -> the colour region grown from that pixel: (its box, the region's pixels in it) or None
         self._grown: _LRU = _LRU(64)
         # (image hash, x, y) -> that region's straight stretch through the pixel: (its box, its pixels, half-width) or None
@@ -420,13 +423,15 @@ class Predictor:
 
     # ---- predict ---------------------------------------------------------------------------------
     def predict(self, text: str = "", points=None, labels=None, box=None, mask_input=None,
-                image: RasterImage | None = None) -> Prediction:
+                image: RasterImage | None = None, previous_mask: np.ndarray | None = None) -> Prediction:
         """One turn.
 
         text: the expression (may be empty when clicks or a box are given). points: N×2 (x, y) pixels;
         labels: N ints (1 positive, 0 negative); box: (x0, y0, x1, y1) pixels; mask_input: a previous
         prediction's ``low_res_logits`` (1×1×S/4×S/4) used as the prior. image: the RasterImage to predict
-        on (default: the last ``set_image``).
+        on (default: the last ``set_image``). previous_mask: for a click turn whose new click is the last of
+        ``points``, the mask shown before it (H×W bool): a click on its rim changes it only around the click
+        (:func:`postprocess.rim_click_zone`; with ``rim_clicks``).
         """
         t0 = time.perf_counter()
         image = self._image_or_raise(image)
@@ -437,6 +442,9 @@ class Predictor:
         click_labels = lbl[0, :len(clicks)].cpu().numpy() if len(clicks) else np.zeros(0, dtype=np.int64)
         if not text and pts is None:
             raise PromptError("Nothing to segment: type an expression, click on the object or draw a box.")
+        if previous_mask is not None and np.shape(previous_mask) != (image.height, image.width):
+            raise PromptError(f"The previous mask is {np.shape(previous_mask)}, the image {image.height}×{image.width} "
+                              "pixels: pass the mask shown on this image (rows × columns), or none.")
         timings = {}
         with self._lock, torch.inference_mode():
             key = self._key(image)
@@ -547,6 +555,15 @@ class Predictor:
                 negated = postprocess.negated_by_clicks(shown > 0, clicks, click_labels, previous, strips)
                 if negated.any():
                     shown = np.where(negated, np.minimum(shown, -10.0), shown).astype(np.float32)
+            if self.rim_clicks and previous_mask is not None and len(clicks):
+                previous_mask = np.asarray(previous_mask, bool)
+                zone = postprocess.rim_click_zone(previous_mask, shown > 0, *clicks[-1], click_labels[-1] == 1,
+                                                  max(image.height, image.width) / (self.image_size // 4))
+                if zone is not None:  # the mask shown before, changed only on its rim around the click; so is the prior
+                    shown = np.where(zone, shown, np.where(previous_mask, 10.0, -10.0)).astype(np.float32)
+                    if prior is not None:
+                        in_zone = T.image_logits_to_model(np.where(zone, 1.0, -1.0), self.image_size // 4) > 0
+                        low = torch.where(in_zone.to(low.device), low, prior.to(low.dtype))
         pred = self._finish(shown, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])),
                             uncertainty=unc, uncertainty_low=unc_low, clicks=clicks, ambiguity_prob=ambiguity_prob,
                             turn_error=error, click_gain=gain, click_policy=policy,

@@ -220,6 +220,8 @@ class RefinementSession:
             box=np.asarray(state.box, dtype=np.float32) if state.box is not None else None,
             mask_input=prior,
             image=self.image,
+            # a click turn's new click is the last point: on the rim of the mask shown, it corrects that mask locally
+            previous_mask=self.current.mask if kind == "click" and self.current is not None else None,
         )
         self._append(Turn(len(self._history), kind, state, pred, used_prior=prior is not None))
         return pred

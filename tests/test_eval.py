@@ -35,7 +35,7 @@ class OraclePredictor:
     def validate_point(self, x, y, image=None):
         return float(x), float(y)
 
-    def predict(self, text="", points=None, labels=None, box=None, mask_input=None, image=None):
+    def predict(self, text="", points=None, labels=None, box=None, mask_input=None, image=None, previous_mask=None):
         rec = self.by_text.get(text) or next(r for r in self.by_text.values() if r.get("followup") == text)
         gt = rec["mask"]
         if points is None:

@@ -65,6 +65,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-spatial-words", action="store_true",
                    help="score text turns as the model answers them, without resolving a category with spatial words "
                         "by geometry over the model's mask of the category (rrsis_engine.spatial_language)")
+    p.add_argument("--no-rim-clicks", action="store_true",
+                   help="score click turns with the model's whole answer even where the click lies on the rim of the mask shown before it (by default such a click changes that mask only around the click: rrsis_engine.postprocess.rim_click_zone)")
     p.set_defaults(func=run)
 
 
@@ -81,7 +83,8 @@ def run(args) -> int:
                                encoder_precision=args.encoder_precision, edge_refine=not args.no_edge_refine,
                                remove_negated_regions=not args.keep_negated_regions,
                                click_fit=not args.no_click_fit, grow_clicks=not args.no_grow_clicks,
-                               spatial_words=not args.no_spatial_words)
+                               spatial_words=not args.no_spatial_words,
+                               rim_clicks=not args.no_rim_clicks)
 
     def progress(i, s):
         if (i + 1) % 25 == 0:

@@ -72,6 +72,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-spatial-words", action="store_true",
                    help="leave sentences with spatial words ('the leftmost building') to the model (by default the model "
                         "segments the whole category and the object is picked by position or size)")
+    p.add_argument("--no-rim-clicks", action="store_true",
+                   help="let a click on the rim of the mask shown before it change the whole mask as the model answers it (by default it changes that mask only around the click)")
     p.set_defaults(func=run)
 
 
@@ -88,7 +90,8 @@ def run(args) -> int:
     predictor = load_predictor(args.model, edge_refine=not args.no_edge_refine,
                                remove_negated_regions=not args.keep_negated_regions,
                                click_fit=not args.no_click_fit, grow_clicks=not args.no_grow_clicks,
-                               spatial_words=not args.no_spatial_words)
+                               spatial_words=not args.no_spatial_words,
+                               rim_clicks=not args.no_rim_clicks)
     session = RefinementSession(predictor)
     session.set_image(args.image, bands=args.bands)
     logger = None
