@@ -108,14 +108,15 @@ def rim_click_zone(previous: np.ndarray, new: np.ndarray, x: float, y: float, po
     """Where the model's answer ``new`` to a click at (x, y) pixels may change ``previous`` (the mask shown before the
     click; both H×W bool), H×W bool, when the click lies on the rim of ``previous`` and ``new`` changed far more than
     that rim; None when ``new`` stands as it is — a negative click deep in a part or a positive one away from the mask
-    may add or remove a whole object, and an answer that changes the rim, however long, corrects it.
+    may add or remove a whole object, and an answer that changes the rim, however long, corrects it. Changes the click
+    did not ask for (pixels added after a negative click, removed after a positive one) count as beyond the rim.
 
     On the rim a click corrects the boundary: the standard protocol clicks the centre of the largest wrong region,
     on a nearly right mask a sliver along it. The model answered a negative click 2 pixels inside a grove by removing
     the grove (synthetic test "segment the grove on the left": IoU 0.96 → 0.00), and positive clicks beside a road by
     adding the roads it meets. With d the click's depth in its part (negative) or gap to the mask (positive), the rim
     band is the part's pixels at most RIM_BAND_SCALE · d + 1 deep, or the pixels at most that far from the mask; when
-    the answer changes more than RIM_FREE_SHARE of the part beyond the band, the zone is the band within
+    the answer changes more pixels than RIM_FREE_SHARE of the part beyond the band, the zone is the band within
     RIM_ZONE_SCALE · (d + 1) of the click. ``cell_px``: image pixels per cell of the model's S/4 logits."""
     h, w = previous.shape
     row, col = int(min(max(round(y), 0), h - 1)), int(min(max(round(x), 0), w - 1))
@@ -133,14 +134,11 @@ def rim_click_zone(previous: np.ndarray, new: np.ndarray, x: float, y: float, po
         if depth > RIM_GAP_CELLS * cell_px:
             return None
         seed = (rows[nearest] + r0, cols[nearest] + c0)
-        changed = new & ~previous
     else:
         seed = (row, col)
-        changed = previous & ~new
     parts, _ = ndimage.label(previous)
     part = parts == parts[seed]
-    if not positive:
-        changed &= part
+    changed = new != previous  # beyond the band: what the click did not ask for, in either direction
     limit = RIM_FREE_SHARE * part.sum()
     if changed.sum() <= limit:  # the answer stands whatever the band (most click turns end here)
         return None

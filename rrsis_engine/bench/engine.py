@@ -108,15 +108,16 @@ def _turns(predictor, image, repeats: int, dev) -> tuple[list[float], list[float
     """Per-turn latencies (ms) on a cached image: 2-click turns with the previous mask as prior (decoder
     only: the zoom-in pass, the edge snap and the regions grown from positive clicks are off here, see
     :func:`_zoom_turns`, :func:`_edge_snap` and :func:`_click_regions`; the negative click lies on noise, where no
-    colour region grows, and that answer is cached after the first turn), and new-text turns (text encoder + fusion +
-    decoder)."""
+    colour region grows, and that answer is cached after the first turn; the rim rule reads the mask shown before),
+    and new-text turns (text encoder + fusion + decoder)."""
     zoom_in, edge_refine, grow_clicks = predictor.zoom_in, predictor.edge_refine, predictor.grow_clicks
     predictor.zoom_in = predictor.edge_refine = predictor.grow_clicks = False
     try:
         predictor.predict(TEXTS[0], image=image)
         prev = predictor.predict(TEXTS[0], points=[[500, 500]], labels=[1], image=image)
         clicks = _time(lambda: (predictor.predict(TEXTS[0], points=[[500, 500], [300, 200]], labels=[1, 0],
-                                                  mask_input=prev.low_res_logits, image=image), _sync(dev)),
+                                                  mask_input=prev.low_res_logits, image=image,
+                                                  previous_mask=prev.mask), _sync(dev)),
                        repeats * 10)
 
         def new_text():
@@ -171,6 +172,17 @@ def _edge_snap(image, grid_side: int, repeats: int) -> dict:
 
     assert negated_cut()[600:900].sum() == cut[600:900].sum()  # both pieces of the look-alike go (also the warm-up)
     out["negated_cut_p50_ms"] = _pct(_time(negated_cut, repeats * 5), 50)
+    # a negative click 3 pixels inside the 300² target, answered by dropping the target (the rim rule keeps it but for
+    # the rim around the click) or by trimming a 4-pixel sliver along its edge (the answer stands)
+    dropped, trimmed = previous.copy(), previous.copy()
+    dropped[100:400, 100:400] = False
+    trimmed[100:400, 100:104] = False
+    cell_px = image.width / grid_side
+    for name, answer in (("dropped", dropped), ("trimmed", trimmed)):
+        zone = postprocess.rim_click_zone(previous, answer, 103, 250, False, cell_px)  # also the warm-up
+        assert (zone is None) == (name == "trimmed")
+        out[f"rim_{name}_p50_ms"] = _pct(_time(
+            lambda a=answer: postprocess.rim_click_zone(previous, a, 103, 250, False, cell_px), repeats * 5), 50)
     out.update(_click_regions(image, roads, clicks, labels, repeats))
     return out
 
@@ -382,6 +394,14 @@ def _markdown(report: dict) -> str:
                          f"{r['snap_whole_p50_ms']:.1f} | "
                          f"{(r['click_p50_ms'] + r['snap_object_p50_ms']) / r['sam2_click_p50_ms']:.2f}× | {negated} | "
                          f"{fit} |")
+    lines += ["", "Clicks on the rim (rrsis_engine.postprocess.rim_click_zone, in every click turn with the mask shown "
+              "before it, also in the click turns above): a negative click 3 pixels inside the 300² target above, the "
+              "model's answer dropping the target (the rule keeps all but the rim around the click) or trimming a "
+              "4-pixel sliver along its edge (the answer stands).", "",
+              "| config | answer dropped the target (ms) | answer trimmed the rim (ms) |", "|---|---|---|"]
+    for r in rows:
+        if "rim_dropped_p50_ms" in r:
+            lines.append(f"| {r['config']} | {r['rim_dropped_p50_ms']:.1f} | {r['rim_trimmed_p50_ms']:.1f} |")
     lines += ["", "Colour regions grown from positive clicks (rrsis_engine.click_regions, on by default) on the two "
               "crossing roads above painted in one asphalt colour: smoothing the 1024² image (once per image, on its "
               "first positive click), growing the region from a click on the wide road (once per click; both are "
