@@ -90,6 +90,7 @@ class Prediction:
             "suggested_click": None if self.suggested_click is None else [
                 round(float(self.suggested_click[0]), 1), round(float(self.suggested_click[1]), 1),
                 int(self.suggested_click[2])],
+            "suggests_confirmation": self.suggests_confirmation,
             "latency_ms": round(float(self.latency_ms), 2),
             "timings_ms": {k: round(float(v), 2) for k, v in self.timings.items()},
         }

@@ -25,6 +25,7 @@ def test_predict_writes_mask_overlay_and_geojson_in_the_crs(checkpoint, tmp_path
     mask = np.asarray(Image.open(tmp_path / "m.png"))
     assert mask.shape == (512, 512) and set(np.unique(mask)) <= {0, 255}
     assert info["area_px"] == int((mask == 255).sum())
+    assert info["suggests_confirmation"] in (True, False)  # whether suggested_click asks "is it this one?"
     assert np.asarray(Image.open(tmp_path / "o.png")).shape == (512, 512, 3)
     gj = json.loads((tmp_path / "m.geojson").read_text())
     assert gj["crs"]["properties"]["name"].endswith("26914")
