@@ -564,6 +564,16 @@ class Predictor:
                     if prior is not None:
                         in_zone = T.image_logits_to_model(np.where(zone, 1.0, -1.0), self.image_size // 4) > 0
                         low = torch.where(in_zone.to(low.device), low, prior.to(low.dtype))
+            if self.spatial_words and text and spatial is None and box is None and not len(clicks) and \
+                    (one_object := spatial_language.parse_object(text)) is not None:
+                # a text turn of a sentence about one object ("the farm plot") whose mask shows several look-alikes
+                # shows the likeliest alone; the others stay in the prior, so a negative click on it shows them
+                # (synthetic validation NoC@85 1.10 → 0.82, docs/training.md "One object for a sentence about one")
+                t_one = time.perf_counter()
+                likeliest = spatial_language.likeliest_object(shown > 0, one_object.category, logits, clicks)
+                if likeliest is not None:
+                    shown = np.where((shown > 0) & ~likeliest, np.minimum(shown, -10.0), shown).astype(np.float32)
+                timings["likeliest_ms"] = (time.perf_counter() - t_one) * 1e3
         pred = self._finish(shown, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])),
                             uncertainty=unc, uncertainty_low=unc_low, clicks=clicks, ambiguity_prob=ambiguity_prob,
                             turn_error=error, click_gain=gain, click_policy=policy,
@@ -581,7 +591,7 @@ class Predictor:
                 pred.suggested_click = confirm
             timings["confirm_ms"] = (time.perf_counter() - t_confirm) * 1e3
         timings["post_ms"] = (time.perf_counter() - t) * 1e3 - sum(timings.get(k, 0.0) for k in (
-            "zoom_ms", "edges_ms", "grow_ms", "confirm_ms"))
+            "zoom_ms", "edges_ms", "grow_ms", "likeliest_ms", "confirm_ms"))
         pred.timings = timings
         pred.latency_ms = (time.perf_counter() - t0) * 1e3
         return pred

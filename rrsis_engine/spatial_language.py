@@ -496,13 +496,11 @@ def unclicked_objects(mask: np.ndarray, category: str, positive_clicks: np.ndarr
     return mask & ~np.logical_or.reduce(picked)
 
 
-def confirmation_click(mask: np.ndarray, category: str, logits: np.ndarray,
-                       negative_clicks: np.ndarray) -> tuple[float, float, int] | None:
-    """For a sentence about one object of ``category`` whose words did not pick it, with no positive click yet: a
-    positive click (x, y, 1) at the interior point of the likeliest of the objects ``mask`` (H×W bool, the turn's
-    shown mask) holds (:func:`object_groups`, highest mean probability σ(``logits``) H×W, none a negative click (N×2
-    x, y pixels) lies on) — "is it this one?": a positive click there keeps it alone (:func:`unclicked_objects`).
-    None when the mask holds fewer than two objects."""
+def likeliest_object(mask: np.ndarray, category: str, logits: np.ndarray,
+                     negative_clicks: np.ndarray) -> np.ndarray | None:
+    """Of the objects of ``category`` that ``mask`` (H×W bool, a turn's shown mask) holds (:func:`object_groups`), none
+    of which a negative click (N×2 x, y pixels) lies on, the likeliest: highest mean probability σ(``logits``) (H×W),
+    then area — its pixels, H×W bool; None when the mask holds fewer than two objects or every one is negated."""
     groups = object_groups(mask, category)
     if len(groups) < 2:
         return None
@@ -510,7 +508,18 @@ def confirmation_click(mask: np.ndarray, category: str, logits: np.ndarray,
     open_groups = [g for g in groups if not g[rows, cols].any()]
     if not open_groups:
         return None
-    likeliest = max(open_groups, key=lambda g: (float(sigmoid(logits[g]).mean()), int(g.sum())))
+    return max(open_groups, key=lambda g: (float(sigmoid(logits[g]).mean()), int(g.sum())))
+
+
+def confirmation_click(mask: np.ndarray, category: str, logits: np.ndarray,
+                       negative_clicks: np.ndarray) -> tuple[float, float, int] | None:
+    """For a sentence about one object of ``category`` whose words did not pick it, with no positive click yet: a
+    positive click (x, y, 1) at the interior point of the likeliest of the objects ``mask`` (H×W bool, the turn's
+    shown mask) holds (:func:`likeliest_object`) — "is it this one?": a positive click there keeps it alone
+    (:func:`unclicked_objects`). None when the mask holds fewer than two objects."""
+    likeliest = likeliest_object(mask, category, logits, negative_clicks)
+    if likeliest is None:
+        return None
     box = _box(likeliest)
     x, y = interior_point(likeliest[box])
     return float(x + box[1].start), float(y + box[0].start), 1
