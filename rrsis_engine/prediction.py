@@ -74,6 +74,14 @@ class Prediction:
         return bool(self.mask[min(max(int(round(y)), 0), h - 1), min(max(int(round(x)), 0), w - 1)])
 
     @property
+    def shows_one_candidate(self) -> bool:
+        """Whether ``mask`` holds one of two or more candidate regions only: for a sentence about one object the
+        predictor shows the likeliest look-alike alone, and a negative click on it shows the others."""
+        if len(self.candidates) < 2:
+            return False
+        return sum(bool((c.mask & self.mask).any()) for c in self.candidates) == 1
+
+    @property
     def area(self) -> int:
         """Foreground pixels of ``mask``."""
         return int(self.mask.sum())

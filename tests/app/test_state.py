@@ -144,6 +144,24 @@ def test_ambiguous_expression_lists_candidates_and_suggestion(services):
     assert shown.shape == plain.shape and not np.array_equal(shown, plain)
 
 
+def test_a_mask_showing_one_of_the_candidates_says_a_negative_click_shows_the_others(services):
+    """For a sentence about one object the engine shows the likeliest look-alike alone (stop 46)."""
+    from rrsis_engine.prediction import Candidate, Prediction
+
+    st = S.new_state(services)
+    left, right = np.zeros((40, 40), bool), np.zeros((40, 40), bool)
+    left[5:15, 5:15], right[25:35, 25:35] = True, True
+    cands = [Candidate(left, 0.9, (5, 5, 15, 15), (10.0, 10.0)), Candidate(right, 0.8, (25, 25, 35, 35), (30.0, 30.0))]
+    pred = Prediction(mask=left, logits=left.astype(np.float32), low_res_logits=None, iou_score=0.8, object_score=0.9,
+                      latency_ms=1.0, ambiguity=0.9, ambiguous=True, candidates=cands)
+    assert pred.shows_one_candidate
+    assert "the mask shows the likeliest, and a negative click on it shows the others" in \
+        S.describe_turn(st, pred, "expression")
+    pred.mask = left | right  # both shown: nothing to say about the others
+    assert not pred.shows_one_candidate
+    assert "negative click on it shows the others" not in S.describe_turn(st, pred, "expression")
+
+
 def test_an_unflagged_suggestion_is_worded_by_what_it_asks(services):
     from rrsis_engine.prediction import Prediction
 
