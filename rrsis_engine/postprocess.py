@@ -139,23 +139,25 @@ def rim_click_zone(previous: np.ndarray, new: np.ndarray, x: float, y: float, po
     parts, _ = ndimage.label(previous)
     part = parts == parts[seed]
     changed = new != previous  # beyond the band: what the click did not ask for, in either direction
-    limit = RIM_FREE_SHARE * part.sum()
-    if changed.sum() <= limit:  # the answer stands whatever the band (most click turns end here)
+    limit = RIM_FREE_SHARE * np.count_nonzero(part)
+    if np.count_nonzero(changed) <= limit:  # the answer stands whatever the band (most click turns end here)
         return None
+    # distances on every step-th pixel above 512 pixels a side, as boundary_distance (a 1 024² EDT costs ≈ 50 ms)
     if positive:
-        gap = ndimage.distance_transform_edt(~previous)
+        step = -(-max(h, w) // 512)
+        gap = resample_nearest(ndimage.distance_transform_edt(~previous[::step, ::step]) * step, h, w)
         band = ~previous & (gap <= RIM_BAND_SCALE * depth + 1)
     else:
-        rows, cols = np.nonzero(part)
-        r0, c0 = rows.min(), cols.min()
-        inside = np.zeros((h, w))
-        inside[r0:rows.max() + 1, c0:cols.max() + 1] = ndimage.distance_transform_edt(
-            np.pad(part[r0:rows.max() + 1, c0:cols.max() + 1], 1))[1:-1, 1:-1]
-        depth = float(inside[row, col])
+        rows, cols = np.flatnonzero(part.any(1)), np.flatnonzero(part.any(0))
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        sub, step = boundary_distance(part[r0:r1, c0:c1])
+        inside = resample_nearest(sub * step, r1 - r0, c1 - c0)  # the part's box
+        depth = float(inside[row - r0, col - c0])
         if depth >= RIM_DEPTH_SHARE * float(inside.max()):
             return None
-        band = part & (inside <= RIM_BAND_SCALE * depth + 1)
-    if (changed & ~band).sum() <= limit:
+        band = np.zeros_like(part)
+        band[r0:r1, c0:c1] = part[r0:r1, c0:c1] & (inside <= RIM_BAND_SCALE * depth + 1)
+    if np.count_nonzero(changed & ~band) <= limit:
         return None
     yy, xx = np.ogrid[:h, :w]
     return band & ((xx - col) ** 2 + (yy - row) ** 2 <= (RIM_ZONE_SCALE * (depth + 1)) ** 2)

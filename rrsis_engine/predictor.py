@@ -556,6 +556,7 @@ class Predictor:
                 if negated.any():
                     shown = np.where(negated, np.minimum(shown, -10.0), shown).astype(np.float32)
             if self.rim_clicks and previous_mask is not None and len(clicks):
+                t_rim = time.perf_counter()
                 previous_mask = np.asarray(previous_mask, bool)
                 zone = postprocess.rim_click_zone(previous_mask, shown > 0, *clicks[-1], click_labels[-1] == 1,
                                                   max(image.height, image.width) / (self.image_size // 4))
@@ -564,6 +565,7 @@ class Predictor:
                     if prior is not None:
                         in_zone = T.image_logits_to_model(np.where(zone, 1.0, -1.0), self.image_size // 4) > 0
                         low = torch.where(in_zone.to(low.device), low, prior.to(low.dtype))
+                timings["rim_ms"] = (time.perf_counter() - t_rim) * 1e3
             if self.spatial_words and text and spatial is None and box is None and not len(clicks) and \
                     (one_object := spatial_language.parse_object(text)) is not None:
                 # a text turn of a sentence about one object ("the farm plot") whose mask shows several look-alikes
@@ -591,7 +593,7 @@ class Predictor:
                 pred.suggested_click = confirm
             timings["confirm_ms"] = (time.perf_counter() - t_confirm) * 1e3
         timings["post_ms"] = (time.perf_counter() - t) * 1e3 - sum(timings.get(k, 0.0) for k in (
-            "zoom_ms", "edges_ms", "grow_ms", "likeliest_ms", "confirm_ms"))
+            "zoom_ms", "edges_ms", "grow_ms", "rim_ms", "likeliest_ms", "confirm_ms"))
         pred.timings = timings
         pred.latency_ms = (time.perf_counter() - t0) * 1e3
         return pred
