@@ -185,8 +185,10 @@ class Predictor:
     (:mod:`rrsis_engine.click_regions`). spatial_words: a text turn whose sentence is a category with spatial words
     only ("the leftmost building", "the second largest lake") asks the model for the whole category and picks the object
     by geometry (:mod:`rrsis_engine.spatial_language`); other sentences, or when the words pick none, keep the model's.
-    rim_clicks: a click on the rim of the mask shown before it (``predict``'s ``previous_mask``) changes that mask only
-    around the click (:func:`postprocess.rim_click_zone`), where the model may add or remove whole objects.
+    rim_clicks: a click on the rim of the mask shown before it (``predict``'s ``previous_mask``) whose answer changes far
+    more than that rim (the model dropped the object, or flooded the roads it meets) changes the mask only on its rim
+    around the click (:func:`postprocess.rim_click_zone`). A text turn of a sentence about one object whose mask shows
+    several look-alikes shows the likeliest alone (with ``spatial_words``; :func:`spatial_language.likeliest_object`).
     """
 
     def __init__(self, model, device: str | None = None, disk_cache: bool = True,
