@@ -16,9 +16,10 @@ def test_half_precision_export_loads_and_predicts_the_same_mask(tmp_path, tiny_t
     half = load_checkpoint(dst, text_encoder=tiny_text_encoder)
     image = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
     # the model's own logits, both encoders in fp32: the edge snap turns them into ±10 steps, so a weight rounded to
-    # float16 near the 0.5 contour of its filtered mask moved a "logit" by up to 10 (a flaky comparison)
-    a, b = (Predictor(m, device="cpu", disk_cache=False, encoder_precision="fp32", edge_refine=False)
-            for m in (model, half))
+    # float16 near the 0.5 contour of its filtered mask moved a "logit" by up to 10 (a flaky comparison); so does the
+    # choice of the likeliest of a random model's look-alikes for "the roof" (stop 46), whose means nearly tie
+    a, b = (Predictor(m, device="cpu", disk_cache=False, encoder_precision="fp32", edge_refine=False,
+                      spatial_words=False) for m in (model, half))
     a.set_image(image)
     b.set_image(image)
     la, lb = a.predict("the roof").logits, b.predict("the roof").logits
