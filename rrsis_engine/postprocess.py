@@ -84,9 +84,15 @@ def boundary_distance(region: np.ndarray, max_side: int = 512) -> tuple[np.ndarr
     """Distances (pixels) of every step-th pixel of ``region`` (H×W bool, [row, col]) to the region's boundary, the
     array's border counting as outside, and the step: 1 up to ``max_side`` pixels a side, more above it (a 1 024² EDT
     costs ≈ 50 ms). Returns (⌈H / step⌉×⌈W / step⌉ float distances in full-resolution pixels / step, step)."""
-    step = -(-max(region.shape) // max_side)
+    step = distance_step(region.shape, max_side)
     sub = region[::step, ::step]
     return ndimage.distance_transform_edt(np.pad(sub, 1))[1:-1, 1:-1], step
+
+
+def distance_step(shape: tuple[int, ...], max_side: int = 512) -> int:
+    """The step of the pixels a distance transform of an array of ``shape`` (H, W) runs on: 1 up to ``max_side``
+    pixels a side, more above it (:func:`boundary_distance`)."""
+    return -(-max(shape[:2]) // max_side)
 
 
 #: A negative click lies on the rim of the shown part it is in when its depth there (distance to the part's outside) is
@@ -144,7 +150,7 @@ def rim_click_zone(previous: np.ndarray, new: np.ndarray, x: float, y: float, po
         return None
     # distances on every step-th pixel above 512 pixels a side, as boundary_distance (a 1 024² EDT costs ≈ 50 ms)
     if positive:
-        step = -(-max(h, w) // 512)
+        step = distance_step(previous.shape)
         gap = resample_nearest(ndimage.distance_transform_edt(~previous[::step, ::step]) * step, h, w)
         band = ~previous & (gap <= RIM_BAND_SCALE * depth + 1)
     else:
@@ -552,4 +558,3 @@ def _correction_at_cell(mask: np.ndarray, row: int, col: int, grid: tuple[int, i
     px = min(width - 1, int((col + 0.5) * width / w))
     py = min(height - 1, int((row + 0.5) * height / h))
     return float(px), float(py), 0 if mask[py, px] else 1
-

@@ -585,10 +585,11 @@ class Predictor:
         if negated is not None and negated.any():
             # what the labeller's negative clicks removed is settled: the map (the model's, which still holds it) says so
             pred.uncertainty = np.where(negated, 0.0, pred.uncertainty).astype(np.float32)
-        if self.spatial_words and text and spatial is None and box is None and not (click_labels == 1).any() and \
-                (one_object := spatial_language.parse_object(text)) is not None:
-            # a sentence about one object whose mask shows several look-alikes: "is it this one?" — a positive click on
-            # the likeliest keeps it alone, where negative clicks would remove the others one at a time
+        if self.spatial_words and text and spatial is None and box is None and len(clicks) and \
+                not (click_labels == 1).any() and (one_object := spatial_language.parse_object(text)) is not None:
+            # a sentence about one object whose mask shows several look-alikes after negative clicks (a text turn shows
+            # the likeliest alone, above): "is it this one?" — a positive click on the likeliest keeps it alone, where
+            # negative clicks would remove the others one at a time
             t_confirm = time.perf_counter()
             confirm = spatial_language.confirmation_click(pred.mask, one_object.category, logits, clicks[click_labels == 0])
             if confirm is not None:

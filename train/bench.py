@@ -9,8 +9,9 @@ For each config (default rsam-lite, rsam-t, rsam-b+ at their native input size):
   SAM 2 mask decoder (high-res features), focal+dice loss, AdamW.
 The three are timed in one fresh process with their steps interleaved, round after round, so drift of a shared
 machine hits all alike; ratio = rsam s/step ÷ sam2 s/step (goal ≤ 1.25). Peak memory of each kind alone: on CPU the
-RSS of a fresh process per kind (one step), on a GPU the allocator's peak of one step with only that kind built. ``--precision`` (one or more of fp32, bf16; default bf16 on GPU, fp32 on CPU) runs every row
-under that autocast; all rows use the trainer's fused AdamW.
+RSS of a fresh process per kind (one step), on a GPU the allocator's peak of one step with only that kind built.
+``--precision`` (one or more of fp32, bf16; default bf16 on GPU, fp32 on CPU) runs every row under that autocast;
+all rows use the trainer's fused AdamW.
 Data pipeline: samples/s of drawing + augmenting + tensorising synthetic samples (the training source),
 which must exceed the training step's samples/s.
 """
@@ -246,12 +247,14 @@ def run(argv: list[str]) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    def write(rows: list[dict], data: list[dict]) -> None:
+    def write(rows: list[dict], data: list[dict]) -> str:
+        """train.json and train.md in ``out`` → the markdown."""
         result = {"host": platform.node() or "?", "torch": torch.__version__, "threads": args.threads,
                   "device": args.device, "native_bf16": native_bf16(torch.device(args.device)), "steps": rows,
                   "data": data}
         (out / "train.json").write_text(json.dumps(result, indent=2))
-        (out / "train.md").write_text(to_markdown(result))
+        (out / "train.md").write_text(markdown := to_markdown(result))
+        return markdown
 
     for precision in precisions:
         resolve_precision(precision, torch.device(args.device))  # warns about emulated bf16
@@ -274,6 +277,5 @@ def run(argv: list[str]) -> int:
                 print(json.dumps(r))
                 rows.append(r)
             write(rows, [])  # so far: a run cut short keeps the rows it has
-    write(rows, [data_throughput(s, args.data_samples, reuse) for s in (384, 512) for reuse in (1, 2)])
-    print((out / "train.md").read_text())
+    print(write(rows, [data_throughput(s, args.data_samples, reuse) for s in (384, 512) for reuse in (1, 2)]))
     return 0
