@@ -403,17 +403,13 @@ def realize(spec: dict, rng: np.random.Generator) -> str:
         adjs.append(_pick(rng, EXTREME_WORDS[spec["extreme"]]))
     if shape:
         adjs.append(shape)
-    color_post = False
+    color_post = ""  # "with a grey roof" after the noun
     if color:
         if cat == "building" and noun != "roof" and rng.random() < 0.5:
-            color_post = True
+            color_post = " " + _pick(rng, [f"with the {color} roof", f"with {'an' if color[0] in 'aeiou' else 'a'} {color} roof"])
         else:
             adjs.append(color)
-    head = " ".join(adjs + [noun])
-    article = "the"
-    phrase = f"{article} {head}"
-    if color_post:
-        phrase += _pick(rng, [f" with the {color} roof", f" with {'an' if color[0] in 'aeiou' else 'a'} {color} roof"])
+    phrase = f"the {' '.join(adjs + [noun])}{color_post}"
     tail = []
     if spec.get("region"):
         tail.append(_pick(rng, REGION_WORDS[spec["region"]]))
@@ -427,8 +423,8 @@ def realize(spec: dict, rng: np.random.Generator) -> str:
     if tail and spec.get("region") and not spec.get("relation") and rng.random() < 0.35 and not adjs:
         # fronted position: "in the top-left corner, the building"
         if rng.random() < 0.5:
-            return f"{tail[0]}, the {noun}"
-        return f"the {REGION_ADJ[spec['region']]} {noun}"
+            return f"{tail[0]}, {phrase}"
+        return f"the {REGION_ADJ[spec['region']]} {noun}{color_post}"
     return " ".join([phrase] + tail)
 
 
