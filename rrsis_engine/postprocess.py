@@ -52,19 +52,22 @@ def point_pixels(points: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray
 
 def negated_by_clicks(mask: np.ndarray, points: np.ndarray, labels: np.ndarray,
                       previous: np.ndarray | None = None,
-                      colour_strips: list[tuple[np.ndarray, float] | None] | None = None) -> np.ndarray:
+                      colour_strips: list[tuple[np.ndarray, float] | None] | None = None,
+                      trim_only: bool = False) -> np.ndarray:
     """What the negative clicks among ``points`` (N×2 x, y; ``labels`` N, 1 positive / 0 negative) remove from
     ``mask`` (H×W bool), H×W bool: the separate look-alikes they lie on (:func:`negated_regions`), then the strips
     crossing the target they lie on (:func:`negated_strips`) in what is left; given the ``previous`` turn's mask
     (H×W bool), what is left in ``mask`` of the parts they lie deep in there (:func:`negated_previous_parts`); and
     given the straight stretch of the colour strip (a road) each negative click lies on, in order (``colour_strips``:
-    H×W bool and half-width, or None), what :func:`negated_strip_regions` takes out of ``mask`` with them."""
+    H×W bool and half-width, or None), what :func:`negated_strip_regions` takes out of ``mask`` with them. trim_only:
+    for the object the sentence's words chose, the clicks trim it and do not reject it whole (as after a positive
+    click)."""
     removed = negated_regions(mask, points, labels)
     removed |= negated_strips(mask & ~removed, points, labels)
     if previous is not None:
-        removed |= negated_previous_parts(mask, previous, points, labels)
+        removed |= negated_previous_parts(mask, previous, points, labels, trim_only)
     if colour_strips is not None and any(s is not None for s in colour_strips):
-        removed |= negated_strip_regions(mask, colour_strips, points, labels)
+        removed |= negated_strip_regions(mask, colour_strips, points, labels, trim_only)
     return removed
 
 
@@ -232,7 +235,7 @@ REJECT_CLICK_DEPTH = 0.8
 
 
 def negated_previous_parts(mask: np.ndarray, previous: np.ndarray, points: np.ndarray,
-                           labels: np.ndarray) -> np.ndarray:
+                           labels: np.ndarray, trim_only: bool = False) -> np.ndarray:
     """What is left in ``mask`` (H×W bool, this turn's) of the parts of ``previous`` (H×W bool, the mask the labeller
     clicked on) that a negative click lies deep in and no positive click lies on, H×W bool.
 
@@ -241,7 +244,9 @@ def negated_previous_parts(mask: np.ndarray, previous: np.ndarray, points: np.nd
     parts are those of ``mask | previous`` (4-connected). A part goes when the click's distance to the part's boundary
     is at least :data:`DEEP_CLICK_DEPTH` of the part's largest, unless the parts going are together larger than the
     rest (as :func:`negated_regions`); before any positive click, a part goes whatever its size when the click is at
-    least :data:`REJECT_CLICK_DEPTH` deep. points: N×2 (x, y) image pixels; labels: N (1 positive, 0 negative)."""
+    least :data:`REJECT_CLICK_DEPTH` deep — not with ``trim_only`` (the object the sentence's words chose by geometry:
+    a negative click on a crossing of that road rejected all of it, synthetic test scene 114). points: N×2 (x, y) image
+    pixels; labels: N (1 positive, 0 negative)."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     labels = np.asarray(labels).reshape(-1)
     none = np.zeros(mask.shape, dtype=bool)
@@ -269,7 +274,7 @@ def negated_previous_parts(mask: np.ndarray, previous: np.ndarray, points: np.nd
         share = depth[(rows[i] - box[0].start) // step, (cols[i] - box[1].start) // step] / peak if peak else 0.0
         if share >= DEEP_CLICK_DEPTH:
             deep.add(part)
-        if share >= REJECT_CLICK_DEPTH and not (labels == 1).any():
+        if share >= REJECT_CLICK_DEPTH and not (trim_only or (labels == 1).any()):
             rejected.add(part)
     return (_unless_most_of(np.isin(parts, sorted(deep)), seen) | np.isin(parts, sorted(rejected))) & mask
 
@@ -372,7 +377,7 @@ SLIVER_OPENING = 2
 
 
 def negated_strip_regions(mask: np.ndarray, strips: list[tuple[np.ndarray, float] | None], points: np.ndarray,
-                          labels: np.ndarray) -> np.ndarray:
+                          labels: np.ndarray, trim_only: bool = False) -> np.ndarray:
     """What the negative clicks' colour strips remove from ``mask`` (H×W bool), H×W bool: a road crossing the target,
     or the wrong road the text turn found, after the model answered the click only around it.
 
@@ -382,8 +387,8 @@ def negated_strip_regions(mask: np.ndarray, strips: list[tuple[np.ndarray, float
     None. Each goes with the thin leftovers of ``mask`` beside it (its kerbs, :func:`slivers_beside`), less the pixels
     within :data:`STRIP_KEEP_HALF_WIDTHS` of its half-width from a positive click (the crossing with the target; a boat
     the medians merged into its river). Once the labeller has a positive click nothing is removed when it would be
-    more than half the mask (a trim, not a rejection). points: N×2 (x, y) image pixels; labels: N (1 positive, 0
-    negative)."""
+    more than half the mask (a trim, not a rejection); so with ``trim_only`` (the object the sentence's words chose).
+    points: N×2 (x, y) image pixels; labels: N (1 positive, 0 negative)."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     labels = np.asarray(labels).reshape(-1)
     removed = np.zeros_like(mask)
@@ -394,7 +399,7 @@ def negated_strip_regions(mask: np.ndarray, strips: list[tuple[np.ndarray, float
         rows, cols = np.nonzero((strip | slivers_beside(strip, mask & ~strip, half_width)) & mask)
         far = _far_from(rows, cols, points[labels == 1], STRIP_KEEP_HALF_WIDTHS * half_width)
         removed[rows[far], cols[far]] = True
-    if (labels == 1).any() and 2 * int(removed.sum()) > int(mask.sum()):
+    if (trim_only or (labels == 1).any()) and 2 * int(removed.sum()) > int(mask.sum()):
         return np.zeros_like(mask)
     return removed
 

@@ -503,7 +503,8 @@ class Predictor:
                     (one_object := spatial_language.parse_object(text)) is not None:
                 # a sentence about one object whose words did not pick it ("the farm plot" among three): a positive
                 # click picks it, and the look-alikes no positive click lies on leave the mask
-                others = spatial_language.unclicked_objects(logits > 0, one_object.category, clicks[click_labels == 1])
+                others = spatial_language.unclicked_objects(logits > 0, one_object.category, clicks[click_labels == 1],
+                                                              image.pixels)
             if others is not None and others.any():
                 logits = np.where(others, -10.0, logits).astype(np.float32)
                 low = T.image_logits_to_model(logits, self.image_size // 4).to(low.device, low.dtype)
@@ -554,7 +555,8 @@ class Predictor:
                 t_grow = time.perf_counter()
                 strips = [self._colour_strip(image, key, x, y) for x, y in clicks[click_labels == 0]]
                 timings["grow_ms"] = timings.get("grow_ms", 0.0) + (time.perf_counter() - t_grow) * 1e3
-                negated = postprocess.negated_by_clicks(shown > 0, clicks, click_labels, previous, strips)
+                negated = postprocess.negated_by_clicks(shown > 0, clicks, click_labels, previous, strips,
+                                                        trim_only=spatial is not None)
                 if negated.any():
                     shown = np.where(negated, np.minimum(shown, -10.0), shown).astype(np.float32)
             if self.rim_clicks and previous_mask is not None and len(clicks):
@@ -574,7 +576,8 @@ class Predictor:
                 # shows the likeliest alone; the others stay in the prior, so a negative click on it shows them
                 # (synthetic validation NoC@85 1.10 → 0.82, docs/training.md "One object for a sentence about one")
                 t_one = time.perf_counter()
-                likeliest = spatial_language.likeliest_object(shown > 0, one_object.category, logits, clicks)
+                likeliest = spatial_language.likeliest_object(shown > 0, one_object.category, logits, clicks,
+                                                              image.pixels)
                 if likeliest is not None:
                     shown = np.where((shown > 0) & ~likeliest, np.minimum(shown, -10.0), shown).astype(np.float32)
                 timings["likeliest_ms"] = (time.perf_counter() - t_one) * 1e3
@@ -591,7 +594,8 @@ class Predictor:
             # the likeliest alone, above): "is it this one?" — a positive click on the likeliest keeps it alone, where
             # negative clicks would remove the others one at a time
             t_confirm = time.perf_counter()
-            confirm = spatial_language.confirmation_click(pred.mask, one_object.category, logits, clicks[click_labels == 0])
+            confirm = spatial_language.confirmation_click(pred.mask, one_object.category, logits,
+                                                          clicks[click_labels == 0], image.pixels)
             if confirm is not None:
                 pred.suggested_click = confirm
             timings["confirm_ms"] = (time.perf_counter() - t_confirm) * 1e3
@@ -626,16 +630,21 @@ class Predictor:
         cells scaled so that their peak is SELECTED_LOGIT, the rest at most −SELECTED_LOGIT. A follow-up sentence
         after a prior as confident as the category's own logits (+8) failed where the ranked prior worked (synthetic
         validation follow-ups "not this one, the building to its right": 0.00 against 0.92)."""
-        masks, logits_of = {}, {}
+        masks, logits_of, decoded = {}, {}, {}
         for category in spec.categories:
             query = spatial_language.class_query(category)
             vd, t_global, u, _ = self._fuse(key, feats, query)
             low, _, _ = self.model.decode(vd, t_global, feats, None, None, None, uncertainty=u,
                                           fit_clicks=self.click_fit)
+            decoded[category] = low  # before the ranker, comparable across categories
             if self.model.component_ranker is not None:
                 low = self._select_regions(low, vd, feats.v1, query, image)
             logits = T.logits_to_image(low, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy()
             masks[category], logits_of[category] = logits > 0, (logits, low)
+        if len(masks) > 1:
+            decoded = {category: T.logits_to_image(low, image.height, image.width, self.image_size)[0, 0].float()
+                       .cpu().numpy() for category, low in decoded.items()}
+            masks = spatial_language.one_category_a_pixel(masks, decoded)
         chosen = spatial_language.resolve(spec, masks, image.pixels)
         if chosen is None:
             return None

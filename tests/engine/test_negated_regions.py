@@ -170,6 +170,14 @@ def test_before_any_positive_click_a_deep_negative_click_rejects_the_part_even_w
     assert np.array_equal(negated, _canal(cut=True))
 
 
+def test_a_deep_negative_click_trims_the_object_the_words_chose_and_does_not_reject_it():
+    """ "the road nearest to the blue car" chose the road by geometry: a negative click on it (at a crossing the ground
+    truth gives to the other road) trims it, as after a positive click (synthetic test scene 114: 0.89 → 0.00)."""
+    negated = postprocess.negated_by_clicks(_canal(cut=True), [[100, 78]], [0], previous=_canal(cut=False),
+                                            trim_only=True)
+    assert not negated.any()
+
+
 @pytest.mark.parametrize("points, labels", [
     ([[100, 78], [20, 78]], [0, 1]),  # a positive click on the strip: the labeller trims the target
     ([[100, 78], [100, 20]], [0, 1]),  # a positive click elsewhere: the strip is most of the mask, so it stays

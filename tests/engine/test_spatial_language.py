@@ -187,6 +187,42 @@ def test_a_colour_or_shape_picks_the_object():
     assert S.choose(SpatialSpec("building", shape="L-shaped"), objects + piece, shape).bbox == (70, 60, 105, 95)
 
 
+def test_a_pixel_found_by_two_categories_is_the_likelier_ones():
+    """A brown roof the field query also finds is a building, not a second brown field (synthetic test scene 81);
+    a car keeps the road pixels it stands on."""
+    shape = (60, 120)
+    roof, field = (10, 10, 30, 30), (60, 5, 110, 55)
+    masks = {"building": _blobs(shape, [roof]), "field": _blobs(shape, [roof, field]), "car": _blobs(shape, [field])}
+    logits = {"building": np.where(masks["building"], 3.0, -5.0), "field": np.where(masks["field"], 1.0, -5.0),
+              "car": np.full(shape, 9.0)}
+    one = S.one_category_a_pixel(masks, logits)
+    assert np.array_equal(one["building"], masks["building"]) and np.array_equal(one["field"], _blobs(shape, [field]))
+    assert np.array_equal(one["car"], masks["car"])  # on top of the field: not a rival for its pixels
+    assert S.one_category_a_pixel({"field": masks["field"]}, logits)["field"] is masks["field"]
+
+
+def test_a_cars_colour_is_read_pixel_by_pixel_and_the_road_under_it_is_nearest():
+    """The model's mask of "all the cars" is mostly the roads they stand on (synthetic test scene 114): "the blue car"
+    is the blue pixels there, not the colour of that region, and the road it stands on is the one nearest to it."""
+    from rrsis_engine.data.synthetic import CAR_COLORS
+
+    shape = (100, 100)
+    road, other_road = (0, 40, 100, 52), (0, 80, 100, 92)
+    blue, white, line = (20, 42, 29, 48), (70, 82, 79, 88), (40, 45, 100, 46)  # a 1-pixel painted line
+    pixels = np.full((*shape, 3), 150, dtype=np.uint8)
+    for box, rgb in ((road, (80, 82, 84)), (other_road, (80, 82, 84)), (blue, CAR_COLORS["blue"]),
+                     (white, CAR_COLORS["white"]), (line, CAR_COLORS["white"])):
+        pixels[_blobs(shape, [box])] = rgb
+    cars = S.objects_in(_blobs(shape, [road, other_road]), "car")  # the cars' mask: the roads
+    found = S.choose(SpatialSpec("car", color="blue"), cars, shape, pixels=pixels)
+    assert found is not None and found.bbox == blue
+    assert S.choose(SpatialSpec("car", color="white"), cars, shape, pixels=pixels).bbox == white  # not the line
+    assert S.choose(SpatialSpec("car", color="red"), cars, shape, pixels=pixels) is None
+    masks = {"road": _blobs(shape, [road, other_road]), "car": _blobs(shape, [road, other_road])}
+    chosen = S.resolve(S.parse("the road nearest to the blue car"), masks, pixels)
+    assert np.array_equal(chosen, _blobs(shape, [road]))
+
+
 def test_shapes_are_read_from_the_outline():
     from skimage.draw import polygon
 
@@ -237,20 +273,39 @@ def test_the_pieces_of_a_field_a_road_cuts_are_one_object():
     shape = (200, 200)
     cut = _blobs(shape, [(60, 20, 100, 80), (110, 20, 140, 80)])  # a field with a 10-pixel road across it
     other = _blobs(shape, [(20, 130, 80, 190)])
-    groups = S.object_groups(cut | other, "field")
+    grey = np.full(shape + (3,), 120, dtype=np.uint8)
+    groups = S.object_groups(cut | other, "field", grey)
     assert sorted(int(g.sum()) for g in groups) == sorted([int(cut.sum()), int(other.sum())])
     # a field cut by two crossing roads joins piece by piece (the far corners alone do not fill their hull)
     quarters = _blobs(shape, [(20, 20, 60, 60), (70, 20, 110, 60), (20, 70, 60, 110), (70, 70, 110, 110)])
-    assert len(S.object_groups(quarters, "field")) == 1
-    assert len(S.object_groups(_blobs(shape, [(20, 20, 60, 60), (70, 70, 110, 110)]), "field")) == 2
+    assert len(S.object_groups(quarters, "field", grey)) == 1
+    assert len(S.object_groups(_blobs(shape, [(20, 20, 60, 60), (70, 70, 110, 110)]), "field", grey)) == 2
+    # a green field beside a brown one is two fields, however well they fill their hull
+    coloured = grey.copy()
+    coloured[_blobs(shape, [(60, 20, 100, 80)])] = S.COLOR_PALETTES["field"]["green"]
+    coloured[_blobs(shape, [(110, 20, 140, 80)])] = S.COLOR_PALETTES["field"]["brown"]
+    assert len(S.object_groups(cut, "field", coloured)) == 2
+
+
+def test_size_and_position_words_read_a_cut_field_as_one():
+    """A field a road cuts is one field: "the smallest field" is not one of its pieces, "the leftmost field" takes all
+    of it (synthetic test scenes 5, 39 and 86 chose a piece)."""
+    shape = (200, 200)
+    cut = _blobs(shape, [(10, 20, 40, 80), (50, 20, 70, 80)])  # 1 800 + 1 200 pixels, a 10-pixel road between
+    small = _blobs(shape, [(120, 120, 160, 170)])  # 2 000 pixels
+    pixels = np.full(shape + (3,), 120, dtype=np.uint8)
+    masks = {"field": cut | small}
+    assert np.array_equal(S.resolve(S.parse("the smallest field"), masks, pixels), small)
+    assert np.array_equal(S.resolve(S.parse("the leftmost field"), masks, pixels), cut)
 
 
 def test_a_positive_click_picks_one_of_the_look_alikes():
     shape = (100, 100)
     a, b, c = (5, 5, 20, 20), (40, 40, 60, 60), (80, 80, 95, 95)
     mask = _blobs(shape, [a, b, c])
-    assert np.array_equal(S.unclicked_objects(mask, "building", np.array([[50.0, 50.0]])), _blobs(shape, [a, c]))
-    assert not S.unclicked_objects(mask, "building", np.array([[30.0, 70.0]])).any()  # a click off the mask: no pick
+    pixels = np.full(shape + (3,), 120, dtype=np.uint8)
+    assert np.array_equal(S.unclicked_objects(mask, "building", np.array([[50.0, 50.0]]), pixels), _blobs(shape, [a, c]))
+    assert not S.unclicked_objects(mask, "building", np.array([[30.0, 70.0]]), pixels).any()  # a click off the mask
 
 
 def test_the_confirmation_click_asks_about_the_likeliest_look_alike():
@@ -259,13 +314,14 @@ def test_the_confirmation_click_asks_about_the_likeliest_look_alike():
     mask = _blobs(shape, [a, b, c])
     logits = np.where(_blobs(shape, [c]), 2.0, 0.5)
     none = np.zeros((0, 2))
-    x, y, label = S.confirmation_click(mask, "building", logits, none)
+    pixels = np.full(shape + (3,), 120, dtype=np.uint8)
+    x, y, label = S.confirmation_click(mask, "building", logits, none, pixels)
     assert label == 1 and _blobs(shape, [c])[int(y), int(x)] and 86 <= x <= 88 and 86 <= y <= 88  # c's middle
     # a negative click on c (the labeller's "no"): the next likeliest, then the larger of a and b
-    x, y, _ = S.confirmation_click(mask, "building", logits, np.array([[90.0, 90.0]]))
+    x, y, _ = S.confirmation_click(mask, "building", logits, np.array([[90.0, 90.0]]), pixels)
     assert _blobs(shape, [b])[int(y), int(x)]
-    assert S.confirmation_click(_blobs(shape, [b]), "building", logits, none) is None  # one object: nothing to ask
-    assert S.confirmation_click(mask, "building", logits, np.array([[10.0, 10], [50, 50], [90, 90]])) is None
+    assert S.confirmation_click(_blobs(shape, [b]), "building", logits, none, pixels) is None  # one object: no question
+    assert S.confirmation_click(mask, "building", logits, np.array([[10.0, 10], [50, 50], [90, 90]]), pixels) is None
 
 
 def test_a_later_turn_drops_the_categorys_other_objects():
@@ -287,6 +343,14 @@ def test_a_later_turn_drops_a_road_crossing_the_chosen_one():
     others = S.other_objects(roads, "road", horizontal, np.zeros((0, 2)))
     assert np.array_equal(others[:145], vertical[:145]) and not (others & horizontal).any()
     assert not S.other_objects(roads, "building", horizontal, np.zeros((0, 2))).any()  # one region, touching
+    # the chosen road shown without its crossing (the split gave the crossing to the vertical road): a positive click
+    # there adds the crossing, not the vertical road (synthetic validation scene 158); one beside it adds that road
+    chosen = horizontal & ~vertical
+    crossing = np.array([[66.0, 156.0]])
+    others = S.other_objects(roads, "road", chosen, crossing)
+    assert not others[150:162, 60:72].any() and others[:145, 60:72].all() and others[:145, 130:142].all()
+    others = S.other_objects(roads, "road", chosen, np.array([[66.0, 100.0]]))
+    assert not others[:, 60:72].any() and others[:145, 130:142].all()
 
 
 def test_the_predictor_shows_the_object_the_words_pick(tiny_model, monkeypatch):
@@ -394,7 +458,7 @@ def test_a_positive_click_on_one_of_the_objects_shown_keeps_it_alone(tiny_model,
     for p in (predictor, plain):
         p.set_image(np.full((256, 256, 3), 120, dtype=np.uint8))
     fields = plain.predict("the farm plot").mask
-    assert len(S.object_groups(fields, "field")) == 3
+    assert len(S.object_groups(fields, "field", np.full((256, 256, 3), 120, dtype=np.uint8))) == 3
     left = fields.copy()
     left[:, 100:] = False
     text = predictor.predict("the farm plot")  # the likeliest field alone, not "is it this one?"
