@@ -442,13 +442,15 @@ def colored_parts(objects: list[E.SceneObject], pixels: np.ndarray, category: st
     named = within[box] & (distance.argmin(axis=-1) == words.index(color)) & \
         (distance.min(axis=-1) <= PART_COLOR_DISTANCE)
     named = ndimage.binary_opening(named, structure=np.ones((3, 3), dtype=bool))
-    labels, n = ndimage.label(named, structure=np.ones((3, 3), dtype=bool))
+    labels, _ = ndimage.label(named, structure=np.ones((3, 3), dtype=bool))
+    sizes = np.bincount(labels.ravel())
     parts = []
-    for i in range(1, n + 1):
+    for i in np.flatnonzero(sizes >= MIN_OBJECT_PIXELS):
+        if i == 0:
+            continue  # the background
         part = np.zeros(within.shape, dtype=bool)
         part[box] = labels == i
-        if part.sum() >= MIN_OBJECT_PIXELS:
-            parts.append(E.SceneObject(i, category, part))
+        parts.append(E.SceneObject(int(i), category, part))
     return parts
 
 
@@ -566,9 +568,9 @@ def _boxes_within(a: tuple[int, int, int, int], b: tuple[int, int, int, int], ga
 def unclicked_objects(mask: np.ndarray, category: str, positive_clicks: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     """For a sentence about one object of ``category`` whose words did not pick it, in a turn with positive clicks
     (N×2 x, y pixels): the pixels of ``mask`` (H×W bool, that turn's) outside the objects (:func:`object_groups` in
-    ``pixels``, H×W×3 uint8 RGB) the
-    clicks lie on — the look-alikes the labeller did not pick, and specks — H×W bool; nothing when no click lies on
-    an object (the model's mask missed the clicked place: nothing tells which object is meant)."""
+    ``pixels``, H×W×3 uint8 RGB) the clicks lie on — the look-alikes the labeller did not pick, and specks — H×W bool;
+    nothing when no click lies on an object (the model's mask missed the clicked place: nothing tells which object is
+    meant)."""
     rows, cols = point_pixels(positive_clicks, mask.shape)
     picked = [g for g in object_groups(mask, category, pixels) if g[rows, cols].any()]
     if not picked:
@@ -579,9 +581,9 @@ def unclicked_objects(mask: np.ndarray, category: str, positive_clicks: np.ndarr
 def likeliest_object(mask: np.ndarray, category: str, logits: np.ndarray, negative_clicks: np.ndarray,
                      pixels: np.ndarray) -> np.ndarray | None:
     """Of the objects of ``category`` that ``mask`` (H×W bool, a turn's shown mask) holds (:func:`object_groups` in
-    ``pixels``, H×W×3 uint8 RGB), none
-    of which a negative click (N×2 x, y pixels) lies on, the likeliest: highest mean probability σ(``logits``) (H×W),
-    then area — its pixels, H×W bool; None when the mask holds fewer than two objects or every one is negated."""
+    ``pixels``, H×W×3 uint8 RGB), none of which a negative click (N×2 x, y pixels) lies on, the likeliest: highest mean
+    probability σ(``logits``) (H×W), then area — its pixels, H×W bool; None when the mask holds fewer than two objects
+    or every one is negated."""
     groups = object_groups(mask, category, pixels)
     if len(groups) < 2:
         return None
