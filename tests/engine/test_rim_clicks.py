@@ -59,6 +59,20 @@ def test_the_rim_of_a_small_part_is_judged_by_that_part():
     assert postprocess.rim_click_zone(mask, _square(), 5, 10, positive=False, cell_px=2.0) is not None  # its edge
 
 
+def test_a_rim_click_that_drops_a_small_part_gets_a_thin_rim():
+    """On a grove 7 pixels across (4 deep), clicked 1 pixel in, the rim band (2d + 1 = 3 deep) is nearly all of it, so
+    the answer "drop it" changed almost nothing beyond the band; removing more than half of the part is what tells
+    (synthetic validation 212: 0.90 → 0.00). Only the pixels at most d + 1 deep near the click change."""
+    grove = np.zeros((120, 160), bool)
+    grove[50:57, 50:65] = True
+    zone = postprocess.rim_click_zone(grove, EMPTY, 50, 53, positive=False, cell_px=2.0)  # (x, y): the left column
+    assert zone is not None and zone[53, 50] and zone.sum() < 0.2 * grove.sum()
+    assert not zone[52:55, 52:].any()  # at most d + 1 = 2 deep: the grove's middle rows stay beyond the click's column
+    kept = grove.copy()
+    kept[53, 50] = False  # an answer that trims the click's pixel stands
+    assert postprocess.rim_click_zone(grove, kept, 50, 53, positive=False, cell_px=2.0) is None
+
+
 def _predictors(tiny_model):
     kw = dict(device="cpu", disk_cache=False, zoom_in=False, edge_refine=False, grow_clicks=False,
               spatial_words=False)

@@ -19,7 +19,14 @@ from rrsis_engine.predictor import find_weights, load_predictor
 
 N_SCENES = 16
 MIN_TEXT_MIOU = 0.25
-MIN_CLICK_GAIN = 0.12  # mean IoU gain of one correction click
+#: one correction click removes at least this share of the text turn's error (1 − mean IoU): stop 46's engine 0.52
+#: (0.70 → 0.86), stop 47's 0.43 (0.83 → 0.90: its better text turns leave less to gain, so an absolute gain bar of
+#: 0.12 no longer fit)
+MIN_CLICK_ERROR_SHARE = 0.3
+#: the uncertainty map ranks the text turn's wrong pixels above the right ones (AUROC; stop 46's engine 0.96, stop
+#: 47's 0.92). Not their correlation: it fell from 0.31 to 0.14 when stop 47's rules got scene 7 right (0.00 → 1.00),
+#: where the map had been high and right, and a rare error class makes correlation a measure of false alarms
+MIN_UNCERTAINTY_AUROC = 0.85
 MIN_CLICK_TURN_CORRELATION = 0.3  # of the uncertainty map with the click turn's error map
 #: by how much more the click turn's map correlates with the click turn's errors than the text turn's map does
 MIN_FOLLOW_MARGIN = 0.05
@@ -55,9 +62,9 @@ def test_the_shipped_model_segments_held_out_scenes(held_out):
 
 def test_the_uncertainty_map_is_high_where_the_model_is_wrong(held_out):
     unc = np.concatenate([p.uncertainty[::2, ::2].ravel() for _, p in held_out])
-    err = np.concatenate([(p.mask != r["mask"])[::2, ::2].ravel() for r, p in held_out]).astype(np.float64)
-    corr = float(np.corrcoef(unc, err)[0, 1])
-    assert corr > 0.3, corr
+    err = np.concatenate([(p.mask != r["mask"])[::2, ::2].ravel() for r, p in held_out])
+    auroc = M.auroc(unc.tolist(), err.tolist())
+    assert auroc is not None and auroc > MIN_UNCERTAINTY_AUROC, auroc
 
 
 @pytest.fixture(scope="module")
@@ -77,11 +84,13 @@ def clicked(shipped, held_out):
 
 
 def test_a_correction_click_improves_the_mask(clicked):
-    """The click raises mean IoU on the held-out scenes, and the mask changes at the click."""
+    """The click removes a good share of the text turn's error on the held-out scenes, and the mask changes at the
+    click."""
     before = [M.iou(pred.mask, rec["mask"]) for rec, pred, _, _ in clicked]
     after = [M.iou(new.mask, rec["mask"]) for rec, _, _, new in clicked]
     changed_at_click = [bool(new.mask[int(y), int(x)]) == bool(label) for _, _, (x, y, label), new in clicked]
-    assert float(np.mean(after)) >= float(np.mean(before)) + MIN_CLICK_GAIN, (before, after)
+    gain, error = float(np.mean(after)) - float(np.mean(before)), 1.0 - float(np.mean(before))
+    assert gain >= MIN_CLICK_ERROR_SHARE * error, (before, after)
     assert np.mean(changed_at_click) >= 0.75, changed_at_click  # the clicked pixel now has the clicked label
 
 
