@@ -630,21 +630,21 @@ class Predictor:
         cells scaled so that their peak is SELECTED_LOGIT, the rest at most −SELECTED_LOGIT. A follow-up sentence
         after a prior as confident as the category's own logits (+8) failed where the ranked prior worked (synthetic
         validation follow-ups "not this one, the building to its right": 0.00 against 0.92)."""
-        masks, logits_of, decoded = {}, {}, {}
+        masks, logits_of, unranked = {}, {}, {}
         for category in spec.categories:
             query = spatial_language.class_query(category)
             vd, t_global, u, _ = self._fuse(key, feats, query)
             low, _, _ = self.model.decode(vd, t_global, feats, None, None, None, uncertainty=u,
                                           fit_clicks=self.click_fit)
-            decoded[category] = low  # before the ranker, comparable across categories
+            unranked[category] = low  # the decoder's, comparable across categories
             if self.model.component_ranker is not None:
                 low = self._select_regions(low, vd, feats.v1, query, image)
             logits = T.logits_to_image(low, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy()
             masks[category], logits_of[category] = logits > 0, (logits, low)
         if len(masks) > 1:
-            decoded = {category: T.logits_to_image(low, image.height, image.width, self.image_size)[0, 0].float()
-                       .cpu().numpy() for category, low in decoded.items()}
-            masks = spatial_language.one_category_a_pixel(masks, decoded)
+            masks = spatial_language.one_category_a_pixel(masks, {
+                category: T.logits_to_image(low, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy()
+                for category, low in unranked.items()})
         chosen = spatial_language.resolve(spec, masks, image.pixels)
         if chosen is None:
             return None
