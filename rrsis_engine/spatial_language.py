@@ -389,7 +389,8 @@ def choose(spec: SpatialSpec, objects: list[E.SceneObject], shape: tuple[int, in
            anchors: list[E.SceneObject] = (), pixels: np.ndarray | None = None) -> E.SceneObject | None:
     """The object ``spec`` means among ``objects`` (all of its category) in an image of ``shape`` (H, W), or None
     when the words cannot pick one: no object, a region or relation that leaves none or several (with no extreme or
-    size to decide), fewer objects than a size rank needs, an anchor that is not one object. Regions test the centroid
+    size to decide), fewer objects than a size rank needs, an anchor that is not one object (unless the target's own
+    words leave one object: the relation then rules nothing out). Regions test the centroid
     with the generators' margin (an object on a border counts as inside); an extreme is the smallest or largest
     centroid coordinate, a size the area rank; "nearest" the smallest distance between the masks, the other relations
     the generators' rules (:func:`rrsis_engine.data.expressions.relation_tristate`, borderline counts). ``anchors``:
@@ -410,7 +411,14 @@ def choose(spec: SpatialSpec, objects: list[E.SceneObject], shape: tuple[int, in
     if spec.region is not None:
         objects = [o for o in objects if E.region_tristate(o, spec.region, shape) is not False]
     if spec.relation is not None:
-        objects = _related(spec, objects, anchors, shape, pixels)
+        related = _related(spec, objects, anchors, shape, pixels)
+        # an anchor the model's mask does not show as one object rules nothing out: the words about the target still
+        # pick it when they leave one object (synthetic validation 135, "the cluster of trees next to the yellow crop
+        # field", where the model's mask shows no one yellow field: 0.01 → 0.89)
+        if related is None and len(objects) != 1:
+            return None
+        if related is not None:
+            objects = related
     if not objects:
         return None
     if spec.extreme is not None:
@@ -455,12 +463,12 @@ def colored_parts(objects: list[E.SceneObject], pixels: np.ndarray, category: st
 
 
 def _related(spec: SpatialSpec, objects: list[E.SceneObject], anchors: list[E.SceneObject],
-             shape: tuple[int, int], pixels: np.ndarray | None) -> list[E.SceneObject]:
+             shape: tuple[int, int], pixels: np.ndarray | None) -> list[E.SceneObject] | None:
     """Of ``objects``, those in ``spec.relation`` to its anchor (the one object of ``anchors`` it means): the nearest
-    one, or all that the relation's rule does not rule out; [] when the anchor is not one object."""
+    one, or all that the relation's rule does not rule out; None when the anchor is not one object."""
     anchor = choose(spec.anchor, list(anchors), shape, pixels=pixels)
     if anchor is None:
-        return []
+        return None
     # not the anchor itself; another category's object may lie under it (the road a car stands on is the nearest)
     others = [o for o in objects if spec.anchor.category != spec.category or not (o.mask & anchor.mask).any()]
     cache: dict = {}

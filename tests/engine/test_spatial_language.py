@@ -125,6 +125,14 @@ def test_a_relation_picks_the_object_by_its_anchor():
     assert picked("left_of") == left and picked("right_of") == near
     assert picked("below") is None  # none is below the pool
     assert picked("nearest", anchors=pools + pools) is None  # "the pool" is not one object
+    assert picked("nearest", anchors=[]) is None  # no pool found: the relation rules nothing out, three buildings stay
+    # ... but the words about the target alone may leave one: "the building on the left beside the pool"
+    lone = S.choose(SpatialSpec("building", region="left", relation="nearest", anchor=SpatialSpec("pool")),
+                    buildings, shape, [])
+    assert lone is not None and lone.bbox == left
+    # a found anchor still rules: no building on the left is below the pool
+    assert S.choose(SpatialSpec("building", region="left", relation="below", anchor=SpatialSpec("pool")),
+                    buildings, shape, pools) is None
     # the anchor of the object's own category is not a candidate: the building nearest to the largest building
     assert picked("nearest", SpatialSpec("building", size="largest"), buildings) == near
     masks = {"building": _blobs(shape, [near, far, left]), "pool": _blobs(shape, [pool_box])}
