@@ -62,15 +62,33 @@ def test_the_rim_of_a_small_part_is_judged_by_that_part():
 def test_a_rim_click_that_drops_a_small_part_gets_a_thin_rim():
     """On a grove 7 pixels across (4 deep), clicked 1 pixel in, the rim band (2d + 1 = 3 deep) is nearly all of it, so
     the answer "drop it" changed almost nothing beyond the band; removing more than half of the part is what tells
-    (synthetic validation 212: 0.90 → 0.00). Only the pixels at most d + 1 deep near the click change."""
+    (synthetic validation 212: 0.90 → 0.00). Only the pixels at most d deep within d + 1 of the click change."""
     grove = np.zeros((120, 160), bool)
     grove[50:57, 50:65] = True
     zone = postprocess.rim_click_zone(grove, EMPTY, 50, 53, positive=False, cell_px=2.0)  # (x, y): the left column
     assert zone is not None and zone[53, 50] and zone.sum() < 0.2 * grove.sum()
-    assert not zone[52:55, 52:].any()  # at most d + 1 = 2 deep: the grove's middle rows stay beyond the click's column
+    assert not zone[52:55, 51:].any()  # at most d = 1 deep: the grove's middle rows stay beyond the click's column
+    assert not zone[:, 53:].any()  # within d + 1 = 2 of the click
     kept = grove.copy()
     kept[53, 50] = False  # an answer that trims the click's pixel stands
     assert postprocess.rim_click_zone(grove, kept, 50, 53, positive=False, cell_px=2.0) is None
+
+
+def test_a_click_under_one_cell_deep_is_on_the_rim_of_a_part_thinner_than_two_cells():
+    """A grove 7 pixels deep (4 at its middle) at 2.67 pixels a model cell: a negative click 2 pixels in is at half its
+    depth, yet under one cell from its edge, so it trims the grove instead of letting the model drop it (synthetic
+    validation 30: 0.96 → 0.00 before, 0.93 after); with cells of one pixel the same click is deep in the grove, and
+    beside a larger part of the mask the grove is a piece to remove."""
+    grove = np.zeros((120, 160), bool)
+    grove[50:57, 50:80] = True
+    zone = postprocess.rim_click_zone(grove, EMPTY, 65, 51, positive=False, cell_px=2.67)  # (x, y): 2 rows in
+    assert zone is not None and zone[51, 65] and zone.sum() < 0.1 * grove.sum()
+    assert not zone[52:, :].any()  # no deeper than the click
+    assert postprocess.rim_click_zone(grove, EMPTY, 65, 51, positive=False, cell_px=1.0) is None
+    # beside a larger part the grove is a separate piece: the labeller's to remove whole (synthetic test 54)
+    with_house = grove.copy()
+    with_house[80:110, 20:60] = True
+    assert postprocess.rim_click_zone(with_house, with_house & ~grove, 65, 51, positive=False, cell_px=2.67) is None
 
 
 def _predictors(tiny_model):
