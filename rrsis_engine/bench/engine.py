@@ -4,7 +4,9 @@ plain ``sam2`` image encoder / prompt encoder + mask decoder timed in the same p
 Each config runs in its own subprocess (so peak RSS is per config); inside it, our model is measured first,
 its peak RSS recorded, then the same config with the CroBIM-U modules on (RUS + UGF + UDLR: text and click
 turns, against the plain config's turns), then the SAM 2 baseline of the same Hiera family is built and
-timed. Weights are random: timings do not depend on weight values. Writes benchmarks/engine.json and .md.
+timed. Weights are random: timings do not depend on weight values — but for the spatial sentences, timed with the
+shipped rsam-lite weights (their geometry's cost follows the objects the model finds). Writes
+benchmarks/engine.json and .md.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ def measure_config(name: str, repeats: int, device: str, dtype: str) -> dict:
     encoder_autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
     result = _measure_rsam(name, repeats, dev, rng, dtype)  # our model is freed before the baseline
     result.update(_measure_uncertainty_turns(name, repeats, dev, rng, dtype))
+    if name == "rsam-lite":
+        result.update(_spatial_sentences(repeats, dev, dtype))
     result.update(_baseline(BASELINE_FOR[name], repeats, dev, encoder_autocast, rng))
     return result
 
@@ -128,6 +132,33 @@ def _turns(predictor, image, repeats: int, dev) -> tuple[list[float], list[float
         return clicks, _time(new_text, repeats * 5)
     finally:
         predictor.zoom_in, predictor.edge_refine, predictor.grow_clicks = zoom_in, edge_refine, grow_clicks
+
+
+def _spatial_sentences(repeats: int, dev, precision: str = "fp32", side: int = 1024) -> dict:
+    """Text turns of sentences the spatial words resolve (rrsis_engine.spatial_language: the category's own text turn,
+    then geometry over its objects; "the leftmost building") against a sentence the rules do not read (the same words
+    and "more or less": one text turn), with the shipped rsam-lite weights on synthetic side² scenes, a new scene per
+    sentence (nothing cached but its embedding). Random weights would not tell: their category mask is speckle, and the
+    geometry's cost follows the objects. {} without the shipped weights."""
+    from rrsis_engine.data.synthetic import SyntheticReferringDataset
+    from rrsis_engine.predictor import find_weights, load_predictor
+
+    if find_weights("rsam-lite") is None:
+        return {}
+    predictor = load_predictor("rsam-lite", device=str(dev), disk_cache=False, encoder_precision=precision)
+    scenes = SyntheticReferringDataset("test", 2 * repeats + 1, side)
+    spatial, plain = [], []
+    for i in range(2 * repeats + 1):
+        image = predictor.set_image(scenes.sample(i).image)
+        for sentence, times in (("the leftmost building", spatial),
+                                (f"the leftmost building, more or less {next(_NEW_TEXT)}", plain)):
+            t = time.perf_counter()
+            predictor.predict(sentence, image=image)
+            _sync(dev)
+            times.append((time.perf_counter() - t) * 1e3)
+    spatial, plain = spatial[1:], plain[1:]  # the first scene warms up
+    return {"spatial_text_p50_ms": _pct(spatial, 50), "spatial_plain_text_p50_ms": _pct(plain, 50),
+            "spatial_text_ratio": _pct(spatial, 50) / _pct(plain, 50), "spatial_side": side}
 
 
 def _edge_snap(image, grid_side: int, repeats: int) -> dict:
@@ -415,6 +446,15 @@ def _markdown(report: dict) -> str:
         if "grow_smooth_p50_ms" in r:
             lines.append(f"| {r['config']} | {r['grow_smooth_p50_ms']:.1f} | {r['grow_region_p50_ms']:.1f} | "
                          f"{r['grow_split_p50_ms']:.1f} | {r['grow_negated_p50_ms']:.1f} |")
+    lines += ["", "Spatial sentences (rrsis_engine.spatial_language), with the shipped rsam-lite weights (with random "
+              "weights the category's mask is speckle): the text turn of \"the leftmost building\" (the category's "
+              "own text turn, then geometry over its objects) against \"the leftmost building, more or less\" (words "
+              "the rules do not read: one plain text turn), p50 over synthetic scenes, a new one per sentence.", "",
+              "| config | scene | spatial text turn (ms) | plain text turn (ms) | ratio |", "|---|---|---|---|---|"]
+    for r in rows:
+        if "spatial_text_p50_ms" in r:
+            lines.append(f"| {r['config']} | {r['spatial_side']}² | {r['spatial_text_p50_ms']:.1f} | "
+                         f"{r['spatial_plain_text_p50_ms']:.1f} | {r['spatial_text_ratio']:.2f}× |")
     lines += ["", "CroBIM-U cost: the same config with RUS + UGF + UDLR on, per-turn p50 against it off, the two "
               "models alternating in one process.", "",
               "| config | click off / on (ms) | click ratio | new text off / on (ms) | new-text ratio |",

@@ -67,3 +67,17 @@ def test_uncertainty_models_are_seeded_and_share_their_common_weights():
     assert extra and all(k.split(".")[0] in ("rus", "ugf", "udlr") for k in extra)
     assert all(torch.equal(on_sd[k], v) for k, v in off_sd.items())  # only the three modules differ
     assert all(torch.equal(off2.state_dict()[k], v) for k, v in off_sd.items())  # the same weights every run
+
+
+def test_spatial_sentences_are_timed_with_the_shipped_weights_against_plain_text_turns(monkeypatch):
+    from rrsis_engine import spatial_language
+    from rrsis_engine.bench import engine
+
+    resolved = []
+    resolve = spatial_language.resolve
+    monkeypatch.setattr(spatial_language, "resolve", lambda *a: resolved.append(1) or resolve(*a))
+    torch.set_num_threads(1)
+    r = engine._spatial_sentences(1, torch.device("cpu"), side=256)
+    assert len(resolved) == 3  # three scenes (one warm-up): the spatial sentence resolved, its plain twin not
+    assert r["spatial_text_p50_ms"] > 0 and r["spatial_plain_text_p50_ms"] > 0 and r["spatial_side"] == 256
+    assert np.isclose(r["spatial_text_ratio"], r["spatial_text_p50_ms"] / r["spatial_plain_text_p50_ms"])
