@@ -415,10 +415,10 @@ def choose(spec: SpatialSpec, objects: list[E.SceneObject], shape: tuple[int, in
         # an anchor the model's mask does not show as one object rules nothing out: the words about the target still
         # pick it when they leave one object (synthetic validation 135, "the cluster of trees next to the yellow crop
         # field", where the model's mask shows no one yellow field: 0.01 → 0.89)
-        if related is None and len(objects) != 1:
-            return None
         if related is not None:
             objects = related
+        elif len(objects) != 1:
+            return None
     if not objects:
         return None
     if spec.extreme is not None:
@@ -453,9 +453,7 @@ def colored_parts(objects: list[E.SceneObject], pixels: np.ndarray, category: st
     labels, _ = ndimage.label(named, structure=np.ones((3, 3), dtype=bool))
     sizes = np.bincount(labels.ravel())
     parts = []
-    for i in np.flatnonzero(sizes >= MIN_OBJECT_PIXELS):
-        if i == 0:
-            continue  # the background
+    for i in np.flatnonzero(sizes[1:] >= MIN_OBJECT_PIXELS) + 1:  # label 0 is the background
         part = np.zeros(within.shape, dtype=bool)
         part[box] = labels == i
         parts.append(E.SceneObject(int(i), category, part))
@@ -491,12 +489,14 @@ def resolve(spec: SpatialSpec, category_masks: dict[str, np.ndarray], pixels: np
 def _joined_objects(mask: np.ndarray, category: str, pixels: np.ndarray) -> list[E.SceneObject]:
     """The objects of a category's mask (H×W bool) with the pieces a road cuts joined (:func:`object_groups`; pixels:
     H×W×3 uint8 RGB): a field a road crosses is one field for its size, centroid and distance, not two smaller ones.
-    A mask of more than :data:`MAX_JOINED_PIECES` objects (an untrained model's speckle) joins nothing: its objects are
-    built once, not again from ``object_groups``' masks (1 000 pieces of a 1 024² mask took 3 s a time)."""
+    The objects are built once and joined there (:func:`_joined_pieces`), not rebuilt from ``object_groups``' masks: a
+    mask of more than :data:`MAX_JOINED_PIECES` objects (an untrained model's speckle) joins nothing, and rebuilding
+    1 000 pieces of a 1 024² mask took 3 s."""
     objects = objects_in(mask, category)
     if len(objects) > MAX_JOINED_PIECES:
         return objects
-    return [E.SceneObject(i, category, group) for i, group in enumerate(object_groups(mask, category, pixels), start=1)]
+    return [E.SceneObject(i, category, group)
+            for i, group in enumerate(_joined_pieces(objects, pixels, mask.shape), start=1)]
 
 
 def one_category_a_pixel(masks: dict[str, np.ndarray], logits: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -537,10 +537,16 @@ def object_groups(mask: np.ndarray, category: str, pixels: np.ndarray) -> list[n
     road cuts joined: two within :data:`MAX_CUT_WIDTH` of each other that fill :data:`SAME_OBJECT_FILL` of their joint
     convex hull and whose colours in ``pixels`` (H×W×3 uint8 RGB) are within :data:`SAME_OBJECT_COLOR` (a field cut
     by two roads joins piece by piece). A list of H×W bool masks, the largest object's first piece first."""
-    objects = sorted(objects_in(mask, category), key=lambda o: -o.area)
+    objects = objects_in(mask, category)
     if len(objects) > MAX_JOINED_PIECES:
-        return [o.mask for o in objects]
-    gap = MAX_CUT_WIDTH * max(mask.shape)
+        return [o.mask for o in sorted(objects, key=lambda o: -o.area)]
+    return _joined_pieces(objects, pixels, mask.shape)
+
+
+def _joined_pieces(objects: list[E.SceneObject], pixels: np.ndarray, shape: tuple[int, int]) -> list[np.ndarray]:
+    """:func:`object_groups` for the objects of one category's mask in an image of ``shape`` (H, W)."""
+    objects = sorted(objects, key=lambda o: -o.area)
+    gap = MAX_CUT_WIDTH * max(shape)
     # (mask, box, area, hull corners (x, y)): the joint hull of two pieces is the hull of their hulls' corners
     pieces = [(o.mask, o.bbox, o.area, _hull_corners(o.mask), np.median(pixels[o.mask], axis=0)) for o in objects]
     groups = []
