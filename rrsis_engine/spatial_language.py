@@ -246,7 +246,14 @@ def objects_in(mask: np.ndarray, category: str) -> list[E.SceneObject]:
     a :data:`STRAIGHT_CATEGORIES` mask split along its lines, specks (:data:`MIN_OBJECT_SHARE`,
     :data:`MIN_OBJECT_PIXELS`) left out. Each object's mask is a subset of ``mask``."""
     labels, kept, _ = _object_labels(mask, category)
-    return [E.SceneObject(int(i), category, (labels == i) & mask) for i in kept]
+    boxes = ndimage.find_objects(labels)
+    objects = []
+    for i in kept:
+        box = boxes[i - 1]  # compared in the label's box only: a speckled mask of a large image has a thousand labels
+        part = np.zeros(mask.shape, dtype=bool)  # calloc: the pages outside the box are never written
+        part[box] = (labels[box] == i) & mask[box]
+        objects.append(E.SceneObject(int(i), category, part, within=box))
+    return objects
 
 
 def _object_labels(mask: np.ndarray, category: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -546,9 +553,16 @@ def object_groups(mask: np.ndarray, category: str, pixels: np.ndarray) -> list[n
 def _joined_pieces(objects: list[E.SceneObject], pixels: np.ndarray, shape: tuple[int, int]) -> list[np.ndarray]:
     """:func:`object_groups` for the objects of one category's mask in an image of ``shape`` (H, W)."""
     objects = sorted(objects, key=lambda o: -o.area)
+    if len(objects) < 2:  # nothing to join (a lake over half the image: its median colour alone took 30 ms)
+        return [o.mask for o in objects]
     gap = MAX_CUT_WIDTH * max(shape)
     # (mask, box, area, hull corners (x, y)): the joint hull of two pieces is the hull of their hulls' corners
-    pieces = [(o.mask, o.bbox, o.area, _hull_corners(o.mask), np.median(pixels[o.mask], axis=0)) for o in objects]
+    pieces = []
+    for o in objects:  # read in the object's box (as _box: one pixel around it), not the whole image
+        x0, y0, x1, y1 = o.bbox
+        box = (slice(max(y0 - 1, 0), y1 + 1), slice(max(x0 - 1, 0), x1 + 1))
+        pieces.append((o.mask, o.bbox, o.area, _hull_corners(o.mask, box),
+                       np.median(pixels[box][o.mask[box]], axis=0)))
     groups = []
     while pieces:
         group, box, area, corners, color = pieces.pop(0)
@@ -572,9 +586,9 @@ def _joined_pieces(objects: list[E.SceneObject], pixels: np.ndarray, shape: tupl
     return groups
 
 
-def _hull_corners(mask: np.ndarray) -> np.ndarray:
-    """The corners (x, y) = (col, row) image pixels of the convex hull of ``mask`` (H×W bool, not empty), K×2 float."""
-    box = _box(mask)
+def _hull_corners(mask: np.ndarray, box: tuple[slice, slice]) -> np.ndarray:
+    """The corners (x, y) = (col, row) image pixels of the convex hull of ``mask`` (H×W bool, not empty; its pixels
+    within ``box``, rows and columns), K×2 float."""
     hull = _convex_hull(mask[box])
     return hull.points[hull.vertices] + (box[1].start, box[0].start)
 

@@ -14,7 +14,7 @@ is the top of the image (row 0).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 import numpy as np
 from scipy import ndimage
@@ -32,16 +32,25 @@ class SceneObject:
     color: str | None = None
     shape: str | None = None
     extra: dict = field(default_factory=dict)
+    # (rows, cols) slices known to hold every pixel of mask: the pixels are looked for there only
+    within: InitVar[tuple[slice, slice] | None] = None
 
-    def __post_init__(self) -> None:
-        rows, cols = np.nonzero(self.mask)
+    def __post_init__(self, within: tuple[slice, slice] | None) -> None:
+        # the pixels are read in the mask's box: a small object of a large image costs two passes of any(), not nonzero
+        rows_in, cols_in = within or (slice(0, self.mask.shape[0]), slice(0, self.mask.shape[1]))
+        inside = self.mask[rows_in, cols_in]
+        row_hit, col_hit = inside.any(axis=1), inside.any(axis=0)
+        if not row_hit.any():
+            self.area, self.centroid, self.bbox = 0, (float("nan"), float("nan")), (0, 0, 0, 0)
+            return
+        r0 = rows_in.start + int(np.argmax(row_hit))
+        r1 = rows_in.start + len(row_hit) - int(np.argmax(row_hit[::-1]))
+        c0 = cols_in.start + int(np.argmax(col_hit))
+        c1 = cols_in.start + len(col_hit) - int(np.argmax(col_hit[::-1]))
+        rows, cols = np.nonzero(self.mask[r0:r1, c0:c1])
         self.area = int(rows.size)
-        if self.area:
-            self.centroid = (float(cols.mean()), float(rows.mean()))
-            self.bbox = (int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1)
-        else:
-            self.centroid = (float("nan"), float("nan"))
-            self.bbox = (0, 0, 0, 0)
+        self.centroid = (float(cols.mean()) + c0, float(rows.mean()) + r0)
+        self.bbox = (c0, r0, c1, r1)
 
     @property
     def width(self) -> int:

@@ -27,6 +27,17 @@ def scene():
     ]
 
 
+def test_an_objects_geometry_is_the_same_read_in_a_box_that_holds_it():
+    mask = np.zeros(HW, bool)
+    mask[40:45, 100:130] = True
+    mask[44:60, 128:131] = True  # an L: centroid off the box's centre
+    whole, boxed = SceneObject(0, "road", mask), SceneObject(0, "road", mask, within=(slice(30, 70), slice(90, 140)))
+    assert (whole.area, whole.bbox) == (boxed.area, boxed.bbox) == (196, (100, 40, 131, 60))
+    assert np.allclose(whole.centroid, boxed.centroid)
+    empty = SceneObject(1, "road", np.zeros(HW, bool))
+    assert empty.area == 0 and empty.bbox == (0, 0, 0, 0) and np.isnan(empty.centroid).all()
+
+
 def test_category_unique_and_ambiguous(scene):
     assert resolve({"category": "water"}, scene, HW).unique
     m = resolve({"category": "building"}, scene, HW)
