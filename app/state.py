@@ -514,7 +514,7 @@ def describe_turn(state: AppState, pred, kind: str) -> str:
         msg = (f"**Ambiguous**: this could mean {n} different regions ({which}: {cands}). Say which one "
                "(e.g. “the one on the left”, “the larger one”) or click inside the one you mean")
         if pred.shows_one_candidate:
-            msg += "; the mask shows the likeliest, and a negative click on it shows the others"
+            msg += "; the mask shows the likeliest, and a negative click on it shows the next likeliest"
         if pred.suggests_confirmation:
             sx, sy, _ = pred.suggested_click
             msg += (f"; is it the one under the white ring with **?** at ({sx:.0f}, {sy:.0f})? A positive click "

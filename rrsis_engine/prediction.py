@@ -76,7 +76,7 @@ class Prediction:
     @property
     def shows_one_candidate(self) -> bool:
         """Whether ``mask`` holds one of two or more candidate regions only: for a sentence about one object the
-        predictor shows the likeliest look-alike alone, and a negative click on it shows the others."""
+        predictor shows the likeliest look-alike alone, and a negative click on it shows the next likeliest alone."""
         if len(self.candidates) < 2:
             return False
         return sum(bool((c.mask & self.mask).any()) for c in self.candidates) == 1

@@ -627,15 +627,10 @@ def likeliest_object(mask: np.ndarray, category: str, logits: np.ndarray, negati
     return max(open_groups, key=lambda g: (float(sigmoid(logits[g]).mean()), int(g.sum())))
 
 
-def confirmation_click(mask: np.ndarray, category: str, logits: np.ndarray, negative_clicks: np.ndarray,
-                       pixels: np.ndarray) -> tuple[float, float, int] | None:
-    """For a sentence about one object of ``category`` whose words did not pick it, with no positive click yet: a
-    positive click (x, y, 1) at the interior point of the likeliest of the objects ``mask`` (H×W bool, the turn's
-    shown mask) holds (:func:`likeliest_object`) — "is it this one?": a positive click there keeps it alone
-    (:func:`unclicked_objects`). None when the mask holds fewer than two objects."""
-    likeliest = likeliest_object(mask, category, logits, negative_clicks, pixels)
-    if likeliest is None:
-        return None
-    box = _box(likeliest)
-    x, y = interior_point(likeliest[box])
+def confirmation_click(look_alike: np.ndarray) -> tuple[float, float, int]:
+    """"Is it this one?" about the look-alike (H×W bool, not empty; :func:`likeliest_object`'s choice) a sentence about
+    one object shows alone after negative clicks: a positive click (x, y, 1) at its interior point, which keeps it alone
+    (:func:`unclicked_objects`)."""
+    box = _box(look_alike)
+    x, y = interior_point(look_alike[box])
     return float(x + box[1].start), float(y + box[0].start), 1

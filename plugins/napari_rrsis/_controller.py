@@ -754,7 +754,7 @@ def describe(pred: Prediction) -> str:
                  if pred.ambiguity is not None else "\n⚠ ambiguous")
         text += "; say which (“the one on the left”) or click it"
         if pred.shows_one_candidate:
-            text += "; the likeliest is shown, a − click on it shows the others"
+            text += "; the likeliest is shown, a − click on it shows the next"
         if pred.suggests_confirmation:
             x, y, _ = pred.suggested_click
             text += f"; is it the one at ({x:.0f}, {y:.0f}) (star)? a + click there keeps it alone"

@@ -155,11 +155,11 @@ def test_a_mask_showing_one_of_the_candidates_says_a_negative_click_shows_the_ot
     pred = Prediction(mask=left, logits=left.astype(np.float32), low_res_logits=None, iou_score=0.8, object_score=0.9,
                       latency_ms=1.0, ambiguity=0.9, ambiguous=True, candidates=cands)
     assert pred.shows_one_candidate
-    assert "the mask shows the likeliest, and a negative click on it shows the others" in \
+    assert "the mask shows the likeliest, and a negative click on it shows the next likeliest" in \
         S.describe_turn(st, pred, "expression")
     pred.mask = left | right  # both shown: nothing to say about the others
     assert not pred.shows_one_candidate
-    assert "negative click on it shows the others" not in S.describe_turn(st, pred, "expression")
+    assert "negative click on it shows the next" not in S.describe_turn(st, pred, "expression")
 
 
 def test_an_unflagged_suggestion_is_worded_by_what_it_asks(services):

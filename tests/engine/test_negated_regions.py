@@ -57,9 +57,9 @@ def test_the_predictor_removes_a_negated_look_alike(tiny_model, monkeypatch):
     """The model's logits are two blobs (decode patched); a negative click on one removes it from the shown mask,
     not from the prior the next turn gets."""
     image = np.full((256, 256, 3), 120, np.uint8)
-    on = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False, edge_refine=False)
-    off = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False, edge_refine=False,
-                    remove_negated_regions=False)
+    # without the spatial words: "the roof" is about one object, whose negative-click turn shows one look-alike alone
+    kw = dict(device="cpu", disk_cache=False, zoom_in=False, edge_refine=False, spatial_words=False)
+    on, off = Predictor(tiny_model, **kw), Predictor(tiny_model, remove_negated_regions=False, **kw)
     grid = on.image_size // 4
     low = torch.full((1, 1, grid, grid), -8.0)
     s = grid // 8

@@ -316,20 +316,21 @@ def test_a_positive_click_picks_one_of_the_look_alikes():
     assert not S.unclicked_objects(mask, "building", np.array([[30.0, 70.0]]), pixels).any()  # a click off the mask
 
 
-def test_the_confirmation_click_asks_about_the_likeliest_look_alike():
+def test_the_likeliest_look_alike_is_the_one_no_negative_click_lies_on_and_the_confirmation_asks_about_it():
     shape = (100, 100)
     a, b, c = (5, 5, 20, 20), (40, 40, 60, 60), (80, 80, 95, 95)
     mask = _blobs(shape, [a, b, c])
     logits = np.where(_blobs(shape, [c]), 2.0, 0.5)
     none = np.zeros((0, 2))
     pixels = np.full(shape + (3,), 120, dtype=np.uint8)
-    x, y, label = S.confirmation_click(mask, "building", logits, none, pixels)
-    assert label == 1 and _blobs(shape, [c])[int(y), int(x)] and 86 <= x <= 88 and 86 <= y <= 88  # c's middle
-    # a negative click on c (the labeller's "no"): the next likeliest, then the larger of a and b
-    x, y, _ = S.confirmation_click(mask, "building", logits, np.array([[90.0, 90.0]]), pixels)
-    assert _blobs(shape, [b])[int(y), int(x)]
-    assert S.confirmation_click(_blobs(shape, [b]), "building", logits, none, pixels) is None  # one object: no question
-    assert S.confirmation_click(mask, "building", logits, np.array([[10.0, 10], [50, 50], [90, 90]]), pixels) is None
+    assert np.array_equal(S.likeliest_object(mask, "building", logits, none, pixels), _blobs(shape, [c]))
+    # a negative click on c (the labeller's "no"): the next likeliest, the larger of a and b
+    likeliest = S.likeliest_object(mask, "building", logits, np.array([[90.0, 90.0]]), pixels)
+    assert np.array_equal(likeliest, _blobs(shape, [b]))
+    x, y, label = S.confirmation_click(likeliest)
+    assert label == 1 and 49 <= x <= 51 and 49 <= y <= 51  # b's middle
+    assert S.likeliest_object(_blobs(shape, [b]), "building", logits, none, pixels) is None  # one object: no choice
+    assert S.likeliest_object(mask, "building", logits, np.array([[10.0, 10], [50, 50], [90, 90]]), pixels) is None
 
 
 def test_a_later_turn_drops_the_categorys_other_objects():
@@ -445,7 +446,8 @@ def test_a_negative_click_on_the_chosen_road_trims_it(tiny_model, monkeypatch):
 
 def test_a_positive_click_on_one_of_the_objects_shown_keeps_it_alone(tiny_model, monkeypatch):
     """The model's mask (decode patched) holds three fields, for "the farm plot" and after a click: the text turn shows
-    the likeliest alone (stop 46); a negative click on it shows the other two and suggests confirming the likelier;
+    the likeliest alone (stop 46); a negative click on it shows the likeliest of what is left alone and asks about it
+    (stop 49);
     a positive click on one keeps it alone (with its piece across a road) and a later negative click keeps it so; with
     spatial_words off the text turn and the click keep all three."""
     import torch
@@ -472,8 +474,17 @@ def test_a_positive_click_on_one_of_the_objects_shown_keeps_it_alone(tiny_model,
     text = predictor.predict("the farm plot")  # the likeliest field alone, not "is it this one?"
     assert np.array_equal(text.mask, left) and not text.suggests_confirmation
     no = predictor.predict("the farm plot", points=[[30, 120]], labels=[0], mask_input=text.low_res_logits)
-    assert no.mask[fields & ~left].all() and not no.mask[120, 30]  # not this one: the other two show, which of them?
+    # not this one: the likeliest of what is left alone, and is it this one? The negative click removed the piece it
+    # lay on, so the left field's piece across the road is what is left of the likeliest (a limit: stop 49)
+    across = left.copy()
+    across[:, :60] = False
+    assert np.array_equal(no.mask, across) and not no.mask[120, 30]
     assert no.suggests_confirmation and no.mask[int(no.suggested_click[1]), int(no.suggested_click[0])]
+    again = predictor.predict("the farm plot", points=[[30, 120], [80, 120]], labels=[0, 0],
+                              mask_input=no.low_res_logits)
+    bottom_right = fields.copy()
+    bottom_right[:160] = False  # the other two fields tie on the logits: the larger, bottom right
+    assert np.array_equal(again.mask, bottom_right)
     click = predictor.predict("the farm plot", points=[[30, 120]], labels=[1], mask_input=text.low_res_logits)
     assert np.array_equal(click.mask, left) and left[120, 80]  # the piece across the road stays
     later = predictor.predict("the farm plot", points=[[30, 120], [200, 200]], labels=[1, 0],
