@@ -577,7 +577,7 @@ class Predictor:
                 # shows the likeliest alone (synthetic validation NoC@85 1.10 → 0.82, docs/training.md "One object for
                 # a sentence about one"); the others stay in the prior, and a negative click on the one shown shows
                 # the likeliest of the others alone, not all of them (synthetic validation NoC@85 1.37 → 1.20, "Not
-                # this one: the next look-alike")
+                # this one: the next look-alike alone")
                 t_one = time.perf_counter()
                 # the objects left after the negative clicks' removals: a click that trimmed the object shown keeps it
                 likeliest = spatial_language.likeliest_object(shown > 0, one_object.category, logits, clicks,

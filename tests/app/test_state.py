@@ -144,7 +144,7 @@ def test_ambiguous_expression_lists_candidates_and_suggestion(services):
     assert shown.shape == plain.shape and not np.array_equal(shown, plain)
 
 
-def test_a_mask_showing_one_of_the_candidates_says_a_negative_click_shows_the_others(services):
+def test_a_mask_showing_one_of_the_candidates_says_a_negative_click_shows_the_next(services):
     """For a sentence about one object the engine shows the likeliest look-alike alone (stop 46)."""
     from rrsis_engine.prediction import Candidate, Prediction
 
