@@ -579,9 +579,10 @@ class Predictor:
                 # the likeliest of the others alone, not all of them (synthetic validation NoC@85 1.37 → 1.20, "Not
                 # this one: the next look-alike alone")
                 t_one = time.perf_counter()
-                # the objects left after the negative clicks' removals: a click that trimmed the object shown keeps it
+                # the objects left after the negative clicks' removals: a click that trimmed the object shown keeps it,
+                # what is left of one they rejected is no look-alike of its own
                 likeliest = spatial_language.likeliest_object(shown > 0, one_object.category, logits, clicks,
-                                                              image.pixels)
+                                                              image.pixels, removed=negated)
                 if likeliest is not None:
                     shown = np.where((shown > 0) & ~likeliest, np.minimum(shown, -10.0), shown).astype(np.float32)
                 timings["likeliest_ms"] = (time.perf_counter() - t_one) * 1e3

@@ -612,15 +612,24 @@ def unclicked_objects(mask: np.ndarray, category: str, positive_clicks: np.ndarr
 
 
 def likeliest_object(mask: np.ndarray, category: str, logits: np.ndarray, negative_clicks: np.ndarray,
-                     pixels: np.ndarray) -> np.ndarray | None:
+                     pixels: np.ndarray, removed: np.ndarray | None = None) -> np.ndarray | None:
     """Of the objects of ``category`` that ``mask`` (H×W bool, a turn's shown mask) holds (:func:`object_groups` in
     ``pixels``, H×W×3 uint8 RGB), none of which a negative click (N×2 x, y pixels) lies on, the likeliest: highest mean
     probability σ(``logits``) (H×W), then area — its pixels, H×W bool; None when the mask holds fewer than two objects
-    or every one is negated."""
-    groups = object_groups(mask, category, pixels)
-    if len(groups) < 2:
-        return None
+    (besides what is left of rejected ones) or every one is negated. removed: the pixels (H×W bool) the negative clicks took out of the turn's mask; an object
+    of ``mask | removed`` a negative click lies on that lost more than half its pixels that way was rejected, and what
+    is left of it (a grove's other clumps, a field's piece across a road) is no object of its own; one that lost less
+    was trimmed and stays."""
     rows, cols = point_pixels(negative_clicks, mask.shape)
+    rejected = []
+    if removed is not None and removed.any() and len(rows):
+        rejected = [g for g in object_groups(mask | removed, category, pixels)
+                    if g[rows, cols].any() and np.count_nonzero(g & removed) > 0.5 * np.count_nonzero(g)]
+        if rejected:
+            mask = mask & ~np.logical_or.reduce(rejected)
+    groups = object_groups(mask, category, pixels)
+    if len(groups) < (1 if rejected else 2):  # one object and what is left of a rejected one: that object alone
+        return None
     open_groups = [g for g in groups if not g[rows, cols].any()]
     if not open_groups:
         return None

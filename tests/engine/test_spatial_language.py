@@ -333,6 +333,27 @@ def test_the_likeliest_look_alike_is_the_one_no_negative_click_lies_on_and_the_c
     assert S.likeliest_object(mask, "building", logits, np.array([[10.0, 10], [50, 50], [90, 90]]), pixels) is None
 
 
+def test_what_is_left_of_a_rejected_look_alike_is_not_the_next_one_and_a_trimmed_one_stays():
+    """A negative click on c took most of it out of the turn's mask (``removed``): the strip left of c is not an object
+    of its own, so b is next; a click that took a little of c (a trim) leaves c the likeliest."""
+    shape = (100, 100)
+    a, b, c = (5, 5, 15, 15), (40, 40, 60, 60), (70, 70, 95, 95)
+    logits = np.where(_blobs(shape, [c]), 2.0, 0.5)
+    pixels = np.full(shape + (3,), 120, dtype=np.uint8)
+    click = np.array([[85.0, 85.0]])
+    rejected = _blobs(shape, [(70, 70, 95, 91)])  # all of c but a 4-pixel strip along its right side
+    left = _blobs(shape, [a, b, c]) & ~rejected
+    assert np.array_equal(S.likeliest_object(left, "building", logits, click, pixels, removed=rejected),
+                          _blobs(shape, [b]))
+    only = _blobs(shape, [b, c]) & ~rejected  # one object and a rejected one's strip: that object alone
+    assert np.array_equal(S.likeliest_object(only, "building", logits, click, pixels, removed=rejected),
+                          _blobs(shape, [b]))
+    trimmed = _blobs(shape, [(80, 80, 90, 90)])  # the click's neighbourhood, 16 % of c
+    kept = _blobs(shape, [a, b, c]) & ~trimmed
+    assert np.array_equal(S.likeliest_object(kept, "building", logits, click, pixels, removed=trimmed),
+                          _blobs(shape, [c]) & ~trimmed)
+
+
 def test_a_later_turn_drops_the_categorys_other_objects():
     shape = (100, 100)
     a, b, c = (5, 5, 20, 20), (40, 40, 60, 60), (80, 80, 95, 95)
@@ -446,7 +467,7 @@ def test_a_negative_click_on_the_chosen_road_trims_it(tiny_model, monkeypatch):
 
 def test_a_positive_click_on_one_of_the_objects_shown_keeps_it_alone(tiny_model, monkeypatch):
     """The model's mask (decode patched) holds three fields, for "the farm plot" and after a click: the text turn shows
-    the likeliest alone (stop 46); a negative click on it shows the likeliest of what is left alone and asks about it
+    the likeliest alone (stop 46); a negative click on it shows the likeliest of the others alone and asks about it
     (stop 49);
     a positive click on one keeps it alone (with its piece across a road) and a later negative click keeps it so; with
     spatial_words off the text turn and the click keep all three."""
@@ -474,17 +495,16 @@ def test_a_positive_click_on_one_of_the_objects_shown_keeps_it_alone(tiny_model,
     text = predictor.predict("the farm plot")  # the likeliest field alone, not "is it this one?"
     assert np.array_equal(text.mask, left) and not text.suggests_confirmation
     no = predictor.predict("the farm plot", points=[[30, 120]], labels=[0], mask_input=text.low_res_logits)
-    # not this one: the likeliest of what is left alone, and is it this one? The negative click removed the piece it
-    # lay on, so the left field's piece across the road is what is left of the likeliest (a limit: stop 49)
-    across = left.copy()
-    across[:, :60] = False
-    assert np.array_equal(no.mask, across) and not no.mask[120, 30]
-    assert no.suggests_confirmation and no.mask[int(no.suggested_click[1]), int(no.suggested_click[0])]
-    again = predictor.predict("the farm plot", points=[[30, 120], [80, 120]], labels=[0, 0],
-                              mask_input=no.low_res_logits)
+    # not this one: the next likeliest alone, and is it this one? The negative click removed the piece it lay on, more
+    # than half the field, so the piece across the road is no look-alike of its own; the other two fields tie on the
+    # logits: the larger, bottom right
     bottom_right = fields.copy()
-    bottom_right[:160] = False  # the other two fields tie on the logits: the larger, bottom right
-    assert np.array_equal(again.mask, bottom_right)
+    bottom_right[:160] = False
+    assert np.array_equal(no.mask, bottom_right) and not no.mask[120, 80]
+    assert no.suggests_confirmation and no.mask[int(no.suggested_click[1]), int(no.suggested_click[0])]
+    again = predictor.predict("the farm plot", points=[[30, 120], [205, 195]], labels=[0, 0],
+                              mask_input=no.low_res_logits)
+    assert again.mask[50, 150] and not again.mask[195, 205] and not again.mask[120, 80]  # and not that one: the last
     click = predictor.predict("the farm plot", points=[[30, 120]], labels=[1], mask_input=text.low_res_logits)
     assert np.array_equal(click.mask, left) and left[120, 80]  # the piece across the road stays
     later = predictor.predict("the farm plot", points=[[30, 120], [200, 200]], labels=[1, 0],
