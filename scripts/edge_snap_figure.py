@@ -59,6 +59,14 @@ def labelled(panel_image: Image.Image, label: str) -> Image.Image:
     return panel_image
 
 
+def ring(panel: Image.Image, x: float, y: float) -> Image.Image:
+    """``panel`` with a white ring around (x, y) (panel pixels) and a white dot in it (drawn in place)."""
+    draw = ImageDraw.Draw(panel)
+    draw.ellipse([x - 9, y - 9, x + 9, y + 9], outline=(255, 255, 255), width=3)
+    draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=(255, 255, 255))
+    return panel
+
+
 def grid(rows: list[list[Image.Image]]) -> Image.Image:
     """Panels of one size (rows of them) pasted edge to edge on a white sheet."""
     width, height = rows[0][0].size

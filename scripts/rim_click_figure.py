@@ -8,8 +8,7 @@ click, enlarged 3×.
 """
 
 import numpy as np
-from confirmation_figure import ring  # scripts/ is on sys.path when this script runs
-from edge_snap_figure import grid, labelled, overlay
+from edge_snap_figure import grid, labelled, overlay, ring  # scripts/ is on sys.path when this script runs
 from PIL import Image, ImageDraw
 from spatial_words_figure import validation_scenes
 
