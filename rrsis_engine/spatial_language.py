@@ -106,6 +106,9 @@ PART_MARGIN = 0.012
 MIN_OBJECT_SHARE = 0.1
 #: ... and never smaller than this many pixels
 MIN_OBJECT_PIXELS = 12
+#: The share of a look-alike's pixels the negative clicks on it must remove for it to count as rejected, not trimmed
+#: (:func:`likeliest_object`).
+REJECTED_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -616,15 +619,15 @@ def likeliest_object(mask: np.ndarray, category: str, logits: np.ndarray, negati
     """Of the objects of ``category`` that ``mask`` (H×W bool, a turn's shown mask) holds (:func:`object_groups` in
     ``pixels``, H×W×3 uint8 RGB), none of which a negative click (N×2 x, y pixels) lies on, the likeliest: highest mean
     probability σ(``logits``) (H×W), then area — its pixels, H×W bool; None when the mask holds fewer than two objects
-    (besides what is left of rejected ones) or every one is negated. removed: the pixels (H×W bool) the negative clicks took out of the turn's mask; an object
-    of ``mask | removed`` a negative click lies on that lost more than half its pixels that way was rejected, and what
-    is left of it (a grove's other clumps, a field's piece across a road) is no object of its own; one that lost less
-    was trimmed and stays."""
+    (besides what is left of rejected ones) or every one is negated. removed: the pixels (H×W bool) the negative
+    clicks took out of the turn's mask; an object of ``mask | removed`` a negative click lies on that lost more than
+    :data:`REJECTED_SHARE` of its pixels that way was rejected, and what is left of it (a grove's other clumps, a
+    field's piece across a road) is no object of its own; one that lost less was trimmed and stays."""
     rows, cols = point_pixels(negative_clicks, mask.shape)
     rejected = []
     if removed is not None and removed.any() and len(rows):
         rejected = [g for g in object_groups(mask | removed, category, pixels)
-                    if g[rows, cols].any() and np.count_nonzero(g & removed) > 0.5 * np.count_nonzero(g)]
+                    if g[rows, cols].any() and np.count_nonzero(g & removed) > REJECTED_SHARE * np.count_nonzero(g)]
         if rejected:
             mask = mask & ~np.logical_or.reduce(rejected)
     groups = object_groups(mask, category, pixels)
