@@ -249,12 +249,24 @@ def objects_in(mask: np.ndarray, category: str) -> list[E.SceneObject]:
     a :data:`STRAIGHT_CATEGORIES` mask split along its lines, specks (:data:`MIN_OBJECT_SHARE`,
     :data:`MIN_OBJECT_PIXELS`) left out. Each object's mask is a subset of ``mask``."""
     labels, kept, _ = _object_labels(mask, category)
+    return _labelled_objects(labels, kept, category, mask.shape, within=mask)
+
+
+def _labelled_objects(labels: np.ndarray, ids, category: str, shape: tuple[int, int], origin: tuple[int, int] = (0, 0),
+                      within: np.ndarray | None = None) -> list[E.SceneObject]:
+    """One object of ``category`` per label of ``ids`` in ``labels`` (h×w int, its top-left pixel at ``origin`` (row,
+    col) of an image of ``shape`` H×W), its pixels those of the label (and of ``within``, H×W bool, when given), as an
+    H×W mask. Each label is read in its box (``ndimage.find_objects``) on a calloc'd mask, whose pages outside the box
+    are never written: a speckled mask of a large image has a thousand labels."""
     boxes = ndimage.find_objects(labels)
     objects = []
-    for i in kept:
-        box = boxes[i - 1]  # compared in the label's box only: a speckled mask of a large image has a thousand labels
-        part = np.zeros(mask.shape, dtype=bool)  # calloc: the pages outside the box are never written
-        part[box] = (labels[box] == i) & mask[box]
+    for i in ids:
+        rows, cols = boxes[i - 1]
+        box = (slice(rows.start + origin[0], rows.stop + origin[0]), slice(cols.start + origin[1], cols.stop + origin[1]))
+        part = np.zeros(shape, dtype=bool)
+        part[box] = labels[rows, cols] == i
+        if within is not None:
+            part[box] &= within[box]
         objects.append(E.SceneObject(int(i), category, part, within=box))
     return objects
 
@@ -462,12 +474,8 @@ def colored_parts(objects: list[E.SceneObject], pixels: np.ndarray, category: st
     named = ndimage.binary_opening(named, structure=np.ones((3, 3), dtype=bool))
     labels, _ = ndimage.label(named, structure=np.ones((3, 3), dtype=bool))
     sizes = np.bincount(labels.ravel())
-    parts = []
-    for i in np.flatnonzero(sizes[1:] >= MIN_OBJECT_PIXELS) + 1:  # label 0 is the background
-        part = np.zeros(within.shape, dtype=bool)
-        part[box] = labels == i
-        parts.append(E.SceneObject(int(i), category, part))
-    return parts
+    return _labelled_objects(labels, np.flatnonzero(sizes[1:] >= MIN_OBJECT_PIXELS) + 1,  # label 0: the background
+                             category, within.shape, origin=(box[0].start, box[1].start))
 
 
 def _related(spec: SpatialSpec, objects: list[E.SceneObject], anchors: list[E.SceneObject],

@@ -15,7 +15,7 @@ from spatial_words_figure import validation_scenes
 from rrsis_engine import metrics as M
 from rrsis_engine.predictor import load_predictor
 from rrsis_engine.session import RefinementSession
-from rrsis_engine.spatial_language import _box, interior_point
+from rrsis_engine.spatial_language import confirmation_click
 
 RECORDS = ("synth-val-000069", "synth-val-000084", "synth-val-000097")
 SCALE = 2
@@ -52,9 +52,7 @@ def main() -> None:
         row = [panel(image, pred.mask, target, f"\"{rec['expression']}\" IoU {M.iou(pred.mask, target):.2f}")]
         nos = 0
         while M.iou(pred.mask, target) < 0.5 and pred.mask.any() and nos < MAX_NOS:
-            box = _box(pred.mask)  # "not this one": a negative click inside the look-alike shown
-            x, y = interior_point(pred.mask[box])
-            x, y = float(x + box[1].start), float(y + box[0].start)
+            x, y, _ = confirmation_click(pred.mask)  # "not this one": a negative click where the question would be
             pred = session.click(x, y, positive=False)
             nos += 1
             row.append(dot(panel(image, pred.mask, target, f"no: IoU {M.iou(pred.mask, target):.2f}"), *at(x, y)))
