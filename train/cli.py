@@ -36,8 +36,9 @@ def register(subparsers) -> None:
                         "at another size: its token-grid position parameters are interpolated)")
     p.add_argument("--scene-size", type=int, default=None, help="draw synthetic scenes at this size (default: input)")
     p.add_argument("--source", action="append", default=None, metavar="KIND[:PATH][:WEIGHT]",
-                   help="synth:1.0, easy:1.0, jsonl:PATH:W, refsegrs:PATH:W, rrsisd:PATH:W, risbench:PATH:W, "
-                        "db:PATH_OR_URL:W (repeatable; default synth:1.0)")
+                   help="synth:1.0, small:W (synthetic, about ships, cars, pools, car parks only), easy:1.0, "
+                        "jsonl:PATH:W, refsegrs:PATH:W, rrsisd:PATH:W, risbench:PATH:W, db:PATH_OR_URL:W "
+                        "(repeatable; default synth:1.0)")
     p.add_argument("--db", default=None, help="session database (adds source db:DB:1 unless --source names it)")
     p.add_argument("--db-image-root", default=None, help="folder relative image paths in the DB are resolved against")
     p.add_argument("--db-holdout", type=float, default=0.1,

@@ -6,9 +6,10 @@ Every source maps an integer index to the common record dict of :mod:`rrsis_engi
 with ``numpy.random.default_rng([seed, n])`` — a pure function of ``n``, so a resumed run (or another DDP
 rank) sees exactly the samples the uninterrupted run would have seen.
 
-Source specs on the command line (``--source``): ``synth:WEIGHT``, ``easy:WEIGHT``, ``jsonl:PATH:WEIGHT``,
-``refsegrs:PATH:WEIGHT``, ``rrsisd:PATH:WEIGHT``, ``risbench:PATH:WEIGHT``, ``db:PATH_OR_URL:WEIGHT``
-(the session store's accepted annotations). The weight may be omitted (1.0).
+Source specs on the command line (``--source``): ``synth:WEIGHT``, ``small:WEIGHT`` (synthetic scenes, expressions
+about their ships, cars, pools and car parks only), ``easy:WEIGHT``, ``jsonl:PATH:WEIGHT``, ``refsegrs:PATH:WEIGHT``,
+``rrsisd:PATH:WEIGHT``, ``risbench:PATH:WEIGHT``, ``db:PATH_OR_URL:WEIGHT`` (the session store's accepted
+annotations). The weight may be omitted (1.0).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import numpy as np
 from rrsis_engine.errors import DataError
 
 READER_KINDS = ("jsonl", "refsegrs", "rrsisd", "risbench")
-SOURCE_KINDS = ("synth", "easy", "db", *READER_KINDS)
+SOURCE_KINDS = ("synth", "small", "easy", "db", *READER_KINDS)
+#: synthetic kinds: scenes drawn on the fly, no location
+SYNTHETIC_KINDS = ("synth", "small", "easy")
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ def parse_source(spec: str) -> SourceSpec:
         location, weight = "", float(rest)
     if weight <= 0:
         raise DataError(f"Source {spec!r} has weight {weight}; weights must be positive.")
-    if kind in ("synth", "easy"):
+    if kind in SYNTHETIC_KINDS:
         if location:
             raise DataError(f"Source {spec!r}: {kind} takes only a weight ({kind}:1.0).")
         return SourceSpec(kind, None, weight)
@@ -71,18 +74,30 @@ class SyntheticSource:
 
     ``expressions`` > 1: :meth:`get_group` gives that many expressions about different targets of the scene (a
     new set at each reuse), so one image-encoder pass trains several referring masks.
+
+    ``focus`` (``--source small``): expressions about objects of these categories only
+    (:data:`~rrsis_engine.data.synthetic.SMALL_CATEGORIES`). Each scene index then tries :attr:`FOCUS_TRIES` seeds
+    and takes the one whose scene holds the most focus categories, the first on ties (ships lie only on water, in
+    about a quarter of the scenes), so that the rarer categories come up more often.
     """
 
+    #: seeds tried per scene index of a focused source, :attr:`FOCUS_SEED_STEP` apart (inside the train split)
+    FOCUS_TRIES, FOCUS_SEED_STEP = 3, 300_000_000
+
     def __init__(self, split: str = "train", scene_size: int = 512, reuse: int = 1, block: int = 64,
-                 followup_rate: float = 0.35, start: int = 0, expressions: int = 1):
+                 followup_rate: float = 0.35, start: int = 0, expressions: int = 1,
+                 focus: tuple[str, ...] | None = None):
         from rrsis_engine.data.synthetic import SyntheticReferringDataset
 
         self.ds = SyntheticReferringDataset(split, size=1_000_000_000 - start - 1, image_size=scene_size,
                                             start=start, followup_rate=followup_rate)
         self.reuse, self.block = max(1, int(reuse)), max(1, int(block))
         self.expressions = max(1, int(expressions))
+        self.focus = tuple(focus) if focus else None
         self._cache: OrderedDict[int, object] = OrderedDict()
-        self.name = "synth"
+        self.name = "small" if self.focus else "synth"
+        if self.focus:  # every try's seed stays inside the split
+            self.ds.size = self.FOCUS_SEED_STEP - start
 
     def __len__(self) -> int:
         return len(self.ds)
@@ -109,22 +124,42 @@ class SyntheticSource:
         return value
 
     def get(self, n: int) -> dict:
+        if self.focus:
+            return self.get_group(n)[0]
         i = self.scene_index(n) % len(self.ds)
         return self._memo(i, lambda: self.ds[i])
 
     def get_group(self, n: int) -> list[dict]:
         """Records about one scene (sharing its image): ``[get(n)]``, or ``expressions`` of them."""
-        if self.expressions == 1:
+        if self.expressions == 1 and not self.focus:
             return [self.get(n)]
-        from rrsis_engine.data.synthetic import draw_scene, scene_samples
+        from rrsis_engine.data.synthetic import scene_samples
 
         i, use = self.scene_use(n)
         i %= len(self.ds)
-        seed = self.ds.seed(i)
-        image, objects = self._memo(i, lambda: draw_scene(seed, self.ds.image_size))
+        seed, image, objects = self._memo(i, lambda: self._scene(i))
         k = self.expressions
-        samples = scene_samples(seed, image, objects, first=use * k, n=k, followup_rate=self.ds.followup_rate)
+        focus = self.focus if self.focus and any(o.category in self.focus for o in objects) else None
+        samples = scene_samples(seed, image, objects, first=use * k, n=k, followup_rate=self.ds.followup_rate,
+                                focus=focus)
         return [s.to_record(semantic=j == 0) for j, s in enumerate(samples)]
+
+    def _scene(self, i: int) -> tuple[int, np.ndarray, list]:
+        """Scene index ``i`` → (seed, image, objects); for a focused source the best of its seeds (class doc)."""
+        from rrsis_engine.data.synthetic import draw_scene
+
+        seed = self.ds.seed(i)
+        if not self.focus:
+            return (seed, *draw_scene(seed, self.ds.image_size))
+        best, most = None, -1
+        for t in range(self.FOCUS_TRIES):
+            image, objects = draw_scene(seed + t * self.FOCUS_SEED_STEP, self.ds.image_size)
+            present = len({o.category for o in objects} & set(self.focus))
+            if present > most:
+                best, most = (seed + t * self.FOCUS_SEED_STEP, image, objects), present
+            if present == len(self.focus):
+                break
+        return best
 
 
 class RecordSource:
@@ -254,8 +289,11 @@ def session_pairs(url_or_path: str, since=None, base_dir: str | Path | None = No
 
 def build_source(spec: SourceSpec, scene_size: int, synth_reuse: int = 1, since=None,
                  db_image_root: str | None = None, db_holdout: float = 0.0, expressions: int = 1):
-    if spec.kind == "synth":
-        return SyntheticSource("train", scene_size=scene_size, reuse=synth_reuse, expressions=expressions)
+    if spec.kind in ("synth", "small"):
+        from rrsis_engine.data.synthetic import SMALL_CATEGORIES
+
+        return SyntheticSource("train", scene_size=scene_size, reuse=synth_reuse, expressions=expressions,
+                               focus=SMALL_CATEGORIES if spec.kind == "small" else None)
     if spec.kind == "easy":
         from rrsis_train.easy import EasySource
 

@@ -39,6 +39,11 @@ KINDS = ("category", "attribute", "position", "relation", "ordinal", "class", "a
 KIND_WEIGHTS = np.array([0.10, 0.18, 0.16, 0.18, 0.10, 0.10, 0.18])
 #: smallest referable target, as a fraction of the image area (≈ 315 px at 512², 80 px at 256²)
 MIN_TARGET_FRAC = 0.0012
+#: the small objects the model found least (``rrsis train --source small``): expressions about them only
+SMALL_CATEGORIES = ("ship", "car", "pool", "parking")
+#: expression kinds of a focused sampler (:class:`ExpressionSampler` ``focus``): class sentences first — the engine
+#: reads every spatial sentence from the model's mask of the whole category (``spatial_language.class_query``)
+FOCUS_KIND_WEIGHTS = np.array([0.15, 0.20, 0.10, 0.15, 0.0, 0.40, 0.0])
 
 ROOF_COLORS = {
     "red": (172, 64, 52),
@@ -580,15 +585,26 @@ class SceneGenerator:
 
 # ---- expressions for one scene -------------------------------------------------------------------
 class ExpressionSampler:
-    """Picks a target and a referring spec whose claim (unique / class / ambiguous) holds geometrically."""
+    """Picks a target and a referring spec whose claim (unique / class / ambiguous) holds geometrically.
 
-    def __init__(self, objects: list[SceneObject], hw: tuple[int, int], rng: np.random.Generator):
+    ``focus``: only objects of these categories are targets (each category present equally likely), down to half the
+    usual smallest area (anchors' limit), and a class sentence may be about objects of any size ("all the cars").
+    """
+
+    def __init__(self, objects: list[SceneObject], hw: tuple[int, int], rng: np.random.Generator,
+                 focus: tuple[str, ...] | None = None):
         self.objects = objects
         self.hw = hw
         self.rng = rng
         self.cache: dict = {}
         self.min_area = MIN_TARGET_FRAC * hw[0] * hw[1]
-        self.targets = [o for o in objects if o.area >= self.min_area]
+        self.focus = focus
+        if focus:
+            self.targets = [o for o in objects if o.category in focus and o.area >= self.min_area / 2]
+            self.class_targets = [o for o in objects if o.category in focus]
+        else:
+            self.targets = [o for o in objects if o.area >= self.min_area]
+            self.class_targets = self.targets
 
     def _resolve(self, spec) -> Match:
         try:
@@ -599,11 +615,17 @@ class ExpressionSampler:
     def _same_cat(self, t):
         return [o for o in self.objects if o.category == t.category]
 
-    def _target(self, weighted=True):
-        if not self.targets:
+    def _target(self, any_size: bool = False):
+        targets = self.class_targets if any_size else self.targets
+        if not targets:
             return None
-        w = np.array([0.4 if o.category == "car" else 0.5 if o.category == "land" else 1.0 for o in self.targets])
-        return self.targets[int(self.rng.choice(len(self.targets), p=w / w.sum()))]
+        if self.focus:  # each category present equally often, however many objects it has
+            categories = sorted({o.category for o in targets})
+            category = categories[int(self.rng.integers(len(categories)))]
+            targets = [o for o in targets if o.category == category]
+            return targets[int(self.rng.integers(len(targets)))]
+        w = np.array([0.4 if o.category == "car" else 0.5 if o.category == "land" else 1.0 for o in targets])
+        return targets[int(self.rng.choice(len(targets), p=w / w.sum()))]
 
     def _unique_simple_spec(self, o):
         """A spec that names ``o`` uniquely without relations (used for anchors)."""
@@ -619,7 +641,7 @@ class ExpressionSampler:
 
     def propose(self, kind: str) -> tuple[dict, list[SceneObject]] | None:
         rng = self.rng
-        t = self._target()
+        t = self._target(any_size=kind == "class")
         if t is None:
             return None
         cat = t.category
@@ -769,16 +791,19 @@ def draw_scene(seed: int, scene_size: int = 512) -> tuple[np.ndarray, list[Scene
 
 
 def scene_samples(seed: int, image: np.ndarray, objects: list[SceneObject], first: int = 0, n: int = 4,
-                  followup_rate: float = 0.35) -> list[SyntheticSample]:
+                  followup_rate: float = 0.35, focus: tuple[str, ...] | None = None) -> list[SyntheticSample]:
     """Expressions ``first … first+n-1`` about one drawn scene (:func:`draw_scene`): expression 0 is the one
     :func:`generate_sample` gives, expression j > 0 uses its own seeded rng. An expression whose target set (and
     ambiguity) repeats an earlier one's is dropped, so a sparse scene may give fewer than ``n``. For training: one
-    image-encoder pass serves several expressions about different targets."""
+    image-encoder pass serves several expressions about different targets. ``focus``: expressions about objects of
+    these categories only (:class:`ExpressionSampler`); none when the scene has none of them."""
+    if focus and not any(o.category in focus for o in objects):
+        return []
     out: list[SyntheticSample] = []
     seen = set()
     for j in range(first, first + n):
         rng = np.random.default_rng([seed, 7] if j == 0 else [seed, 7, j])
-        s = sample_expression(seed, image, objects, rng, None, followup_rate, f"synth-{seed}-{j}")
+        s = sample_expression(seed, image, objects, rng, None, followup_rate, f"synth-{seed}-{j}", focus)
         key = (tuple(sorted(s.target_ids)), s.ambiguous)
         if key not in seen:
             seen.add(key)
@@ -788,14 +813,17 @@ def scene_samples(seed: int, image: np.ndarray, objects: list[SceneObject], firs
 
 def sample_expression(seed: int, image: np.ndarray, objects: list[SceneObject], rng: np.random.Generator,
                       kind: str | None = None, followup_rate: float = 0.35,
-                      sample_id: str | None = None) -> SyntheticSample:
-    """One referring expression (and maybe a follow-up) about a drawn scene; ``objects`` must not be empty."""
+                      sample_id: str | None = None, focus: tuple[str, ...] | None = None) -> SyntheticSample:
+    """One referring expression (and maybe a follow-up) about a drawn scene; ``objects`` must not be empty. ``focus``:
+    about objects of these categories (:class:`ExpressionSampler`), drawn with :data:`FOCUS_KIND_WEIGHTS`; the scene
+    must hold one."""
     hw = image.shape[:2]
-    sampler = ExpressionSampler(objects, hw, rng)
+    sampler = ExpressionSampler(objects, hw, rng, focus)
+    weights = FOCUS_KIND_WEIGHTS if focus else KIND_WEIGHTS
     result = None
     candidates = None  # for an ambiguous expression: every object it matches
     for attempt in range(40):
-        k = kind if (kind is not None and attempt < 30) else str(rng.choice(KINDS, p=KIND_WEIGHTS / KIND_WEIGHTS.sum()))
+        k = kind if (kind is not None and attempt < 30) else str(rng.choice(KINDS, p=weights / weights.sum()))
         if attempt >= 30:
             k = "class" if attempt % 2 else "category"
         prop = sampler.propose(k)
@@ -816,8 +844,8 @@ def sample_expression(seed: int, image: np.ndarray, objects: list[SceneObject], 
             else:
                 result = (k, spec, objs, False, None, None, None)
         break
-    if result is None:  # no proposal held: the class of the largest object always does
-        o = max(objects, key=lambda o: o.area)
+    if result is None:  # no proposal held: the class of the largest (focus) object always does
+        o = max((o for o in objects if not focus or o.category in focus), key=lambda o: o.area)
         result = ("class", {"category": o.category, "all": True},
                   [x for x in objects if x.category == o.category], False, None, None, None)
     k, spec, objs, amb, follow, fobjs, fkind = result

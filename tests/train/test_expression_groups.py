@@ -158,3 +158,54 @@ def test_distractor_loss_charges_only_the_ruled_out_look_alikes():
     assert quiet < 0.01 and loud > 2.0
     logits[0, :, 4:, 4:] = 5.0  # foreground elsewhere (the target) costs nothing here
     assert torch.isclose(distractor_loss(logits, distractors), loud)
+
+
+def test_focused_expressions_are_about_the_small_categories_only():
+    from rrsis_engine.data.synthetic import MIN_TARGET_FRAC, SMALL_CATEGORIES
+
+    kinds, below_target_size = set(), 0
+    for seed in range(40):
+        image, objects = draw_scene(seed, 128)
+        group = scene_samples(seed, image, objects, n=4, focus=SMALL_CATEGORIES)
+        if not any(o.category in SMALL_CATEGORIES for o in objects):
+            assert group == []
+            continue
+        assert group
+        by_id = {o.id: o for o in objects}
+        for s in group:
+            assert s.spec["category"] in SMALL_CATEGORIES and s.mask.any()
+            assert all(by_id[i].category == s.spec["category"] for i in s.target_ids)
+            kinds.add(s.kind)
+            below_target_size += min(by_id[i].area for i in s.target_ids) < MIN_TARGET_FRAC * 128 * 128
+    assert "class" in kinds and len(kinds) >= 3
+    assert below_target_size > 0  # "all the cars": objects smaller than an unfocused target may be named
+
+
+def test_small_source_prefers_scenes_with_more_of_its_categories_and_stays_deterministic():
+    from rrsis_train.sources import build_source, parse_source
+
+    from rrsis_engine.data.synthetic import SMALL_CATEGORIES
+
+    assert parse_source("small:0.7") == parse_source("small:0.7") and parse_source("small:0.7").weight == 0.7
+    a = build_source(parse_source("small:1"), 128, synth_reuse=2, expressions=3)
+    b = build_source(parse_source("small:1"), 128, synth_reuse=2, expressions=3)
+    plain = SyntheticSource("train", scene_size=128, reuse=2, expressions=3)
+    ships, plain_ships = 0, 0
+    for n in range(0, 40, 2):
+        ga, gb = a.get_group(n), b.get_group(n)
+        assert [r["expression"] for r in ga] == [r["expression"] for r in gb] and ga
+        seed, _, objects = a._scene(a.scene_index(n))
+        assert seed % a.FOCUS_SEED_STEP == a.ds.seed(a.scene_index(n))
+        ships += any(o.category == "ship" for o in objects)
+        _, _, objects = plain._scene(plain.scene_index(n))
+        plain_ships += any(o.category == "ship" for o in objects)
+        semantic = ga[0]["semantic"]  # every target pixel is a small category's
+        assert all(np.isin(semantic[r["mask"]], [_class_index(c) for c in SMALL_CATEGORIES]).all() for r in ga)
+    assert ships > plain_ships
+    assert isinstance(a.get(1)["expression"], str)
+
+
+def _class_index(category):
+    from rrsis_engine.data.synthetic import SEMANTIC_CLASSES
+
+    return SEMANTIC_CLASSES.index(category)
