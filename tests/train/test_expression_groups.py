@@ -8,6 +8,7 @@ from rrsis_train.sources import SyntheticSource, augment_group
 from rrsis_train.trainer import Trainer, TrainOptions, prepare_sample
 
 from rrsis_engine.data.synthetic import draw_scene, generate_sample, scene_samples
+from rrsis_engine.errors import DataError
 
 
 def test_scene_samples_start_with_the_single_sample_and_name_different_targets():
@@ -186,7 +187,10 @@ def test_small_source_prefers_scenes_with_more_of_its_categories_and_stays_deter
 
     from rrsis_engine.data.synthetic import SMALL_CATEGORIES
 
-    assert parse_source("small:0.7") == parse_source("small:0.7") and parse_source("small:0.7").weight == 0.7
+    spec = parse_source("small:0.7")
+    assert (spec.kind, spec.location, spec.weight) == ("small", None, 0.7)
+    with pytest.raises(DataError, match="takes only a weight"):
+        parse_source("small:scenes/:1")
     a = build_source(parse_source("small:1"), 128, synth_reuse=2, expressions=3)
     b = build_source(parse_source("small:1"), 128, synth_reuse=2, expressions=3)
     plain = SyntheticSource("train", scene_size=128, reuse=2, expressions=3)
