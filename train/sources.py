@@ -89,15 +89,15 @@ class SyntheticSource:
                  focus: tuple[str, ...] | None = None):
         from rrsis_engine.data.synthetic import SyntheticReferringDataset
 
-        self.ds = SyntheticReferringDataset(split, size=1_000_000_000 - start - 1, image_size=scene_size,
-                                            start=start, followup_rate=followup_rate)
+        # a focused source's every try stays inside the split: its seeds step by FOCUS_SEED_STEP
+        size = self.FOCUS_SEED_STEP - start if focus else 1_000_000_000 - start - 1
+        self.ds = SyntheticReferringDataset(split, size=size, image_size=scene_size, start=start,
+                                            followup_rate=followup_rate)
         self.reuse, self.block = max(1, int(reuse)), max(1, int(block))
         self.expressions = max(1, int(expressions))
         self.focus = tuple(focus) if focus else None
         self._cache: OrderedDict[int, object] = OrderedDict()
         self.name = "small" if self.focus else "synth"
-        if self.focus:  # every try's seed stays inside the split
-            self.ds.size = self.FOCUS_SEED_STEP - start
 
     def __len__(self) -> int:
         return len(self.ds)
