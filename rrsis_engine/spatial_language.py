@@ -79,6 +79,8 @@ SINGLE_OBJECT_CATEGORIES = frozenset({"river"})
 #: quarter of the side explaining 90 %)
 STRAIGHT_CATEGORIES = frozenset({"road"})
 LINE_MIN_LENGTH, LINE_MIN_ANGLE, LINE_BAND_PIXELS, LINE_MAX_UNEXPLAINED = 0.15, 10, 2.0, 0.3
+#: a line with more than this share of its strip's pixels in stronger lines' strips is one of them (:func:`_distinct_lines`)
+LINE_SAME_SHARE = 0.5
 #: at most this many lines (the strongest): a noisy mask's skeleton has hundreds of peaks, each a pass over the mask
 #: (an untrained rsam-t's road mask on a 1 024² image took minutes before this cap)
 LINE_MAX_COUNT = 8
@@ -147,6 +149,16 @@ def class_query(category: str) -> str:
     """The sentence that asks the model for every object of ``category``, worded as the class-level training
     sentences are ("all the buildings")."""
     return "all the " + E.PLURALS.get(category, [category + "s"])[0]
+
+
+#: words that make a sentence ask for every object of its category ("all the buildings", "every road")
+_CLASS_WORDS = re.compile(r"\b(?:all|every|each)\b")
+
+
+def is_class_sentence(text: str) -> bool:
+    """Whether ``text`` asks for every object of a category ("segment all pools", "every road"), as the class-level
+    sentences of the generators do, rather than for one object."""
+    return bool(_CLASS_WORDS.search(text.lower()))
 
 
 def _phrases(words: dict[str, list[str]], extra: dict[str, list[str]] | None = None) -> list[tuple[str, str]]:
@@ -322,6 +334,8 @@ def _split_into_lines(mask: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.
     # distance of each pixel to each line x·cos θ + y·sin θ = ρ (x = col, y = row)
     distance = np.abs(np.outer(cols, np.cos(angles)) + np.outer(rows, np.sin(angles)) - offsets)
     band = distance <= width / 2 + LINE_BAND_PIXELS
+    distinct = _distinct_lines(band)
+    angles, offsets, distance, band = angles[distinct], offsets[distinct], distance[:, distinct], band[:, distinct]
     explained = band.any(axis=1)
     if 1.0 - explained.mean() > LINE_MAX_UNEXPLAINED:
         return unchanged
@@ -334,6 +348,23 @@ def _split_into_lines(mask: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.
     rest, n_rest = ndimage.label(mask & (split == 0), structure=np.ones((3, 3), dtype=bool))
     split[rest > 0] = rest[rest > 0] + len(angles)
     return split, len(angles) + n_rest, second
+
+
+def _distinct_lines(band: np.ndarray) -> np.ndarray:
+    """Of the Hough lines whose strips hold the mask pixels ``band`` (N pixels × K lines bool, the strongest line
+    first), those that are not the same strip as a stronger one: a line is dropped when more than
+    :data:`LINE_SAME_SHARE` of its pixels lie in the strips kept before it. K bools. A slanted road is one strip though
+    lines a few degrees apart both run inside it end to end (their offsets differ by about a strip's width, so the
+    peaks' suppression window keeps both: synthetic validation "the road to the left of the dark house" saw its road
+    as two lines side by side, so two roads matched and the sentence chose none)."""
+    distinct = np.zeros(band.shape[1], dtype=bool)
+    covered = np.zeros(band.shape[0], dtype=bool)
+    for k in range(band.shape[1]):
+        own = band[:, k]
+        if np.count_nonzero(own & covered) <= LINE_SAME_SHARE * np.count_nonzero(own):
+            distinct[k] = True
+            covered |= own
+    return distinct
 
 
 def color_name(pixels: np.ndarray, mask: np.ndarray, category: str) -> str:
@@ -548,6 +579,31 @@ def other_objects(mask: np.ndarray, category: str, chosen: np.ndarray, positive_
     clicked = labels[rows, cols][on_mask & ~on_crossing]
     keep = np.intersect1d(kept, np.union1d(touched, clicked))
     return mask & ~chosen & ~np.isin(labels, keep) & ~np.isin(second, keep)
+
+
+def picks_another_object(mask: np.ndarray, category: str, chosen: np.ndarray, click: np.ndarray,
+                         pixels: np.ndarray) -> bool:
+    """Whether a positive click at ``click`` ((x, y) image pixels) lies on an object of ``category`` in ``mask`` (H×W
+    bool, the click turn's; :func:`object_groups` in ``pixels``, H×W×3 uint8 RGB) more than :data:`MAX_CUT_WIDTH` of
+    the image's longer side from ``chosen`` (H×W bool, the object shown before it): for a sentence about one object,
+    the labeller picked another look-alike ("the largest yellow field": not that one, this one). Nearer, it may be
+    more of the object shown: a field cut twice whose pieces object_groups did not join (synthetic test "find the
+    leftmost farm plot", 14 pixels apart: one click 0.70 → 0.47 when swapped; the validation swaps were 24–158
+    pixels apart). Never for groves, roads and rivers, whose pieces the model's mask does not tell from separate
+    objects: a clump beside the grove shown is more of it (validation "the largest cluster of trees": 0.91 → 0.07 had
+    it been read as another grove), and a road's lines are the Hough split's guess (:func:`_split_into_lines`)."""
+    if category in GROUP_GAPS or category in STRAIGHT_CATEGORIES or category in SINGLE_OBJECT_CATEGORIES:
+        return False
+    rows, cols = point_pixels(np.reshape(click, (1, 2)), mask.shape)
+    if not mask[rows[0], cols[0]]:
+        return False
+    for group in object_groups(mask, category, pixels):
+        if group[rows[0], cols[0]]:
+            if not chosen.any():
+                return True
+            gap = float(ndimage.distance_transform_edt(~chosen)[group].min())  # pixels between the two
+            return gap > MAX_CUT_WIDTH * max(mask.shape)
+    return False
 
 
 def object_groups(mask: np.ndarray, category: str, pixels: np.ndarray) -> list[np.ndarray]:

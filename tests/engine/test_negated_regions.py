@@ -178,6 +178,14 @@ def test_a_deep_negative_click_trims_the_object_the_words_chose_and_does_not_rej
     assert not negated.any()
 
 
+def test_a_deep_negative_click_does_not_reject_the_mask_of_a_class_sentence():
+    """ "segment every road" found the road network and a car park beside it: a negative click deep in the car park
+    leaves what the model's answer kept, not an empty mask (synthetic validation scene 252: 0.90 → 0.00)."""
+    negated = postprocess.negated_by_clicks(_canal(cut=True), [[100, 78]], [0], previous=_canal(cut=False),
+                                            class_sentence=True)
+    assert not negated.any()
+
+
 @pytest.mark.parametrize("points, labels", [
     ([[100, 78], [20, 78]], [0, 1]),  # a positive click on the strip: the labeller trims the target
     ([[100, 78], [100, 20]], [0, 1]),  # a positive click elsewhere: the strip is most of the mask, so it stays

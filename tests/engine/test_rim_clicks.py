@@ -42,6 +42,19 @@ def test_an_answer_that_trims_the_rim_stands():
     assert postprocess.rim_click_zone(_square(), trimmed, 42, 60, positive=False, cell_px=2.0) is None
 
 
+def test_the_first_click_after_a_text_turn_changes_the_rim_only_around_it():
+    """A positive click 1 pixel outside a nearly right small mask (a 12-pixel grove), answered by a mask 1 pixel wider
+    all round (synthetic validation "the smallest group of trees": 0.99 → 0.85): the answer stands for a later click,
+    but the first click after a text turn (``local_only``) changes the rim around it only."""
+    grove = np.zeros((60, 60), bool)
+    grove[20:32, 20:32] = True
+    wider = np.zeros((60, 60), bool)
+    wider[19:33, 19:33] = True
+    assert postprocess.rim_click_zone(grove, wider, 32, 26, positive=True, cell_px=2.0) is None
+    zone = postprocess.rim_click_zone(grove, wider, 32, 26, positive=True, cell_px=2.0, local_only=True)
+    assert zone is not None and zone[26, 32] and not zone[19, 26] and not zone[26, 19]
+
+
 @pytest.mark.parametrize("x, y, positive, new", [
     (80, 60, False, EMPTY),  # deep in the part: a negative click there may remove the whole object
     (20, 10, False, EMPTY),  # a negative click outside the mask
