@@ -402,6 +402,19 @@ def test_a_later_turn_drops_a_road_crossing_the_chosen_one():
     assert not others[:, 60:72].any() and others[:145, 130:142].all()
 
 
+def _decode_three_buildings(tiny_model, monkeypatch, image_size):
+    """Patch the tiny model's decoder to answer every turn with three buildings of a 256² image, (x0, y0, x1, y1)
+    (20, 100, 60, 140), (110, 30, 150, 70) and (190, 180, 230, 220) image pixels, at logit +8 (−8 elsewhere)."""
+    import torch
+
+    grid = image_size // 4
+    cell = 256 / grid
+    low = torch.full((1, 1, grid, grid), -8.0)
+    for x0, y0, x1, y1 in [(20, 100, 60, 140), (110, 30, 150, 70), (190, 180, 230, 220)]:
+        low[..., round(y0 / cell):round(y1 / cell), round(x0 / cell):round(x1 / cell)] = 8.0
+    monkeypatch.setattr(tiny_model, "decode", lambda *a, **k: (low.clone(), torch.ones(1, 1), torch.ones(1, 1)))
+
+
 def test_the_predictor_shows_the_object_the_words_pick(tiny_model, monkeypatch):
     """The model's mask (decode patched) holds three buildings for every sentence: "the leftmost building" shows the
     left one only (all three with spatial_words off), a click turn on it keeps it alone, the category's sentence is
@@ -415,13 +428,7 @@ def test_the_predictor_shows_the_object_the_words_pick(tiny_model, monkeypatch):
     predictor = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False, edge_refine=False)
     plain = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False, edge_refine=False,
                       spatial_words=False)
-    grid = predictor.image_size // 4
-    cell = 256 / grid
-    boxes = [(20, 100, 60, 140), (110, 30, 150, 70), (190, 180, 230, 220)]  # (x0, y0, x1, y1) image pixels
-    low = torch.full((1, 1, grid, grid), -8.0)
-    for x0, y0, x1, y1 in boxes:
-        low[..., round(y0 / cell):round(y1 / cell), round(x0 / cell):round(x1 / cell)] = 8.0
-    monkeypatch.setattr(tiny_model, "decode", lambda *a, **k: (low.clone(), torch.ones(1, 1), torch.ones(1, 1)))
+    _decode_three_buildings(tiny_model, monkeypatch, predictor.image_size)
     fused = []
     fuse = Predictor._fuse
     monkeypatch.setattr(Predictor, "_fuse", lambda self, key, feats, text: fused.append(text) or fuse(
@@ -441,7 +448,7 @@ def test_the_predictor_shows_the_object_the_words_pick(tiny_model, monkeypatch):
     # the next turn's prior is the chosen object, shaped like a ranked text turn's (peak at SELECTED_LOGIT)
     prior = text.low_res_logits
     cols = torch.nonzero(prior[0, 0] > 0)[:, 1]
-    assert float(prior.max()) == pytest.approx(1.0) and len(cols) and int(cols.max()) < 100 / cell
+    assert float(prior.max()) == pytest.approx(1.0) and len(cols) and int(cols.max()) < 100 / (256 / (predictor.image_size // 4))
 
     fused.clear()
     click = predictor.predict("the leftmost building", points=[[40, 120]], labels=[1], mask_input=prior)
@@ -492,19 +499,11 @@ def test_the_predictor_swaps_the_chosen_object_for_the_one_a_positive_click_pick
     """The model's mask (decode patched) holds three buildings: "the leftmost building" shows the left one; a positive
     click on the middle one shows the middle one alone (it added the click's object to the wrong one: synthetic
     validation "the largest yellow field", one click 0.44 → 0.94)."""
-    import torch
-
     from rrsis_engine.predictor import Predictor
 
     monkeypatch.setattr(tiny_model, "component_ranker", None)
     predictor = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False, edge_refine=False)
-    grid = predictor.image_size // 4
-    cell = 256 / grid
-    boxes = [(20, 100, 60, 140), (110, 30, 150, 70), (190, 180, 230, 220)]  # (x0, y0, x1, y1) image pixels
-    low = torch.full((1, 1, grid, grid), -8.0)
-    for x0, y0, x1, y1 in boxes:
-        low[..., round(y0 / cell):round(y1 / cell), round(x0 / cell):round(x1 / cell)] = 8.0
-    monkeypatch.setattr(tiny_model, "decode", lambda *a, **k: (low.clone(), torch.ones(1, 1), torch.ones(1, 1)))
+    _decode_three_buildings(tiny_model, monkeypatch, predictor.image_size)
     predictor.set_image(np.full((256, 256, 3), 120, dtype=np.uint8))
     text = predictor.predict("the leftmost building")
     assert text.mask[120, 40] and not text.mask[50, 130]
