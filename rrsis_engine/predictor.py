@@ -122,7 +122,6 @@ def resolve_encoder_precision(precision: str, device: torch.device) -> str:
     return "bf16" if native_bf16(device) else "fp32"
 
 
-
 class _LRU(OrderedDict):
     def __init__(self, capacity: int):
         super().__init__()
@@ -502,7 +501,7 @@ class Predictor:
                         logits > 0, spatial[0].category, chosen, clicks[-1], image.pixels):
                     # the labeller's first positive click lies on another look-alike: not that one, this one; it had
                     # added the clicked field to the wrong one (synthetic validation "the largest yellow field": one
-                    # click 0.44 → 0.94; docs/training.md, "Stop 51")
+                    # click 0.44 → 0.94; docs/training.md, "Four engine fixes for the first click and for roads")
                     chosen = np.zeros_like(chosen)
                 others = spatial_language.other_objects(logits > 0, spatial[0].category, chosen,
                                                         clicks[click_labels == 1])
