@@ -381,11 +381,12 @@ def color_name(pixels: np.ndarray, mask: np.ndarray, category: str) -> str:
     return _nearest_color(_palette(category), np.median(rgb[brightness >= np.median(brightness)], axis=0))
 
 
-def _box(mask: np.ndarray) -> tuple[slice, slice]:
-    """The rows and columns of ``mask``'s (H×W bool, not empty) bounding box with one pixel around it (inside the
-    image): an erosion there gives what it gives on the whole mask."""
+def _box(mask: np.ndarray, margin: int = 1) -> tuple[slice, slice]:
+    """The rows and columns of ``mask``'s (H×W bool, not empty) bounding box with ``margin`` pixels around it (inside
+    the image): with one, an erosion there gives what it gives on the whole mask."""
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return (slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(cols[0] - 1, 0), cols[-1] + 2))
+    return (slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
+            slice(max(cols[0] - margin, 0), cols[-1] + margin + 1))
 
 
 def _palette(category: str) -> dict[str, tuple[int, int, int]]:
@@ -599,10 +600,11 @@ def picks_another_object(mask: np.ndarray, category: str, chosen: np.ndarray, cl
         return False
     for group in object_groups(mask, category, pixels):
         if group[rows[0], cols[0]]:
-            if not chosen.any():
-                return True
-            gap = float(ndimage.distance_transform_edt(~chosen)[group].min())  # pixels between the two
-            return gap > MAX_CUT_WIDTH * max(mask.shape)
+            # the pixels between the two, read in the clicked object's box grown by the limit (a 1 024² EDT: 80 ms)
+            limit = MAX_CUT_WIDTH * max(mask.shape)
+            box = _box(group, margin=int(np.ceil(limit)) + 1)
+            near = chosen[box]
+            return not near.any() or float(ndimage.distance_transform_edt(~near)[group[box]].min()) > limit
     return False
 
 
