@@ -154,6 +154,19 @@ def test_a_negative_click_on_a_bridge_between_two_parts_removes_neither():
     assert not negated.any()
 
 
+def test_a_negative_click_in_a_hole_closed_by_several_parts_is_on_none_of_them():
+    """A fragmented mask: the hole at (5, 5) is closed by four bars that touch only at its sides, and the part it is
+    given (the top bar, rows 1–4) does not reach the click's row. The click lies off every part: nothing deep is
+    removed (it used to index the top bar's depth map out of range; found on a random model's fragmented mask)."""
+    previous = np.zeros((11, 11), bool)
+    previous[1:5, 5] = True  # top bar, ends at row 4
+    previous[6:10, 5] = True  # bottom bar
+    previous[5, 1:5] = True  # left bar
+    previous[5, 6:10] = True  # right bar
+    negated = postprocess.negated_previous_parts(previous, previous, np.array([[5.0, 5.0]]), np.array([0]))
+    assert not negated.any()
+
+
 def _canal(cut: bool):
     """A horizontal strip 16 pixels wide across a 160×200 image; cut: without columns 90–109 (the model's answer to a
     negative click at its middle)."""
