@@ -89,7 +89,7 @@ class AmbiguityCalibration:
 
     def score(self, features: dict[str, float]) -> float:
         z = self.bias + sum(self.weights[f] * (features[f] - self.mean[f]) / self.std[f] for f in FEATURES)
-        return float(1.0 / (1.0 + np.exp(-np.clip(z, -30, 30))))
+        return float(logistic(z))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -130,6 +130,29 @@ def fit_calibration(features: list[dict[str, float]], labels: list[bool], target
         raise DataError(f"Calibration needs at least 10 predictions with both labels (≥ 2 each); got {len(y)} "
                         f"with {int(y.sum())} ambiguous. Use a larger validation set (e.g. synthetic:val:300).")
     x = np.array([[f[k] for k in FEATURES] for f in features], dtype=np.float64)
+    w, mean, std, bias = fit_logistic(x, y, l2, iterations)
+    scores = logistic(bias + ((x - mean) / std) @ w)
+    threshold, precision, recall = _threshold_for_precision(scores, y.astype(bool), target_precision)
+    names = list(FEATURES)
+    return AmbiguityCalibration(
+        weights={k: float(v) for k, v in zip(names, w, strict=True)},
+        mean={k: float(v) for k, v in zip(names, mean, strict=True)},
+        std={k: float(v) for k, v in zip(names, std, strict=True)},
+        bias=bias, threshold=threshold, target_precision=float(target_precision),
+        precision=precision, recall=recall, n=len(y), n_ambiguous=int(y.sum()), data=data,
+    )
+
+
+def logistic(z):
+    """σ(z), clipped to |z| ≤ 30 (array or float)."""
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2,
+                 iterations: int = 50) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Fit p = σ(bias + ((x − mean) / std) · w) to targets ``y`` in [0, 1] (labels, or fractions such as IoUs) by
+    Newton steps on the mean cross-entropy, with L2 ``l2`` on w (not on the bias). x: N×F features, standardised
+    here (a constant feature gets std 1). Returns (w F, mean F, std F, bias)."""
     mean, std = x.mean(0), x.std(0)
     std[std < 1e-6] = 1.0
     xs = np.hstack([np.ones((len(x), 1)), (x - mean) / std])
@@ -137,23 +160,14 @@ def fit_calibration(features: list[dict[str, float]], labels: list[bool], target
     reg = np.full(xs.shape[1], l2)
     reg[0] = 0.0
     for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-np.clip(xs @ w, -30, 30)))
+        p = logistic(xs @ w)
         grad = xs.T @ (p - y) / len(y) + reg * w
         hess = (xs.T * (p * (1 - p))) @ xs / len(y) + np.diag(reg + 1e-9)
         step = np.linalg.solve(hess, grad)
         w -= step
         if np.abs(step).max() < 1e-8:
             break
-    scores = 1.0 / (1.0 + np.exp(-np.clip(xs @ w, -30, 30)))
-    threshold, precision, recall = _threshold_for_precision(scores, y.astype(bool), target_precision)
-    names = list(FEATURES)
-    return AmbiguityCalibration(
-        weights={k: float(v) for k, v in zip(names, w[1:], strict=True)},
-        mean={k: float(v) for k, v in zip(names, mean, strict=True)},
-        std={k: float(v) for k, v in zip(names, std, strict=True)},
-        bias=float(w[0]), threshold=threshold, target_precision=float(target_precision),
-        precision=precision, recall=recall, n=len(y), n_ambiguous=int(y.sum()), data=data,
-    )
+    return w[1:], mean, std, float(w[0])
 
 
 def _threshold_for_precision(scores: np.ndarray, labels: np.ndarray, target: float) -> tuple[float, float, float]:

@@ -1,62 +1,133 @@
-"""Fitting a model's ambiguity calibration on labelled records and storing it with its weights (used by
-``rrsis calibrate`` and, after training, by ``rrsis train``)."""
+"""Fitting a model's calibrations on labelled records and storing them with its weights (used by ``rrsis calibrate``
+and, after training, by ``rrsis train``): the ambiguity score and flag (:mod:`rrsis_engine.ambiguity`, from text
+turns of records labelled ``ambiguous``) and the mask-quality estimate (:mod:`rrsis_engine.quality`, from the text
+turn and :data:`QUALITY_CLICKS` simulated correction clicks of every record)."""
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from rrsis_engine.errors import DataError
 
 log = logging.getLogger("rrsis")
 
+#: what ``rrsis calibrate`` fits, and the checkpoint-JSON key each is stored under
+PARTS = {"ambiguity": "ambiguity_calibration", "quality": "quality_calibration"}
+#: simulated correction clicks after each text turn whose turns the quality estimate is fitted on (the model card's
+#: click rows: 0–3)
+QUALITY_CLICKS = 3
 
-def collect_cues(predictor, records, limit: int | None = None) -> tuple[list[dict], list[bool]]:
-    """Text-turn ambiguity cues and labels for each record (records without the label are skipped)."""
-    cues, labels = [], []
+
+@dataclass
+class CalibrationTurns:
+    """What the fits read: text-turn ambiguity cues with their labels; quality cues of every turn with a mask, with
+    that turn's IoU against the record's mask."""
+
+    cues: list[dict] = field(default_factory=list)
+    labels: list[bool] = field(default_factory=list)
+    quality_features: list[dict] = field(default_factory=list)
+    ious: list[float] = field(default_factory=list)
+
+
+def collect_turns(predictor, records, limit: int | None = None, quality_clicks: int = QUALITY_CLICKS,
+                  ambiguity: bool = True) -> CalibrationTurns:
+    """Run each record's text turn (ambiguity cues, when ``ambiguity`` and the record has the ``ambiguous`` label)
+    and, when ``quality_clicks`` > 0, that many standard simulated clicks (:func:`rrsis_engine.metrics.next_click`),
+    collecting the quality cues and IoU of every turn."""
+    from rrsis_engine import metrics as M
+    from rrsis_engine.quality import quality_features
+    from rrsis_engine.session import RefinementSession
+
+    turns = CalibrationTurns()
     for i, rec in enumerate(records):
         if limit is not None and i >= limit:
             break
-        if "ambiguous" not in rec:
-            continue
-        predictor.set_image(rec["image"])
-        cues.append(predictor.predict(text=rec["expression"]).ambiguity_cues)
-        labels.append(bool(rec["ambiguous"]))
+        session = RefinementSession(predictor)
+        session.set_image(rec["image"])
+        pred = session.text(rec["expression"])
+        if ambiguity and "ambiguous" in rec:
+            turns.cues.append(pred.ambiguity_cues)
+            turns.labels.append(bool(rec["ambiguous"]))
+        gt = np.asarray(rec["mask"], dtype=bool)
+        for n_clicks in range(quality_clicks + 1):
+            if n_clicks:
+                click = M.next_click(pred.mask, gt)
+                if click is None:
+                    break
+                pred = session.click(click[0], click[1], positive=bool(click[2]))
+            features = quality_features(pred, n_clicks)
+            if features is not None:
+                turns.quality_features.append(features)
+                turns.ious.append(M.iou(pred.mask, gt))
         if (i + 1) % 50 == 0:
             log.info("calibrate: %d records", i + 1)
-    return cues, labels
+    return turns
 
 
 def calibrate_model(model: str | Path | None, data, precision: float = 0.8, limit: int | None = None,
-                    device: str | None = None):
-    """Fit the ambiguity calibration of checkpoint ``model`` on labelled records ``data`` (a spec for
-    :func:`rrsis_engine.data.readers.load_records`) → (:class:`rrsis_engine.ambiguity.AmbiguityCalibration`, the
-    checkpoint's path). Raises DataError when the records hold too few of either label."""
+                    device: str | None = None, parts=tuple(PARTS),
+                    quality_data=()) -> tuple[dict, dict[str, str], Path]:
+    """Fit the calibrations ``parts`` (names of :data:`PARTS`) of checkpoint ``model`` on records ``data`` (a spec for
+    :func:`rrsis_engine.data.readers.load_records`, or a list of them, read in turn) → (fitted {part: calibration},
+    {part: why it could not be fitted} — e.g. too few ambiguous records —, the checkpoint's path). ``quality_data``:
+    more specs whose records only the quality estimate reads (``rrsis train --val``: real validation images)."""
     from rrsis_engine.ambiguity import fit_calibration
     from rrsis_engine.data.readers import load_records
     from rrsis_engine.predictor import load_predictor, resolve_model_path
+    from rrsis_engine.quality import fit_quality
 
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown or not parts:
+        raise DataError(f"Unknown calibration {unknown or parts!r}; choose from {', '.join(PARTS)}.")
     if not 0 < precision <= 1:
         raise DataError("--precision is a fraction in (0, 1], e.g. 0.8.")
+    specs = [data] if isinstance(data, (str, Path)) else list(data)
+    extra = list(quality_data) if "quality" in parts else []
+    name = " + ".join(str(s) for s in specs + extra) + (f" (first {limit} records of each)" if limit is not None else "")
     path = resolve_model_path(model)
     predictor = load_predictor(str(path), device=device, disk_cache=False)
-    cues, labels = collect_cues(predictor, load_records(data), limit)
-    cal = fit_calibration(cues, labels, target_precision=precision, data=str(data))
-    log.info("flag at score >= %.3f: precision %.3f, recall %.3f on %d records (%d ambiguous)",
-             cal.threshold, cal.precision, cal.recall, cal.n, cal.n_ambiguous)
-    return cal, path
+    turns = CalibrationTurns()
+    for spec in specs + extra:
+        part = collect_turns(predictor, load_records(spec), limit, QUALITY_CLICKS if "quality" in parts else 0,
+                             ambiguity=spec not in extra)
+        for key in vars(turns):
+            getattr(turns, key).extend(getattr(part, key))
+    fitted, failed = {}, {}
+    if "ambiguity" in parts:
+        try:
+            cal = fit_calibration(turns.cues, turns.labels, target_precision=precision, data=name)
+            fitted["ambiguity"] = cal
+            log.info("flag at score >= %.3f: precision %.3f, recall %.3f on %d records (%d ambiguous)",
+                     cal.threshold, cal.precision, cal.recall, cal.n, cal.n_ambiguous)
+        except DataError as e:
+            failed["ambiguity"] = str(e)
+    if "quality" in parts:
+        try:
+            cal = fit_quality(turns.quality_features, turns.ious, data=name)
+            fitted["quality"] = cal
+            log.info("mask quality: MAE %.3f, rank correlation %.3f on %d turns", cal.mae, cal.rank_corr or 0, cal.n)
+        except DataError as e:
+            failed["quality"] = str(e)
+    return fitted, failed, path
 
 
-def write_calibration(path: str | Path, cal) -> Path:
-    """Store ``cal`` as ``meta.ambiguity_calibration`` in the JSON beside checkpoint ``path`` (atomic replace)."""
+def write_calibration(path: str | Path, calibrations: dict) -> Path:
+    """Store each of ``calibrations`` ({part: calibration}, parts of :data:`PARTS`) under its key in ``meta`` of the
+    JSON beside checkpoint ``path`` (atomic replace); the other calibrations there stay."""
     from rrsis_engine.model.checkpoint import config_path_for
 
     cfg_path = config_path_for(Path(path))
     info = json.loads(cfg_path.read_text())
-    info.setdefault("meta", {})["ambiguity_calibration"] = cal.to_dict()
+    meta = info.setdefault("meta", {})
+    for part, cal in calibrations.items():
+        meta[PARTS[part]] = cal.to_dict()
     tmp = cfg_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(info, indent=2))
     tmp.replace(cfg_path)
-    log.info("wrote the ambiguity calibration into %s", cfg_path)
+    log.info("wrote the %s calibration into %s", " and ".join(calibrations), cfg_path)
     return cfg_path

@@ -11,6 +11,10 @@ Report (fractions in [0, 1])::
      "by_clicks": {"0": {"mIoU", "oIoU", "P@0.5", "P@0.6", "P@0.7", "P@0.8", "P@0.9"}, "1": {...}, ...},
      "NoC@85": float|null, "NoC@90": float|null, "ambiguity_auroc": float|null,
      "click_policy": "standard"|"suggested", "suggested_click_share": float|null,
+     "quality": {"n", "mae", "bias", "rank_corr", "decoder_mae", "decoder_rank_corr"} | null,
+                                                                # the estimated IoU (Prediction.quality) of each
+                                                                # click row's turn (when made) against its IoU, next
+                                                                # to the decoder's IoU head; null without it
      "uncertainty": {"0": {"auroc", "corr"}, ...} | null,      # the prediction's uncertainty map against the
                                                                 # turn's wrong pixels, per click row (≈ 1 024 pixels
                                                                 # per record); null when the model gives no map
@@ -111,6 +115,7 @@ def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (
     worst: list[tuple[float, str, np.ndarray, np.ndarray, np.ndarray, str]] = []
     n_suggested = n_simulated = 0
     unc_pixels: dict[int, list[np.ndarray]] = {k: [] for k in clicks}  # per click row: (uncertainty, wrong) pairs
+    quality_rows: list[tuple[float, float, float]] = []  # (estimated IoU, decoder IoU, IoU) of each click row's turn
     for idx, rec in enumerate(records):
         if limit is not None and idx >= limit:
             break
@@ -134,15 +139,17 @@ def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (
                 mask = pred.mask
                 n_simulated += 1
                 n_suggested += used_suggestion
+                if k + 1 in rows:
+                    preds[k + 1] = pred  # the turns made; a perfect mask takes no further click and keeps its row
             ious.append(M.iou(mask, gt))
-            if k + 1 in rows:
-                preds[k + 1] = pred
         for k in clicks:
             p_k = preds.get(k, pred)
             m = p_k.mask
             if p_k.uncertainty is not None:
                 unc_pixels[k].append(_uncertainty_sample(p_k.uncertainty, m != gt))
             i, u = M.intersection_union(m, gt)
+            if k in preds and p_k.quality is not None:
+                quality_rows.append((p_k.quality, p_k.iou_score, ious[k] if k < len(ious) else ious[-1]))
             rows[k][0].append(ious[k] if k < len(ious) else ious[-1])
             rows[k][1].append(i)
             rows[k][2].append(u)
@@ -174,6 +181,7 @@ def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (
         "click_policy": click_policy,
         "suggested_click_share": (n_suggested / n_simulated if n_simulated else None)
         if click_policy == "suggested" else None,
+        "quality": _quality_report(quality_rows),
         "uncertainty": _uncertainty_report(unc_pixels),
         "zoom_in": bool(getattr(predictor, "zoom_enabled", lambda: False)()),
         "edge_refine": bool(getattr(predictor, "edge_refine", False)),
@@ -219,6 +227,19 @@ def _uncertainty_report(unc_pixels: dict[int, list[np.ndarray]]) -> dict | None:
     return out
 
 
+def _quality_report(rows: list[tuple[float, float, float]]) -> dict | None:
+    """Mean absolute error, mean signed error (bias: > 0 reads high) and rank correlation of the estimated IoU, and the
+    error and rank correlation of the decoder's IoU head, against the turns' IoUs."""
+    from rrsis_engine.quality import rank_correlation
+
+    if not rows:
+        return None
+    est, dec, iou = (np.array(c, dtype=np.float64) for c in zip(*rows, strict=True))
+    return {"n": len(rows), "mae": float(np.abs(est - iou).mean()), "bias": float((est - iou).mean()),
+            "rank_corr": rank_correlation(est, iou),
+            "decoder_mae": float(np.abs(dec - iou).mean()), "decoder_rank_corr": rank_correlation(dec, iou)}
+
+
 def evaluate(predictor, records: Iterable[dict], clicks: Sequence[int] = (0, 1, 2, 3), noc: bool = True,
              **kwargs) -> dict:
     """The report dict only (see module doc); kwargs as :func:`run_evaluation`."""
@@ -262,6 +283,12 @@ def report_markdown(result: EvalResult | dict, data_name: str = "") -> str:
                   "|---|" + "---|" * len(u),
                   "| AUROC | " + " | ".join(fmt(v["auroc"]) for v in u.values()) + " |",
                   "| correlation | " + " | ".join(fmt(v["corr"]) for v in u.values()) + " |", ""]
+    if rep.get("quality"):
+        q = rep["quality"]
+        lines += [f"| shown mask's IoU ({q['n']} turns) | mean abs. error | rank correlation |", "|---|---|---|",
+                  f"| estimated IoU (shown to the labeller; bias {q['bias']:+.3f}) | {fmt(q['mae'])} | "
+                  f"{fmt(q['rank_corr'])} |",
+                  f"| decoder's IoU head | {fmt(q['decoder_mae'])} | {fmt(q['decoder_rank_corr'])} |", ""]
     if rep.get("click_policy", "standard") != "standard":
         lines += [f"Clicks placed by the `{rep['click_policy']}` policy (the model's suggested click, labelled "
                   f"truthfully; {fmt(rep.get('suggested_click_share'))} of clicks followed a suggestion, the rest "

@@ -27,6 +27,7 @@ from scipy import ndimage
 
 from rrsis_engine import ambiguity as A
 from rrsis_engine import click_regions, edges, postprocess, spatial_language
+from rrsis_engine import quality as Q
 from rrsis_engine.errors import CheckpointError, NoImageError, NoTrainedWeightsError, PromptError
 from rrsis_engine.imageio import RasterImage, read_image
 from rrsis_engine.model import DEFAULT_MODEL, REGISTRY, ImageFeatures, load_checkpoint, model_hash
@@ -232,6 +233,9 @@ class Predictor:
         cal = getattr(model, "checkpoint_meta", {}).get("ambiguity_calibration")
         #: fitted by ``rrsis calibrate``; None: the baseline score (candidate entropy) and threshold
         self.ambiguity_calibration = A.AmbiguityCalibration.from_dict(cal) if cal else None
+        cal = getattr(model, "checkpoint_meta", {}).get("quality_calibration")
+        #: fitted by ``rrsis calibrate``; None: predictions carry no quality estimate
+        self.quality_calibration = Q.QualityCalibration.from_dict(cal) if cal else None
 
     # ---- validation ------------------------------------------------------------------------------
     @staticmethod
@@ -601,6 +605,7 @@ class Predictor:
         if negated is not None and negated.any():
             # what the labeller's negative clicks removed is settled: the map (the model's, which still holds it) says so
             pred.uncertainty = np.where(negated, 0.0, pred.uncertainty).astype(np.float32)
+        pred.quality = Q.estimate_quality(pred, len(clicks), self.quality_calibration)
         if likeliest is not None and len(clicks):
             # after negative clicks, of the look-alike shown: "is it this one?" — a positive click keeps it alone
             pred.suggested_click = spatial_language.confirmation_click(likeliest)

@@ -35,8 +35,12 @@ class OraclePredictor:
     def validate_point(self, x, y, image=None):
         return float(x), float(y)
 
+    def record(self, text):
+        """The record whose expression or follow-up is ``text``."""
+        return self.by_text.get(text) or next(r for r in self.by_text.values() if r.get("followup") == text)
+
     def predict(self, text="", points=None, labels=None, box=None, mask_input=None, image=None, previous_mask=None):
-        rec = self.by_text.get(text) or next(r for r in self.by_text.values() if r.get("followup") == text)
+        rec = self.record(text)
         gt = rec["mask"]
         if points is None:
             if rec.get("followup") == text:
@@ -191,8 +195,7 @@ class _MapPredictor(OraclePredictor):
 
     def predict(self, text="", **kw):
         pred = super().predict(text, **kw)
-        rec = self.by_text.get(text) or next(r for r in self.by_text.values() if r.get("followup") == text)
-        wrong = (pred.mask != rec["mask"]).astype(np.float32)
+        wrong = (pred.mask != self.record(text)["mask"]).astype(np.float32)
         pred.uncertainty = 1 - wrong if self.inverted else wrong
         return pred
 
@@ -207,3 +210,26 @@ def test_the_report_scores_the_uncertainty_map_against_each_turns_errors():
     assert "uncertainty map vs wrong pixels" in report_markdown(result)
     inverted = evaluate(_MapPredictor(recs, inverted=True), recs, clicks=(0, 1), noc=False)["uncertainty"]
     assert inverted["0"]["auroc"] == 0.0 and inverted["0"]["corr"] == pytest.approx(-1.0)
+
+
+class _EstimatingPredictor(OraclePredictor):
+    """The oracle, whose estimated IoU (Prediction.quality) is each turn's true IoU; its IoU head says 0.5 throughout."""
+
+    def predict(self, text="", **kw):
+        from rrsis_engine.metrics import iou
+
+        pred = super().predict(text, **kw)
+        pred.quality = iou(pred.mask, self.record(text)["mask"])
+        return pred
+
+
+def test_the_report_scores_the_estimated_iou_of_each_turn_made_against_the_iou_head():
+    recs = _records()
+    assert evaluate(OraclePredictor(recs), recs, clicks=(0, 1, 2, 3), noc=False)["quality"] is None
+    result = run_evaluation(_EstimatingPredictor(recs), recs, clicks=(0, 1, 2, 3), noc=False)
+    q = result.report["quality"]
+    assert q["n"] == 12  # per record the text turn and two clicks reach IoU 1: no third click is made
+    assert q["mae"] == 0.0 and q["bias"] == 0.0 and q["rank_corr"] == pytest.approx(1.0)
+    ious = np.array([s.ious[k] for s in result.samples for k in range(3)])
+    assert q["decoder_mae"] == pytest.approx(np.abs(0.5 - ious).mean()) and q["decoder_rank_corr"] is None
+    assert "estimated IoU (shown to the labeller; bias +0.000)" in report_markdown(result)

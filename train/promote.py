@@ -267,7 +267,7 @@ def since_last(args) -> int:
     trainer = Trainer(opts, device=args.device)
     trainer.fit(resume=args.resume)
     if args.calibrate_size > 0:
-        calibrate_run(Path(opts.out) / "model.safetensors", args.calibrate_size)
+        calibrate_run(Path(opts.out) / "model.safetensors", args.calibrate_size, args.val or [])
     result = evaluate_and_promote(Path(opts.out) / "model.safetensors", models_dir=models_dir, name=name,
                                   val_size=args.val_size, val_sets=args.val or [], db=args.db, sources=opts.sources,
                                   parent=(cur or {}).get("id"), db_holdout=args.db_holdout,

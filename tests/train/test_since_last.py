@@ -22,8 +22,10 @@ def test_since_last_waits_for_enough_new_pairs_then_trains(tmp_path, capsys, ses
     assert reg["models"][0]["accepted_pairs"] == 3 and reg["models"][0]["promoted"]
     assert (models / "rsam-tiny.safetensors").is_file()
     # the promoted model carries the ambiguity calibration fitted after its training, on 16 validation scenes
-    cal = json.loads((models / "rsam-tiny.json").read_text())["meta"]["ambiguity_calibration"]
+    meta = json.loads((models / "rsam-tiny.json").read_text())["meta"]
+    cal, quality = meta["ambiguity_calibration"], meta["quality_calibration"]
     assert cal["n"] == 16 and cal["data"] == "synthetic:val:16:256"
+    assert quality["data"] == "synthetic:val:16:256" and quality["n"] >= 16  # and the estimated IoU, on their turns
     # no new pairs since: nothing to do
     assert main([*base, "--min-new", "1", "--out", str(tmp_path / "r2")]) == 0
     assert "0 new accepted pair(s)" in capsys.readouterr().out
