@@ -495,17 +495,20 @@ def close(state: AppState | None) -> None:
 # ---- text the assistant says -------------------------------------------------------------------------
 def describe_turn(state: AppState, pred, kind: str) -> str:
     """One assistant reply for a prediction: area, scores, latency; ambiguity with candidates and the
-    suggested click; a low object score; where the prompts stand."""
+    suggested click; a low object score or estimated IoU; where the prompts stand."""
     state.last_engine_ms = float(pred.latency_ms)
     h, w = pred.mask.shape
     area = int(pred.mask.sum())
-    parts = [f"**Mask**: {area:,} px ({100 * area / (h * w):.1f} % of the image) · predicted IoU "
-             f"{pred.iou_score:.2f} · object score {pred.object_score:.2f} · {pred.latency_ms:.0f} ms."]
+    parts = [f"**Mask**: {area:,} px ({100 * area / (h * w):.1f} % of the image) · {pred.iou_label} "
+             f"· object score {pred.object_score:.2f} · {pred.latency_ms:.0f} ms."]
     if area == 0:
         parts.append("I found nothing for that. Rephrase, or click on the object (+ positive click).")
     elif pred.object_score < 0.5:
         parts.append(f"I am not sure that object is there (object score {pred.object_score:.2f}): check the mask, "
                      "or click on the object you mean.")
+    elif pred.likely_off:
+        parts.append("This mask is likely off: click on the object you mean (+ positive click) or on what does not "
+                     "belong (− negative click).")
     if pred.ambiguous and pred.candidates:
         n = len(pred.candidates)
         shown = pred.candidates[:6]
@@ -604,13 +607,14 @@ def history_markdown(state: AppState) -> str:
     """The session history panel: active turns of the current object, then accepted objects."""
     lines = []
     if state.session is not None and state.session.turns:
-        lines += ["| # | action | prompt | area px | IoU | ms |", "|---|---|---|---|---|---|"]
+        lines += ["| # | action | prompt | area px | est. IoU | ms |", "|---|---|---|---|---|---|"]
         for t in state.session.turns:
             p = t.prediction
             what = {"text": f"“{t.state.text}”", "click": "click " + ("+" if t.state.labels[-1] == 1 else "−")
                     if t.state.labels else "click", "box": "box", "mask": "brush", "clear": "clear"}[t.kind]
             lines.append(f"| {t.index + 1} | {t.kind} | {what} | {p.area if p is not None else 0:,} | "
-                         f"{p.iou_score:.2f} | {p.latency_ms:.0f} |" if p is not None else
+                         f"{p.iou_score if p.quality is None else p.quality:.2f} | {p.latency_ms:.0f} |"
+                         if p is not None else
                          f"| {t.index + 1} | {t.kind} | {what} | – | – | – |")
     else:
         lines.append("*No turns on the current object yet.*")

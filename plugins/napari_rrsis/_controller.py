@@ -695,6 +695,7 @@ class RRSISController:
             "model": str(getattr(self.predictor, "model_name", "")),
             "model_version": str(getattr(self.predictor, "model_version", "")),
             "iou_score": round(float(pred.iou_score), 4),
+            "quality": None if pred.quality is None else round(float(pred.quality), 4),
             "object_score": round(float(pred.object_score), 4),
             "ambiguity": None if pred.ambiguity is None else round(float(pred.ambiguity), 4),
             "n_turns": len(event.turns),
@@ -744,10 +745,12 @@ class RRSISController:
 
 def describe(pred: Prediction) -> str:
     """One conversational line for a prediction: area, scores, ambiguity and the suggestion."""
-    text = (f"{pred.area:,} px · IoU {pred.iou_score:.2f} · object {pred.object_score:.2f} · "
+    text = (f"{pred.area:,} px · {pred.iou_label} · object {pred.object_score:.2f} · "
             f"{pred.latency_ms:.0f} ms")
     if pred.area == 0:
         text += " — found nothing; rephrase or click on the object"
+    elif pred.likely_off:
+        text += " — likely off: + click the object you mean, − click what does not belong"
     if pred.ambiguous:
         n = len(pred.candidates)
         text += (f"\n⚠ ambiguous ({pred.ambiguity:.2f}): {n} candidate region(s) outlined"

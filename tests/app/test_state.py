@@ -176,6 +176,30 @@ def test_an_unflagged_suggestion_is_worded_by_what_it_asks(services):
     assert "try a positive click near the white ring (20, 20)" in S.describe_turn(st, pred, "expression")
 
 
+def test_the_reply_shows_the_estimated_iou_and_asks_for_a_click_when_the_mask_is_likely_off(services):
+    from rrsis_engine.prediction import Prediction
+
+    st = S.new_state(services)
+    mask = np.zeros((40, 40), bool)
+    mask[5:15, 5:15] = True
+    pred = Prediction(mask=mask, logits=mask.astype(np.float32), low_res_logits=None, iou_score=0.08, object_score=1.0,
+                      latency_ms=1.0)
+    msg = S.describe_turn(st, pred, "expression")
+    assert "decoder IoU 0.08" in msg and "likely off" not in msg  # no estimate: the IoU head, labelled as such
+    pred.quality = 0.91
+    msg = S.describe_turn(st, pred, "expression")
+    assert "estimated IoU 0.91" in msg and "likely off" not in msg
+    pred.quality = 0.31
+    msg = S.describe_turn(st, pred, "expression")
+    assert "estimated IoU 0.31" in msg and "This mask is likely off: click on the object you mean" in msg
+    pred.ambiguous = True  # the ambiguity message asks for the click instead
+    assert "likely off" not in S.describe_turn(st, pred, "expression")
+    pred.ambiguous = False
+    pred.mask = np.zeros((40, 40), bool)  # nothing found says so instead
+    msg = S.describe_turn(st, pred, "expression")
+    assert "I found nothing" in msg and "likely off" not in msg
+
+
 def test_commands_are_recognised():
     assert S.parse_command("Undo") == "undo"
     assert S.parse_command(" /redo ") == "redo"

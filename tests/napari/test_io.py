@@ -133,3 +133,19 @@ def test_writers_reject_bad_labels(tmp_path):
         write_labels_geojson(str(tmp_path / "a.geojson"), np.zeros((2, 3, 4), np.int32), {})
     with pytest.raises(ExportError, match="writable"):
         write_labels_geojson(str(tmp_path / "missing" / "a.geojson"), np.ones((3, 3), np.int32), {})
+
+
+def test_the_status_line_shows_the_estimated_iou_and_a_likely_off_mask():
+    from napari_rrsis._controller import describe
+
+    from rrsis_engine.prediction import Prediction
+
+    mask = np.zeros((20, 20), bool)
+    mask[2:8, 2:8] = True
+    pred = Prediction(mask=mask, logits=mask.astype(np.float32), low_res_logits=None, iou_score=0.08,
+                      object_score=1.0, latency_ms=3.0)
+    assert "decoder IoU 0.08" in describe(pred) and "likely off" not in describe(pred)
+    pred.quality = 0.93
+    assert "estimated IoU 0.93" in describe(pred) and "likely off" not in describe(pred)
+    pred.quality = 0.2
+    assert "estimated IoU 0.20 · " in describe(pred) and "likely off: + click the object you mean" in describe(pred)
