@@ -76,8 +76,9 @@ def run(args: argparse.Namespace) -> int:
                 prompt = t.text if t.kind == "text" else (t.points[-1] if t.kind == "click" and t.points else
                                                           t.box if t.kind == "box" else "")
                 iou = "-" if t.iou_score is None else f"{t.iou_score:.2f}"
+                est = "" if t.quality is None else f" est_iou={t.quality:.2f}"
                 flag = " (undone)" if t.undone else ""
-                print(f"  #{t.seq:<4} {t.kind:5} {str(prompt)[:60]!s:60} iou={iou}{flag}")
+                print(f"  #{t.seq:<4} {t.kind:5} {str(prompt)[:60]!s:60} iou={iou}{est}{flag}")
             for a in s["annotations"]:
                 print(f"  annotation {a['id']}: {a['status']} {a['expressions']} area={a['area']} px")
         elif args.action == "stats":

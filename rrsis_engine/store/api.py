@@ -58,6 +58,7 @@ class TurnRecord:
     used_prior: bool
     undone: bool
     iou_score: float | None
+    quality: float | None
     object_score: float | None
     ambiguity: float | None
     ambiguous: bool
@@ -338,7 +339,7 @@ class Store:
         return TurnRecord(
             id=t.id, seq=t.seq, turn_index=t.turn_index, kind=t.kind, text=t.text, points=t.points or [],
             labels=t.labels or [], box=t.box, used_prior=t.used_prior, undone=t.undone, iou_score=t.iou_score,
-            object_score=t.object_score, ambiguity=t.ambiguity, ambiguous=t.ambiguous, latency_ms=t.latency_ms,
+            quality=t.quality, object_score=t.object_score, ambiguity=t.ambiguity, ambiguous=t.ambiguous, latency_ms=t.latency_ms,
             rle=None if t.mask_counts is None else {"size": [t.mask_height, t.mask_width], "counts": t.mask_counts},
         )
 

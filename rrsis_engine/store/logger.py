@@ -217,7 +217,7 @@ class SessionLogger:
             row.update(
                 mask_counts=enc["counts"], mask_height=self.height, mask_width=self.width,
                 mask_area=int(np.count_nonzero(mask)), iou_score=v.score(pred.iou_score),
-                object_score=v.score(pred.object_score), ambiguity=v.score(pred.ambiguity),
+                quality=v.score(pred.quality), object_score=v.score(pred.object_score), ambiguity=v.score(pred.ambiguity),
                 ambiguous=bool(pred.ambiguous), latency_ms=v.score(pred.latency_ms),
             )
         elif kind != "clear":

@@ -113,6 +113,8 @@ class Turn(Base):
     mask_width: Mapped[int | None] = mapped_column(Integer, default=None)
     mask_area: Mapped[int | None] = mapped_column(Integer, default=None)
     iou_score: Mapped[float | None] = mapped_column(Float, default=None)
+    #: the estimated IoU the front ends showed (Prediction.quality; None without a calibration or for a hand edit)
+    quality: Mapped[float | None] = mapped_column(Float, default=None)
     object_score: Mapped[float | None] = mapped_column(Float, default=None)
     ambiguity: Mapped[float | None] = mapped_column(Float, default=None)
     ambiguous: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -41,9 +41,9 @@ def blob(h: int, w: int, cx: float, cy: float, r: float) -> np.ndarray:
     return (xx - cx) ** 2 + (yy - cy) ** 2 < r**2
 
 
-def make_prediction(mask: np.ndarray, iou: float = 0.9) -> Prediction:
+def make_prediction(mask: np.ndarray, iou: float = 0.9, quality: float | None = None) -> Prediction:
     return Prediction(mask=mask, logits=np.where(mask, 5.0, -5.0).astype(np.float32), low_res_logits=None,
-                      iou_score=iou, object_score=0.95, latency_ms=3.0, ambiguity=0.1)
+                      iou_score=iou, object_score=0.95, latency_ms=3.0, ambiguity=0.1, quality=quality)
 
 
 class FakePredictor:
@@ -76,7 +76,8 @@ class FakePredictor:
             cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         else:
             cx, cy = w / 2, h / 2
-        return make_prediction(blob(h, w, cx, cy, 6 + 2 * (0 if points is None else len(points))))
+        n_points = 0 if points is None else len(points)
+        return make_prediction(blob(h, w, cx, cy, 6 + 2 * n_points), quality=1.0 - 0.01 * n_points)
 
     def prediction_from_mask(self, mask, image=None):
         return make_prediction(np.asarray(mask, bool), iou=1.0)

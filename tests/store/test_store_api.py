@@ -47,6 +47,9 @@ def test_whole_session_is_logged_and_read_back(db_url, image, predictor):
     assert rec.turns[2].labels == [1, 0] and rec.turns[2].points == [[20.0, 30.0], [50.0, 20.0]]
     assert rec.turns[3].box == [10.0, 10.0, 60.0, 50.0]
     assert np.array_equal(rec.turns[-1].mask, final.mask)
+    # each turn's estimated IoU as shown (the fake predictor's: 1 − 0.01 per click), beside the decoder's IoU head
+    assert [t.quality for t in rec.turns] == pytest.approx([1.0, 0.99, 0.98, 0.98])
+    assert all(t.iou_score == 0.9 for t in rec.turns)
 
     detail = store.get_session(logger.id[:8])
     assert len(detail["turns"]) == 5  # every turn, including the undone one
@@ -128,7 +131,7 @@ def test_since_filter_and_training_runs(db_url, image, predictor):
 
 def test_schema_from_empty_matches_models(db_url):
     store = open_store(db_url)
-    assert store.revision == "0002"
+    assert store.revision == "0003"
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
@@ -139,7 +142,7 @@ def test_schema_from_empty_matches_models(db_url):
     assert {"images", "sessions", "turns", "annotations", "annotation_turns", "model_versions",
             "training_runs", "training_run_annotations"} <= tables
     store.close()
-    assert open_store(db_url).revision == "0002"  # re-opening is a no-op
+    assert open_store(db_url).revision == "0003"  # re-opening is a no-op
 
 
 def test_upgrade_from_previous_revision_keeps_data(db_url):
@@ -159,10 +162,34 @@ def test_upgrade_from_previous_revision_keeps_data(db_url):
                        "('s1', 1, 0, 'accepted', '[\"old\"]', :c, 4, 5, 0, '2024-01-01 00:00:00')"), {"c": empty})
     engine.dispose()
     store = open_store(db_url)
-    assert store.revision == "0002"
+    assert store.revision == "0003"
     recs = store.list_annotations()
     assert [r.expressions for r in recs] == [["old"]] and recs[0].mask.shape == (4, 5)
     store.record_training_run("after-upgrade", [recs[0].id])
+    store.close()
+
+
+def test_upgrade_to_0003_keeps_logged_turns_and_adds_an_empty_quality(db_url):
+    from rrsis_engine import rle
+
+    mask = rle.encode(np.ones((4, 5), bool))["counts"]
+    engine = create_store_engine(resolve_url(db_url))
+    assert migrate(engine, "0002") == "0002"
+    with engine.begin() as c:
+        assert "quality" not in {col["name"] for col in inspect(c).get_columns("turns")}
+        c.execute(text("INSERT INTO images (content_hash, height, width, band_count, created_at) "
+                       "VALUES ('h1', 4, 5, 3, '2024-01-01 00:00:00')"))
+        c.execute(text("INSERT INTO sessions (id, image_id, client, started_at) "
+                       "VALUES ('s1', 1, 'cli', '2024-01-01 00:00:00')"))
+        c.execute(text("INSERT INTO turns (session_id, seq, object_index, turn_index, kind, text, used_prior, "
+                       "mask_counts, mask_height, mask_width, mask_area, iou_score, ambiguous, undone, created_at) "
+                       "VALUES ('s1', 0, 0, 0, 'text', 'the pool', false, :c, 4, 5, 20, 0.7, false, false, "
+                       "'2024-01-01 00:00:00')"), {"c": mask})
+    engine.dispose()
+    store = open_store(db_url)
+    assert store.revision == "0003"
+    (turn,) = store.get_session("s1")["turns"]
+    assert (turn.text, turn.iou_score, turn.quality) == ("the pool", 0.7, None) and turn.mask.all()
     store.close()
 
 
