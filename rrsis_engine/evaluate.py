@@ -43,6 +43,7 @@ import numpy as np
 from rrsis_engine import metrics as M
 from rrsis_engine.compare import records_path, write_records
 from rrsis_engine.errors import DataError
+from rrsis_engine.quality import score_estimates
 from rrsis_engine.session import RefinementSession
 
 
@@ -181,7 +182,7 @@ def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (
         "click_policy": click_policy,
         "suggested_click_share": (n_suggested / n_simulated if n_simulated else None)
         if click_policy == "suggested" else None,
-        "quality": _quality_report(quality_rows),
+        "quality": score_estimates(quality_rows),
         "uncertainty": _uncertainty_report(unc_pixels),
         "zoom_in": bool(getattr(predictor, "zoom_enabled", lambda: False)()),
         "edge_refine": bool(getattr(predictor, "edge_refine", False)),
@@ -225,19 +226,6 @@ def _uncertainty_report(unc_pixels: dict[int, list[np.ndarray]]) -> dict | None:
         out[str(k)] = {"auroc": M.auroc(a[:, 0], wrong),
                        "corr": float(np.corrcoef(a[:, 0], wrong)[0, 1]) if both else None}
     return out
-
-
-def _quality_report(rows: list[tuple[float, float, float]]) -> dict | None:
-    """Mean absolute error, mean signed error (bias: > 0 reads high) and rank correlation of the estimated IoU, and the
-    error and rank correlation of the decoder's IoU head, against the turns' IoUs."""
-    from rrsis_engine.quality import rank_correlation
-
-    if not rows:
-        return None
-    est, dec, iou = (np.array(c, dtype=np.float64) for c in zip(*rows, strict=True))
-    return {"n": len(rows), "mae": float(np.abs(est - iou).mean()), "bias": float((est - iou).mean()),
-            "rank_corr": rank_correlation(est, iou),
-            "decoder_mae": float(np.abs(dec - iou).mean()), "decoder_rank_corr": rank_correlation(dec, iou)}
 
 
 def evaluate(predictor, records: Iterable[dict], clicks: Sequence[int] = (0, 1, 2, 3), noc: bool = True,

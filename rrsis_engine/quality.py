@@ -20,6 +20,7 @@ An empty mask gets 0 (a referring expression names something) and is left out of
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -131,3 +132,31 @@ def rank_correlation(a, b) -> float | None:
     if len(a) < 2 or a.std() == 0 or b.std() == 0:
         return None
     return float(spearmanr(a, b)[0])
+
+
+def score_estimates(rows) -> dict | None:
+    """(estimated IoU, the IoU head's value, true IoU) rows → {"n", "mae", "bias" (mean signed error: > 0 reads high),
+    "rank_corr", "decoder_mae", "decoder_rank_corr"}, or None without rows (``rrsis eval``, ``rrsis sessions
+    stats --estimated-iou``)."""
+    rows = list(rows)
+    if not rows:
+        return None
+    est, dec, iou = (np.array(c, dtype=np.float64) for c in zip(*rows, strict=True))
+    return {"n": len(rows), "mae": float(np.abs(est - iou).mean()), "bias": float((est - iou).mean()),
+            "rank_corr": rank_correlation(est, iou), "decoder_mae": float(np.abs(dec - iou).mean()),
+            "decoder_rank_corr": rank_correlation(dec, iou)}
+
+
+def logged_estimates(annotations) -> Iterator[tuple[float, float, float]]:
+    """For each turn of the logged ``annotations`` (the store's records, with turns) that carries an estimate and an
+    IoU head value: (the estimated IoU shown, the IoU head's value, the IoU of the turn's mask with the mask the
+    labeler accepted)."""
+    from rrsis_engine.metrics import iou
+
+    for ann in annotations:
+        accepted = None
+        for turn in ann.turns:
+            if turn.quality is None or turn.iou_score is None or turn.rle is None:
+                continue
+            accepted = ann.mask if accepted is None else accepted
+            yield turn.quality, turn.iou_score, iou(turn.mask, accepted)

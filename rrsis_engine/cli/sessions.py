@@ -33,6 +33,9 @@ def register(subparsers) -> None:
     show.add_argument("session_id", help="session id or a unique prefix (see `rrsis sessions list`)")
     st = common(sub.add_parser("stats", help="counts of sessions, turns and annotations"))
     st.add_argument("--json", action="store_true", help="print JSON")
+    st.add_argument("--estimated-iou", action="store_true",
+                    help="also score the estimated IoU logged with each turn of the accepted annotations against the "
+                         "mask the labeller accepted, next to the decoder's IoU head (reads every accepted mask)")
     ex = common(sub.add_parser("export", help="export annotations as training pairs"))
     ex.add_argument("--format", required=True, choices=["jsonl", "coco", "geojson"])
     ex.add_argument("--out", required=True, help="output file (jsonl: masks/ and images/ are written beside it)")
@@ -83,6 +86,11 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  annotation {a['id']}: {a['status']} {a['expressions']} area={a['area']} px")
         elif args.action == "stats":
             stats = store.stats()
+            if args.estimated_iou:
+                from rrsis_engine.quality import logged_estimates, score_estimates
+
+                annotations = store.iter_annotations(status="accepted", with_turns=True)
+                stats["estimated_iou_vs_accepted"] = score_estimates(logged_estimates(annotations))
             if args.json:
                 print(json.dumps(stats, default=str, indent=2))
             else:

@@ -53,6 +53,14 @@ def test_list_show_stats(filled, capsys):
     assert main(["sessions", "stats", "--json", "--db", url]) == 0
     st = json.loads(capsys.readouterr().out)
     assert st["turns"] == 5 and st["annotations"] == {"accepted": 2, "rejected": 1}
+    assert "estimated_iou_vs_accepted" not in st
+    # the logged estimates (the fake predictor's: 1 − 0.01 per click) against the accepted masks: "the tennis court"
+    # text turn 1.0 for a disc the click then moved away (IoU 0), its click 0.99 (IoU 1); "the pool": its box and text
+    # turns 1.0 (IoU 1). The IoU head says 0.9 throughout.
+    assert main(["sessions", "stats", "--json", "--estimated-iou", "--db", url]) == 0
+    est = json.loads(capsys.readouterr().out)["estimated_iou_vs_accepted"]
+    assert est["n"] == 4 and est["bias"] == pytest.approx((1.0 - 0.01) / 4)
+    assert est["mae"] == pytest.approx((1.0 + 0.01) / 4) and est["decoder_mae"] == pytest.approx((0.9 + 3 * 0.1) / 4)
     assert main(["sessions", "show", "zzzz", "--db", url]) == 2
     assert "No session" in capsys.readouterr().err
 
