@@ -214,7 +214,28 @@ def _edge_snap(image, grid_side: int, repeats: int) -> dict:
         assert (zone is None) == (name == "trimmed")
         out[f"rim_{name}_p50_ms"] = _pct(_time(
             lambda a=answer: postprocess.rim_click_zone(previous, a, 103, 250, False, cell_px), repeats * 5), 50)
+    out.update(_quality(previous, repeats))
     out.update(_click_regions(image, roads, clicks, labels, repeats))
+    return out
+
+
+def _quality(two_objects: np.ndarray, repeats: int) -> dict:
+    """Latencies (ms) of the estimated IoU (rrsis_engine.quality, every turn of a calibrated model) of a mask of two
+    300² objects on the 1024² image and of a mask covering it, with a 1024² uncertainty map; the calibration is a fit
+    to random cues (the cost does not depend on its weights)."""
+    from rrsis_engine.prediction import Prediction
+    from rrsis_engine.quality import FEATURES, estimate_quality, fit_quality
+
+    rng = np.random.default_rng(0)
+    cal = fit_quality([dict(zip(FEATURES, rng.random(len(FEATURES)), strict=True)) for _ in range(40)],
+                      rng.random(40).tolist())
+    uncertainty = rng.random(two_objects.shape).astype(np.float32)
+    out = {}
+    for name, mask in (("objects", two_objects), ("whole", np.ones_like(two_objects))):
+        pred = Prediction(mask=mask, logits=None, low_res_logits=None, iou_score=0.5, object_score=1.0,
+                          latency_ms=0.0, uncertainty=uncertainty, ambiguity_cues={})
+        assert 0 < estimate_quality(pred, 2, cal) < 1  # also the warm-up
+        out[f"quality_{name}_p50_ms"] = _pct(_time(lambda p=pred: estimate_quality(p, 2, cal), repeats * 5), 50)
     return out
 
 
@@ -433,6 +454,13 @@ def _markdown(report: dict) -> str:
     for r in rows:
         if "rim_dropped_p50_ms" in r:
             lines.append(f"| {r['config']} | {r['rim_dropped_p50_ms']:.1f} | {r['rim_trimmed_p50_ms']:.1f} |")
+    lines += ["", "Estimated IoU (rrsis_engine.quality, in every turn of a model with a quality calibration; not in "
+              "the click turns above, whose random weights have none): the mask of the 300² target and look-alike above, and a "
+              "mask covering the 1024² image, with a 1024² uncertainty map.", "",
+              "| config | two 300² objects (ms) | whole image (ms) |", "|---|---|---|"]
+    for r in rows:
+        if "quality_objects_p50_ms" in r:
+            lines.append(f"| {r['config']} | {r['quality_objects_p50_ms']:.1f} | {r['quality_whole_p50_ms']:.1f} |")
     lines += ["", "Colour regions grown from positive clicks (rrsis_engine.click_regions, on by default) on the two "
               "crossing roads above painted in one asphalt colour: smoothing the 1024² image (once per image, on its "
               "first positive click), growing the region from a click on the wide road (once per click; both are "
