@@ -499,8 +499,10 @@ def describe_turn(state: AppState, pred, kind: str) -> str:
     state.last_engine_ms = float(pred.latency_ms)
     h, w = pred.mask.shape
     area = int(pred.mask.sum())
+    # the object score is said only when low: the shipped model's was 1.00 in all 2 407 turns of the stop-52
+    # validation and test runs, synthetic and real
     parts = [f"**Mask**: {area:,} px ({100 * area / (h * w):.1f} % of the image) · {pred.iou_label} "
-             f"· object score {pred.object_score:.2f} · {pred.latency_ms:.0f} ms."]
+             f"· {pred.latency_ms:.0f} ms."]
     if area == 0:
         parts.append("I found nothing for that. Rephrase, or click on the object (+ positive click).")
     elif pred.object_score < 0.5:

@@ -745,8 +745,9 @@ class RRSISController:
 
 def describe(pred: Prediction) -> str:
     """One conversational line for a prediction: area, scores, ambiguity and the suggestion."""
-    text = (f"{pred.area:,} px · {pred.iou_label} · object {pred.object_score:.2f} · "
-            f"{pred.latency_ms:.0f} ms")
+    text = f"{pred.area:,} px · {pred.iou_label} · {pred.latency_ms:.0f} ms"
+    if pred.object_score < 0.5:  # said only when low (the shipped model's is 1.00 throughout)
+        text += f" · object {pred.object_score:.2f}: is it there?"
     if pred.area == 0:
         text += " — found nothing; rephrase or click on the object"
     elif pred.likely_off:

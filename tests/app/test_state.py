@@ -186,6 +186,7 @@ def test_the_reply_shows_the_estimated_iou_and_asks_for_a_click_when_the_mask_is
                       latency_ms=1.0)
     msg = S.describe_turn(st, pred, "expression")
     assert "decoder IoU 0.08" in msg and "likely off" not in msg  # no estimate: the IoU head, labelled as such
+    assert "object score" not in msg  # said only when low
     pred.quality = 0.91
     msg = S.describe_turn(st, pred, "expression")
     assert "estimated IoU 0.91" in msg and "likely off" not in msg

@@ -145,6 +145,10 @@ def test_the_status_line_shows_the_estimated_iou_and_a_likely_off_mask():
     pred = Prediction(mask=mask, logits=mask.astype(np.float32), low_res_logits=None, iou_score=0.08,
                       object_score=1.0, latency_ms=3.0)
     assert "decoder IoU 0.08" in describe(pred) and "likely off" not in describe(pred)
+    assert "object" not in describe(pred)  # the object score is said only when low
+    pred.object_score = 0.3
+    assert "object 0.30: is it there?" in describe(pred)
+    pred.object_score = 1.0
     pred.quality = 0.93
     assert "estimated IoU 0.93" in describe(pred) and "likely off" not in describe(pred)
     pred.quality = 0.2
