@@ -104,6 +104,9 @@ ON_TOP_CATEGORIES = frozenset({"car", "ship"})
 PART_COLOR_DISTANCE = 40.0
 #: ... in the category's mask widened by this share of the image's longer side (3 pixels at 256²)
 PART_MARGIN = 0.012
+#: the categories ships lie on (:func:`ships_on`); a ship's pixels differ from its water's median colour by more than
+#: SHIP_WATER_CONTRAST (RGB), and it covers at most SHIP_MAX_SHARE of the image (an island is no ship)
+SHIP_WATERS, SHIP_WATER_CONTRAST, SHIP_MAX_SHARE = ("water", "river"), 80.0, 0.01
 #: a region of the category's mask smaller than this share of the largest one is a speck, not an object
 MIN_OBJECT_SHARE = 0.1
 #: ... and never smaller than this many pixels
@@ -440,7 +443,8 @@ def _convex_hull(mask: np.ndarray) -> ConvexHull:
 
 
 def choose(spec: SpatialSpec, objects: list[E.SceneObject], shape: tuple[int, int],
-           anchors: list[E.SceneObject] = (), pixels: np.ndarray | None = None) -> E.SceneObject | None:
+           anchors: list[E.SceneObject] = (), pixels: np.ndarray | None = None,
+           whole: frozenset[str] = frozenset()) -> E.SceneObject | None:
     """The object ``spec`` means among ``objects`` (all of its category) in an image of ``shape`` (H, W), or None
     when the words cannot pick one: no object, a region or relation that leaves none or several (with no extreme or
     size to decide), fewer objects than a size rank needs, an anchor that is not one object (unless the target's own
@@ -450,12 +454,14 @@ def choose(spec: SpatialSpec, objects: list[E.SceneObject], shape: tuple[int, in
     the generators' rules (:func:`rrsis_engine.data.expressions.relation_tristate`, borderline counts). ``anchors``:
     the objects of the anchor's category (those of ``objects`` when it is the same). A colour keeps the objects of
     that colour in ``pixels`` (H×W×3 uint8 RGB, needed then; :func:`color_name`), a shape those of that outline
-    (:func:`shape_name`; pieces under :data:`SHAPE_MIN_SHARE` of the median area left out)."""
+    (:func:`shape_name`; pieces under :data:`SHAPE_MIN_SHARE` of the median area left out). ``whole``: the
+    :data:`ON_TOP_CATEGORIES` whose objects are whole objects (:func:`ships_on`), not the regions they lie in: their
+    colour is read per object, as other categories' are."""
     if spec.color is not None:
         if pixels is None:
             raise ValueError(f"choosing {spec.color!r} objects needs the image's pixels")
         color = _category_color(spec.color, spec.category)
-        if spec.category in ON_TOP_CATEGORIES:
+        if spec.category in ON_TOP_CATEGORIES and spec.category not in whole:
             objects = colored_parts(objects, pixels, spec.category, color)
         else:
             objects = [o for o in objects if color_name(pixels, o.mask, spec.category) == color]
@@ -465,7 +471,7 @@ def choose(spec: SpatialSpec, objects: list[E.SceneObject], shape: tuple[int, in
     if spec.region is not None:
         objects = [o for o in objects if E.region_tristate(o, spec.region, shape) is not False]
     if spec.relation is not None:
-        related = _related(spec, objects, anchors, shape, pixels)
+        related = _related(spec, objects, anchors, shape, pixels, whole)
         # an anchor the model's mask does not show as one object rules nothing out: the words about the target still
         # pick it when they leave one object (synthetic validation 135, "the cluster of trees next to the yellow crop
         # field", where the model's mask shows no one yellow field: 0.01 → 0.89)
@@ -511,10 +517,12 @@ def colored_parts(objects: list[E.SceneObject], pixels: np.ndarray, category: st
 
 
 def _related(spec: SpatialSpec, objects: list[E.SceneObject], anchors: list[E.SceneObject],
-             shape: tuple[int, int], pixels: np.ndarray | None) -> list[E.SceneObject] | None:
-    """Of ``objects``, those in ``spec.relation`` to its anchor (the one object of ``anchors`` it means): the nearest
-    one, or all that the relation's rule does not rule out; None when the anchor is not one object."""
-    anchor = choose(spec.anchor, list(anchors), shape, pixels=pixels)
+             shape: tuple[int, int], pixels: np.ndarray | None,
+             whole: frozenset[str] = frozenset()) -> list[E.SceneObject] | None:
+    """Of ``objects``, those in ``spec.relation`` to its anchor (the one object of ``anchors`` it means, :func:`choose`
+    with ``whole``): the nearest one, or all that the relation's rule does not rule out; None when the anchor is not
+    one object."""
+    anchor = choose(spec.anchor, list(anchors), shape, pixels=pixels, whole=whole)
     if anchor is None:
         return None
     # not the anchor itself; another category's object may lie under it (the road a car stands on is the nearest)
@@ -525,14 +533,53 @@ def _related(spec: SpatialSpec, objects: list[E.SceneObject], anchors: list[E.Sc
     return [o for o in others if E.relation_tristate(o, anchor, spec.relation, shape, cache) is not False]
 
 
-def resolve(spec: SpatialSpec, category_masks: dict[str, np.ndarray], pixels: np.ndarray) -> np.ndarray | None:
+def ships_on(water: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """The ships on ``water`` (H×W bool, the model's mask of the :data:`SHIP_WATERS`), H×W bool. The model's mask of
+    "all the ships" holds no ship on most scenes (0 of 16 on 40 validation scenes, ``scripts/diagnose_class_masks.py``),
+    but a ship is a patch of another colour in the water. In each region of the water with its holes filled, the
+    pixels of ``pixels`` (H×W×3 uint8 RGB) more than :data:`SHIP_WATER_CONTRAST` from the region's median colour (the
+    scenes' lighting shifts a white ship 50 from the palette's white; a wake is 60 from its water) and more than
+    :data:`PART_MARGIN` of the image's side from the region's edge, closed by a 3×3 square (a shaded deck), holes
+    filled; their 8-connected regions of :data:`MIN_OBJECT_PIXELS` to :data:`SHIP_MAX_SHARE` of the image."""
+    ships = np.zeros(water.shape, dtype=bool)
+    if not water.any():
+        return ships
+    filled = ndimage.binary_fill_holes(water)
+    box = _box(filled)
+    rgb = pixels[box].astype(np.float32)
+    regions, n_regions = ndimage.label(filled[box])
+    # each region's median water colour, from every 4th pixel (a 1 024² lake: 86 ms from all of them)
+    sampled = (regions * water[box])[::4, ::4]
+    medians = np.stack([ndimage.median(rgb[::4, ::4, c], sampled, np.arange(1, n_regions + 1)) for c in range(3)],
+                       axis=-1).reshape(-1, 3)
+    medians = np.vstack([np.zeros((1, 3)), np.nan_to_num(medians)]).astype(np.float32)
+    square = np.ones((3, 3), dtype=bool)
+    # not within PART_MARGIN of the filled water's edge: the model's water overshoots the shore by up to a cell there,
+    # and that band of ground would join a ship near the shore into one large region
+    margin = max(1, int(round(PART_MARGIN * max(pixels.shape[:2]))))
+    offshore = ndimage.binary_erosion(regions > 0, iterations=margin)
+    difference = rgb - medians[regions]
+    contrast = offshore & (np.einsum("ijk,ijk->ij", difference, difference) > SHIP_WATER_CONTRAST ** 2)
+    near = ndimage.binary_fill_holes(ndimage.binary_closing(contrast, square)) & offshore
+    labels, n = ndimage.label(near, structure=square)
+    if n == 0:
+        return ships
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    keep = (sizes >= MIN_OBJECT_PIXELS) & (sizes <= SHIP_MAX_SHARE * water.size)
+    keep[0] = False
+    ships[box] = keep[labels]
+    return ships
+
+
+def resolve(spec: SpatialSpec, category_masks: dict[str, np.ndarray], pixels: np.ndarray,
+            whole: frozenset[str] = frozenset()) -> np.ndarray | None:
     """The pixels of the object ``spec`` means, H×W bool (a subset of ``category_masks[spec.category]``), or None
     (:func:`choose`). category_masks: the model's mask of every object of each category in ``spec.categories``;
     pixels: the image, H×W×3 uint8 RGB."""
     objects = _joined_objects(category_masks[spec.category], spec.category, pixels)
     anchors = [] if spec.anchor is None else \
         _joined_objects(category_masks[spec.anchor.category], spec.anchor.category, pixels)
-    found = choose(spec, objects, category_masks[spec.category].shape, anchors, pixels)
+    found = choose(spec, objects, category_masks[spec.category].shape, anchors, pixels, whole)
     return None if found is None else found.mask
 
 
