@@ -88,8 +88,7 @@ class AmbiguityCalibration:
     data: str = ""
 
     def score(self, features: dict[str, float]) -> float:
-        z = self.bias + sum(self.weights[f] * (features[f] - self.mean[f]) / self.std[f] for f in FEATURES)
-        return float(logistic(z))
+        return logistic_score(features, FEATURES, self.weights, self.mean, self.std, self.bias)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -146,6 +145,13 @@ def fit_calibration(features: list[dict[str, float]], labels: list[bool], target
 def logistic(z):
     """σ(z), clipped to |z| ≤ 30 (array or float)."""
     return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+
+def logistic_score(features: dict[str, float], names, weights: dict[str, float], mean: dict[str, float],
+                   std: dict[str, float], bias: float) -> float:
+    """σ(bias + Σ weights[f] · (features[f] − mean[f]) / std[f]) over the cue ``names`` (a fitted
+    :func:`fit_logistic`)."""
+    return float(logistic(bias + sum(weights[f] * (features[f] - mean[f]) / std[f] for f in names)))
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2,

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage
 
-from rrsis_engine.ambiguity import fit_logistic, logistic
+from rrsis_engine.ambiguity import fit_logistic, logistic, logistic_score
 from rrsis_engine.errors import DataError
 
 FEATURES = ("decoder_iou", "uncertainty_inside", "uncertainty_rim", "uncertainty_image", "candidate_entropy",
@@ -84,8 +84,7 @@ class QualityCalibration:
     data: str = ""
 
     def estimate(self, features: dict[str, float]) -> float:
-        z = self.bias + sum(self.weights[f] * (features[f] - self.mean[f]) / self.std[f] for f in FEATURES)
-        return float(logistic(z))
+        return logistic_score(features, FEATURES, self.weights, self.mean, self.std, self.bias)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -219,6 +219,17 @@ def _edge_snap(image, grid_side: int, repeats: int) -> dict:
     return out
 
 
+def _latency_table(rows: list[dict], intro: str, columns: dict[str, str]) -> list[str]:
+    """Markdown lines: ``intro``, then a table of one row per config that has the ``columns`` ({header: row key},
+    latencies in ms)."""
+    lines = ["", intro, "", "| config | " + " | ".join(f"{h} (ms)" for h in columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    for r in rows:
+        if all(k in r for k in columns.values()):
+            lines.append(f"| {r['config']} | " + " | ".join(f"{r[k]:.1f}" for k in columns.values()) + " |")
+    return lines
+
+
 def _quality(two_objects: np.ndarray, repeats: int) -> dict:
     """Latencies (ms) of the estimated IoU (rrsis_engine.quality, every turn of a calibrated model) of a mask of two
     300² objects on the 1024² image and of a mask covering it, with a 1024² uncertainty map; the calibration is a fit
@@ -446,21 +457,17 @@ def _markdown(report: dict) -> str:
                          f"{r['snap_whole_p50_ms']:.1f} | "
                          f"{(r['click_p50_ms'] + r['snap_object_p50_ms']) / r['sam2_click_p50_ms']:.2f}× | {negated} | "
                          f"{fit} |")
-    lines += ["", "Clicks on the rim (rrsis_engine.postprocess.rim_click_zone, in every click turn with the mask shown "
-              "before it, also in the click turns above): a negative click 3 pixels inside the 300² target above, the "
-              "model's answer dropping the target (the rule keeps all but the rim around the click) or trimming a "
-              "4-pixel sliver along its edge (the answer stands).", "",
-              "| config | answer dropped the target (ms) | answer trimmed the rim (ms) |", "|---|---|---|"]
-    for r in rows:
-        if "rim_dropped_p50_ms" in r:
-            lines.append(f"| {r['config']} | {r['rim_dropped_p50_ms']:.1f} | {r['rim_trimmed_p50_ms']:.1f} |")
-    lines += ["", "Estimated IoU (rrsis_engine.quality, in every turn of a model with a quality calibration; not in "
-              "the click turns above, whose random weights have none): the mask of the 300² target and look-alike above, and a "
-              "mask covering the 1024² image, with a 1024² uncertainty map.", "",
-              "| config | two 300² objects (ms) | whole image (ms) |", "|---|---|---|"]
-    for r in rows:
-        if "quality_objects_p50_ms" in r:
-            lines.append(f"| {r['config']} | {r['quality_objects_p50_ms']:.1f} | {r['quality_whole_p50_ms']:.1f} |")
+    lines += _latency_table(
+        rows, "Clicks on the rim (rrsis_engine.postprocess.rim_click_zone, in every click turn with the mask shown "
+        "before it, also in the click turns above): a negative click 3 pixels inside the 300² target above, the "
+        "model's answer dropping the target (the rule keeps all but the rim around the click) or trimming a "
+        "4-pixel sliver along its edge (the answer stands).",
+        {"answer dropped the target": "rim_dropped_p50_ms", "answer trimmed the rim": "rim_trimmed_p50_ms"})
+    lines += _latency_table(
+        rows, "Estimated IoU (rrsis_engine.quality, in every turn of a model with a quality calibration; not in the "
+        "click turns above, whose random weights have none): the mask of the 300² target and look-alike above, and a "
+        "mask covering the 1024² image, with a 1024² uncertainty map.",
+        {"two 300² objects": "quality_objects_p50_ms", "whole image": "quality_whole_p50_ms"})
     lines += ["", "Colour regions grown from positive clicks (rrsis_engine.click_regions, on by default) on the two "
               "crossing roads above painted in one asphalt colour: smoothing the 1024² image (once per image, on its "
               "first positive click), growing the region from a click on the wide road (once per click; both are "
