@@ -574,8 +574,8 @@ def ships_on(water: np.ndarray, pixels: np.ndarray) -> np.ndarray:
 def resolve(spec: SpatialSpec, category_masks: dict[str, np.ndarray], pixels: np.ndarray,
             whole: frozenset[str] = frozenset()) -> np.ndarray | None:
     """The pixels of the object ``spec`` means, H×W bool (a subset of ``category_masks[spec.category]``), or None
-    (:func:`choose`). category_masks: the model's mask of every object of each category in ``spec.categories``;
-    pixels: the image, H×W×3 uint8 RGB."""
+    (:func:`choose`). category_masks: the model's mask of every object of each category in ``spec.categories`` (for
+    ships, those :func:`ships_on` read off the water); pixels: the image, H×W×3 uint8 RGB; whole: as :func:`choose`."""
     objects = _joined_objects(category_masks[spec.category], spec.category, pixels)
     anchors = [] if spec.anchor is None else \
         _joined_objects(category_masks[spec.anchor.category], spec.anchor.category, pixels)
