@@ -193,7 +193,7 @@ def calibrate_run(weights: Path, n: int, val_sets=()) -> None:
     """Fit the ambiguity flag and the mask-quality estimate of the trained ``weights`` and store them in its JSON:
     both depend on the mask model, so a parent's calibrations do not carry over. The flag reads ``n`` synthetic
     validation scenes; the estimate also the ``--val`` sets ``val_sets`` (fitted on synthetic turns alone, the shipped
-    model's read +0.37 too high on real images). One that cannot be fitted (too few ambiguous scenes) is reported and
+    model's read +0.13 too high on real images). One that cannot be fitted (too few ambiguous scenes) is reported and
     left out (the predictor then flags by candidate entropy, or shows no quality estimate)."""
     from rrsis_engine.calibration import calibrate_model, write_calibration
 
