@@ -615,8 +615,7 @@ def history_markdown(state: AppState) -> str:
             what = {"text": f"“{t.state.text}”", "click": "click " + ("+" if t.state.labels[-1] == 1 else "−")
                     if t.state.labels else "click", "box": "box", "mask": "brush", "clear": "clear"}[t.kind]
             lines.append(f"| {t.index + 1} | {t.kind} | {what} | {p.area if p is not None else 0:,} | "
-                         f"{p.iou_score if p.quality is None else p.quality:.2f} | {p.latency_ms:.0f} |"
-                         if p is not None else
+                         f"{p.shown_iou:.2f} | {p.latency_ms:.0f} |" if p is not None else
                          f"| {t.index + 1} | {t.kind} | {what} | – | – | – |")
     else:
         lines.append("*No turns on the current object yet.*")

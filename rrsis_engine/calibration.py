@@ -37,9 +37,8 @@ class CalibrationTurns:
 def collect_turns(predictor, records, limit: int | None = None, quality_clicks: int = QUALITY_CLICKS,
                   ambiguity: bool = True) -> CalibrationTurns:
     """Run each record's text turn (ambiguity cues, when ``ambiguity`` and the record has the ``ambiguous`` label)
-    and, when ``quality_clicks`` > 0, that many standard simulated clicks (:func:`rrsis_engine.metrics.next_click`),
+    and, when ``quality_clicks`` > 0, up to that many standard simulated clicks (:func:`_simulated_turns`),
     collecting the quality cues and IoU of every turn."""
-    from rrsis_engine import metrics as M
     from rrsis_engine.quality import quality_features
     from rrsis_engine.session import RefinementSession
 
@@ -47,26 +46,36 @@ def collect_turns(predictor, records, limit: int | None = None, quality_clicks: 
     for i, rec in enumerate(records):
         if limit is not None and i >= limit:
             break
-        session = RefinementSession(predictor)
-        session.set_image(rec["image"])
-        pred = session.text(rec["expression"])
+        preds, ious = _simulated_turns(RefinementSession(predictor), rec, quality_clicks)
         if ambiguity and "ambiguous" in rec:
-            turns.cues.append(pred.ambiguity_cues)
+            turns.cues.append(preds[0].ambiguity_cues)
             turns.labels.append(bool(rec["ambiguous"]))
-        gt = np.asarray(rec["mask"], dtype=bool)
-        for n_clicks in range(quality_clicks + 1):
-            if n_clicks:
-                click = M.next_click(pred.mask, gt)
-                if click is None:
-                    break
-                pred = session.click(click[0], click[1], positive=bool(click[2]))
+        for n_clicks, pred in enumerate(preds):
             features = quality_features(pred, n_clicks)
             if features is not None:
                 turns.quality_features.append(features)
-                turns.ious.append(M.iou(pred.mask, gt))
+                turns.ious.append(ious[n_clicks])
         if (i + 1) % 50 == 0:
             log.info("calibrate: %d records", i + 1)
     return turns
+
+
+def _simulated_turns(session, rec: dict, n_clicks: int) -> tuple[list, list[float]]:
+    """The text turn of ``rec`` in ``session`` and up to ``n_clicks`` standard simulated clicks
+    (:func:`rrsis_engine.metrics.simulate_clicks`) → (the predictions of the turns made — a perfect mask takes no
+    further click —, the IoU after 0, 1, … clicks)."""
+    from rrsis_engine import metrics as M
+
+    session.set_image(rec["image"])
+    preds = [session.text(rec["expression"])]
+
+    def click(clicks):  # the session keeps the earlier clicks and the prior
+        x, y, label = clicks[-1]
+        preds.append(session.click(x, y, positive=bool(label)))
+        return preds[-1].mask
+
+    ious, _ = M.simulate_clicks(click, np.asarray(rec["mask"], dtype=bool), preds[0].mask, n_clicks)
+    return preds, ious
 
 
 def calibrate_model(model: str | Path | None, data, precision: float = 0.8, limit: int | None = None,

@@ -149,9 +149,10 @@ def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (
             if p_k.uncertainty is not None:
                 unc_pixels[k].append(_uncertainty_sample(p_k.uncertainty, m != gt))
             i, u = M.intersection_union(m, gt)
+            iou_k = ious[k] if k < len(ious) else ious[-1]
             if k in preds and p_k.quality is not None:
-                quality_rows.append((p_k.quality, p_k.iou_score, ious[k] if k < len(ious) else ious[-1]))
-            rows[k][0].append(ious[k] if k < len(ious) else ious[-1])
+                quality_rows.append((p_k.quality, p_k.iou_score, iou_k))
+            rows[k][0].append(iou_k)
             rows[k][1].append(i)
             rows[k][2].append(u)
         fu_iou = None

@@ -196,6 +196,15 @@ def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
     return float(u / (n_pos * n_neg))
 
 
+def rank_correlation(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Spearman's rank correlation of two equal-length sequences (ties share their average rank); None when either is
+    constant."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(a) < 2 or a.std() == 0 or b.std() == 0:
+        return None
+    return float(np.corrcoef(_average_ranks(a), _average_ranks(b))[0, 1])
+
+
 def _average_ranks(x: np.ndarray) -> np.ndarray:
     order = np.argsort(x, kind="mergesort")
     ranks = np.empty(len(x), dtype=np.float64)

@@ -99,12 +99,15 @@ class Prediction:
                 and self.quality < LIKELY_OFF_QUALITY)
 
     @property
+    def shown_iou(self) -> float:
+        """The IoU the front ends show: the estimate (:attr:`quality`) when there is one, else the decoder's IoU head
+        (which scores the model's own mask)."""
+        return self.iou_score if self.quality is None else self.quality
+
+    @property
     def iou_label(self) -> str:
-        """The IoU the front ends show: "estimated IoU 0.87" (:attr:`quality`) when there is an estimate, else
-        "decoder IoU 0.08" (the IoU head, which scores the model's own mask)."""
-        if self.quality is None:
-            return f"decoder IoU {self.iou_score:.2f}"
-        return f"estimated IoU {self.quality:.2f}"
+        """:attr:`shown_iou` with what it is: "estimated IoU 0.87" or "decoder IoU 0.08"."""
+        return f"{'decoder' if self.quality is None else 'estimated'} IoU {self.shown_iou:.2f}"
 
     @property
     def area(self) -> int:

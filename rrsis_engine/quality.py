@@ -28,6 +28,7 @@ from scipy import ndimage
 
 from rrsis_engine.ambiguity import fit_logistic, logistic, logistic_score
 from rrsis_engine.errors import DataError
+from rrsis_engine.metrics import iou, rank_correlation
 
 FEATURES = ("decoder_iou", "uncertainty_inside", "uncertainty_rim", "uncertainty_image", "candidate_entropy",
             "second_share", "n_candidates", "log_area", "n_components", "clicks", "one_candidate")
@@ -123,16 +124,6 @@ def fit_quality(features: list[dict[str, float]], ious: list[float], l2: float =
     )
 
 
-def rank_correlation(a, b) -> float | None:
-    """Spearman's rank correlation of two equal-length sequences (None when either is constant)."""
-    from scipy.stats import spearmanr
-
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if len(a) < 2 or a.std() == 0 or b.std() == 0:
-        return None
-    return float(spearmanr(a, b)[0])
-
-
 def score_estimates(rows) -> dict | None:
     """(estimated IoU, the IoU head's value, true IoU) rows → {"n", "mae", "bias" (mean signed error: > 0 reads high),
     "rank_corr", "decoder_mae", "decoder_rank_corr"}, or None without rows (``rrsis eval``, ``rrsis sessions
@@ -150,8 +141,6 @@ def logged_estimates(annotations) -> Iterator[tuple[float, float, float]]:
     """For each turn of the logged ``annotations`` (the store's records, with turns) that carries an estimate and an
     IoU head value: (the estimated IoU shown, the IoU head's value, the IoU of the turn's mask with the mask the
     labeler accepted)."""
-    from rrsis_engine.metrics import iou
-
     for ann in annotations:
         accepted = None
         for turn in ann.turns:
