@@ -627,6 +627,8 @@ class Predictor:
             return self._spatial.get((key, text))
         spec = spatial_language.parse(text)
         found = None if spec is None else self._spatial_choice(key, feats, image, spec)
+        if spec is None and (ships := spatial_language.ships_sentence(text)) is not None:
+            spec, found = spatial_language.SpatialSpec("ship"), self._ships_choice(key, feats, image, ships == "all")
         result = None if found is None else (spec, *found)
         if result is not None:
             result[1].setflags(write=False)
@@ -646,10 +648,7 @@ class Predictor:
             masks[category], logits_of[category] = logits > 0, (logits, low)
         ships_from_colours = False
         if "ship" in masks:
-            # the model finds almost no ships (0 of 16 on 40 validation scenes): read them off the water it finds
-            water = np.logical_or.reduce([self._category_logits(key, feats, image, category)[2] > 0
-                                          for category in spatial_language.SHIP_WATERS])
-            ships = spatial_language.ships_on(water, image.pixels)
+            ships = self._ships(key, feats, image)
             ships_from_colours = bool(ships.any())
             masks["ship"] = ships if ships_from_colours else masks["ship"]
         if len(masks) > 1:
@@ -661,14 +660,44 @@ class Predictor:
             return None
         logits, low = logits_of[spec.category]
         logits = np.where(chosen | (logits <= 0), logits, -10.0).astype(np.float32)
+        if ships_from_colours and spec.category == "ship":  # the model's logits there are negative: the colours chose
+            return self._colour_choice(chosen, logits, low)
         cells = T.image_logits_to_model(np.where(chosen, 1.0, -1.0).astype(np.float32), self.image_size // 4) > 0
         cells = cells.to(low.device)
-        if ships_from_colours and spec.category == "ship":  # the model's logits there are negative: the colours chose
-            logits = np.where(chosen, 10.0, logits).astype(np.float32)
-            return logits, torch.where(cells, low.new_tensor(SELECTED_LOGIT), low.clamp(max=-SELECTED_LOGIT))
         peak = low[cells].max().clamp(min=SELECTED_LOGIT) if cells.any() else low.new_tensor(SELECTED_LOGIT)
         low = torch.where(cells, torch.where(low > 0, low * (SELECTED_LOGIT / peak), low), low.clamp(max=-SELECTED_LOGIT))
         return logits, low
+
+    def _ships(self, key: str, feats: ImageFeatures, image: RasterImage) -> np.ndarray:
+        """The ships read off the water and rivers the model finds (:func:`spatial_language.ships_on`), H×W bool: the
+        model's own mask of ships holds almost none (0 of 16 on 40 validation scenes)."""
+        water = np.logical_or.reduce([self._category_logits(key, feats, image, category)[2] > 0
+                                      for category in spatial_language.SHIP_WATERS])
+        return spatial_language.ships_on(water, image.pixels)
+
+    def _ships_choice(self, key: str, feats: ImageFeatures, image: RasterImage,
+                      every: bool) -> tuple[np.ndarray, torch.Tensor] | None:
+        """:meth:`_spatial_choice` for a sentence that names ships and nothing else
+        (:func:`spatial_language.ships_sentence`): every ship off the water (``every``), or one — the largest, as the
+        words do not say which (the ambiguity flag then asks for a click); None when no ship is found there."""
+        ships = self._ships(key, feats, image)
+        if not ships.any():
+            return None
+        if not every:
+            labels, _ = ndimage.label(ships, structure=np.ones((3, 3), dtype=bool))
+            ships = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
+        _, low, logits = self._category_logits(key, feats, image, "ship")
+        return self._colour_choice(ships, np.where(logits > 0, -10.0, logits).astype(np.float32), low)
+
+    def _colour_choice(self, chosen: np.ndarray, logits: np.ndarray,
+                       low: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
+        """The logits of objects the image's colours chose where the model's logits are negative (ships):
+        ``logits`` (H×W, the image frame) set to +10 on ``chosen`` (H×W bool), and the model-frame ``low``
+        (1×1×(S/4)×(S/4)) as a ranked text turn's: SELECTED_LOGIT on the chosen cells, at most −SELECTED_LOGIT
+        elsewhere."""
+        cells = T.image_logits_to_model(np.where(chosen, 1.0, -1.0).astype(np.float32), self.image_size // 4) > 0
+        logits = np.where(chosen, 10.0, logits).astype(np.float32)
+        return logits, torch.where(cells.to(low.device), low.new_tensor(SELECTED_LOGIT), low.clamp(max=-SELECTED_LOGIT))
 
     def _category_logits(self, key: str, feats: ImageFeatures, image: RasterImage,
                          category: str) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:

@@ -35,7 +35,7 @@ from skimage.transform import hough_line, hough_line_peaks
 
 from rrsis_engine.data import expressions as E
 from rrsis_engine.data.synthetic import CAR_COLORS, FIELD_COLORS, ROOF_COLORS, SHIP_COLORS
-from rrsis_engine.postprocess import interior_point, point_pixels, sigmoid
+from rrsis_engine.postprocess import distance_step, interior_point, point_pixels, resample_nearest, sigmoid
 
 #: synonyms beyond the generators' wording
 EXTRA_EXTREME_WORDS = {"north": ["top-most", "upper-most", "highest"], "south": ["lowest", "bottom-most"],
@@ -107,6 +107,11 @@ PART_MARGIN = 0.012
 #: the categories ships lie on (:func:`ships_on`); a ship's pixels differ from its water's median colour by more than
 #: SHIP_WATER_CONTRAST (RGB), and it covers at most SHIP_MAX_SHARE of the image (an island is no ship)
 SHIP_WATERS, SHIP_WATER_CONTRAST, SHIP_MAX_SHARE = ("water", "river"), 80.0, 0.01
+#: ... and lies in the model's water closed by a disk of SHIP_CLOSING of the image's longer side (5 pixels at 256²;
+#: :func:`closed_water`): the model's water leaves a notch or a gap where a ship is, and the ship was no hole in it.
+#: Over the 74 synthetic validation scenes with ships, "all the ships" scored IoU 0.597 without the closing and
+#: 0.750 / 0.781 / 0.780 / 0.782 with 0.015 / 0.02 / 0.025 / 0.03
+SHIP_CLOSING = 0.02
 #: a region of the category's mask smaller than this share of the largest one is a speck, not an object
 MIN_OBJECT_SHARE = 0.1
 #: ... and never smaller than this many pixels
@@ -207,11 +212,16 @@ def parse(text: str) -> SpatialSpec | None:
     return spec
 
 
+def _padded_words(text: str) -> str:
+    """``text`` in lower case, letters, hyphens and single spaces only, padded with a space at each end."""
+    return " " + re.sub(r" +", " ", re.sub(r"[^a-z\- ]+", " ", text.lower())).strip() + " "
+
+
 def parse_object(text: str) -> SpatialSpec | None:
     """:func:`parse`, also for a sentence that names one object of a category and nothing else ("the farm plot" →
     SpatialSpec("field")): a sentence about one object, whichever the words pick; None for a class ("all the
     buildings") or a sentence with other words."""
-    rest = " " + re.sub(r" +", " ", re.sub(r"[^a-z\- ]+", " ", text.lower())).strip() + " "
+    rest = _padded_words(text)
     # a region phrase first, over the whole sentence: "find the trees along the top edge" is a region, not a relation
     region, rest = _take(rest, _REGIONS)
     for phrase, relation in _RELATIONS:
@@ -222,6 +232,25 @@ def parse_object(text: str) -> SpatialSpec | None:
                 return None
             return dataclasses.replace(target, relation=relation, anchor=anchor)
     return _parse_part(rest, region)
+
+
+#: the words besides the noun of a sentence about every object of a category ("find all of the ships", "every boat")
+_CLASS_SENTENCE_WORDS = FILLER_WORDS | {"all", "every", "each", "of"}
+
+
+def ships_sentence(text: str) -> str | None:
+    """Whether ``text`` names ships and nothing else: "one" for one ship ("the ship", "find the boat"), "all" for every
+    ship ("find all of the ships", "every vessel", "the boats"), None for any other sentence (one with spatial words or a colour
+    is :func:`parse`'s). The model finds almost no ships, so the predictor reads these off the water
+    (:func:`ships_on`), as it does for the spatial sentences about ships."""
+    words = [w for w in _padded_words(text).split() if w not in _CLASS_SENTENCE_WORDS]
+    if len(words) != 1:
+        return None
+    if words[0] in E.PLURALS["ship"]:
+        return "all"
+    if words[0] in E.NOUNS["ship"]:
+        return "all" if is_class_sentence(text) else "one"
+    return None
 
 
 def _parse_part(text: str, region: str | None) -> SpatialSpec | None:
@@ -533,10 +562,25 @@ def _related(spec: SpatialSpec, objects: list[E.SceneObject], anchors: list[E.Sc
     return [o for o in others if E.relation_tristate(o, anchor, spec.relation, shape, cache) is not False]
 
 
+def closed_water(water: np.ndarray, radius: float) -> np.ndarray:
+    """``water`` (H×W bool) closed by a disk of ``radius`` pixels, H×W bool: the notches a ship cuts into the model's
+    water, and the gap a ship leaves across a narrow river, join the water again, so that filling holes brings the
+    ship inside. The array's border is replicated outward first (a river leaving the image past a ship closes over it
+    too). Distances run on every step-th pixel (:func:`postprocess.distance_step`): a 1 024² closing by a disk of 20
+    pixels took 1.0 s with scipy's binary_closing."""
+    step = distance_step(water.shape)
+    sub, r = water[::step, ::step], radius / step
+    pad = int(np.ceil(r)) + 1
+    grown = ndimage.distance_transform_edt(~np.pad(sub, pad, mode="edge")) <= r
+    closed = (ndimage.distance_transform_edt(grown) > r)[pad:-pad, pad:-pad]
+    return water | resample_nearest(closed, *water.shape)
+
+
 def ships_on(water: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     """The ships on ``water`` (H×W bool, the model's mask of the :data:`SHIP_WATERS`), H×W bool. The model's mask of
     "all the ships" holds no ship on most scenes (0 of 16 on 40 validation scenes, ``scripts/diagnose_class_masks.py``),
-    but a ship is a patch of another colour in the water. In each region of the water with its holes filled, the
+    but a ship is a patch of another colour in the water. In each region of the water closed (:data:`SHIP_CLOSING`)
+    with its holes filled, the
     pixels of ``pixels`` (H×W×3 uint8 RGB) more than :data:`SHIP_WATER_CONTRAST` from the region's median colour (the
     scenes' lighting shifts a white ship 50 from the palette's white; a wake is 60 from its water) and more than
     :data:`PART_MARGIN` of the image's side from the region's edge, closed by a 3×3 square (a shaded deck), holes
@@ -544,7 +588,7 @@ def ships_on(water: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     ships = np.zeros(water.shape, dtype=bool)
     if not water.any():
         return ships
-    filled = ndimage.binary_fill_holes(water)
+    filled = ndimage.binary_fill_holes(closed_water(water, SHIP_CLOSING * max(water.shape)))
     box = _box(filled)
     rgb = pixels[box].astype(np.float32)
     regions, n_regions = ndimage.label(filled[box])
