@@ -222,6 +222,7 @@ class Predictor:
         # (image hash, text) -> the object the text's spatial words chose: (spec, H×W logits, model-frame logits) or None
         self._spatial: _LRU = _LRU(8)
         self._smoothed: _LRU = _LRU(2)  # image hash -> click_regions.smoothed(pixels), H×W×3 uint8
+        self._ships_off_water: _LRU = _LRU(4)  # image hash -> spatial_language.ships_on of the model's water, H×W bool
         self.encode_ms: float | None = None  # the last image-encoder pass (full image or zoom crop) on this device
         self._texts: _LRU = _LRU(256)  # text -> (tokens 1×L×d, mask 1×L)
         # (image hash, text) -> (vd 1×d×h×w, T_G 1×d, U 1×1×h×w or None, σ(ambiguity logit) float or None)
@@ -497,11 +498,19 @@ class Predictor:
             if spatial is not None and pts is None:
                 logits, low = spatial[1].copy(), spatial[2]
                 unranked = None  # candidates and ambiguity cues read the chosen object, not the model's own guess
+                if spatial_language.ships_sentence(text) == "one":  # "the ship": one is shown, every ship may be meant
+                    every_ship = np.where(self._ships(key, feats, image), 10.0, -10.0).astype(np.float32)
+                    unranked = T.image_logits_to_model(every_ship, self.image_size // 4).to(low.device, low.dtype)
             elif spatial is not None:
                 # the category's other objects leave a click or box turn's mask: only those on the previous mask (or
                 # on the chosen object, without a prior) or under a positive click stay
                 chosen = spatial[1] > 0 if previous is None else previous
-                if (click_labels == 1).sum() == 1 and click_labels[-1] == 1 and spatial_language.picks_another_object(
+                on_ships = None if spatial[0].category != "ship" else self._clicked_ships(
+                    key, feats, image, text, chosen, clicks, click_labels, logits)
+                if on_ships is not None:
+                    logits = on_ships
+                    low = T.image_logits_to_model(logits, self.image_size // 4).to(low.device, low.dtype)
+                elif (click_labels == 1).sum() == 1 and click_labels[-1] == 1 and spatial_language.picks_another_object(
                         logits > 0, spatial[0].category, chosen, clicks[-1], image.pixels):
                     # the labeller's first positive click lies on another look-alike: not that one, this one; it had
                     # added the clicked field to the wrong one (synthetic validation "the largest yellow field": one
@@ -669,11 +678,39 @@ class Predictor:
         return logits, low
 
     def _ships(self, key: str, feats: ImageFeatures, image: RasterImage) -> np.ndarray:
-        """The ships read off the water and rivers the model finds (:func:`spatial_language.ships_on`), H×W bool: the
-        model's own mask of ships holds almost none (0 of 16 on 40 validation scenes)."""
-        water = np.logical_or.reduce([self._category_logits(key, feats, image, category)[2] > 0
-                                      for category in spatial_language.SHIP_WATERS])
-        return spatial_language.ships_on(water, image.pixels)
+        """The ships read off the water and rivers the model finds (:func:`spatial_language.ships_on`), H×W bool
+        (read-only, cached per image): the model's own mask of ships holds almost none (0 of 16 on 40 validation
+        scenes)."""
+        def read():
+            water = np.logical_or.reduce([self._category_logits(key, feats, image, category)[2] > 0
+                                          for category in spatial_language.SHIP_WATERS])
+            ships = spatial_language.ships_on(water, image.pixels)
+            ships.setflags(write=False)
+            return ships
+
+        if key not in self._ships_off_water:
+            self._ships_off_water.put(key, read())
+        return self._ships_off_water.get(key)
+
+    def _clicked_ships(self, key: str, feats: ImageFeatures, image: RasterImage, text: str, chosen: np.ndarray,
+                       clicks: np.ndarray, click_labels: np.ndarray, logits: np.ndarray) -> np.ndarray | None:
+        """A click turn's image-frame logits (H×W float32) for a sentence about ships when a positive click (``clicks``
+        N×2 x, y pixels, ``click_labels`` N) lies on a ship off the water (:meth:`_ships`): +10 on the clicked ships
+        and on the ships shown before (those ``chosen``, H×W bool, touches) — unless the sentence is about one ship and the click
+        lies on another: then that one alone ("not that one, this one") — and at most −10 elsewhere, as the text turn
+        shows ships (the model's own logits hold almost none, and its blob around a clicked ship is water). None when
+        no positive click lies on one: the model's answer, as for other categories."""
+        ships = self._ships(key, feats, image)
+        labels, _ = ndimage.label(ships, structure=np.ones((3, 3), dtype=bool))
+        rows, cols = postprocess.point_pixels(clicks[click_labels == 1], ships.shape)
+        ids = labels[rows, cols]
+        if not (ids > 0).any():
+            return None
+        shown = np.isin(labels, ids[ids > 0])
+        before = np.isin(labels, labels[chosen & ships])  # the ships shown before (the prior is coarse: those it touches)
+        if spatial_language.is_class_sentence(text) or (shown & before).any():
+            shown |= before
+        return np.where(shown, 10.0, np.minimum(logits, -10.0)).astype(np.float32)
 
     def _ships_choice(self, key: str, feats: ImageFeatures, image: RasterImage,
                       every: bool) -> tuple[np.ndarray, torch.Tensor] | None:

@@ -77,8 +77,13 @@ def test_spatial_sentences_are_timed_with_the_shipped_weights_against_plain_text
     resolved = []
     resolve = spatial_language.resolve
     monkeypatch.setattr(spatial_language, "resolve", lambda *a: resolved.append(1) or resolve(*a))
+    read_off_water = []
+    ships_on = spatial_language.ships_on
+    monkeypatch.setattr(spatial_language, "ships_on", lambda *a: read_off_water.append(1) or ships_on(*a))
     torch.set_num_threads(1)
     r = engine._spatial_sentences(1, torch.device("cpu"), side=256)
     assert len(resolved) == 3  # three scenes (one warm-up): the spatial sentence resolved, its plain twin not
+    assert len(read_off_water) == 3  # "all the ships": once a scene
     assert r["spatial_text_p50_ms"] > 0 and r["spatial_plain_text_p50_ms"] > 0 and r["spatial_side"] == 256
     assert np.isclose(r["spatial_text_ratio"], r["spatial_text_p50_ms"] / r["spatial_plain_text_p50_ms"])
+    assert np.isclose(r["ships_text_ratio"], r["ships_text_p50_ms"] / r["spatial_plain_text_p50_ms"])

@@ -735,7 +735,8 @@ def test_the_shipped_model_reads_ships_off_the_water_for_sentences_that_name_onl
     rec = ds[146]
     assert rec["expression"] == "the ship"
     predictor.set_image(rec["image"])
-    assert M.iou(predictor.predict(text="the ship").mask, rec["mask"]) > 0.9
+    alone = predictor.predict(text="the ship")
+    assert M.iou(alone.mask, rec["mask"]) > 0.9 and not alone.ambiguous  # the only ship on the water
     ious = []
     for index in (34, 36, 42, 78, 185, 248):  # two or three ships each, on lakes and rivers
         rec = ds[index]
@@ -743,6 +744,39 @@ def test_the_shipped_model_reads_ships_off_the_water_for_sentences_that_name_onl
         predictor.set_image(rec["image"])
         ious.append(M.iou(predictor.predict(text="all the ships").mask, every_ship))
     assert np.mean(ious) > 0.8 and min(ious) > 0.3, ious
+
+
+def test_a_positive_click_on_another_ship_shows_that_ship_and_keeps_every_ship_of_a_class_sentence():
+    """ "the ship" shows one of several (the largest); a positive click on another is "not that one, this one". The
+    model's own answer to that click was a blob of water around the clicked ship beside the first ship (synthetic
+    validation 42 and 78, measured when written: the clicked ship's IoU 0.39 and 0.61, now 1.00 and 1.00)."""
+    from rrsis_engine import metrics as M
+    from rrsis_engine.data.expressions import SEMANTIC_CLASSES
+    from rrsis_engine.data.synthetic import SyntheticReferringDataset
+    from rrsis_engine.predictor import load_predictor
+    from rrsis_engine.session import RefinementSession
+
+    predictor = load_predictor("rsam-lite", device="cpu", disk_cache=False)
+    ds = SyntheticReferringDataset("val", size=300, image_size=256)
+    for index in (42, 78):
+        rec = ds[index]
+        every_ship = rec["semantic"] == SEMANTIC_CLASSES.index("ship")
+        labels, n = ndimage.label(every_ship, structure=np.ones((3, 3), dtype=bool))
+        assert n == 2
+        session = RefinementSession(predictor)
+        session.set_image(rec["image"])
+        shown = session.text("the ship").mask
+        ious = [M.iou(shown, labels == k) for k in (1, 2)]
+        assert max(ious) > 0.9 and min(ious) < 0.1, ious
+        assert session.current.ambiguous  # which of the two is the labeller's call
+        other = labels == 1 + int(np.argmin(ious))
+        rows, cols = np.nonzero(other)
+        after = session.click(cols.mean(), rows.mean(), positive=True).mask
+        assert M.iou(after, other) > 0.9
+        session = RefinementSession(predictor)
+        session.set_image(rec["image"])
+        assert M.iou(session.text("all the ships").mask, every_ship) > 0.9
+        assert M.iou(session.click(cols.mean(), rows.mean(), positive=True).mask, every_ship) > 0.9
 
 
 def test_the_shipped_model_finds_ships_the_words_name_and_ships_as_anchors():
