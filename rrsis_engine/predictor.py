@@ -186,6 +186,8 @@ class Predictor:
     (:mod:`rrsis_engine.click_regions`). spatial_words: a text turn whose sentence is a category with spatial words
     only ("the leftmost building", "the second largest lake") asks the model for the whole category and picks the object
     by geometry (:mod:`rrsis_engine.spatial_language`); other sentences, or when the words pick none, keep the model's.
+    Ships, which the model hardly finds, are read off the water it finds, for those sentences and for sentences that
+    name only ships ("the ship", "all the ships": :func:`spatial_language.ships_sentence`).
     rim_clicks: a click on the rim of the mask shown before it (``predict``'s ``previous_mask``) whose answer changes far
     more than that rim (the model dropped the object, or flooded the roads it meets) changes the mask only on its rim
     around the click (:func:`postprocess.rim_click_zone`). A text turn of a sentence about one object whose mask shows
@@ -522,8 +524,9 @@ class Predictor:
                     (one_object := spatial_language.parse_object(text)) is not None:
                 # a sentence about one object whose words did not pick it ("the farm plot" among three): a positive
                 # click picks it, and the look-alikes no positive click lies on leave the mask
-                others = spatial_language.unclicked_objects(logits > 0, one_object.category, clicks[click_labels == 1],
-                                                              image.pixels)
+                others = spatial_language.unclicked_objects(
+                    logits > 0, one_object.category, clicks[click_labels == 1], image.pixels,
+                    None if previous_mask is None else np.asarray(previous_mask, bool))
             if others is not None and others.any():
                 logits = np.where(others, -10.0, logits).astype(np.float32)
                 low = T.image_logits_to_model(logits, self.image_size // 4).to(low.device, low.dtype)
@@ -696,10 +699,10 @@ class Predictor:
                        clicks: np.ndarray, click_labels: np.ndarray, logits: np.ndarray) -> np.ndarray | None:
         """A click turn's image-frame logits (H×W float32) for a sentence about ships when a positive click (``clicks``
         N×2 x, y pixels, ``click_labels`` N) lies on a ship off the water (:meth:`_ships`): +10 on the clicked ships
-        and on the ships shown before (those ``chosen``, H×W bool, touches) — unless the sentence is about one ship and the click
-        lies on another: then that one alone ("not that one, this one") — and at most −10 elsewhere, as the text turn
-        shows ships (the model's own logits hold almost none, and its blob around a clicked ship is water). None when
-        no positive click lies on one: the model's answer, as for other categories."""
+        and on the ships shown before (those ``chosen``, H×W bool, touches) — unless the sentence is about one ship
+        and the click lies on another: then that one alone ("not that one, this one") — and at most −10 elsewhere,
+        as the text turn shows ships (the model's own logits hold almost none, and its blob around a clicked ship is
+        water). None when no positive click lies on one: the model's answer, as for other categories."""
         ships = self._ships(key, feats, image)
         labels, _ = ndimage.label(ships, structure=np.ones((3, 3), dtype=bool))
         rows, cols = postprocess.point_pixels(clicks[click_labels == 1], ships.shape)

@@ -110,7 +110,7 @@ SHIP_WATERS, SHIP_WATER_CONTRAST, SHIP_MAX_SHARE = ("water", "river"), 80.0, 0.0
 #: ... and lies in the model's water closed by a disk of SHIP_CLOSING of the image's longer side (5 pixels at 256²;
 #: :func:`closed_water`): the model's water leaves a notch or a gap where a ship is, and the ship was no hole in it.
 #: Over the 74 synthetic validation scenes with ships, "all the ships" scored IoU 0.597 without the closing and
-#: 0.750 / 0.781 / 0.780 / 0.782 with 0.015 / 0.02 / 0.025 / 0.03
+#: 0.750 / 0.781 / 0.780 / 0.782 with 0.015 / 0.02 / 0.025 / 0.03 (the model's own mask: 0.000)
 SHIP_CLOSING = 0.02
 #: a region of the category's mask smaller than this share of the largest one is a speck, not an object
 MIN_OBJECT_SHARE = 0.1
@@ -240,8 +240,8 @@ _CLASS_SENTENCE_WORDS = FILLER_WORDS | {"all", "every", "each", "of"}
 
 def ships_sentence(text: str) -> str | None:
     """Whether ``text`` names ships and nothing else: "one" for one ship ("the ship", "find the boat"), "all" for every
-    ship ("find all of the ships", "every vessel", "the boats"), None for any other sentence (one with spatial words or a colour
-    is :func:`parse`'s). The model finds almost no ships, so the predictor reads these off the water
+    ship ("find all of the ships", "every vessel", "the boats"), None for any other sentence (one with spatial words
+    or a colour is :func:`parse`'s). The model finds almost no ships, so the predictor reads these off the water
     (:func:`ships_on`), as it does for the spatial sentences about ships."""
     words = [w for w in _padded_words(text).split() if w not in _CLASS_SENTENCE_WORDS]
     if len(words) != 1:
@@ -563,11 +563,11 @@ def _related(spec: SpatialSpec, objects: list[E.SceneObject], anchors: list[E.Sc
 
 
 def closed_water(water: np.ndarray, radius: float) -> np.ndarray:
-    """``water`` (H×W bool) closed by a disk of ``radius`` pixels, H×W bool: the notches a ship cuts into the model's
-    water, and the gap a ship leaves across a narrow river, join the water again, so that filling holes brings the
-    ship inside. The array's border is replicated outward first (a river leaving the image past a ship closes over it
-    too). Distances run on every step-th pixel (:func:`postprocess.distance_step`): a 1 024² closing by a disk of 20
-    pixels took 1.0 s with scipy's binary_closing."""
+    """``water`` (H×W bool) closed by a disk of ``radius`` pixels, H×W bool: a gap narrower than about the radius
+    between a ship near the bank and the shore joins the water again, so that filling holes brings the ship inside.
+    The array's border is replicated outward first, so the border itself opens nothing. Distances run on every
+    step-th pixel (:func:`postprocess.distance_step`): a 1 024² closing by a disk of 20 pixels took 1.0 s with
+    scipy's binary_closing, this 30 ms."""
     step = distance_step(water.shape)
     sub, r = water[::step, ::step], radius / step
     pad = int(np.ceil(r)) + 1
@@ -580,11 +580,11 @@ def ships_on(water: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     """The ships on ``water`` (H×W bool, the model's mask of the :data:`SHIP_WATERS`), H×W bool. The model's mask of
     "all the ships" holds no ship on most scenes (0 of 16 on 40 validation scenes, ``scripts/diagnose_class_masks.py``),
     but a ship is a patch of another colour in the water. In each region of the water closed (:data:`SHIP_CLOSING`)
-    with its holes filled, the
-    pixels of ``pixels`` (H×W×3 uint8 RGB) more than :data:`SHIP_WATER_CONTRAST` from the region's median colour (the
-    scenes' lighting shifts a white ship 50 from the palette's white; a wake is 60 from its water) and more than
-    :data:`PART_MARGIN` of the image's side from the region's edge, closed by a 3×3 square (a shaded deck), holes
-    filled; their 8-connected regions of :data:`MIN_OBJECT_PIXELS` to :data:`SHIP_MAX_SHARE` of the image."""
+    with its holes filled, the pixels of ``pixels`` (H×W×3 uint8 RGB) more than :data:`SHIP_WATER_CONTRAST` from the
+    region's median colour (the scenes' lighting shifts a white ship 50 from the palette's white; a wake is 60 from
+    its water) and more than :data:`PART_MARGIN` of the image's side from the region's edge, closed by a 3×3 square
+    (a shaded deck), holes filled; their 8-connected regions of :data:`MIN_OBJECT_PIXELS` to :data:`SHIP_MAX_SHARE`
+    of the image."""
     ships = np.zeros(water.shape, dtype=bool)
     if not water.any():
         return ships
@@ -758,17 +758,36 @@ def _boxes_within(a: tuple[int, int, int, int], b: tuple[int, int, int, int], ga
     return max(a[0] - b[2], b[0] - a[2]) <= gap and max(a[1] - b[3], b[1] - a[3]) <= gap
 
 
-def unclicked_objects(mask: np.ndarray, category: str, positive_clicks: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+def unclicked_objects(mask: np.ndarray, category: str, positive_clicks: np.ndarray, pixels: np.ndarray,
+                      previous: np.ndarray | None = None) -> np.ndarray:
     """For a sentence about one object of ``category`` whose words did not pick it, in a turn with positive clicks
     (N×2 x, y pixels): the pixels of ``mask`` (H×W bool, that turn's) outside the objects (:func:`object_groups` in
     ``pixels``, H×W×3 uint8 RGB) the clicks lie on — the look-alikes the labeller did not pick, and specks — H×W bool;
     nothing when no click lies on an object (the model's mask missed the clicked place: nothing tells which object is
-    meant)."""
+    meant). A click on the crossing of two roads (:func:`_split_into_lines`) lies on both; given the mask shown before
+    the turn (``previous``, H×W bool), on the one of them it showed (:data:`ROAD_TOUCH_SHARE`), if it showed one: a
+    click on the crossing the road shown left out adds the crossing, not the other road (synthetic validation 248,
+    "the road": one click 0.90 → 0.01 when the crossing road replaced it)."""
     rows, cols = point_pixels(positive_clicks, mask.shape)
-    picked = [g for g in object_groups(mask, category, pixels) if g[rows, cols].any()]
+    groups = object_groups(mask, category, pixels)
+    picked, second = [], None
+    for row, col in zip(rows, cols, strict=True):
+        on = [g for g in groups if g[row, col]]
+        if on and category in STRAIGHT_CATEGORIES:
+            if second is None:
+                labels, _, second = _object_labels(mask, category)
+            if second[row, col]:  # a crossing: both lines, or the one shown before
+                on = [g for g in groups if g[labels == labels[row, col]].any() or g[labels == second[row, col]].any()]
+                if previous is not None:
+                    on = [g for g in on if np.count_nonzero(g & previous) >= ROAD_TOUCH_SHARE * np.count_nonzero(g)] or on
+        picked += on
     if not picked:
         return np.zeros_like(mask)
-    return mask & ~np.logical_or.reduce(picked)
+    kept = np.logical_or.reduce(picked)
+    if second is not None:  # the crossings of the roads kept stay with them
+        lines = np.unique(labels[kept])
+        kept |= np.isin(second, lines[lines > 0])
+    return mask & ~kept
 
 
 def likeliest_object(mask: np.ndarray, category: str, logits: np.ndarray, negative_clicks: np.ndarray,

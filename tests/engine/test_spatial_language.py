@@ -336,6 +336,23 @@ def test_a_positive_click_picks_one_of_the_look_alikes():
     assert not S.unclicked_objects(mask, "building", np.array([[30.0, 70.0]]), pixels).any()  # a click off the mask
 
 
+def test_a_positive_click_on_the_crossing_of_the_road_shown_keeps_that_road():
+    """ "the road" shows the vertical road without its crossing (the split gave the crossing to the horizontal one); a
+    positive click there keeps the vertical road, not the crossing road (synthetic validation 248: 0.90 → 0.01)."""
+    shape = (200, 200)
+    horizontal, vertical = _blobs(shape, [(0, 150, 200, 162)]), _blobs(shape, [(60, 0, 72, 200)])
+    roads = horizontal | vertical
+    pixels = np.full(shape + (3,), 90, dtype=np.uint8)
+    crossing = np.array([[66.0, 156.0]])
+    shown = vertical & ~horizontal
+    others = S.unclicked_objects(roads, "road", crossing, pixels, previous=shown)
+    assert not (others & vertical).any() and others[150:162, :55].all() and others[150:162, 80:].all()
+    # without the mask shown before, the click lies on both roads; one beside the crossing picks its own road
+    assert not S.unclicked_objects(roads, "road", crossing, pixels).any()
+    others = S.unclicked_objects(roads, "road", np.array([[150.0, 156.0]]), pixels, previous=shown)
+    assert not (others & horizontal).any() and others[:145, 60:72].all()
+
+
 def test_the_likeliest_look_alike_is_the_one_no_negative_click_lies_on_and_the_confirmation_asks_about_it():
     shape = (100, 100)
     a, b, c = (5, 5, 20, 20), (40, 40, 60, 60), (80, 80, 95, 95)
