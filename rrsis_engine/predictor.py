@@ -224,7 +224,7 @@ class Predictor:
         # (image hash, text) -> the object the text's spatial words chose: (spec, H×W logits, model-frame logits) or None
         self._spatial: _LRU = _LRU(8)
         self._smoothed: _LRU = _LRU(2)  # image hash -> click_regions.smoothed(pixels), H×W×3 uint8
-        self._ships_off_water: _LRU = _LRU(4)  # image hash -> spatial_language.ships_on of the model's water, H×W bool
+        self._ships_off_water: _LRU = _LRU(4)  # image hash -> Predictor._ships: the ships and their labels (H×W each)
         self.encode_ms: float | None = None  # the last image-encoder pass (full image or zoom crop) on this device
         self._texts: _LRU = _LRU(256)  # text -> (tokens 1×L×d, mask 1×L)
         # (image hash, text) -> (vd 1×d×h×w, T_G 1×d, U 1×1×h×w or None, σ(ambiguity logit) float or None)
@@ -501,7 +501,7 @@ class Predictor:
                 logits, low = spatial[1].copy(), spatial[2]
                 unranked = None  # candidates and ambiguity cues read the chosen object, not the model's own guess
                 if spatial_language.ships_sentence(text) == "one":  # "the ship": one is shown, every ship may be meant
-                    every_ship = np.where(self._ships(key, feats, image), 10.0, -10.0).astype(np.float32)
+                    every_ship = np.where(self._ships(key, feats, image)[0], 10.0, -10.0).astype(np.float32)
                     unranked = T.image_logits_to_model(every_ship, self.image_size // 4).to(low.device, low.dtype)
             elif spatial is not None:
                 # the category's other objects leave a click or box turn's mask: only those on the previous mask (or
@@ -660,7 +660,7 @@ class Predictor:
             masks[category], logits_of[category] = logits > 0, (logits, low)
         ships_from_colours = False
         if "ship" in masks:
-            ships = self._ships(key, feats, image)
+            ships, _ = self._ships(key, feats, image)
             ships_from_colours = bool(ships.any())
             masks["ship"] = ships if ships_from_colours else masks["ship"]
         if len(masks) > 1:
@@ -680,16 +680,18 @@ class Predictor:
         low = torch.where(cells, torch.where(low > 0, low * (SELECTED_LOGIT / peak), low), low.clamp(max=-SELECTED_LOGIT))
         return logits, low
 
-    def _ships(self, key: str, feats: ImageFeatures, image: RasterImage) -> np.ndarray:
-        """The ships read off the water and rivers the model finds (:func:`spatial_language.ships_on`), H×W bool
-        (read-only, cached per image): the model's own mask of ships holds almost none (0 of 16 on 40 validation
-        scenes)."""
+    def _ships(self, key: str, feats: ImageFeatures, image: RasterImage) -> tuple[np.ndarray, np.ndarray]:
+        """The ships read off the water and rivers the model finds (:func:`spatial_language.ships_on`), H×W bool,
+        and one label per ship (8-connected), H×W int, 0 elsewhere; read-only, cached per image: the model's own mask
+        of ships holds almost none (0 of 16 on 40 validation scenes)."""
         def read():
             water = np.logical_or.reduce([self._category_logits(key, feats, image, category)[2] > 0
                                           for category in spatial_language.SHIP_WATERS])
             ships = spatial_language.ships_on(water, image.pixels)
-            ships.setflags(write=False)
-            return ships
+            labels, _ = ndimage.label(ships, structure=np.ones((3, 3), dtype=bool))
+            for a in (ships, labels):
+                a.setflags(write=False)
+            return ships, labels
 
         if key not in self._ships_off_water:
             self._ships_off_water.put(key, read())
@@ -703,8 +705,7 @@ class Predictor:
         and the click lies on another: then that one alone ("not that one, this one") — and at most −10 elsewhere,
         as the text turn shows ships (the model's own logits hold almost none, and its blob around a clicked ship is
         water). None when no positive click lies on one: the model's answer, as for other categories."""
-        ships = self._ships(key, feats, image)
-        labels, _ = ndimage.label(ships, structure=np.ones((3, 3), dtype=bool))
+        ships, labels = self._ships(key, feats, image)
         rows, cols = postprocess.point_pixels(clicks[click_labels == 1], ships.shape)
         ids = labels[rows, cols]
         if not (ids > 0).any():
@@ -720,11 +721,10 @@ class Predictor:
         """:meth:`_spatial_choice` for a sentence that names ships and nothing else
         (:func:`spatial_language.ships_sentence`): every ship off the water (``every``), or one — the largest, as the
         words do not say which (the ambiguity flag then asks for a click); None when no ship is found there."""
-        ships = self._ships(key, feats, image)
+        ships, labels = self._ships(key, feats, image)
         if not ships.any():
             return None
         if not every:
-            labels, _ = ndimage.label(ships, structure=np.ones((3, 3), dtype=bool))
             ships = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
         _, low, logits = self._category_logits(key, feats, image, "ship")
         return self._colour_choice(ships, np.where(logits > 0, -10.0, logits).astype(np.float32), low)
