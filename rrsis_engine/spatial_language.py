@@ -681,10 +681,11 @@ def picks_another_object(mask: np.ndarray, category: str, chosen: np.ndarray, cl
     the labeller picked another look-alike ("the largest yellow field": not that one, this one). Nearer, it may be
     more of the object shown: a field cut twice whose pieces object_groups did not join (synthetic test "find the
     leftmost farm plot", 14 pixels apart: one click 0.70 → 0.47 when swapped; the validation swaps were 24–158
-    pixels apart). Never for groves, roads and rivers, whose pieces the model's mask does not tell from separate
-    objects: a clump beside the grove shown is more of it (validation "the largest cluster of trees": 0.91 → 0.07 had
-    it been read as another grove), and a road's lines are the Hough split's guess (:func:`_split_into_lines`)."""
-    if category in GROUP_GAPS or category in STRAIGHT_CATEGORIES or category in SINGLE_OBJECT_CATEGORIES:
+    pixels apart). So is a clump of trees beside the grove shown (validation "the largest cluster of trees": 0.91 →
+    0.07 had it been read as another grove); one farther off is another grove (validation 110 "the smallest grove":
+    one click 0.62 → 0.97, when groves were never swapped). Never for roads and rivers, whose pieces the model's mask
+    does not tell from separate objects: a road's lines are the Hough split's guess (:func:`_split_into_lines`)."""
+    if category in STRAIGHT_CATEGORIES or category in SINGLE_OBJECT_CATEGORIES:
         return False
     rows, cols = point_pixels(np.reshape(click, (1, 2)), mask.shape)
     if not mask[rows[0], cols[0]]:

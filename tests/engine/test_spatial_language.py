@@ -507,8 +507,11 @@ def test_a_positive_click_on_another_look_alike_picks_it_instead():
     assert not S.picks_another_object(cut, "field", _blobs(big, [(10, 20, 40, 80)]), np.array([60.0, 50.0]), coloured)
     far = _blobs(big, [(10, 20, 40, 80), (100, 20, 130, 80)])
     assert S.picks_another_object(far, "field", _blobs(big, [(10, 20, 40, 80)]), np.array([115.0, 50.0]), coloured)
-    # a clump beside the grove shown is more of it; a road's lines are a guess: neither is swapped
-    assert not S.picks_another_object(mask, "trees", chosen, np.array([50.0, 50.0]), pixels)
+    # a grove farther than a road's width from the one shown is another grove; a clump beside it is more of it
+    assert S.picks_another_object(mask, "trees", chosen, np.array([50.0, 50.0]), pixels)
+    clump_beside = _blobs(shape, [a, (5, 23, 20, 30)])  # 3 px from the grove shown
+    assert not S.picks_another_object(clump_beside, "trees", chosen, np.array([26.0, 12.0]), pixels)
+    # a road's lines are a guess: not swapped
     roads = _blobs(shape, [(0, 70, 100, 78), (30, 0, 38, 100)])
     assert not S.picks_another_object(roads, "road", _blobs(shape, [(0, 70, 100, 78)]), np.array([34.0, 20.0]), pixels)
 
