@@ -97,11 +97,38 @@ def test_a_click_under_one_cell_deep_is_on_the_rim_of_a_part_thinner_than_two_ce
     zone = postprocess.rim_click_zone(grove, EMPTY, 65, 51, positive=False, cell_px=2.67)  # (x, y): 2 rows in
     assert zone is not None and zone[51, 65] and zone.sum() < 0.1 * grove.sum()
     assert not zone[52:, :].any()  # no deeper than the click
+    # with cells of one pixel the click is no longer under one cell from the edge but halfway to the grove's middle:
+    # the drop stands, except for the first click after a text turn (below REJECT_CLICK_DEPTH: the disc of one cell)
     assert postprocess.rim_click_zone(grove, EMPTY, 65, 51, positive=False, cell_px=1.0) is None
+    zone = postprocess.rim_click_zone(grove, EMPTY, 65, 51, positive=False, cell_px=1.0, local_only=True)
+    assert zone is not None and zone[51, 65] and zone.sum() <= 5
     # beside a larger part the grove is a separate piece: the labeller's to remove whole (synthetic test 54)
     with_house = grove.copy()
     with_house[80:110, 20:60] = True
     assert postprocess.rim_click_zone(with_house, with_house & ~grove, 65, 51, positive=False, cell_px=2.67) is None
+
+
+def test_a_click_between_the_rim_and_the_middle_trims_the_part_the_model_drops():
+    """A negative click 5 rows into a grove 7 deep (0.71 of its depth; synthetic validation 082, a 1-pixel crack
+    between two clumps of one grove, 0.78 deep: the model dropped the grove, 0.95 → 0.00) is short of rejecting the part
+    (REJECT_CLICK_DEPTH): as the first click after a text turn, only the disc of one cell around it goes. At the
+    grove's middle the model's drop stands, as it does for a later click, when the model kept the grove, or when the
+    grove is a smaller piece beside a larger part."""
+    grove = np.zeros((120, 160), bool)
+    grove[40:53, 40:80] = True  # 13 rows: 7 deep along row 46
+    first = dict(positive=False, cell_px=2.0, local_only=True)
+    zone = postprocess.rim_click_zone(grove, EMPTY, 60, 44, **first)  # (x, y)
+    assert zone is not None and zone[44, 60] and zone.sum() <= 13
+    rows, cols = np.nonzero(zone)
+    assert np.hypot(rows - 44, cols - 60).max() <= 2.0
+    assert postprocess.rim_click_zone(grove, EMPTY, 60, 46, **first) is None  # its middle
+    assert postprocess.rim_click_zone(grove, EMPTY, 60, 44, positive=False, cell_px=2.0) is None  # a later click
+    trimmed = grove.copy()
+    trimmed[43:46, 58:63] = False
+    assert postprocess.rim_click_zone(grove, trimmed, 60, 44, **first) is None
+    with_house = grove.copy()
+    with_house[70:110, 20:80] = True
+    assert postprocess.rim_click_zone(with_house, with_house & ~grove, 60, 44, **first) is None
 
 
 def _predictors(tiny_model):
