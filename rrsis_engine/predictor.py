@@ -497,6 +497,7 @@ class Predictor:
             previous = None if prior is None or not (zoom or negating or spatial is not None) else \
                 T.logits_to_image(prior, image.height, image.width, self.image_size)[0, 0].cpu().numpy() > 0
             others = None  # H×W bool: a click or box turn's pixels of objects the sentence does not mean
+            on_ships = None  # H×W float32: a click turn's logits when its clicks lie on ships read off the water
             if spatial is not None and pts is None:
                 logits, low = spatial[1].copy(), spatial[2]
                 unranked = None  # candidates and ambiguity cues read the chosen object, not the model's own guess
@@ -509,17 +510,20 @@ class Predictor:
                 chosen = spatial[1] > 0 if previous is None else previous
                 on_ships = None if spatial[0].category != "ship" else self._clicked_ships(
                     key, feats, image, text, chosen, clicks, click_labels, logits)
-                if on_ships is not None:
+                if on_ships is not None:  # the ships the clicks picked are the answer, rejected ones gone
                     logits = on_ships
                     low = T.image_logits_to_model(logits, self.image_size // 4).to(low.device, low.dtype)
-                elif (click_labels == 1).sum() == 1 and click_labels[-1] == 1 and spatial_language.picks_another_object(
-                        logits > 0, spatial[0].category, chosen, clicks[-1], image.pixels):
-                    # the labeller's first positive click lies on another look-alike: not that one, this one; it had
-                    # added the clicked field to the wrong one (synthetic validation "the largest yellow field": one
-                    # click 0.44 → 0.94; docs/training.md, "Four engine fixes for the first click and for roads")
-                    chosen = np.zeros_like(chosen)
-                others = spatial_language.other_objects(logits > 0, spatial[0].category, chosen,
-                                                        clicks[click_labels == 1])
+                else:
+                    if (click_labels == 1).sum() == 1 and click_labels[-1] == 1 and \
+                            spatial_language.picks_another_object(logits > 0, spatial[0].category, chosen, clicks[-1],
+                                                                  image.pixels):
+                        # the labeller's first positive click lies on another look-alike: not that one, this one; it
+                        # had added the clicked field to the wrong one (synthetic validation "the largest yellow
+                        # field": one click 0.44 → 0.94; docs/training.md, "Four engine fixes for the first click and
+                        # for roads")
+                        chosen = np.zeros_like(chosen)
+                    others = spatial_language.other_objects(logits > 0, spatial[0].category, chosen,
+                                                            clicks[click_labels == 1])
             elif self.spatial_words and text and (click_labels == 1).any() and \
                     (one_object := spatial_language.parse_object(text)) is not None:
                 # a sentence about one object whose words did not pick it ("the farm plot" among three): a positive
@@ -582,7 +586,8 @@ class Predictor:
                                                         class_sentence=spatial_language.is_class_sentence(text))
                 if negated.any():
                     shown = np.where(negated, np.minimum(shown, -10.0), shown).astype(np.float32)
-            if self.rim_clicks and previous_mask is not None and len(clicks):
+            # a click on a ship read off the water picks or rejects it whole: its outline is the colours', no rim to trim
+            if self.rim_clicks and previous_mask is not None and len(clicks) and on_ships is None:
                 t_rim = time.perf_counter()
                 previous_mask = np.asarray(previous_mask, bool)
                 zone = postprocess.rim_click_zone(previous_mask, shown > 0, *clicks[-1], click_labels[-1] == 1,
@@ -699,21 +704,33 @@ class Predictor:
 
     def _clicked_ships(self, key: str, feats: ImageFeatures, image: RasterImage, text: str, chosen: np.ndarray,
                        clicks: np.ndarray, click_labels: np.ndarray, logits: np.ndarray) -> np.ndarray | None:
-        """A click turn's image-frame logits (H×W float32) for a sentence about ships when a positive click (``clicks``
-        N×2 x, y pixels, ``click_labels`` N) lies on a ship off the water (:meth:`_ships`): +10 on the clicked ships
-        and on the ships shown before (those ``chosen``, H×W bool, touches) — unless the sentence is about one ship
-        and the click lies on another: then that one alone ("not that one, this one") — and at most −10 elsewhere,
-        as the text turn shows ships (the model's own logits hold almost none, and its blob around a clicked ship is
-        water). None when no positive click lies on one: the model's answer, as for other categories."""
+        """A click turn's image-frame logits (H×W float32) for a sentence about ships when a click (``clicks`` N×2 x, y
+        pixels, ``click_labels`` N) lies on a ship off the water (:meth:`_ships`): +10 on the clicked ships and on the
+        ships shown before (those ``chosen``, H×W bool, touches) — unless the sentence is about one ship and a positive
+        click lies on another: then that one alone ("not that one, this one") — less the ships a negative click lies on
+        and no positive one; at most −10 elsewhere, as the text turn shows ships (the model's own logits hold almost
+        none, and its blob around a clicked ship is water). For one ship, when the negative clicks rejected the ship
+        shown, the largest ship left is shown instead. None when no click lies on a ship, or the positive ones lie off
+        them: the model's answer, as for other categories."""
         ships, labels = self._ships(key, feats, image)
-        rows, cols = postprocess.point_pixels(clicks[click_labels == 1], ships.shape)
-        ids = labels[rows, cols]
-        if not (ids > 0).any():
-            return None
-        shown = np.isin(labels, ids[ids > 0])
-        before = np.isin(labels, labels[chosen & ships])  # the ships shown before (the prior is coarse: those it touches)
-        if spatial_language.is_class_sentence(text) or (shown & before).any():
-            shown |= before
+
+        def ships_under(points: np.ndarray) -> set[int]:
+            rows, cols = postprocess.point_pixels(points, ships.shape)
+            return set(labels[rows, cols].tolist()) - {0}
+
+        clicked = ships_under(clicks[click_labels == 1])
+        rejected = ships_under(clicks[click_labels == 0]) - clicked
+        if not clicked and (not rejected or (click_labels == 1).any()):
+            return None  # no click on a ship, or positive ones off them only: the model's answer
+        before = set(labels[chosen & ships].tolist()) - {0}  # the prior is coarse: the ships it touches
+        every = spatial_language.is_class_sentence(text) or spatial_language.ships_sentence(text) == "all"
+        keep = clicked | before if every or not clicked or clicked & before else clicked
+        keep -= rejected
+        if not keep and not every and not clicked:  # "the ship": not that one; the largest of the others
+            sizes = np.bincount(labels.ravel())
+            sizes[[0, *rejected]] = 0
+            keep = {int(np.argmax(sizes))} if sizes.any() else set()
+        shown = np.isin(labels, sorted(keep))
         return np.where(shown, 10.0, np.minimum(logits, -10.0)).astype(np.float32)
 
     def _ships_choice(self, key: str, feats: ImageFeatures, image: RasterImage,

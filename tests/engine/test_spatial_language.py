@@ -336,6 +336,20 @@ def test_a_positive_click_picks_one_of_the_look_alikes():
     assert not S.unclicked_objects(mask, "building", np.array([[30.0, 70.0]]), pixels).any()  # a click off the mask
 
 
+def test_a_positive_click_on_a_sliver_across_the_road_keeps_the_field_beside_it():
+    """A sliver of a field across a road (under a tenth of the field: a speck, no object of its own) is more of the
+    field beside it: a click on it keeps that field and drops the other look-alikes (synthetic validation 272 "the crop
+    field": 0.96 → 0.51 when the click left every field in the mask)."""
+    shape = (200, 200)
+    field, sliver, other = (10, 60, 90, 140), (30, 45, 70, 50), (130, 20, 190, 90)  # (x0, y0, x1, y1): the sliver
+    # lies 10 px above the field
+    mask = _blobs(shape, [field, sliver, other])
+    pixels = np.full(shape + (3,), 120, dtype=np.uint8)
+    assert np.array_equal(S.unclicked_objects(mask, "field", np.array([[50.0, 47.0]]), pixels), _blobs(shape, [other]))
+    far = _blobs(shape, [field, (30, 5, 70, 10), other])  # a sliver 50 px off: no piece of the field
+    assert np.array_equal(S.unclicked_objects(far, "field", np.array([[50.0, 7.0]]), pixels), _blobs(shape, [field, other]))
+
+
 def test_a_positive_click_on_the_crossing_of_the_road_shown_keeps_that_road():
     """ "the road" shows the vertical road without its crossing (the split gave the crossing to the horizontal one); a
     positive click there keeps the vertical road, not the crossing road (synthetic validation 248: 0.90 → 0.01)."""
@@ -509,8 +523,9 @@ def test_a_positive_click_on_another_look_alike_picks_it_instead():
     assert S.picks_another_object(far, "field", _blobs(big, [(10, 20, 40, 80)]), np.array([115.0, 50.0]), coloured)
     # a grove farther than a road's width from the one shown is another grove; a clump beside it is more of it
     assert S.picks_another_object(mask, "trees", chosen, np.array([50.0, 50.0]), pixels)
-    clump_beside = _blobs(shape, [a, (5, 23, 20, 30)])  # 3 px from the grove shown
-    assert not S.picks_another_object(clump_beside, "trees", chosen, np.array([26.0, 12.0]), pixels)
+    clump_beside = _blobs(shape, [a, (5, 23, 20, 30)])  # 3 px below the grove shown
+    assert clump_beside[26, 12] and not S.picks_another_object(clump_beside, "trees", chosen, np.array([12.0, 26.0]),
+                                                                pixels)
     # a road's lines are a guess: not swapped
     roads = _blobs(shape, [(0, 70, 100, 78), (30, 0, 38, 100)])
     assert not S.picks_another_object(roads, "road", _blobs(shape, [(0, 70, 100, 78)]), np.array([34.0, 20.0]), pixels)
@@ -797,6 +812,33 @@ def test_a_positive_click_on_another_ship_shows_that_ship_and_keeps_every_ship_o
         session.set_image(rec["image"])
         assert M.iou(session.text("all the ships").mask, every_ship) > 0.9
         assert M.iou(session.click(cols.mean(), rows.mean(), positive=True).mask, every_ship) > 0.9
+
+
+def test_a_negative_click_on_a_ship_rejects_it_whole():
+    """ "the ship": a negative click on the ship shown is "not that one" and shows the other; "all the ships": it
+    removes that ship only. Before, the click trimmed a disc out of the ship shown, as on the rim of a thin object
+    (synthetic validation 86 "the boat": 67 of the ship's 89 pixels stayed)."""
+    from rrsis_engine import metrics as M
+    from rrsis_engine.data.expressions import SEMANTIC_CLASSES
+    from rrsis_engine.data.synthetic import SyntheticReferringDataset
+    from rrsis_engine.predictor import load_predictor
+    from rrsis_engine.session import RefinementSession
+
+    predictor = load_predictor("rsam-lite", device="cpu", disk_cache=False)
+    rec = SyntheticReferringDataset("val", size=300, image_size=256)[42]
+    labels, n = ndimage.label(rec["semantic"] == SEMANTIC_CLASSES.index("ship"), structure=np.ones((3, 3), dtype=bool))
+    assert n == 2
+    session = RefinementSession(predictor)
+    session.set_image(rec["image"])
+    shown = session.text("the ship").mask
+    first = labels == 1 + int(np.argmax([M.iou(shown, labels == k) for k in (1, 2)]))
+    other = (labels > 0) & ~first
+    rows, cols = np.nonzero(ndimage.distance_transform_edt(first) == ndimage.distance_transform_edt(first).max())
+    assert M.iou(session.click(cols[0], rows[0], positive=False).mask, other) > 0.9
+    session = RefinementSession(predictor)
+    session.set_image(rec["image"])
+    assert M.iou(session.text("all the ships").mask, labels > 0) > 0.9
+    assert M.iou(session.click(cols[0], rows[0], positive=False).mask, other) > 0.9
 
 
 def test_the_shipped_model_finds_ships_the_words_name_and_ships_as_anchors():
