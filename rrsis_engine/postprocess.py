@@ -122,15 +122,6 @@ RIM_ZONE_SCALE = 2.0
 #: a nearly right grove to half (validation 30: 0.96 → 0.47; with the thin zone 0.93). On real images (a cell is 6–12
 #: pixels) the thin zone for every drop left spills 30 pixels deep (held-out 009-002: three clicks 0.73 → 0.58)
 RIM_DROP_SHARE = 0.5
-#: The first click after a text turn on a pixel beside the mask's edge (a positive one touching the mask, a negative one
-#: on its edge pixels) marks a 1-pixel error: the model, whose cells are 2.7 pixels wide at 256², answered it by moving
-#: the outline 2–3 pixels around the click, and the click cost IoU (84 such first clicks on the synthetic validation
-#: scenes: summed IoU 81.72 at the text turn, 80.19 after; "the top-left cluster of trees" 0.997 → 0.914). The zone is
-#: then the pixels at most 1 pixel from the edge within this many pixels of the click, whatever the answer changed
-#: beyond it (summed IoU 81.86; the default zone, 3 pixels deep within 4: 81.03). Only the first click: for every
-#: click beside the edge, masks 1 pixel off all round stalled (validation NoC@90 1.68 → 2.05; the default zone forced
-#: instead: 1.95)
-TOUCH_UP_REACH = 2.0
 
 
 def rim_click_zone(previous: np.ndarray, new: np.ndarray, x: float, y: float, positive: bool,
@@ -160,9 +151,7 @@ def rim_click_zone(previous: np.ndarray, new: np.ndarray, x: float, y: float, po
     click on a 1-pixel sliver of a nearly right 146-pixel grove with a mask 1 pixel wider all round (synthetic
     validation "the smallest group of trees": 0.99 → 0.85, with it 0.97). Later rim clicks may still move the whole
     outline: with every rim click local, repeated clicks on slivers of a mask that is 2 pixels off all round stalled
-    (validation "the topmost street": 6 clicks to 0.85 became 20). A first click on the pixel beside the edge (a
-    1-pixel error) changes only the pixels at most 1 pixel from the edge within TOUCH_UP_REACH of it, however little the
-    answer changed beyond them."""
+    (validation "the topmost street": 6 clicks to 0.85 became 20)."""
     h, w = previous.shape
     row, col = int(min(max(round(y), 0), h - 1)), int(min(max(round(x), 0), w - 1))
     if bool(previous[row, col]) == positive or not previous.any():
@@ -185,18 +174,14 @@ def rim_click_zone(previous: np.ndarray, new: np.ndarray, x: float, y: float, po
     part = parts == parts[seed]
     changed = new != previous  # beyond the band: what the click did not ask for, in either direction
     limit = RIM_FREE_SHARE * np.count_nonzero(part)
-    # the first click after a text turn on a pixel beside the mask's edge (off it, or on it): a 1-pixel error
-    touch_up = local_only and any(
-        bool(previous[r, c]) == positive for r, c in ((row - 1, col), (row + 1, col), (row, col - 1), (row, col + 1))
-        if 0 <= r < h and 0 <= c < w)
-    if np.count_nonzero(changed) <= (0 if touch_up else limit):  # the answer stands (most click turns end here)
+    if np.count_nonzero(changed) <= limit:  # the answer stands whatever the band (most click turns end here)
         return None
     # distances on every step-th pixel above 512 pixels a side, as boundary_distance (a 1 024² EDT costs ≈ 50 ms)
     dropped = sub_cell = mid_depth = False
     if positive:
         step = distance_step(previous.shape)
         gap = resample_nearest(ndimage.distance_transform_edt(~previous[::step, ::step]) * step, h, w)
-        band = ~previous & (gap <= (1 if touch_up else RIM_BAND_SCALE * depth + 1))
+        band = ~previous & (gap <= RIM_BAND_SCALE * depth + 1)
     else:
         rows, cols = np.flatnonzero(part.any(1)), np.flatnonzero(part.any(0))
         r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
@@ -210,15 +195,14 @@ def rim_click_zone(previous: np.ndarray, new: np.ndarray, x: float, y: float, po
         if mid_depth and not (local_only and dropped and largest and depth < REJECT_CLICK_DEPTH * float(inside.max())):
             return None
         band = np.zeros_like(part)
-        band[r0:r1, c0:c1] = part[r0:r1, c0:c1] & (inside <= (1 if touch_up else RIM_BAND_SCALE * depth + 1))
+        band[r0:r1, c0:c1] = part[r0:r1, c0:c1] & (inside <= RIM_BAND_SCALE * depth + 1)
         if dropped:  # the model's answer is no guide to the rim's width: the click's own depth is
             band[r0:r1, c0:c1] &= inside <= (depth if sub_cell else depth + 1)
     # a click between the rim and the middle that the model answered by dropping the part: the disc of one cell
-    reach = cell_px if mid_depth else TOUCH_UP_REACH if touch_up else depth + 1 if dropped and sub_cell else \
-        RIM_ZONE_SCALE * (depth + 1)
+    reach = cell_px if mid_depth else depth + 1 if dropped and sub_cell else RIM_ZONE_SCALE * (depth + 1)
     yy, xx = np.ogrid[:h, :w]
     zone = band & ((xx - col) ** 2 + (yy - row) ** 2 <= reach ** 2)
-    if not (dropped or touch_up) and np.count_nonzero(changed & ~(zone if local_only else band)) <= limit:
+    if not dropped and np.count_nonzero(changed & ~(zone if local_only else band)) <= limit:
         return None
     return zone
 
