@@ -43,17 +43,6 @@ MAX_TEXT_CHARS = 1000
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 
-ZOOM_FIRST_RIM = False
-
-
-def _near_edge(mask: np.ndarray, click: np.ndarray, cell_px: float) -> bool:
-    """Whether the click (x, y) pixels lies within one model cell of ``mask``'s (H×W bool) edge."""
-    r = int(np.ceil(cell_px))
-    rows, cols = postprocess.point_pixels(np.reshape(click, (1, 2)), mask.shape)
-    window = mask[max(rows[0] - r, 0):rows[0] + r + 1, max(cols[0] - r, 0):cols[0] + r + 1]
-    return bool(window.any()) and not bool(window.all())
-
-
 def default_cache_dir() -> Path:
     root = os.environ.get("RRSIS_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "rrsis"
@@ -501,9 +490,7 @@ class Predictor:
                 timings["rank_ms"] = (time.perf_counter() - t) * 1e3
                 t = time.perf_counter()
             logits = T.logits_to_image(low, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy()
-            zoom = self.zoom_enabled() and (len(clicks) >= ZOOM_MIN_CLICKS or (
-                ZOOM_FIRST_RIM and len(clicks) == 1 and previous_mask is not None and _near_edge(
-                    np.asarray(previous_mask, bool), clicks[-1], max(image.height, image.width) / (self.image_size // 4))))
+            zoom = self.zoom_enabled() and len(clicks) >= ZOOM_MIN_CLICKS
             negating = self.remove_negated_regions and (click_labels == 0).any()
             # the previous turn's mask as the model drew it (the prior), H×W bool, for the zoom, the negative clicks and
             # the object the spatial words chose
