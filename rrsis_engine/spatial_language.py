@@ -798,7 +798,7 @@ def _piece_beside(mask: np.ndarray, groups: list[np.ndarray], row: int, col: int
     field's sliver across a road), that piece (8-connected) and the nearest of ``groups`` (H×W bool objects) when it
     lies within :data:`MAX_CUT_WIDTH` of the image's longer side of the piece: the piece is more of it (synthetic
     validation 272 "the crop field": a click on its sliver across a road had left every field in the mask, 0.96 →
-    0.51); the piece alone when none is that near."""
+    0.51); none when no object is that near (nothing then tells which object the click means)."""
     labels, _ = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
     piece = labels == labels[row, col]
     limit = MAX_CUT_WIDTH * max(mask.shape)
@@ -806,7 +806,7 @@ def _piece_beside(mask: np.ndarray, groups: list[np.ndarray], row: int, col: int
     gap = ndimage.distance_transform_edt(~piece[box])
     gaps = [float(gap[g[box]].min()) if g[box].any() else np.inf for g in groups]
     nearest = int(np.argmin(gaps))
-    return [piece, groups[nearest]] if gaps[nearest] <= limit else [piece]
+    return [piece, groups[nearest]] if gaps[nearest] <= limit else []
 
 
 def likeliest_object(mask: np.ndarray, category: str, logits: np.ndarray, negative_clicks: np.ndarray,
