@@ -141,6 +141,14 @@ class _LRU(OrderedDict):
             self.popitem(last=False)
 
 
+def _largest_label(labels: np.ndarray, excluded=()) -> int:
+    """The label of ``labels`` (H×W int, 0 = none) with the most pixels, the ``excluded`` ones left out (the first of
+    equals); 0 when none is left."""
+    sizes = np.bincount(labels.ravel())
+    sizes[[0, *excluded]] = 0
+    return int(np.argmax(sizes)) if sizes.any() else 0
+
+
 def _cached_mask(cache: _LRU, cache_key, shape: tuple[int, int], compute) -> tuple | None:
     """``compute()`` — None, or a tuple of an H×W bool mask (``shape``) and any extras — cached in ``cache`` as the
     mask's bounding box and the pixels in it (a road's region is a sliver of a large image); returns the tuple with
@@ -727,9 +735,7 @@ class Predictor:
         keep = clicked | before if every or not clicked or clicked & before else clicked
         keep -= rejected
         if not keep and not every and not clicked:  # "the ship": not that one; the largest of the others
-            sizes = np.bincount(labels.ravel())
-            sizes[[0, *rejected]] = 0
-            keep = {int(np.argmax(sizes))} if sizes.any() else set()
+            keep = {_largest_label(labels, rejected)} - {0}
         shown = np.isin(labels, sorted(keep))
         return np.where(shown, 10.0, np.minimum(logits, -10.0)).astype(np.float32)
 
@@ -742,7 +748,7 @@ class Predictor:
         if not ships.any():
             return None
         if not every:
-            ships = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
+            ships = labels == _largest_label(labels)
         _, low, logits = self._category_logits(key, feats, image, "ship")
         return self._colour_choice(ships, np.where(logits > 0, -10.0, logits).astype(np.float32), low)
 
