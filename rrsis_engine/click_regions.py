@@ -16,6 +16,8 @@ Frames: the image is H×W×C uint8 ([row, col]); points are (x, y) = (col, row) 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import ndimage
 from skimage.segmentation import watershed
@@ -145,3 +147,94 @@ def split_at_negatives(region: np.ndarray, smooth: np.ndarray, points: np.ndarra
     kept = np.zeros_like(region)
     kept[box] = flooded == 1
     return kept
+
+
+#: :func:`inclusion_at`: a negative click on a small blob of its own colour that the mask covers or surrounds (a car on
+#: a road, a shed on a field) means that blob: the blob is grown within this many model cells of the click ...
+INCLUSION_WINDOW_CELLS = 5.0
+#: ... must be at most this many model cells² in area (a car on a 256² synthetic scene, 2.7 pixels a cell: ≈ 45
+#: pixels, 6 cells²) and at least this many pixels
+INCLUSION_MAX_CELLS2 = 16.0
+INCLUSION_MIN_PIXELS = 4
+#: ... its outline (the pixels just outside it) must lie at least this share on the mask (a car at the road's edge has
+#: the road on three sides; a look-alike shown alone has none of its outline on the mask)
+INCLUSION_RING_SHARE = 0.5
+#: ... the mask's part around it must be at least this many times its area
+INCLUSION_PART_RATIO = 8.0
+#: ... and the click must lie at least this share of the blob's largest depth inside it (on the blob, not its edge)
+INCLUSION_CLICK_DEPTH = 0.5
+#: the blob then takes the pixels within this many model cells of the click whose colour is unlike the mask's around it
+#: and which join it (a car's windows, roof and shadow), unless that makes it larger than INCLUSION_MAX_CELLS2
+INCLUSION_GROW_CELLS = 4.0
+
+
+def inclusion_at(pixels: np.ndarray, mask: np.ndarray, x: float, y: float, cell_px: float) -> np.ndarray | None:
+    """The small blob of one colour under a negative click at (x, y) pixels that ``mask`` (H×W bool, the mask the
+    labeller clicked on) covers or surrounds, H×W bool; None when the click lies on no such blob.
+
+    The standard protocol — and a labeller — clicks "not this" on a car parked on the road shown: the model read the
+    click as "not this road" and dropped it, or the road rule removed the road's stretch through the click (synthetic
+    validation 063 "segment the road": 0.83 → 0.00). The blob is the 4-connected region of pixels within a colour
+    tolerance of the click's (the median of its 3×3 neighbourhood; tolerance as :func:`grow_region`'s) inside a window
+    of :data:`INCLUSION_WINDOW_CELLS` model cells (``cell_px`` image pixels each) around the click; it must not reach
+    the window's edge, be between :data:`INCLUSION_MIN_PIXELS` pixels and :data:`INCLUSION_MAX_CELLS2` cells², have at
+    least :data:`INCLUSION_RING_SHARE` of its outline on ``mask``, lie in or beside a part of ``mask`` at least
+    :data:`INCLUSION_PART_RATIO` times larger, and hold the click at least :data:`INCLUSION_CLICK_DEPTH` of its depth
+    in. pixels: H×W×C uint8 ([row, col])."""
+    height, width = mask.shape
+    rows, cols = point_pixels(np.array([[x, y]]), mask.shape)
+    row, col = int(rows[0]), int(cols[0])
+    reach = max(3, int(math.ceil(INCLUSION_WINDOW_CELLS * cell_px)))
+    r0, r1 = max(row - reach, 0), min(row + reach + 1, height)
+    c0, c1 = max(col - reach, 0), min(col + reach + 1, width)
+    crop = _bands(pixels)[r0:r1, c0:c1].astype(np.float32)
+    window = crop[max(row - r0 - 1, 0):row - r0 + 2, max(col - c0 - 1, 0):col - c0 + 2].reshape(-1, 3)
+    seed = np.median(window, axis=0)
+    spread = float(np.sqrt(((window - seed) ** 2).sum(axis=1).mean()))
+    if spread > MAX_SEED_SPREAD:
+        return None
+    tolerance = float(np.clip(TOLERANCE_SPREAD * spread, TOLERANCE_MIN, TOLERANCE_MAX))
+    similar = ((crop - seed) ** 2).sum(axis=2) <= tolerance ** 2
+    similar[row - r0, col - c0] = True
+    parts, _ = ndimage.label(similar)
+    blob = parts == parts[row - r0, col - c0]
+    area = int(blob.sum())
+    # a blob reaching the window's edge is the window's background, not a spot on it (unless the image ends there)
+    edge_rows = [i for i, inner in ((0, r0 > 0), (-1, r1 < height)) if inner]
+    edge_cols = [i for i, inner in ((0, c0 > 0), (-1, c1 < width)) if inner]
+    if any(blob[i].any() for i in edge_rows) or any(blob[:, i].any() for i in edge_cols):
+        return None
+    if not INCLUSION_MIN_PIXELS <= area <= INCLUSION_MAX_CELLS2 * cell_px ** 2:
+        return None
+    on_mask = mask[r0:r1, c0:c1]
+    ring = ndimage.binary_dilation(blob) & ~blob
+    if on_mask[ring].mean() < INCLUSION_RING_SHARE:
+        return None
+    labels, _ = ndimage.label(mask)
+    touching = np.unique(labels[r0:r1, c0:c1][ring | blob])
+    touching = touching[touching > 0]
+    if not len(touching) or np.bincount(labels.ravel())[touching].max() < INCLUSION_PART_RATIO * area:
+        return None
+    depth = ndimage.distance_transform_edt(np.pad(blob, 1))[1:-1, 1:-1]
+    if depth[row - r0, col - c0] < INCLUSION_CLICK_DEPTH * depth.max():
+        return None
+    # the rest of the thing the colour region is part of (a car's windows, roof and shadow): the pixels near it unlike
+    # the mask's colour around it
+    # the mask's colour around the thing: its pixels in the window beyond the reach of the growth below (the median,
+    # and the median distance to it scaled to a normal's standard deviation, so lane marks do not widen it)
+    yy, xx = np.ogrid[r0 - row:r1 - row, c0 - col:c1 - col]
+    near = xx ** 2 + yy ** 2 <= (INCLUSION_GROW_CELLS * cell_px) ** 2
+    around = crop[on_mask & ~near]
+    if not len(around):
+        return None
+    background = np.median(around, axis=0)
+    background_spread = 1.4826 * float(np.median(np.sqrt(((around - background) ** 2).sum(axis=1))))
+    unlike = ((crop - background) ** 2).sum(axis=2) > max(TOLERANCE_MIN, TOLERANCE_SPREAD * background_spread) ** 2
+    grown, _ = ndimage.label(blob | (unlike & near))
+    grown = grown == grown[row - r0, col - c0]
+    if grown.sum() <= INCLUSION_MAX_CELLS2 * cell_px ** 2:
+        blob = grown
+    region = np.zeros(mask.shape, dtype=bool)
+    region[r0:r1, c0:c1] = blob
+    return region
+

@@ -200,13 +200,17 @@ class Predictor:
     more than that rim (the model dropped the object, or flooded the roads it meets) changes the mask only on its rim
     around the click (:func:`postprocess.rim_click_zone`). A text turn of a sentence about one object whose mask shows
     several look-alikes shows the likeliest alone (with ``spatial_words``; :func:`spatial_language.likeliest_object`).
+    inclusion_clicks: a negative click on a small blob of its own colour that the mask shown covers (a car on the road,
+    :func:`click_regions.inclusion_at`), which the model and the negation rules answered by dropping the mask around it
+    ("not this road"), cuts that blob and nothing else; once its blob is cut from the mask shown, later turns hide the
+    click from the model and the rules and keep the blob cut.
     """
 
     def __init__(self, model, device: str | None = None, disk_cache: bool = True,
                  disk_cache_bytes: int = 2 * 1024**3, memory_images: int = 8, cache_dir: str | Path | None = None,
                  zoom_in: bool | None = None, encoder_precision: str = "auto", edge_refine: bool = True,
                  remove_negated_regions: bool = True, click_fit: bool = True, grow_clicks: bool = True,
-                 spatial_words: bool = True, rim_clicks: bool = True):
+                 spatial_words: bool = True, rim_clicks: bool = True, inclusion_clicks: bool = True):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.encoder_precision = resolve_encoder_precision(encoder_precision, self.device)
         self.model = model.to(self.device).eval()
@@ -225,6 +229,7 @@ class Predictor:
         self.grow_clicks = grow_clicks
         self.spatial_words = spatial_words
         self.rim_clicks = rim_clicks
+        self.inclusion_clicks = inclusion_clicks
         # (image hash, x, y) -> the colour region grown from that pixel: (its box, the region's pixels in it) or None
         self._grown: _LRU = _LRU(64)
         # (image hash, x, y) -> that region's straight stretch through the pixel: (its box, its pixels, half-width) or None
@@ -462,6 +467,16 @@ class Predictor:
         if previous_mask is not None and np.shape(previous_mask) != (image.height, image.width):
             raise PromptError(f"The previous mask is {np.shape(previous_mask)}, the image {image.height}×{image.width} "
                               "pixels: pass the mask shown on this image (rows × columns), or none.")
+        # negative clicks on a small blob the mask covers (a car on the road): the new one cuts its blob when the model
+        # and the negation rules read it as "not this road" and dropped the road; earlier ones whose blob is cut from
+        # the mask shown are settled, so the model and the rules no longer see them
+        cut = new_blob = None
+        clicks_given = len(clicks)
+        if self.inclusion_clicks and (click_labels == 0).any() and previous_mask is not None:
+            settled, cut, new_blob = self._inclusions(image, clicks, click_labels, np.asarray(previous_mask, bool))
+            if settled.any():
+                clicks, click_labels = clicks[~settled], click_labels[~settled]
+                pts, lbl = self._prompt_points(clicks, click_labels, box, image)
         timings = {}
         with self._lock, torch.inference_mode():
             key = self._key(image)
@@ -600,7 +615,7 @@ class Predictor:
                 previous_mask = np.asarray(previous_mask, bool)
                 zone = postprocess.rim_click_zone(previous_mask, shown > 0, *clicks[-1], click_labels[-1] == 1,
                                                   max(image.height, image.width) / (self.image_size // 4),
-                                                  local_only=len(clicks) == 1)  # a touch-up of the text turn
+                                                  local_only=clicks_given == 1)  # a touch-up of the text turn
                 if zone is not None:  # the mask shown before, changed only on its rim around the click; so is the prior
                     shown = np.where(zone, shown, np.where(previous_mask, 10.0, -10.0)).astype(np.float32)
                     if prior is not None:
@@ -623,6 +638,12 @@ class Predictor:
                 if likeliest is not None:
                     shown = np.where((shown > 0) & ~likeliest, np.minimum(shown, -10.0), shown).astype(np.float32)
                 timings["likeliest_ms"] = (time.perf_counter() - t_one) * 1e3
+            if new_blob is not None and self._dropped_around(np.asarray(previous_mask, bool), shown > 0, new_blob):
+                # the new click only cuts its blob: the mask shown before without it, the prior as it was
+                shown = np.where(np.asarray(previous_mask, bool) & ~new_blob, 10.0, -10.0).astype(np.float32)
+                low = prior.to(low.device, low.dtype) if prior is not None else low
+            if cut is not None:
+                shown = np.where(cut, np.minimum(shown, -10.0), shown).astype(np.float32)
         pred = self._finish(shown, low.detach().clone(), float(iou[0, 0]), float(torch.sigmoid(obj[0, 0])),
                             uncertainty=unc, uncertainty_low=unc_low, clicks=clicks, ambiguity_prob=ambiguity_prob,
                             turn_error=error, click_gain=gain, click_policy=policy,
@@ -796,6 +817,37 @@ class Predictor:
             smooth = click_regions.smoothed(image.pixels)
             self._smoothed.put(key, smooth)
         return smooth
+
+    def _inclusions(self, image: RasterImage, clicks: np.ndarray, click_labels: np.ndarray,
+                    previous_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Whether the first of ``clicks`` (N×2 x, y image pixels; ``click_labels`` N, 1/0) is a negative click on a
+        small blob that ``previous_mask`` (H×W bool, the mask shown before the new, last click) surrounds
+        (:func:`click_regions.inclusion_at`): as a later click's predecessor, settled when its blob is cut from the
+        mask shown (N bool, only the first can be set) with that blob (H×W bool, or None); as the new click, its blob
+        when the mask covers it (H×W bool, or None). Only the first click: later negative clicks on a blob in a wrong
+        spill rightly drop the spill (real held-out tile 1, 009-004: two clicks 0.17 → 0.12 when every click could
+        cut a blob)."""
+        cell_px = max(image.height, image.width) / (self.image_size // 4)
+        settled = np.zeros(len(clicks), dtype=bool)
+        cut = new_blob = None
+        if click_labels[0] == 0:  # the first click after the text turn, as the rim rule's touch-up
+            blob = click_regions.inclusion_at(image.pixels, previous_mask, *clicks[0], cell_px)
+            covered = blob is not None and previous_mask[blob].mean() > 0.5
+            if len(clicks) == 1 and covered:
+                new_blob = blob
+            elif len(clicks) > 1 and blob is not None and not covered:
+                settled[0] = True
+                cut = blob
+        return settled, cut, new_blob
+
+    @staticmethod
+    def _dropped_around(previous: np.ndarray, new: np.ndarray, blob: np.ndarray) -> bool:
+        """Whether ``new`` (H×W bool) lost more than :data:`postprocess.RIM_DROP_SHARE` of the parts of ``previous``
+        (H×W bool) that ``blob`` (H×W bool) lies in or beside."""
+        parts, _ = ndimage.label(previous)
+        touching = np.unique(parts[ndimage.binary_dilation(blob)])
+        around = np.isin(parts, touching[touching > 0])
+        return np.count_nonzero(around & ~new) > postprocess.RIM_DROP_SHARE * np.count_nonzero(around)
 
     def _colour_region(self, image: RasterImage, key: str, x: float, y: float) -> np.ndarray | None:
         """The long, thin colour region the pixel at (x, y) lies on (:func:`click_regions.grow_region`), H×W bool, or

@@ -5,6 +5,7 @@ import pytest
 
 from rrsis_engine import click_regions as C
 from rrsis_engine import postprocess as P
+from rrsis_engine.model import transforms as T
 
 
 def _scene(seed=0):
@@ -217,3 +218,108 @@ def test_the_predictor_removes_the_negated_road_across_the_mask(tiny_model, monk
     assert not cut.mask[inside].any() and cut.mask[rect & ~horizontal & kept.mask].all()
     assert (cut.uncertainty[inside] == 0).all()
     np.testing.assert_array_equal(cut.low_res_logits.numpy(), kept.low_res_logits.numpy())
+
+
+def _car_on_road(seed=0):
+    """256² image: sand, a vertical road (cols 100–119) and on it a car at rows 120–133, cols 104–109: a white body
+    with a dark windscreen across rows 125–127. Returns the image, the road's mask and the car's."""
+    rng = np.random.default_rng(seed)
+    img = (rng.normal(0, 6, (256, 256, 3)) + (200, 180, 140)).clip(0, 255).astype(np.uint8)
+    road = np.zeros((256, 256), bool)
+    road[:, 100:120] = True
+    img[road] = (rng.normal(0, 4, (road.sum(), 3)) + (105, 105, 108)).clip(0, 255).astype(np.uint8)
+    car = np.zeros((256, 256), bool)
+    car[120:134, 104:110] = True
+    img[car] = (225, 225, 230)
+    img[125:128, 104:110] = (45, 45, 55)
+    return img, road, car
+
+
+CELL = 256 / 96  # image pixels per cell of rsam-lite's logit grid on a 256² image
+
+
+def test_a_negative_click_on_a_car_on_the_road_shown_means_the_car_whole():
+    img, road, car = _car_on_road()
+    blob = C.inclusion_at(img, road, 106, 122, CELL)  # on the body above the windscreen
+    assert blob is not None
+    assert not blob[~car].any() and blob[car].mean() > 0.9
+    assert blob[125:128, 104:110].all() and blob[128:132, 104:110].all()  # the windscreen and the body below it too
+    assert np.array_equal(C.inclusion_at(img, road & ~car, 106, 122, CELL), blob)  # a hole cut before: the same car
+
+
+def test_clicks_on_the_road_on_a_car_shown_alone_or_on_a_large_patch_are_no_inclusion():
+    img, road, car = _car_on_road()
+    assert C.inclusion_at(img, road, 112, 60, CELL) is None  # the road itself reaches the window's edge
+    assert C.inclusion_at(img, car, 106, 122, CELL) is None  # the car shown alone: its outline is not on the mask
+    assert C.inclusion_at(img, road, 106, 121, CELL) is not None
+    assert C.inclusion_at(img, road, 106, 120, CELL) is None  # on the car's edge, not on the car
+    img[110:150, 101:119] = (225, 225, 230)  # a white patch of 720 pixels across the road: more than a spot
+    assert C.inclusion_at(img, road, 110, 140, CELL) is None
+    assert C.inclusion_at(img, np.zeros_like(road), 106, 122, CELL) is None
+
+
+def test_the_predictor_cuts_the_clicked_car_when_the_model_drops_the_road(tiny_model, monkeypatch):
+    """The model answers the negative click on the car by dropping the road (decode patched to an empty mask when it
+    sees a negative click). With inclusion clicks the road shown loses only the car and the prior stays the previous
+    turn's; a later positive click is decoded without the car's click, the car still cut. A model that keeps the road
+    keeps its answer."""
+    import torch
+
+    from rrsis_engine.predictor import Predictor
+
+    img, road, car = _car_on_road()
+    kw = dict(device="cpu", disk_cache=False, zoom_in=False, edge_refine=False, spatial_words=False,
+              rim_clicks=False)  # the rim rule alone would keep the road less a disc around the click
+    on, off = Predictor(tiny_model, **kw), Predictor(tiny_model, inclusion_clicks=False, **kw)
+    grid = on.image_size // 4
+    cell = 256 / grid
+    prior = torch.full((1, 1, grid, grid), -8.0)
+    prior[..., :, round(100 / cell):round(120 / cell)] = 8.0
+    seen, drops = [], [True]
+
+    def decode(vd, t_global, feats, pts, lbl, *rest, **kw):
+        seen.append(None if lbl is None else lbl[0].tolist())
+        dropped = drops[0] and lbl is not None and (lbl == 0).any()
+        return (torch.full_like(prior, -8.0) if dropped else prior.clone()), torch.ones(1, 1), torch.ones(1, 1)
+
+    monkeypatch.setattr(tiny_model, "decode", decode)
+    shown = T.logits_to_image(prior, 256, 256, on.image_size)[0, 0].numpy() > 0
+    for p in (on, off):
+        p.set_image(img)
+    click = {"points": [[106, 122]], "labels": [0], "mask_input": prior, "previous_mask": shown}
+    assert not off.predict("the road", **click).mask.any()
+    cut = on.predict("the road", **click)
+    assert np.array_equal(cut.mask, shown & ~C.inclusion_at(img, shown, 106, 122, cell))
+    assert not cut.mask[car].any() and cut.mask[road & ~car].mean() > 0.95
+    np.testing.assert_array_equal(cut.low_res_logits.numpy(), prior.numpy())
+    seen.clear()
+    later = on.predict("the road", points=[[106, 122], [110, 200]], labels=[0, 1], mask_input=cut.low_res_logits,
+                       previous_mask=cut.mask)
+    assert seen == [[1]] and not later.mask[car].any() and later.mask[road & ~car].mean() > 0.95
+    drops[0] = False
+    assert np.array_equal(on.predict("the road", **click).mask, off.predict("the road", **click).mask)
+
+
+def test_the_standard_click_on_a_car_on_the_shipped_models_road_keeps_the_road():
+    """Synthetic validation scene 63, "segment the road": the text turn shows the road (IoU 0.83), whose mask covers a
+    car; the standard protocol's click is negative, on the car. The model and the road rule read it as "not this
+    road" and showed another (0.00); as an inclusion the car leaves and the road stays (0.85 when written)."""
+    from rrsis_engine import metrics as M
+    from rrsis_engine.data.readers import load_records
+    from rrsis_engine.predictor import find_weights, load_predictor
+    from rrsis_engine.session import RefinementSession
+
+    if find_weights("rsam-lite") is None:
+        pytest.skip("the demo model ships in rrsis_engine/weights/")
+    rec = next(r for r in load_records("synthetic:val:300:256") if r["id"].endswith("000063"))
+    gt = np.asarray(rec["mask"], bool)
+    results = {}
+    for on in (True, False):
+        session = RefinementSession(load_predictor("rsam-lite", device="cpu", disk_cache=False, inclusion_clicks=on))
+        session.set_image(rec["image"])
+        text_turn = session.text(rec["expression"])
+        x, y, label = M.next_click(text_turn.mask, gt)
+        results[on] = (M.iou(text_turn.mask, gt), label, M.iou(session.click(x, y, positive=bool(label)).mask, gt))
+    (before, label, after), (_, _, without) = results[True], results[False]
+    assert before > 0.8 and label == 0
+    assert after > before and without < 0.1, results
