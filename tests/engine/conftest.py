@@ -76,3 +76,21 @@ def iou_after_standard_clicks():
         return M.iou(pred.mask, rec["mask"])
 
     return run
+
+
+@pytest.fixture()
+def first_standard_click():
+    """f(predictor, record) → (text-turn IoU, the first standard click's label 1/0, IoU after it) in a
+    RefinementSession (metrics.next_click)."""
+    from rrsis_engine import metrics as M
+    from rrsis_engine.session import RefinementSession
+
+    def run(predictor, rec) -> tuple[float, int, float]:
+        gt = np.asarray(rec["mask"], bool)
+        session = RefinementSession(predictor)
+        session.set_image(rec["image"])
+        text_turn = session.text(rec["expression"])
+        x, y, label = M.next_click(text_turn.mask, gt)
+        return M.iou(text_turn.mask, gt), label, M.iou(session.click(x, y, positive=bool(label)).mask, gt)
+
+    return run

@@ -300,26 +300,18 @@ def test_the_predictor_cuts_the_clicked_car_when_the_model_drops_the_road(tiny_m
     assert np.array_equal(on.predict("the road", **click).mask, off.predict("the road", **click).mask)
 
 
-def test_the_standard_click_on_a_car_on_the_shipped_models_road_keeps_the_road():
+def test_the_standard_click_on_a_car_on_the_shipped_models_road_keeps_the_road(first_standard_click):
     """Synthetic validation scene 63, "segment the road": the text turn shows the road (IoU 0.83), whose mask covers a
     car; the standard protocol's click is negative, on the car. The model and the road rule read it as "not this
     road" and showed another (0.00); as an inclusion the car leaves and the road stays (0.85 when written)."""
-    from rrsis_engine import metrics as M
     from rrsis_engine.data.readers import load_records
     from rrsis_engine.predictor import find_weights, load_predictor
-    from rrsis_engine.session import RefinementSession
 
     if find_weights("rsam-lite") is None:
         pytest.skip("the demo model ships in rrsis_engine/weights/")
     rec = next(r for r in load_records("synthetic:val:300:256") if r["id"].endswith("000063"))
-    gt = np.asarray(rec["mask"], bool)
-    results = {}
-    for on in (True, False):
-        session = RefinementSession(load_predictor("rsam-lite", device="cpu", disk_cache=False, inclusion_clicks=on))
-        session.set_image(rec["image"])
-        text_turn = session.text(rec["expression"])
-        x, y, label = M.next_click(text_turn.mask, gt)
-        results[on] = (M.iou(text_turn.mask, gt), label, M.iou(session.click(x, y, positive=bool(label)).mask, gt))
+    results = {on: first_standard_click(load_predictor("rsam-lite", device="cpu", disk_cache=False,
+                                                       inclusion_clicks=on), rec) for on in (True, False)}
     (before, label, after), (_, _, without) = results[True], results[False]
     assert before > 0.8 and label == 0
     assert after > before and without < 0.1, results

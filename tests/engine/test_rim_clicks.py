@@ -10,7 +10,6 @@ from rrsis_engine import metrics as M
 from rrsis_engine import postprocess
 from rrsis_engine.data.readers import load_records
 from rrsis_engine.predictor import Predictor, find_weights, load_predictor
-from rrsis_engine.session import RefinementSession
 
 
 def _square():
@@ -181,19 +180,13 @@ def test_a_previous_mask_of_another_size_is_refused(tiny_model):
 
 
 @pytest.mark.skipif(find_weights("rsam-lite") is None, reason="the demo model ships in rrsis_engine/weights/")
-def test_a_standard_click_on_the_rim_of_the_shipped_models_mask_no_longer_drops_the_object():
+def test_a_standard_click_on_the_rim_of_the_shipped_models_mask_no_longer_drops_the_object(first_standard_click):
     """Synthetic test scene 27, "segment the grove on the left": the text turn is right (IoU 0.96); the standard
     protocol's click is negative, 2 pixels inside the grove, and the model answered it by dropping the grove (0.00);
     with rim clicks the grove loses its rim around the click (0.85 when written)."""
     rec = next(r for r in load_records("synthetic:test:150:256") if r["id"].endswith("000027"))
-    gt = np.asarray(rec["mask"], bool)
-    results = {}
-    for rim in (True, False):
-        session = RefinementSession(load_predictor("rsam-lite", device="cpu", disk_cache=False, rim_clicks=rim))
-        session.set_image(rec["image"])
-        text_turn = session.text(rec["expression"])
-        x, y, label = M.next_click(text_turn.mask, gt)
-        results[rim] = (M.iou(text_turn.mask, gt), label, M.iou(session.click(x, y, positive=bool(label)).mask, gt))
+    results = {rim: first_standard_click(load_predictor("rsam-lite", device="cpu", disk_cache=False, rim_clicks=rim),
+                                         rec) for rim in (True, False)}
     (before, label, after), (_, _, without) = results[True], results[False]
     assert before > 0.9 and label == 0
     assert after > 0.8 and without < 0.1, results
