@@ -150,7 +150,7 @@ def split_at_negatives(region: np.ndarray, smooth: np.ndarray, points: np.ndarra
 
 
 #: :func:`inclusion_at`: a negative click on a small blob of its own colour that the mask covers or surrounds (a car on
-#: a road, a shed on a field) means that blob: the blob is grown within this many model cells of the click ...
+#: a road, a shed on a field) means that blob: the blob is grown in a window of this many model cells around the click
 INCLUSION_WINDOW_CELLS = 5.0
 #: ... must be at most this many model cells² in area (a car on a 256² synthetic scene, 2.7 pixels a cell: ≈ 45
 #: pixels, 6 cells²) and at least this many pixels
@@ -180,7 +180,8 @@ def inclusion_at(pixels: np.ndarray, mask: np.ndarray, x: float, y: float, cell_
     the window's edge, be between :data:`INCLUSION_MIN_PIXELS` pixels and :data:`INCLUSION_MAX_CELLS2` cells², have at
     least :data:`INCLUSION_RING_SHARE` of its outline on ``mask``, lie in or beside a part of ``mask`` at least
     :data:`INCLUSION_PART_RATIO` times larger, and hold the click at least :data:`INCLUSION_CLICK_DEPTH` of its depth
-    in. pixels: H×W×C uint8 ([row, col])."""
+    in. The blob then takes the pixels within :data:`INCLUSION_GROW_CELLS` of the click that join it and whose colour
+    is unlike the mask's farther out, unless that makes it larger than the limit. pixels: H×W×C uint8 ([row, col])."""
     height, width = mask.shape
     rows, cols = point_pixels(np.array([[x, y]]), mask.shape)
     row, col = int(rows[0]), int(cols[0])
@@ -218,10 +219,10 @@ def inclusion_at(pixels: np.ndarray, mask: np.ndarray, x: float, y: float, cell_
     depth = ndimage.distance_transform_edt(np.pad(blob, 1))[1:-1, 1:-1]
     if depth[row - r0, col - c0] < INCLUSION_CLICK_DEPTH * depth.max():
         return None
-    # the rest of the thing the colour region is part of (a car's windows, roof and shadow): the pixels near it unlike
-    # the mask's colour around it
-    # the mask's colour around the thing: its pixels in the window beyond the reach of the growth below (the median,
-    # and the median distance to it scaled to a normal's standard deviation, so lane marks do not widen it)
+    # the rest of the thing the colour region is part of (a car's windscreen and the body beyond it): the pixels near
+    # the click, joined to it, unlike the mask's colour farther out (the median of the mask's pixels in the window
+    # beyond INCLUSION_GROW_CELLS; the spread as the median distance to it, scaled to a normal's standard deviation,
+    # so lane marks do not widen it)
     yy, xx = np.ogrid[r0 - row:r1 - row, c0 - col:c1 - col]
     near = xx ** 2 + yy ** 2 <= (INCLUSION_GROW_CELLS * cell_px) ** 2
     around = crop[on_mask & ~near]
