@@ -467,15 +467,16 @@ class Predictor:
         if previous_mask is not None and np.shape(previous_mask) != (image.height, image.width):
             raise PromptError(f"The previous mask is {np.shape(previous_mask)}, the image {image.height}×{image.width} "
                               "pixels: pass the mask shown on this image (rows × columns), or none.")
+        previous_mask = None if previous_mask is None else np.asarray(previous_mask, bool)
         # negative clicks on a small blob the mask covers (a car on the road): the new one cuts its blob when the model
         # and the negation rules read it as "not this road" and dropped the road; earlier ones whose blob is cut from
         # the mask shown are settled, so the model and the rules no longer see them
         cut = new_blob = None
         clicks_given = len(clicks)
         if self.inclusion_clicks and (click_labels == 0).any() and previous_mask is not None:
-            settled, cut, new_blob = self._inclusions(image, clicks, click_labels, np.asarray(previous_mask, bool))
-            if settled.any():
-                clicks, click_labels = clicks[~settled], click_labels[~settled]
+            cut, new_blob = self._inclusion(image, clicks, click_labels, previous_mask)
+            if cut is not None:  # the first click is settled
+                clicks, click_labels = clicks[1:], click_labels[1:]
                 pts, lbl = self._prompt_points(clicks, click_labels, box, image)
         timings = {}
         with self._lock, torch.inference_mode():
@@ -553,7 +554,7 @@ class Predictor:
                 # click picks it, and the look-alikes no positive click lies on leave the mask
                 others = spatial_language.unclicked_objects(
                     logits > 0, one_object.category, clicks[click_labels == 1], image.pixels,
-                    None if previous_mask is None else np.asarray(previous_mask, bool))
+                    previous_mask)
             if others is not None and others.any():
                 logits = np.where(others, -10.0, logits).astype(np.float32)
                 low = T.image_logits_to_model(logits, self.image_size // 4).to(low.device, low.dtype)
@@ -612,7 +613,6 @@ class Predictor:
             # a click on a ship read off the water picks or rejects it whole: its outline is the colours', no rim to trim
             if self.rim_clicks and previous_mask is not None and len(clicks) and on_ships is None:
                 t_rim = time.perf_counter()
-                previous_mask = np.asarray(previous_mask, bool)
                 zone = postprocess.rim_click_zone(previous_mask, shown > 0, *clicks[-1], click_labels[-1] == 1,
                                                   max(image.height, image.width) / (self.image_size // 4),
                                                   local_only=clicks_given == 1)  # a touch-up of the text turn
@@ -638,9 +638,9 @@ class Predictor:
                 if likeliest is not None:
                     shown = np.where((shown > 0) & ~likeliest, np.minimum(shown, -10.0), shown).astype(np.float32)
                 timings["likeliest_ms"] = (time.perf_counter() - t_one) * 1e3
-            if new_blob is not None and self._dropped_around(np.asarray(previous_mask, bool), shown > 0, new_blob):
+            if new_blob is not None and self._dropped_around(previous_mask, shown > 0, new_blob):
                 # the new click only cuts its blob: the mask shown before without it, the prior as it was
-                shown = np.where(np.asarray(previous_mask, bool) & ~new_blob, 10.0, -10.0).astype(np.float32)
+                shown = np.where(previous_mask & ~new_blob, 10.0, -10.0).astype(np.float32)
                 low = prior.to(low.device, low.dtype) if prior is not None else low
             if cut is not None:
                 shown = np.where(cut, np.minimum(shown, -10.0), shown).astype(np.float32)
@@ -818,27 +818,24 @@ class Predictor:
             self._smoothed.put(key, smooth)
         return smooth
 
-    def _inclusions(self, image: RasterImage, clicks: np.ndarray, click_labels: np.ndarray,
-                    previous_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    def _inclusion(self, image: RasterImage, clicks: np.ndarray, click_labels: np.ndarray,
+                   previous_mask: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Whether the first of ``clicks`` (N×2 x, y image pixels; ``click_labels`` N, 1/0) is a negative click on a
         small blob that ``previous_mask`` (H×W bool, the mask shown before the new, last click) surrounds
-        (:func:`click_regions.inclusion_at`): as a later click's predecessor, settled when its blob is cut from the
-        mask shown (N bool, only the first can be set) with that blob (H×W bool, or None); as the new click, its blob
-        when the mask covers it (H×W bool, or None). Only the first click: later negative clicks on a blob in a wrong
-        spill rightly drop the spill (real held-out tile 1, 009-004: two clicks 0.17 → 0.12 when every click could
-        cut a blob)."""
+        (:func:`click_regions.inclusion_at`), as (settled, new), H×W bool or None each: settled, when a later click
+        is the new one and the blob is cut from the mask shown; new, when it is the new click and the mask covers the
+        blob. Only the first click: later negative clicks on a blob in a wrong spill rightly drop the spill (real
+        held-out tile 1, 009-004: two clicks 0.17 → 0.12 when every click could cut a blob)."""
+        if click_labels[0] != 0:  # the first click after the text turn, as the rim rule's touch-up
+            return None, None
         cell_px = max(image.height, image.width) / (self.image_size // 4)
-        settled = np.zeros(len(clicks), dtype=bool)
-        cut = new_blob = None
-        if click_labels[0] == 0:  # the first click after the text turn, as the rim rule's touch-up
-            blob = click_regions.inclusion_at(image.pixels, previous_mask, *clicks[0], cell_px)
-            covered = blob is not None and previous_mask[blob].mean() > 0.5
-            if len(clicks) == 1 and covered:
-                new_blob = blob
-            elif len(clicks) > 1 and blob is not None and not covered:
-                settled[0] = True
-                cut = blob
-        return settled, cut, new_blob
+        blob = click_regions.inclusion_at(image.pixels, previous_mask, *clicks[0], cell_px)
+        if blob is None:
+            return None, None
+        covered = previous_mask[blob].mean() > 0.5
+        if len(clicks) == 1:
+            return None, (blob if covered else None)
+        return (None if covered else blob), None
 
     @staticmethod
     def _dropped_around(previous: np.ndarray, new: np.ndarray, blob: np.ndarray) -> bool:
