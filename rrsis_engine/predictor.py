@@ -468,9 +468,9 @@ class Predictor:
             raise PromptError(f"The previous mask is {np.shape(previous_mask)}, the image {image.height}×{image.width} "
                               "pixels: pass the mask shown on this image (rows × columns), or none.")
         previous_mask = None if previous_mask is None else np.asarray(previous_mask, bool)
-        # negative clicks on a small blob the mask covers (a car on the road): the new one cuts its blob when the model
-        # and the negation rules read it as "not this road" and dropped the road; earlier ones whose blob is cut from
-        # the mask shown are settled, so the model and the rules no longer see them
+        # a first click, negative, on a small blob the mask covers (a car on the road): as the new click it cuts its
+        # blob when the model and the negation rules read it as "not this road" and dropped the road; at later turns,
+        # once its blob is cut from the mask shown, it is settled and the model and the rules no longer see it
         cut = new_blob = None
         clicks_given = len(clicks)
         if self.inclusion_clicks and (click_labels == 0).any() and previous_mask is not None:
