@@ -79,6 +79,19 @@ def _median5(a: np.ndarray, step: tuple[int, int]) -> np.ndarray:
     return np.maximum(np.minimum(p2, low), np.minimum(np.maximum(p2, low), high))
 
 
+def seed_colour(window: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """The colour of a click and how far from it a pixel may be to share it, from ``window`` (h×w×3, the pixels around
+    the click): (the median colour, 3 floats; the tolerance, RGB units), None where the window varies more than
+    :data:`MAX_SEED_SPREAD` (an edge or texture). The tolerance is :data:`TOLERANCE_SPREAD` times the window's rms
+    spread around the median, within [:data:`TOLERANCE_MIN`, :data:`TOLERANCE_MAX`]."""
+    colours = window.reshape(-1, 3).astype(np.float32)
+    colour = np.median(colours, axis=0)
+    spread = float(np.sqrt(((colours - colour) ** 2).sum(axis=1).mean()))
+    if spread > MAX_SEED_SPREAD:
+        return None
+    return colour, float(np.clip(TOLERANCE_SPREAD * spread, TOLERANCE_MIN, TOLERANCE_MAX))
+
+
 def grow_region(smooth: np.ndarray, x: float, y: float) -> np.ndarray | None:
     """The colour region around the pixel at (x, y) in ``smooth`` (H×W×3 from :func:`smoothed`), H×W bool; None
     where the click's neighbourhood is not uniform (:data:`MAX_SEED_SPREAD`), or the region is large
@@ -86,14 +99,12 @@ def grow_region(smooth: np.ndarray, x: float, y: float) -> np.ndarray | None:
     :data:`MIN_EXTENT_RATIO`)."""
     rows, cols = point_pixels(np.array([[x, y]]), smooth.shape)
     row, col = int(rows[0]), int(cols[0])
-    window = smooth[max(row - SEED_RADIUS, 0):row + SEED_RADIUS + 1, max(col - SEED_RADIUS, 0):col + SEED_RADIUS + 1]
-    window = window.reshape(-1, 3).astype(np.float32)
-    seed = np.median(window, axis=0)
-    spread = float(np.sqrt(((window - seed) ** 2).sum(axis=1).mean()))
-    if spread > MAX_SEED_SPREAD:
+    seed = seed_colour(smooth[max(row - SEED_RADIUS, 0):row + SEED_RADIUS + 1,
+                              max(col - SEED_RADIUS, 0):col + SEED_RADIUS + 1])
+    if seed is None:
         return None
-    tolerance = float(np.clip(TOLERANCE_SPREAD * spread, TOLERANCE_MIN, TOLERANCE_MAX))
-    similar = ((smooth.astype(np.float32) - seed) ** 2).sum(axis=2) <= tolerance ** 2
+    colour, tolerance = seed
+    similar = ((smooth.astype(np.float32) - colour) ** 2).sum(axis=2) <= tolerance ** 2
     similar[row, col] = True
     parts, _ = ndimage.label(similar)
     label = int(parts[row, col])
@@ -175,7 +186,7 @@ def inclusion_at(pixels: np.ndarray, mask: np.ndarray, x: float, y: float, cell_
     The standard protocol — and a labeller — clicks "not this" on a car parked on the road shown: the model read the
     click as "not this road" and dropped it, or the road rule removed the road's stretch through the click (synthetic
     validation 063 "segment the road": 0.83 → 0.00). The blob is the 4-connected region of pixels within a colour
-    tolerance of the click's (the median of its 3×3 neighbourhood; tolerance as :func:`grow_region`'s) inside a window
+    tolerance of the click's (:func:`seed_colour` of its 3×3 neighbourhood) inside a window
     of :data:`INCLUSION_WINDOW_CELLS` model cells (``cell_px`` image pixels each) around the click; it must not reach
     the window's edge, be between :data:`INCLUSION_MIN_PIXELS` pixels and :data:`INCLUSION_MAX_CELLS2` cells², have at
     least :data:`INCLUSION_RING_SHARE` of its outline on ``mask``, lie in or beside a part of ``mask`` at least
@@ -189,13 +200,11 @@ def inclusion_at(pixels: np.ndarray, mask: np.ndarray, x: float, y: float, cell_
     r0, r1 = max(row - reach, 0), min(row + reach + 1, height)
     c0, c1 = max(col - reach, 0), min(col + reach + 1, width)
     crop = _bands(pixels)[r0:r1, c0:c1].astype(np.float32)
-    window = crop[max(row - r0 - 1, 0):row - r0 + 2, max(col - c0 - 1, 0):col - c0 + 2].reshape(-1, 3)
-    seed = np.median(window, axis=0)
-    spread = float(np.sqrt(((window - seed) ** 2).sum(axis=1).mean()))
-    if spread > MAX_SEED_SPREAD:
+    seed = seed_colour(crop[max(row - r0 - 1, 0):row - r0 + 2, max(col - c0 - 1, 0):col - c0 + 2])
+    if seed is None:
         return None
-    tolerance = float(np.clip(TOLERANCE_SPREAD * spread, TOLERANCE_MIN, TOLERANCE_MAX))
-    similar = ((crop - seed) ** 2).sum(axis=2) <= tolerance ** 2
+    colour, tolerance = seed
+    similar = ((crop - colour) ** 2).sum(axis=2) <= tolerance ** 2
     similar[row - r0, col - c0] = True
     parts, _ = ndimage.label(similar)
     blob = parts == parts[row - r0, col - c0]
