@@ -25,6 +25,7 @@ Report (fractions in [0, 1])::
      "grow_clicks": bool,                                       # positive clicks' colour regions (roads) added
      "spatial_words": bool,                                     # spatial sentences resolved by geometry
      "rim_clicks": bool,                                        # clicks on the shown mask's rim change it locally
+     "boundary_refine": bool,                                   # outlines redrawn by a boundary refiner, if any
      "encoder_precision": "bf16" | "fp32",                      # the image encoder's arithmetic
      "dialogue": {"n": int, "mIoU": float, "oIoU": float}}      # only when records carry follow-ups
 """
@@ -192,6 +193,7 @@ def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (
         "grow_clicks": bool(getattr(predictor, "grow_clicks", False)),
         "spatial_words": bool(getattr(predictor, "spatial_words", False)),
         "rim_clicks": bool(getattr(predictor, "rim_clicks", False)),
+        "boundary_refine": bool(getattr(predictor, "boundary_refine", False)),
         "encoder_precision": getattr(predictor, "encoder_precision", None),
     }
     amb = [(s.ambiguity, s.ambiguous) for s in samples if s.ambiguity is not None]
@@ -300,6 +302,9 @@ def report_markdown(result: EvalResult | dict, data_name: str = "") -> str:
     if rep.get("rim_clicks") is False:
         lines += ["Clicks on the rim of the shown mask change it as the model answers them, not only around the click "
                   "(`--no-rim-clicks`).", ""]
+    if rep.get("boundary_refine") is False:
+        lines += ["Outlines as the engine's rules leave them, not redrawn by the model's boundary refiner "
+                  "(`--no-boundary-refine`).", ""]
     if "dialogue" in rep:
         d = rep["dialogue"]
         lines += [f"Dialogue (follow-up turn with the first turn's mask as prior): n = {d['n']}, "

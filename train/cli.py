@@ -61,6 +61,9 @@ def register(subparsers) -> None:
                    help="share of click samples without text, starting from a positive click (SAM style)")
     p.add_argument("--click-refiner", action="store_true",
                    help="train the local click-refinement head (added fresh to an --init checkpoint without one)")
+    p.add_argument("--boundary-refiner", action="store_true",
+                   help="add a fresh boundary refiner (the full-resolution outline head) to an --init checkpoint without "
+                        "one; train it with --train-only boundary_refiner --refiner-cache N")
     p.add_argument("--fresh-lr-mult", type=float, default=10.0,
                    help="learning-rate factor for parts added (--click-refiner, --rus …) or --reset on an --init model")
     p.add_argument("--reset", default="", metavar="PART[,PART]",
@@ -109,6 +112,9 @@ def register(subparsers) -> None:
     p.add_argument("--ranker-cache-also", action="append", default=None, metavar="PATH",
                    help="with --ranker-cache: also train on the turns cached by another run of the same model and "
                         "sources with another --seed (its OUT/ranker-cache.pt; repeatable)")
+    p.add_argument("--refiner-cache", type=int, default=0, metavar="N",
+                   help="with --train-only boundary_refiner: play the first N records of the sources through the engine "
+                        "(text turn and two simulated clicks, OUT/refiner-cache.pt) and train on crops of their outlines")
     p.add_argument("--ambiguous-target", choices=("skip", "union"), default="skip",
                    help="text turn of an ambiguous expression: no loss (skip) or every look-alike it matches (union: "
                         "the model shows all candidates, and clicks or a follow-up pick one)")
@@ -137,7 +143,9 @@ def register(subparsers) -> None:
                         "once for all; --batch counts images)")
     p.add_argument("--ckpt-every", type=int, default=500, help="checkpoint every N steps (0: off)")
     p.add_argument("--ckpt-minutes", type=float, default=0.0, help="also checkpoint every M minutes")
-    p.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after M minutes")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop training (with a checkpoint) after M minutes; the calibrations (--calibrate-size, "
+                        "three simulated clicks a scene) and --promote's evaluation run after it")
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                    help="keep an exponential moving average of the weights (timm ModelEmaV3, warm-up on: the decay "
@@ -234,7 +242,8 @@ _RESUMABLE = {"config": "config", "batch": "batch", "accum": "accum", "image_siz
               "error_head": "error_head", "click_gain_head": "click_gain_head", "component_ranker": "component_ranker",
               "click_policy_head": "click_policy_head",
               "gain_candidates": "gain_candidates", "train_only": "train_only", "ranker_cache": "ranker_cache",
-              "ranker_cache_also": "ranker_cache_also",
+              "ranker_cache_also": "ranker_cache_also", "refiner_cache": "refiner_cache",
+              "boundary_refiner": "boundary_refiner",
               "ambiguous_target": "ambiguous_target",
               "distractor_loss": "distractor_loss", "init": "init", "teacher": "teacher",
               "distill_weight": "distill_weight", "loss_weights": "loss_weights", "db_holdout": "db_holdout", "ckpt_every": "ckpt_every",
@@ -272,7 +281,8 @@ def options_from_args(args):
         error_head=args.error_head, click_gain_head=args.click_gain_head, component_ranker=args.component_ranker,
         click_policy_head=args.click_policy_head,
         gain_candidates=args.gain_candidates, train_only=_parts(args.train_only), ranker_cache=args.ranker_cache,
-        ranker_cache_also=tuple(args.ranker_cache_also or ()),
+        ranker_cache_also=tuple(args.ranker_cache_also or ()), refiner_cache=args.refiner_cache,
+        boundary_refiner=args.boundary_refiner,
         ambiguous_target=args.ambiguous_target, distractor_loss=args.distractor_loss, twgm=not args.no_twgm, mmmd=not args.no_mmmd,
         augment=not args.no_augment, ckpt_every=args.ckpt_every,
         ckpt_minutes=args.ckpt_minutes, max_minutes=args.max_minutes, log_every=args.log_every,
@@ -313,6 +323,11 @@ def run(args) -> int:
                   f"synthetic:val:{CALIBRATION_SIZE}:{CALIBRATION_SCENE}` fits them by hand)")
         return 0
     if args.calibrate_size > 0 and trainer.rank == 0:
+        # minutes after the training's own (--max-minutes does not bound them): a 512² run stopped at 70 minutes
+        # calibrated for another 29 on two cores; say so before they start
+        print(f"calibrating the ambiguity flag and the mask-quality estimate on {args.calibrate_size} synthetic "
+              "validation scenes (a text turn and three clicks each; `--calibrate-size 0` skips this, and "
+              f"`rrsis calibrate --model {Path(opts.out) / 'model.safetensors'}` fits them later)", flush=True)
         calibrate_run(Path(opts.out) / "model.safetensors", args.calibrate_size, args.val or [])
     if args.promote and trainer.rank == 0:
         from rrsis_train.promote import evaluate_and_promote

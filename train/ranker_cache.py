@@ -169,17 +169,26 @@ def build_cache(trainer, turns: int) -> RankerCache:
                        meta=cache_meta(trainer), region_context=torch.cat(parts["around"]) if context else None)
 
 
+def matching_cache(path: Path, load, meta: dict, keys):
+    """The cache saved at ``path`` (read by ``load``) when its ``meta`` matches this run's on ``keys``; None when there
+    is none. One built with other settings is refused: training on it would silently use other data."""
+    if not path.is_file():
+        return None
+    cache = load(path)
+    stale = [k for k in keys if cache.meta.get(k) != meta[k]]
+    if stale:
+        raise CheckpointError(f"{path} was built with other settings ({', '.join(stale)} differ); delete it to "
+                              "rebuild the cache, or give another --out.")
+    return cache
+
+
 def load_or_build(trainer) -> RankerCache:
     """``OUT/ranker-cache.pt`` when it was built for this run's settings (:data:`CACHE_KEYS`), else a new cache, saved
     there; then the caches of ``--ranker-cache-also`` appended (:func:`append_caches`). A cache built for other
     settings is refused (it would silently train on other data)."""
     path = Path(trainer.opts.out) / "ranker-cache.pt"
-    if path.is_file():
-        cache, meta = RankerCache.load(path), cache_meta(trainer)
-        stale = [k for k in CACHE_KEYS if cache.meta.get(k) != meta[k]]
-        if stale:
-            raise CheckpointError(f"{path} was built with other settings ({', '.join(stale)} differ); delete it to "
-                                  "rebuild the cache, or give another --out.")
+    cache = matching_cache(path, RankerCache.load, cache_meta(trainer), CACHE_KEYS)
+    if cache is not None:
         log.info("ranker cache: %d text turns from %s", len(cache), path)
     else:
         cache = build_cache(trainer, int(trainer.opts.ranker_cache))

@@ -43,8 +43,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from rrsis_train import refiner_cache
 from rrsis_train.clicks import grid_to_model, sample_correction_click
 from rrsis_train.ranker_cache import cached_ranker_loss, load_or_build
+from rrsis_train.refiner_cache import cached_refiner_loss
 from rrsis_train.sources import MixedSource, augment_group, build_source, parse_source
 from torch import nn
 
@@ -107,6 +109,7 @@ class TrainOptions:
     click_only_share: float = 0.0  # of the click samples: no text, the first click starts the session
     reset: tuple[str, ...] = ()  # with init: re-initialise these submodules (e.g. "mask_decoder")
     click_refiner: bool = False  # the local click-refinement head (added fresh to an --init checkpoint)
+    boundary_refiner: bool = False  # the full-resolution outline head (added fresh to an --init checkpoint)
     twgm_input: bool = False  # LayerNorm + 2-D position for the tokens entering TWGM (added fresh to an --init one)
     twgm_pre_norm: bool = False  # pre-norm TWGM layers (an --init checkpoint without them gets a fresh TWGM)
     text_position: bool = False  # text × position term on the fused tokens (added fresh to an --init checkpoint)
@@ -156,6 +159,9 @@ class TrainOptions:
     ranker_cache: int = 0
     # more cached turns for that: the ranker-cache.pt files of runs of the same model and sources with other seeds
     ranker_cache_also: tuple[str, ...] = ()
+    # with train_only ("boundary_refiner",): play this many source records through the engine once and train on crops
+    # of their turns' outlines (rrsis_train.refiner_cache)
+    refiner_cache: int = 0
     augment: bool = True
     black_rects: float = 0.5
     ckpt_every: int = 500
@@ -983,7 +989,8 @@ class Trainer:
                    "use_text_position": opts.text_position, "use_error_head": opts.error_head > 0,
                    "use_click_gain_head": opts.click_gain_head > 0,
                    "use_click_policy_head": opts.click_policy_head > 0,
-                   "use_component_ranker": opts.component_ranker > 0}
+                   "use_component_ranker": opts.component_ranker > 0,
+                   "use_boundary_refiner": opts.boundary_refiner}
         if opts.init and not (opts.twgm and opts.mmmd):
             raise RRSISError("--no-twgm / --no-mmmd build a fresh model for the ablation; they cannot change an "
                              "--init checkpoint's architecture.")
@@ -1048,6 +1055,16 @@ class Trainer:
         if opts.ranker_cache_also and not opts.ranker_cache:
             raise RRSISError("--ranker-cache-also adds cached turns to a --ranker-cache run: give --ranker-cache N too.")
         self.ranker_cache = None  # rrsis_train.ranker_cache.RankerCache, built or loaded by fit()
+        if opts.refiner_cache:
+            if tuple(opts.train_only) != ("boundary_refiner",) or self.model.boundary_refiner is None:
+                raise RRSISError("--refiner-cache trains the boundary refiner alone on the engine's turns: give it with "
+                                 "--boundary-refiner --train-only boundary_refiner (or --init a model that has one).")
+            if self.world > 1:
+                raise RRSISError("--refiner-cache runs in one process; start it without torchrun.")
+        elif opts.train_only == ("boundary_refiner",):
+            raise RRSISError("The boundary refiner learns from the engine's turns, not the decoder's: train it with "
+                             "--refiner-cache N (records played through the engine).")
+        self.refiner_cache = None  # rrsis_train.refiner_cache.RefinerCache, built or loaded by fit()
         if self.model.error_head is not None and opts.error_head <= 0 and not opts.train_only:
             log.warning("The model has a turn-error head but --error-head is 0: the head is not trained and its map "
                         "goes stale as the masks change; pass --error-head 1.")
@@ -1144,7 +1161,7 @@ class Trainer:
         Forked, not spawned: the workers share the sources without pickling and never touch the model or the GPU."""
         o = self.opts
         workers = resolve_workers(o.workers, self.device)
-        if workers == 0 or self.ranker_cache is not None:
+        if workers == 0 or self.ranker_cache is not None or self.refiner_cache is not None:
             return
         log.info("%d data workers", workers)
         loader = torch.utils.data.DataLoader(
@@ -1181,6 +1198,14 @@ class Trainer:
                     loss = cached_ranker_loss(self.model, self.ranker_cache, turns, self.device)
                 (loss / o.accum).backward()
                 for key in ("loss", "ranker"):
+                    acc.setdefault(key, []).append(float(loss.detach()))
+                continue
+            if self.refiner_cache is not None:
+                rng = np.random.default_rng([o.seed, 41, step, micro])
+                with self.autocast:
+                    loss = cached_refiner_loss(self.model, self.refiner_cache, rng, o.batch, self.device)
+                (loss / o.accum).backward()
+                for key in ("loss", "refiner"):
                     acc.setdefault(key, []).append(float(loss.detach()))
                 continue
             t0 = time.perf_counter()
@@ -1345,6 +1370,8 @@ class Trainer:
             return {"step": self.step, "samples": self.samples}
         if o.ranker_cache and self.ranker_cache is None:
             self.ranker_cache = load_or_build(self)
+        if o.refiner_cache and self.refiner_cache is None:
+            self.refiner_cache = refiner_cache.load_or_build(self)
         from tqdm.auto import tqdm
 
         self.start_workers()

@@ -67,6 +67,9 @@ def register(subparsers) -> None:
                         "by geometry over the model's mask of the category (rrsis_engine.spatial_language)")
     p.add_argument("--no-rim-clicks", action="store_true",
                    help="score click turns with the model's whole answer even where the click lies on the rim of the mask shown before it (by default such a click changes that mask only around the click: rrsis_engine.postprocess.rim_click_zone)")
+    p.add_argument("--no-boundary-refine", action="store_true",
+                   help="keep the outline of the mask as the engine's rules leave it (by default a model with a boundary "
+                        "refiner redraws it within a few pixels from the image colours: rrsis_engine.model.boundary_refiner)")
     p.set_defaults(func=run)
 
 
@@ -84,7 +87,8 @@ def run(args) -> int:
                                remove_negated_regions=not args.keep_negated_regions,
                                click_fit=not args.no_click_fit, grow_clicks=not args.no_grow_clicks,
                                spatial_words=not args.no_spatial_words,
-                               rim_clicks=not args.no_rim_clicks)
+                               rim_clicks=not args.no_rim_clicks,
+                               boundary_refine=not args.no_boundary_refine)
 
     def progress(i, s):
         if (i + 1) % 25 == 0:

@@ -74,6 +74,9 @@ def register(subparsers) -> None:
                         "segments the whole category and the object is picked by position or size)")
     p.add_argument("--no-rim-clicks", action="store_true",
                    help="let a click on the rim of the mask shown before it change the whole mask as the model answers it (by default it changes that mask only around the click)")
+    p.add_argument("--no-boundary-refine", action="store_true",
+                   help="keep the outline of the mask as the engine's rules leave it (by default a model with a boundary "
+                        "refiner redraws it within a few pixels from the image colours: rrsis_engine.model.boundary_refiner)")
     p.set_defaults(func=run)
 
 
@@ -91,7 +94,8 @@ def run(args) -> int:
                                remove_negated_regions=not args.keep_negated_regions,
                                click_fit=not args.no_click_fit, grow_clicks=not args.no_grow_clicks,
                                spatial_words=not args.no_spatial_words,
-                               rim_clicks=not args.no_rim_clicks)
+                               rim_clicks=not args.no_rim_clicks,
+                               boundary_refine=not args.no_boundary_refine)
     session = RefinementSession(predictor)
     session.set_image(args.image, bands=args.bands)
     logger = None

@@ -22,6 +22,7 @@ def build_rsam(config: str | RSAMConfig = DEFAULT_MODEL, text_encoder=None) -> R
 
     from rrsis_engine.data.expressions import SEMANTIC_CLASSES
     from rrsis_engine.model.ambiguity_head import AmbiguityHead
+    from rrsis_engine.model.boundary_refiner import BoundaryRefiner
     from rrsis_engine.model.click_refiner import ClickRefiner
     from rrsis_engine.model.component_ranker import ComponentRanker
     from rrsis_engine.model.error_head import ClickGainHead, ClickPolicyHead, ErrorHead
@@ -56,6 +57,7 @@ def build_rsam(config: str | RSAMConfig = DEFAULT_MODEL, text_encoder=None) -> R
         click_gain_head=ClickGainHead(d // 8) if cfg.use_click_gain_head else None,
         click_policy_head=ClickPolicyHead(d // 8) if cfg.use_click_policy_head else None,
         component_ranker=ComponentRanker(d, d // 8, context=cfg.ranker_context) if cfg.use_component_ranker else None,
+        boundary_refiner=BoundaryRefiner() if cfg.use_boundary_refiner else None,
     )
 
 

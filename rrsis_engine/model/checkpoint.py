@@ -148,7 +148,8 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
 
 # optional parts that fine-tuning may switch on for a checkpoint trained without them: config use_NAME, keys NAME.*
 OPTIONAL_MODULES = ("rus", "ugf", "udlr", "click_refiner", "semantic_head", "ambiguity_head", "twgm_input",
-                    "text_position", "error_head", "click_gain_head", "click_policy_head", "component_ranker")
+                    "text_position", "error_head", "click_gain_head", "click_policy_head", "component_ranker",
+                    "boundary_refiner")
 
 
 #: Parameters laid out on the S/16 token grid, 1×(g²)×d with g = image_size / 16: the only weights whose shape

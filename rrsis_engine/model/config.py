@@ -91,6 +91,9 @@ class RSAMConfig:
     # the ranker also reads what lies around each region, in four directions (component_ranker.ComponentRanker.context;
     # `rrsis train --ranker-context`): relation expressions ("the pool left of the red building")
     ranker_context: bool = False
+    # a full-resolution convolutional head that redraws the mask shown within a few pixels of its outline from the
+    # image colours (rrsis_engine.model.boundary_refiner; trained by `rrsis train --refiner-cache N`)
+    use_boundary_refiner: bool = False
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -136,7 +139,7 @@ OPTIONAL_FIELDS = ("use_rus", "use_ugf", "use_udlr", "rus_loss_weight", "rus_war
                    "udlr_channels", "udlr_tau", "udlr_temperature", "use_click_refiner", "use_semantic_head",
                    "use_ambiguity_head", "use_twgm_input", "twgm_pre_norm", "use_text_position",
                    "use_error_head", "use_click_gain_head", "use_click_policy_head", "use_component_ranker",
-                   "twgm_kv_grid", "ranker_context")
+                   "twgm_kv_grid", "ranker_context", "use_boundary_refiner")
 
 REGISTRY: dict[str, RSAMConfig] = {
     # The paper's model: SAM 2.1 Hiera-B+ at 1024².

@@ -42,7 +42,7 @@ class RSAM(nn.Module):
     def __init__(self, config: RSAMConfig, image_encoder, text_encoder, twgm, prompt_encoder, mask_decoder,
                  rus=None, ugf=None, udlr=None, click_refiner=None, semantic_head=None, ambiguity_head=None,
                  twgm_input=None, text_position=None, error_head=None, click_gain_head=None, component_ranker=None,
-                 click_policy_head=None):
+                 click_policy_head=None, boundary_refiner=None):
         super().__init__()
         self.config = config
         self.image_encoder = image_encoder
@@ -57,7 +57,7 @@ class RSAM(nn.Module):
                              ("twgm_input", twgm_input), ("text_position", text_position),
                              ("error_head", error_head), ("click_gain_head", click_gain_head),
                              ("click_policy_head", click_policy_head),
-                             ("component_ranker", component_ranker)):
+                             ("component_ranker", component_ranker), ("boundary_refiner", boundary_refiner)):
             if (module is not None) != getattr(config, f"use_{name}"):
                 raise ValueError(f"{name} module given={module is not None} but config.use_{name}="
                                  f"{getattr(config, f'use_{name}')}; build with rrsis_engine.model.build_rsam.")
@@ -73,6 +73,7 @@ class RSAM(nn.Module):
         self.click_gain_head = click_gain_head  # the gain of a click at each place (rrsis_engine.model.error_head)
         self.click_policy_head = click_policy_head  # where the best next click goes (.error_head)
         self.component_ranker = component_ranker  # which text-turn regions the sentence means (.component_ranker)
+        self.boundary_refiner = boundary_refiner  # the mask shown near its outline, image frame (.boundary_refiner)
 
     @property
     def image_size(self) -> int:
