@@ -43,10 +43,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rrsis_train import refiner_cache
 from rrsis_train.clicks import grid_to_model, sample_correction_click
 from rrsis_train.ranker_cache import cached_ranker_loss, load_or_build
 from rrsis_train.refiner_cache import cached_refiner_loss
+from rrsis_train.refiner_cache import load_or_build as load_or_build_refiner_cache
 from rrsis_train.sources import MixedSource, augment_group, build_source, parse_source
 from torch import nn
 
@@ -1371,7 +1371,7 @@ class Trainer:
         if o.ranker_cache and self.ranker_cache is None:
             self.ranker_cache = load_or_build(self)
         if o.refiner_cache and self.refiner_cache is None:
-            self.refiner_cache = refiner_cache.load_or_build(self)
+            self.refiner_cache = load_or_build_refiner_cache(self)
         from tqdm.auto import tqdm
 
         self.start_workers()
