@@ -68,6 +68,23 @@ def outline_band(mask: np.ndarray, band: int = BAND) -> np.ndarray:
     return grown & ~shrunk
 
 
+def coreless_zone(mask: np.ndarray, band: int = BAND) -> np.ndarray:
+    """H×W bool: the parts of ``mask`` (8-connected) with no pixel farther than ``band`` px from the outline — objects
+    at most about 2·band px across, lying wholly in the outline band — grown by ``band``. The refiner leaves them
+    alone: with no core to anchor it, it can erase a small ship or car it was never shown whole."""
+    square = np.ones((3, 3), dtype=bool)
+    parts, n = ndimage.label(mask, structure=square)
+    if not n:
+        return np.zeros(mask.shape, dtype=bool)
+    core = ndimage.binary_erosion(mask, square, iterations=band, border_value=1)
+    anchored = np.zeros(n + 1, dtype=bool)
+    anchored[np.unique(parts[core])] = True
+    coreless = (parts > 0) & ~anchored[parts]
+    if not coreless.any():
+        return coreless
+    return ndimage.binary_dilation(coreless, square, iterations=band)
+
+
 def tiled_logits(refiner: BoundaryRefiner, x: torch.Tensor, wanted: np.ndarray, tile: int = TILE) -> np.ndarray:
     """The refiner's logits (h×w float32) on input ``x`` (1×4×h×w) at the ``wanted`` pixels (h×w bool; 0 elsewhere):
     computed tile by tile on the tiles holding wanted pixels, each with the receptive field's radius of input around
@@ -92,7 +109,8 @@ def refine_mask(refiner: BoundaryRefiner, pixels: np.ndarray, mask: np.ndarray, 
                 band: int = BAND) -> np.ndarray:
     """The mask (H×W bool) with the pixels of its outline band relabelled by ``refiner`` on ``pixels`` (H×W×3 uint8);
     clicked pixels (N×2 x, y; labels 1/0) keep their label. Only the mask's bounding box grown by :data:`MARGIN` is
-    computed; an empty mask is returned unchanged."""
+    computed; an empty mask is returned unchanged, and so are objects no wider than the band and the band around
+    them (:func:`coreless_zone`)."""
     mask = np.asarray(mask, dtype=bool)
     rows = np.nonzero(mask.any(axis=1))[0]
     if not len(rows):
@@ -102,7 +120,7 @@ def refine_mask(refiner: BoundaryRefiner, pixels: np.ndarray, mask: np.ndarray, 
     y0, y1 = max(rows[0] - MARGIN, 0), min(rows[-1] + 1 + MARGIN, h)
     x0, x1 = max(cols[0] - MARGIN, 0), min(cols[-1] + 1 + MARGIN, w)
     window = mask[y0:y1, x0:x1]
-    inside = outline_band(window, band)
+    inside = outline_band(window, band) & ~coreless_zone(window, band)
     logits = tiled_logits(refiner, refiner_input(pixels[y0:y1, x0:x1], window), inside)
     out = mask.copy()
     out[y0:y1, x0:x1] = np.where(inside, logits > 0, window)

@@ -303,7 +303,9 @@ def test_the_predictor_cuts_the_clicked_car_when_the_model_drops_the_road(tiny_m
 def test_the_standard_click_on_a_car_on_the_shipped_models_road_keeps_the_road(first_standard_click):
     """Synthetic validation scene 63, "segment the road": the text turn shows the road (IoU 0.83), whose mask covers a
     car; the standard protocol's click is negative, on the car. The model and the road rule read it as "not this
-    road" and showed another (0.00); as an inclusion the car leaves and the road stays (0.85 when written)."""
+    road" and showed another (0.00); as an inclusion the car leaves and the road stays (0.85 when written). The
+    boundary refiner (stop 58) is off: it trims this road's outline at the text turn (0.83 → 0.75), a scene the rule
+    was not written for."""
     from rrsis_engine.data.readers import load_records
     from rrsis_engine.predictor import find_weights, load_predictor
 
@@ -311,7 +313,8 @@ def test_the_standard_click_on_a_car_on_the_shipped_models_road_keeps_the_road(f
         pytest.skip("the demo model ships in rrsis_engine/weights/")
     rec = next(r for r in load_records("synthetic:val:300:256") if r["id"].endswith("000063"))
     results = {on: first_standard_click(load_predictor("rsam-lite", device="cpu", disk_cache=False,
-                                                       inclusion_clicks=on), rec) for on in (True, False)}
+                                                       inclusion_clicks=on, boundary_refine=False), rec)
+               for on in (True, False)}
     (before, label, after), (_, _, without) = results[True], results[False]
     assert before > 0.8 and label == 0
     assert after > before and without < 0.1, results

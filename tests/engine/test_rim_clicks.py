@@ -183,10 +183,11 @@ def test_a_previous_mask_of_another_size_is_refused(tiny_model):
 def test_a_standard_click_on_the_rim_of_the_shipped_models_mask_no_longer_drops_the_object(first_standard_click):
     """Synthetic test scene 27, "segment the grove on the left": the text turn is right (IoU 0.96); the standard
     protocol's click is negative, 2 pixels inside the grove, and the model answered it by dropping the grove (0.00);
-    with rim clicks the grove loses its rim around the click (0.85 when written)."""
+    with rim clicks the grove loses its rim around the click (0.85 when written). The boundary refiner (stop 58) is
+    off: it redraws the text turn's outline so well here (0.97) that the standard click turns positive."""
     rec = next(r for r in load_records("synthetic:test:150:256") if r["id"].endswith("000027"))
-    results = {rim: first_standard_click(load_predictor("rsam-lite", device="cpu", disk_cache=False, rim_clicks=rim),
-                                         rec) for rim in (True, False)}
+    results = {rim: first_standard_click(load_predictor("rsam-lite", device="cpu", disk_cache=False, rim_clicks=rim,
+                                                        boundary_refine=False), rec) for rim in (True, False)}
     (before, label, after), (_, _, without) = results[True], results[False]
     assert before > 0.9 and label == 0
     assert after > 0.8 and without < 0.1, results

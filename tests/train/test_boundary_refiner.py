@@ -47,6 +47,25 @@ def test_only_the_outline_band_changes_and_clicked_pixels_keep_their_label():
     assert not refine_mask(refiner, images[0], empty).any()  # nothing to redraw: no object appears
 
 
+def test_objects_no_wider_than_the_band_are_left_alone():
+    """A refiner that says "background" everywhere trims a large object's outline band but cannot erase a small
+    object (5×5 px: every pixel within the band) or the band around it: it has no core to anchor the outline."""
+    from rrsis_engine.model.boundary_refiner import BAND, BoundaryRefiner, coreless_zone, refine_mask
+
+    images, _, _ = _squares(1, seed=1)
+    mask = np.zeros((64, 64), bool)
+    mask[8:40, 8:40] = True  # large: a core beyond the band
+    mask[50:55, 50:55] = True  # small: no pixel farther than BAND from its outline
+    refiner = BoundaryRefiner().eval()
+    torch.nn.init.constant_(refiner.out.bias, -50.0)
+    trimmed = refine_mask(refiner, images[0], mask)
+    assert np.array_equal(trimmed[45:, 45:], mask[45:, 45:])  # the small one, whole
+    assert trimmed[8 + BAND:40 - BAND, 8 + BAND:40 - BAND].all() and trimmed[8:40, 8:40].sum() == (32 - 2 * BAND) ** 2
+    zone = coreless_zone(mask)
+    assert zone[50 - BAND:55 + BAND, 50 - BAND:55 + BAND].all() and zone.sum() == (5 + 2 * BAND) ** 2
+    assert not coreless_zone(np.zeros_like(mask)).any()
+
+
 def test_tiles_give_what_one_pass_over_the_window_gives():
     from rrsis_engine.model.boundary_refiner import BoundaryRefiner, refiner_input, tiled_logits
 
