@@ -216,7 +216,31 @@ def _edge_snap(image, grid_side: int, repeats: int) -> dict:
         out[f"rim_{name}_p50_ms"] = _pct(_time(
             lambda a=answer: postprocess.rim_click_zone(previous, a, 103, 250, False, cell_px), repeats * 5), 50)
     out.update(_quality(previous, repeats))
+    out.update(_boundary_refiner(image, previous, repeats))
     out.update(_click_regions(image, roads, clicks, labels, repeats))
+    return out
+
+
+def _boundary_refiner(image, two_objects: np.ndarray, repeats: int) -> dict:
+    """Latencies (ms) of the boundary refiner (rrsis_engine.model.boundary_refiner.refine_mask, last in every turn of
+    a model that has one; its cost depends on the outline's length, not on the weights) on the 1024² image: a 256²
+    object, the two 300² objects of :func:`_edge_snap` and a 600×550 one."""
+    import torch
+
+    from rrsis_engine.model.boundary_refiner import BoundaryRefiner, refine_mask
+
+    refiner = BoundaryRefiner().eval()
+    torch.nn.init.normal_(refiner.out.weight, std=0.5)  # zero-initialised: make it redraw something
+    masks = {"two": two_objects}
+    for name, (top, bottom, left, right) in (("object", (384, 640, 384, 640)), ("large", (200, 800, 250, 800))):
+        masks[name] = np.zeros((image.height, image.width), bool)
+        masks[name][top:bottom, left:right] = True
+    out = {}
+    with torch.no_grad():
+        for name, mask in masks.items():
+            refine_mask(refiner, image.pixels, mask)  # warm-up
+            out[f"outline_{name}_p50_ms"] = _pct(_time(lambda m=mask: refine_mask(refiner, image.pixels, m),
+                                                       repeats * 3), 50)
     return out
 
 
@@ -469,6 +493,12 @@ def _markdown(report: dict) -> str:
         "click turns above, whose random weights have none): the mask of the 300² target and look-alike above, and a "
         "mask covering the 1024² image, with a 1024² uncertainty map.",
         {"two 300² objects": "quality_objects_p50_ms", "whole image": "quality_whole_p50_ms"})
+    lines += _latency_table(
+        rows, "Boundary refiner (rrsis_engine.model.boundary_refiner, last in every turn of a model that has one, as "
+        "the shipped rsam-lite since stop 58; not in the click turns above, whose random-weight model has none): "
+        "the outline band of a 256² object, of the two 300² objects above and of a 600×550 object on the 1024² image.",
+        {"256² object": "outline_object_p50_ms", "two 300² objects": "outline_two_p50_ms",
+         "600×550 object": "outline_large_p50_ms"})
     lines += ["", "Colour regions grown from positive clicks (rrsis_engine.click_regions, on by default) on the two "
               "crossing roads above painted in one asphalt colour: smoothing the 1024² image (once per image, on its "
               "first positive click), growing the region from a click on the wide road (once per click; both are "

@@ -51,6 +51,7 @@ def test_zoom_turns_and_the_edge_snap_are_timed_apart_from_plain_click_turns(mon
     assert r["grow_smooth_p50_ms"] > 0 and r["grow_region_p50_ms"] > 0 and r["grow_split_p50_ms"] > 0
     assert r["grow_negated_p50_ms"] > 0
     assert r["quality_objects_p50_ms"] > 0 and r["quality_whole_p50_ms"] > 0
+    assert all(r[f"outline_{name}_p50_ms"] > 0 for name in ("object", "two", "large"))
     zooms.clear()
     times = engine._zoom_turns(predictor, image, 1, torch.device("cpu"))
     assert len(times) == 5 and all(t > 0 for t in times)
