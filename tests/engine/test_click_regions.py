@@ -303,9 +303,9 @@ def test_the_predictor_cuts_the_clicked_car_when_the_model_drops_the_road(tiny_m
 def test_the_standard_click_on_a_car_on_the_shipped_models_road_keeps_the_road(first_standard_click):
     """Synthetic validation scene 63, "segment the road": the text turn shows the road (IoU 0.83), whose mask covers a
     car; the standard protocol's click is negative, on the car. The model and the road rule read it as "not this
-    road" and showed another (0.00); as an inclusion the car leaves and the road stays (0.85 when written). The
-    boundary refiner (stop 58) is off: it trims this road's outline at the text turn (0.83 → 0.75), a scene the rule
-    was not written for."""
+    road" and showed another (0.00); as an inclusion the car leaves and the road stays (0.85 when written). A
+    boundary refiner is off (a model with one, stop 58's, trimmed this road's outline at the text turn, 0.83 →
+    0.75: a scene the rule was not written for)."""
     from rrsis_engine.data.readers import load_records
     from rrsis_engine.predictor import find_weights, load_predictor
 

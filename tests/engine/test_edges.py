@@ -132,7 +132,7 @@ def test_snapping_lifts_the_shipped_models_click_turns(iou_after_standard_clicks
     of a look-alike the model cut at the click, part of what the snap did for the unsnapped masks (with them on, the
     snap's gain on these scenes is 0.013, 22 better / 5 worse; with them off 0.040, 24 / 3). The spatial words are off
     too: since stop 43 they resolve more of these scenes' text turns, leaving the snap less to lift (gain 0.017). And
-    the boundary refiner (stop 58): it learnt on snapped masks and redraws both arms' outlines (gain 0.016 with it)."""
+    a boundary refiner: stop 58's learnt on snapped masks and redrew both arms' outlines (gain 0.016 with it)."""
     from rrsis_engine.data.synthetic import SyntheticReferringDataset
     from rrsis_engine.predictor import load_predictor
 

@@ -183,8 +183,8 @@ def test_a_previous_mask_of_another_size_is_refused(tiny_model):
 def test_a_standard_click_on_the_rim_of_the_shipped_models_mask_no_longer_drops_the_object(first_standard_click):
     """Synthetic test scene 27, "segment the grove on the left": the text turn is right (IoU 0.96); the standard
     protocol's click is negative, 2 pixels inside the grove, and the model answered it by dropping the grove (0.00);
-    with rim clicks the grove loses its rim around the click (0.85 when written). The boundary refiner (stop 58) is
-    off: it redraws the text turn's outline so well here (0.97) that the standard click turns positive."""
+    with rim clicks the grove loses its rim around the click (0.85 when written). A boundary refiner is
+    off: stop 58's redrew the text turn's outline so well here (0.97) that the standard click turned positive."""
     rec = next(r for r in load_records("synthetic:test:150:256") if r["id"].endswith("000027"))
     results = {rim: first_standard_click(load_predictor("rsam-lite", device="cpu", disk_cache=False, rim_clicks=rim,
                                                         boundary_refine=False), rec) for rim in (True, False)}

@@ -105,7 +105,7 @@ def test_the_uncertainty_map_follows_the_click(shipped, clicked):
     The head reads the model's logits, so its map is scored against the errors of the model's own click-turn mask:
     the engine's snap and negative-click rules fix many of those (mean IoU 0.706 → 0.790 here), which the map cannot
     know (stop 40: 0.38 against 0.27 for the text turn's map on the model's masks, 0.29 against 0.20 on the shown
-    ones, where a removed look-alike the map had marked no longer counts as an error). The boundary refiner (stop 58)
+    ones, where a removed look-alike the map had marked no longer counts as an error). A boundary refiner (stop 58)
     is off too: it redraws the outline after the head has read the logits."""
     model_only = {"edge_refine": False, "remove_negated_regions": False, "grow_clicks": False,
                   "boundary_refine": False}

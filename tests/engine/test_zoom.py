@@ -128,7 +128,7 @@ def test_zoom_in_sharpens_small_targets_with_the_shipped_model(iou_after_standar
     zoom fixes on these targets (stop 37, these scenes: 0.856 plain, 0.889 zoom, 0.890 fit, 0.887 both). So are the
     spatial words (stop 42): they change the text turn of many of these scenes, and with them the zoom's mean gain here
     was 0.006; and the rim rule (stop 46), with which it was 0.009: a click on the rim of a nearly right small target
-    no longer lets the model drop it, which the zoom's sharper crop also prevented. The boundary refiner (stop 58) is
+    no longer lets the model drop it, which the zoom's sharper crop also prevented. A boundary refiner (stop 58) is
     off as well: it redraws the last pixels of both arms' outlines, and the zoom's gain is that of the model's mask."""
     from rrsis_engine.data.synthetic import SyntheticReferringDataset
     from rrsis_engine.predictor import load_predictor
