@@ -494,8 +494,8 @@ def _markdown(report: dict) -> str:
         "mask covering the 1024² image, with a 1024² uncertainty map.",
         {"two 300² objects": "quality_objects_p50_ms", "whole image": "quality_whole_p50_ms"})
     lines += _latency_table(
-        rows, "Boundary refiner (rrsis_engine.model.boundary_refiner, last in every turn of a model that has one, as "
-        "the shipped rsam-lite since stop 58; not in the click turns above, whose random-weight model has none): "
+        rows, "Boundary refiner (rrsis_engine.model.boundary_refiner, last in every turn of a model that has one; the "
+        "shipped rsam-lite has none, and neither has the random-weight model of the click turns above): "
         "the outline band of a 256² object, of the two 300² objects above and of a 600×550 object on the 1024² image.",
         {"256² object": "outline_object_p50_ms", "two 300² objects": "outline_two_p50_ms",
          "600×550 object": "outline_large_p50_ms"})
