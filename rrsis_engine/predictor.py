@@ -656,8 +656,7 @@ class Predictor:
             if self.boundary_refine and m.boundary_refiner is not None:
                 # the outline of the mask shown, redrawn from the image colours within a few pixels (the clicked
                 # pixels keep their label), for a model with a boundary refiner (docs/training.md, "The boundary
-                # refiner": stop 57's, not shipped yet, took synthetic validation 0.714 / 0.861 → 0.725 / 0.873 at
-                # the text turn / first click)
+                # refiner": stop 58's, not shipped, was better on the synthetic test split and worse on real images)
                 t_outline = time.perf_counter()
                 outlined = boundary_refiner.refine_mask(m.boundary_refiner, image.pixels, shown > 0, clicks,
                                                         click_labels)

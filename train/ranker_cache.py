@@ -84,9 +84,7 @@ class RankerCache:
         return tuple(x if x is None else x.to(device) for x in (vd, v1, geo, around, valid, tok, tmask, labels))
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save({k: getattr(self, k) for k in self.__dataclass_fields__}, tmp)
-        tmp.replace(path)
+        save_fields(self, path)
 
     @classmethod
     def load(cls, path: Path) -> RankerCache:
@@ -167,6 +165,14 @@ def build_cache(trainer, turns: int) -> RankerCache:
                        region_geometry=torch.cat(parts["geo"]), region_label=torch.cat(parts["label"]),
                        region_start=starts(parts["k"]), token=torch.cat(parts["tok"]), token_start=starts(parts["l"]),
                        meta=cache_meta(trainer), region_context=torch.cat(parts["around"]) if context else None)
+
+
+def save_fields(cache, path: Path) -> None:
+    """``cache``'s dataclass fields saved to ``path`` by ``torch.save``, through a temporary file so that a killed run
+    never leaves half a cache there."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({k: getattr(cache, k) for k in cache.__dataclass_fields__}, tmp)
+    tmp.replace(path)
 
 
 def matching_cache(path: Path, load, meta: dict, keys):

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rrsis_train.ranker_cache import matching_cache
+from rrsis_train.ranker_cache import matching_cache, save_fields
 
 from rrsis_engine.errors import CheckpointError
 from rrsis_engine.model.boundary_refiner import outline_band, refiner_input
@@ -63,9 +63,7 @@ class RefinerCache:
         return image, unpack(self.masks[t]), unpack(self.targets[t])
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save({k: getattr(self, k) for k in self.__dataclass_fields__}, tmp)
-        tmp.replace(path)
+        save_fields(self, path)
 
     @classmethod
     def load(cls, path: Path) -> RefinerCache:

@@ -68,15 +68,17 @@ def outline_band(mask: np.ndarray, band: int = BAND) -> np.ndarray:
     return grown & ~shrunk
 
 
-def coreless_zone(mask: np.ndarray, band: int = BAND) -> np.ndarray:
+def coreless_zone(mask: np.ndarray, band: int = BAND, core: np.ndarray | None = None) -> np.ndarray:
     """H×W bool: the parts of ``mask`` (8-connected) with no pixel farther than ``band`` px from the outline — objects
     at most about 2·band px across, lying wholly in the outline band — grown by ``band``. The refiner leaves them
-    alone: with no core to anchor it, it can erase a small ship or car it was never shown whole."""
+    alone: with no core to anchor it, it can erase a small ship or car it was never shown whole. ``core``: ``mask``
+    without its outline band, when the caller has it."""
     square = np.ones((3, 3), dtype=bool)
     parts, n = ndimage.label(mask, structure=square)
     if not n:
         return np.zeros(mask.shape, dtype=bool)
-    core = ndimage.binary_erosion(mask, square, iterations=band, border_value=1)
+    if core is None:
+        core = ndimage.binary_erosion(mask, square, iterations=band, border_value=1)
     anchored = np.zeros(n + 1, dtype=bool)
     anchored[np.unique(parts[core])] = True
     coreless = (parts > 0) & ~anchored[parts]
@@ -120,7 +122,8 @@ def refine_mask(refiner: BoundaryRefiner, pixels: np.ndarray, mask: np.ndarray, 
     y0, y1 = max(rows[0] - MARGIN, 0), min(rows[-1] + 1 + MARGIN, h)
     x0, x1 = max(cols[0] - MARGIN, 0), min(cols[-1] + 1 + MARGIN, w)
     window = mask[y0:y1, x0:x1]
-    inside = outline_band(window, band) & ~coreless_zone(window, band)
+    near = outline_band(window, band)
+    inside = near & ~coreless_zone(window, band, core=window & ~near)
     logits = tiled_logits(refiner, refiner_input(pixels[y0:y1, x0:x1], window), inside)
     out = mask.copy()
     out[y0:y1, x0:x1] = np.where(inside, logits > 0, window)
