@@ -201,8 +201,8 @@ class Predictor:
     (:mod:`rrsis_engine.click_regions`). spatial_words: a text turn whose sentence is a category with spatial words
     only ("the leftmost building", "the second largest lake") asks the model for the whole category and picks the object
     by geometry (:mod:`rrsis_engine.spatial_language`); other sentences, or when the words pick none, keep the model's.
-    Ships, which the model hardly finds, are read off the water it finds, for those sentences and for sentences that
-    name only ships ("the ship", "all the ships": :func:`spatial_language.ships_sentence`).
+    Ships and cars, which the model hardly finds, are read off the water and the roads it finds, for those sentences
+    and for sentences that name only ships or cars ("the ship", "all the cars": :func:`spatial_language.on_top_sentence`).
     rim_clicks: a click on the rim of the mask shown before it (``predict``'s ``previous_mask``) whose answer changes far
     more than that rim (the model dropped the object, or flooded the roads it meets) changes the mask only on its rim
     around the click (:func:`postprocess.rim_click_zone`). A text turn of a sentence about one object whose mask shows
@@ -246,7 +246,8 @@ class Predictor:
         # (image hash, text) -> the object the text's spatial words chose: (spec, H×W logits, model-frame logits) or None
         self._spatial: _LRU = _LRU(8)
         self._smoothed: _LRU = _LRU(2)  # image hash -> click_regions.smoothed(pixels), H×W×3 uint8
-        self._ships_off_water: _LRU = _LRU(4)  # image hash -> Predictor._ships: the ships and their labels (H×W each)
+        # (image hash, category) -> Predictor._read_off_ground: the ships or cars and their labels (H×W each)
+        self._off_ground: _LRU = _LRU(8)
         self.encode_ms: float | None = None  # the last image-encoder pass (full image or zoom crop) on this device
         self._texts: _LRU = _LRU(256)  # text -> (tokens 1×L×d, mask 1×L)
         # (image hash, text) -> (vd 1×d×h×w, T_G 1×d, U 1×1×h×w or None, σ(ambiguity logit) float or None)
@@ -530,21 +531,24 @@ class Predictor:
             previous = None if prior is None or not (zoom or negating or spatial is not None) else \
                 T.logits_to_image(prior, image.height, image.width, self.image_size)[0, 0].cpu().numpy() > 0
             others = None  # H×W bool: a click or box turn's pixels of objects the sentence does not mean
-            on_ships = None  # H×W float32: a click turn's logits when its clicks lie on ships read off the water
+            on_top = None  # H×W float32: a click turn's logits when its clicks lie on ships or cars read off their ground
             if spatial is not None and pts is None:
                 logits, low = spatial[1].copy(), spatial[2]
                 unranked = None  # candidates and ambiguity cues read the chosen object, not the model's own guess
-                if spatial_language.ships_sentence(text) == "one":  # "the ship": one is shown, every ship may be meant
-                    every_ship = np.where(self._ships(key, feats, image)[0], 10.0, -10.0).astype(np.float32)
-                    unranked = T.image_logits_to_model(every_ship, self.image_size // 4).to(low.device, low.dtype)
+                named = spatial_language.on_top_sentence(text)
+                if named is not None and named[1] == "one":  # "the ship": one is shown, every ship may be meant
+                    every_one = np.where(self._read_off_ground(key, feats, image, named[0])[0], 10.0, -10.0).astype(
+                        np.float32)
+                    unranked = T.image_logits_to_model(every_one, self.image_size // 4).to(low.device, low.dtype)
             elif spatial is not None:
                 # the category's other objects leave a click or box turn's mask: only those on the previous mask (or
                 # on the chosen object, without a prior) or under a positive click stay
                 chosen = spatial[1] > 0 if previous is None else previous
-                on_ships = None if spatial[0].category != "ship" else self._clicked_ships(
-                    key, feats, image, text, chosen, clicks, click_labels, logits)
-                if on_ships is not None:  # the ships the clicks picked are the answer, rejected ones gone
-                    logits = on_ships
+                if spatial[0].category in spatial_language.ON_TOP_CATEGORIES:
+                    on_top = self._clicked_off_ground(key, feats, image, text, spatial[0].category, chosen, clicks,
+                                                      click_labels, logits)
+                if on_top is not None:  # the ships or cars the clicks picked are the answer, rejected ones gone
+                    logits = on_top
                     low = T.image_logits_to_model(logits, self.image_size // 4).to(low.device, low.dtype)
                 else:
                     if (click_labels == 1).sum() == 1 and click_labels[-1] == 1 and \
@@ -619,8 +623,8 @@ class Predictor:
                                                         class_sentence=spatial_language.is_class_sentence(text))
                 if negated.any():
                     shown = np.where(negated, np.minimum(shown, -10.0), shown).astype(np.float32)
-            # a click on a ship read off the water picks or rejects it whole: its outline is the colours', no rim to trim
-            if self.rim_clicks and previous_mask is not None and len(clicks) and on_ships is None:
+            # a click on a ship or car read off its ground picks or rejects it whole: its outline is the colours', no rim
+            if self.rim_clicks and previous_mask is not None and len(clicks) and on_top is None:
                 t_rim = time.perf_counter()
                 zone = postprocess.rim_click_zone(previous_mask, shown > 0, *clicks[-1], click_labels[-1] == 1,
                                                   max(image.height, image.width) / (self.image_size // 4),
@@ -691,8 +695,8 @@ class Predictor:
             return self._spatial.get((key, text))
         spec = spatial_language.parse(text)
         found = None if spec is None else self._spatial_choice(key, feats, image, spec)
-        if spec is None and (ships := spatial_language.ships_sentence(text)) is not None:
-            spec, found = spatial_language.SpatialSpec("ship"), self._ships_choice(key, feats, image, ships == "all")
+        if spec is None and (named := spatial_language.on_top_sentence(text)) is not None:
+            spec, found = spatial_language.SpatialSpec(named[0]), self._off_ground_choice(key, feats, image, *named)
         result = None if found is None else (spec, *found)
         if result is not None:
             result[1].setflags(write=False)
@@ -710,21 +714,22 @@ class Predictor:
         for category in spec.categories:
             unranked[category], low, logits = self._category_logits(key, feats, image, category)
             masks[category], logits_of[category] = logits > 0, (logits, low)
-        ships_from_colours = False
-        if "ship" in masks:
-            ships, _ = self._ships(key, feats, image)
-            ships_from_colours = bool(ships.any())
-            masks["ship"] = ships if ships_from_colours else masks["ship"]
+        from_colours = set()  # the categories read off their ground: whole objects, not the regions they lie in
+        for category in spatial_language.ON_TOP_CATEGORIES & masks.keys():
+            found, _ = self._read_off_ground(key, feats, image, category)
+            if found.any():
+                masks[category] = found
+                from_colours.add(category)
         if len(masks) > 1:
             masks = spatial_language.one_category_a_pixel(masks, {
                 category: T.logits_to_image(low, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy()
                 for category, low in unranked.items()})
-        chosen = spatial_language.resolve(spec, masks, image.pixels, frozenset({"ship"} if ships_from_colours else ()))
+        chosen = spatial_language.resolve(spec, masks, image.pixels, frozenset(from_colours))
         if chosen is None:
             return None
         logits, low = logits_of[spec.category]
         logits = np.where(chosen | (logits <= 0), logits, -10.0).astype(np.float32)
-        if ships_from_colours and spec.category == "ship":  # the model's logits there are negative: the colours chose
+        if spec.category in from_colours:  # the model's logits there are negative: the colours chose
             return self._colour_choice(chosen, logits, low)
         cells = T.image_logits_to_model(np.where(chosen, 1.0, -1.0).astype(np.float32), self.image_size // 4) > 0
         cells = cells.to(low.device)
@@ -732,34 +737,40 @@ class Predictor:
         low = torch.where(cells, torch.where(low > 0, low * (SELECTED_LOGIT / peak), low), low.clamp(max=-SELECTED_LOGIT))
         return logits, low
 
-    def _ships(self, key: str, feats: ImageFeatures, image: RasterImage) -> tuple[np.ndarray, np.ndarray]:
-        """The ships read off the water and rivers the model finds (:func:`spatial_language.ships_on`), H×W bool,
-        and one label per ship (8-connected), H×W int, 0 elsewhere; read-only, cached per image: the model's own mask
-        of ships holds almost none (0 of 16 on 40 validation scenes)."""
+    def _read_off_ground(self, key: str, feats: ImageFeatures, image: RasterImage,
+                         category: str) -> tuple[np.ndarray, np.ndarray]:
+        """The ships read off the water and rivers the model finds (:func:`spatial_language.ships_on`), or the cars
+        read off its roads and car parks (:func:`spatial_language.cars_on`), H×W bool, and one label per object
+        (8-connected), H×W int, 0 elsewhere; read-only, cached per image and category: the model's own masks of ships
+        and cars hold almost none (0 of 16 ships on 40 validation scenes; its "all the cars" is the roads)."""
+        grounds, read_off = {"ship": (spatial_language.SHIP_WATERS, spatial_language.ships_on),
+                             "car": (spatial_language.CAR_GROUNDS, spatial_language.cars_on)}[category]
+
         def read():
-            water = np.logical_or.reduce([self._category_logits(key, feats, image, category)[2] > 0
-                                          for category in spatial_language.SHIP_WATERS])
-            ships = spatial_language.ships_on(water, image.pixels)
-            labels, _ = ndimage.label(ships, structure=np.ones((3, 3), dtype=bool))
-            for a in (ships, labels):
+            ground = np.logical_or.reduce([self._category_logits(key, feats, image, c)[2] > 0 for c in grounds])
+            found = read_off(ground, image.pixels)
+            labels, _ = ndimage.label(found, structure=np.ones((3, 3), dtype=bool))
+            for a in (found, labels):
                 a.setflags(write=False)
-            return ships, labels
+            return found, labels
 
-        if key not in self._ships_off_water:
-            self._ships_off_water.put(key, read())
-        return self._ships_off_water.get(key)
+        if (key, category) not in self._off_ground:
+            self._off_ground.put((key, category), read())
+        return self._off_ground.get((key, category))
 
-    def _clicked_ships(self, key: str, feats: ImageFeatures, image: RasterImage, text: str, chosen: np.ndarray,
-                       clicks: np.ndarray, click_labels: np.ndarray, logits: np.ndarray) -> np.ndarray | None:
-        """A click turn's image-frame logits (H×W float32) for a sentence about ships when a click (``clicks`` N×2 x, y
-        pixels, ``click_labels`` N) lies on a ship off the water (:meth:`_ships`): +10 on the clicked ships and on the
-        ships shown before (those ``chosen``, H×W bool, touches) — unless the sentence is about one ship and a positive
-        click lies on another: then that one alone ("not that one, this one") — less the ships a negative click lies on
-        and no positive one; at most −10 elsewhere, as the text turn shows ships (the model's own logits hold almost
-        none, and its blob around a clicked ship is water). For one ship, when the negative clicks rejected the ship
-        shown, the largest ship left is shown instead. None when no click lies on a ship, or the positive ones lie off
-        them: the model's answer, as for other categories."""
-        ships, labels = self._ships(key, feats, image)
+    def _clicked_off_ground(self, key: str, feats: ImageFeatures, image: RasterImage, text: str, category: str,
+                            chosen: np.ndarray, clicks: np.ndarray, click_labels: np.ndarray,
+                            logits: np.ndarray) -> np.ndarray | None:
+        """A click turn's image-frame logits (H×W float32) for a sentence about ships (or cars: ``category``) when a
+        click (``clicks`` N×2 x, y pixels, ``click_labels`` N) lies on a ship read off the water
+        (:meth:`_read_off_ground`): +10 on the clicked ships and on the ships shown before (those ``chosen``, H×W bool,
+        touches) — unless the sentence is about one ship and a positive click lies on another: then that one alone ("not
+        that one, this one") — less the ships a negative click lies on and no positive one; at most −10 elsewhere, as
+        the text turn shows ships (the model's own logits hold almost none, and its blob around a clicked ship is
+        water). For one ship, when the negative clicks rejected the ship shown, the largest ship left is shown instead.
+        None when no click lies on a ship, or the positive ones lie off them: the model's answer, as for other
+        categories."""
+        ships, labels = self._read_off_ground(key, feats, image, category)
 
         def ships_under(points: np.ndarray) -> set[int]:
             rows, cols = postprocess.point_pixels(points, ships.shape)
@@ -770,7 +781,7 @@ class Predictor:
         if not clicked and (not rejected or (click_labels == 1).any()):
             return None  # no click on a ship, or positive ones off them only: the model's answer
         before = set(labels[chosen & ships].tolist()) - {0}  # the prior is coarse: the ships it touches
-        every = spatial_language.is_class_sentence(text) or spatial_language.ships_sentence(text) == "all"
+        every = spatial_language.is_class_sentence(text) or spatial_language.on_top_sentence(text) == (category, "all")
         keep = clicked | before if every or not clicked or clicked & before else clicked
         keep -= rejected
         if not keep and not every and not clicked:  # "the ship": not that one; the largest of the others
@@ -778,17 +789,17 @@ class Predictor:
         shown = np.isin(labels, sorted(keep))
         return np.where(shown, 10.0, np.minimum(logits, -10.0)).astype(np.float32)
 
-    def _ships_choice(self, key: str, feats: ImageFeatures, image: RasterImage,
-                      every: bool) -> tuple[np.ndarray, torch.Tensor] | None:
-        """:meth:`_spatial_choice` for a sentence that names ships and nothing else
-        (:func:`spatial_language.ships_sentence`): every ship off the water (``every``), or one — the largest, as the
-        words do not say which (the ambiguity flag then asks for a click); None when no ship is found there."""
-        ships, labels = self._ships(key, feats, image)
+    def _off_ground_choice(self, key: str, feats: ImageFeatures, image: RasterImage, category: str,
+                           how_many: str) -> tuple[np.ndarray, torch.Tensor] | None:
+        """:meth:`_spatial_choice` for a sentence that names ships or cars (``category``) and nothing else
+        (:func:`spatial_language.on_top_sentence`): every one read off its ground (``how_many`` "all"), or one — the
+        largest, as the words do not say which (the ambiguity flag then asks for a click); None when none is found."""
+        ships, labels = self._read_off_ground(key, feats, image, category)
         if not ships.any():
             return None
-        if not every:
+        if how_many == "one":
             ships = labels == _largest_label(labels)
-        _, low, logits = self._category_logits(key, feats, image, "ship")
+        _, low, logits = self._category_logits(key, feats, image, category)
         return self._colour_choice(ships, np.where(logits > 0, -10.0, logits).astype(np.float32), low)
 
     def _colour_choice(self, chosen: np.ndarray, logits: np.ndarray,

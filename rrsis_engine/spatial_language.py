@@ -97,7 +97,8 @@ MAX_CUT_WIDTH, MAX_JOINED_PIECES = 0.06, 16
 #: hull on synthetic test scene 86 (median colours 48 apart), the pieces of one field a road cuts differ by 1–10
 SAME_OBJECT_COLOR = 24.0
 #: categories whose objects lie on another category's (a car on a road or a car park, a ship on water): their pixels are
-#: that category's too, so :func:`one_category_a_pixel` leaves them as they are
+#: that category's too, so :func:`one_category_a_pixel` leaves them as they are; the predictor reads them off that
+#: category's mask (:func:`ships_on`, :func:`cars_on`)
 ON_TOP_CATEGORIES = frozenset({"car", "ship"})
 #: a pixel of an :data:`ON_TOP_CATEGORIES` object is of a colour when it is at most this far (RGB) from it: the synthetic
 #: cars' pixels lie 10–40 from their colour, the roads under them 40 or more from any car colour
@@ -112,6 +113,16 @@ SHIP_WATERS, SHIP_WATER_CONTRAST, SHIP_MAX_SHARE = ("water", "river"), 80.0, 0.0
 #: Over the 74 synthetic validation scenes with ships, "all the ships" scored IoU 0.597 without the closing and
 #: 0.750 / 0.781 / 0.780 / 0.782 with 0.015 / 0.02 / 0.025 / 0.03 (the model's own mask: 0.000)
 SHIP_CLOSING = 0.02
+#: the categories cars stand on (:func:`cars_on`): the model's mask of "all the cars" is the roads (synthetic validation:
+#: not one of 289 cars in it, widened by PART_MARGIN), but a car is a patch of another colour on its road or car park,
+#: more than CAR_GROUND_CONTRAST (RGB) from the ground's median colour, at most CAR_MAX_SHARE of the image and
+#: CAR_MAX_LENGTH of its longer side long (the strips of verge along a road's edge are longer), with at least
+#: CAR_ON_GROUND_SHARE of its pixels on the ground closed by a disk of CAR_CLOSING of the side (the model's road mask has
+#: a notch where a car stands). On every 4th of the 300 synthetic validation scenes (the 64 with cars): 231 of 289 cars
+#: found (half of each covered), 255 of 296 regions on a car, 237 of those named the car's colour; with a contrast of 50
+#: or 45, 241 / 244 found but 402 / 418 regions (``out/s59/carlib.py``, a scratch script)
+CAR_GROUNDS, CAR_GROUND_CONTRAST, CAR_MAX_SHARE, CAR_MAX_LENGTH = ("road", "parking"), 60.0, 0.004, 0.08
+CAR_CLOSING, CAR_ON_GROUND_SHARE = 0.03, 0.5
 #: a region of the category's mask smaller than this share of the largest one is a speck, not an object
 MIN_OBJECT_SHARE = 0.1
 #: ... and never smaller than this many pixels
@@ -238,18 +249,20 @@ def parse_object(text: str) -> SpatialSpec | None:
 _CLASS_SENTENCE_WORDS = FILLER_WORDS | {"all", "every", "each", "of"}
 
 
-def ships_sentence(text: str) -> str | None:
-    """Whether ``text`` names ships and nothing else: "one" for one ship ("the ship", "find the boat"), "all" for every
-    ship ("find all of the ships", "every vessel", "the boats"), None for any other sentence (one with spatial words
-    or a colour is :func:`parse`'s). The model finds almost no ships, so the predictor reads these off the water
-    (:func:`ships_on`), as it does for the spatial sentences about ships."""
+def on_top_sentence(text: str) -> tuple[str, str] | None:
+    """Whether ``text`` names ships or cars (:data:`ON_TOP_CATEGORIES`) and nothing else: (the category, "one") for one
+    ("the ship", "find the boat", "the vehicle"), (the category, "all") for every one ("find all of the ships", "every
+    vessel", "the cars"), None for any other sentence (one with spatial words or a colour is :func:`parse`'s; "the car
+    park" names a car park). The model finds almost no ships and draws the roads for cars, so the predictor reads these
+    off the water and the roads (:func:`ships_on`, :func:`cars_on`), as it does for the spatial sentences about them."""
     words = [w for w in _padded_words(text).split() if w not in _CLASS_SENTENCE_WORDS]
     if len(words) != 1:
         return None
-    if words[0] in E.PLURALS["ship"]:
-        return "all"
-    if words[0] in E.NOUNS["ship"]:
-        return "all" if is_class_sentence(text) else "one"
+    for category in sorted(ON_TOP_CATEGORIES):
+        if words[0] in E.PLURALS[category]:
+            return category, "all"
+        if words[0] in E.NOUNS[category]:
+            return category, "all" if is_class_sentence(text) else "one"
     return None
 
 
@@ -576,6 +589,21 @@ def closed_water(water: np.ndarray, radius: float) -> np.ndarray:
     return water | resample_nearest(closed, *water.shape)
 
 
+def _region_medians(rgb: np.ndarray, regions: np.ndarray, n_regions: int, sampled: np.ndarray) -> np.ndarray:
+    """(n_regions + 1)×3 float32: the median colour of ``rgb`` (h×w×3) over each region's ``sampled`` pixels (h×w
+    bool), from every 4th pixel (a 1 024² lake: 86 ms from all of them); row 0 (no region) and empty regions are 0."""
+    labels = (regions * sampled)[::4, ::4]
+    medians = np.stack([ndimage.median(rgb[::4, ::4, c], labels, np.arange(1, n_regions + 1)) for c in range(3)],
+                       axis=-1).reshape(-1, 3)
+    return np.vstack([np.zeros((1, 3)), np.nan_to_num(medians)]).astype(np.float32)
+
+
+def _contrast(rgb: np.ndarray, regions: np.ndarray, medians: np.ndarray, threshold: float) -> np.ndarray:
+    """h×w bool: the pixels of ``rgb`` more than ``threshold`` (RGB distance) from their region's median colour."""
+    difference = rgb - medians[regions]
+    return np.einsum("ijk,ijk->ij", difference, difference) > threshold ** 2
+
+
 def ships_on(water: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     """The ships on ``water`` (H×W bool, the model's mask of the :data:`SHIP_WATERS`), H×W bool. The model's mask of
     "all the ships" holds no ship on most scenes (0 of 16 on 40 validation scenes, ``scripts/diagnose_class_masks.py``),
@@ -592,18 +620,13 @@ def ships_on(water: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     box = _box(filled)
     rgb = pixels[box].astype(np.float32)
     regions, n_regions = ndimage.label(filled[box])
-    # each region's median water colour, from every 4th pixel (a 1 024² lake: 86 ms from all of them)
-    sampled = (regions * water[box])[::4, ::4]
-    medians = np.stack([ndimage.median(rgb[::4, ::4, c], sampled, np.arange(1, n_regions + 1)) for c in range(3)],
-                       axis=-1).reshape(-1, 3)
-    medians = np.vstack([np.zeros((1, 3)), np.nan_to_num(medians)]).astype(np.float32)
+    medians = _region_medians(rgb, regions, n_regions, water[box])
     square = np.ones((3, 3), dtype=bool)
     # not within PART_MARGIN of the filled water's edge: the model's water overshoots the shore by up to a cell there,
     # and that band of ground would join a ship near the shore into one large region
     margin = max(1, int(round(PART_MARGIN * max(pixels.shape[:2]))))
     offshore = ndimage.binary_erosion(regions > 0, iterations=margin)
-    difference = rgb - medians[regions]
-    contrast = offshore & (np.einsum("ijk,ijk->ij", difference, difference) > SHIP_WATER_CONTRAST ** 2)
+    contrast = offshore & _contrast(rgb, regions, medians, SHIP_WATER_CONTRAST)
     near = ndimage.binary_fill_holes(ndimage.binary_closing(contrast, square)) & offshore
     labels, n = ndimage.label(near, structure=square)
     if n == 0:
@@ -613,6 +636,46 @@ def ships_on(water: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     keep[0] = False
     ships[box] = keep[labels]
     return ships
+
+
+def cars_on(ground: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """The cars on ``ground`` (H×W bool, the model's mask of the :data:`CAR_GROUNDS`), H×W bool: within the ground
+    closed by :data:`CAR_CLOSING` with its holes filled and widened by :data:`PART_MARGIN` (a car at a road's edge lies
+    half outside), the pixels of ``pixels`` (H×W×3 uint8 RGB) more than :data:`CAR_GROUND_CONTRAST` from their region's
+    median ground colour (off the closed ground, also from the median colour there: not the verge), opened by a 3×3
+    square (a painted lane line or parking bay is 1–2 pixels wide); their
+    8-connected regions of :data:`MIN_OBJECT_PIXELS` to :data:`CAR_MAX_SHARE` of the image, at most
+    :data:`CAR_MAX_LENGTH` of its longer side along either axis and with :data:`CAR_ON_GROUND_SHARE` of their pixels on
+    the closed ground."""
+    cars = np.zeros(ground.shape, dtype=bool)
+    if not ground.any():
+        return cars
+    side = max(ground.shape)
+    closed = ndimage.binary_fill_holes(closed_water(ground, CAR_CLOSING * side))
+    margin = max(1, int(round(PART_MARGIN * side)))
+    within = ndimage.binary_dilation(closed, iterations=margin)
+    box = _box(within)
+    rgb = pixels[box].astype(np.float32)
+    regions, n_regions = ndimage.label(within[box])
+    on = closed[box]
+    # off the closed ground (the verge a car at the road's edge half stands on) a car differs from the verge too
+    contrast = (regions > 0) & _contrast(rgb, regions, _region_medians(rgb, regions, n_regions, on), CAR_GROUND_CONTRAST)
+    contrast &= on | _contrast(rgb, regions, _region_medians(rgb, regions, n_regions, ~on), CAR_GROUND_CONTRAST)
+    square = np.ones((3, 3), dtype=bool)
+    contrast = ndimage.binary_opening(contrast, square)
+    labels, n = ndimage.label(contrast, structure=square)
+    if n == 0:
+        return cars
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    on_ground = np.bincount(labels[on], minlength=n + 1)
+    keep = (sizes >= MIN_OBJECT_PIXELS) & (sizes <= CAR_MAX_SHARE * ground.size) & \
+        (on_ground >= CAR_ON_GROUND_SHARE * sizes)
+    for i, where in enumerate(ndimage.find_objects(labels), start=1):
+        if keep[i] and max(s.stop - s.start for s in where) > CAR_MAX_LENGTH * side:
+            keep[i] = False
+    keep[0] = False
+    cars[box] = keep[labels]
+    return cars
 
 
 def resolve(spec: SpatialSpec, category_masks: dict[str, np.ndarray], pixels: np.ndarray,
