@@ -201,8 +201,9 @@ class Predictor:
     (:mod:`rrsis_engine.click_regions`). spatial_words: a text turn whose sentence is a category with spatial words
     only ("the leftmost building", "the second largest lake") asks the model for the whole category and picks the object
     by geometry (:mod:`rrsis_engine.spatial_language`); other sentences, or when the words pick none, keep the model's.
-    Ships and cars, which the model hardly finds, are read off the water and the roads it finds, for those sentences
-    and for sentences that name only ships or cars ("the ship", "all the cars": :func:`spatial_language.on_top_sentence`).
+    Ships, cars and car parks, which the model hardly finds, are read off the water and the roads it finds, for those
+    sentences and for sentences that name only them ("the ship", "all the cars", "the car park":
+    :func:`spatial_language.read_off_sentence`).
     rim_clicks: a click on the rim of the mask shown before it (``predict``'s ``previous_mask``) whose answer changes far
     more than that rim (the model dropped the object, or flooded the roads it meets) changes the mask only on its rim
     around the click (:func:`postprocess.rim_click_zone`). A text turn of a sentence about one object whose mask shows
@@ -535,7 +536,7 @@ class Predictor:
             if spatial is not None and pts is None:
                 logits, low = spatial[1].copy(), spatial[2]
                 unranked = None  # candidates and ambiguity cues read the chosen object, not the model's own guess
-                named = spatial_language.on_top_sentence(text)
+                named = spatial_language.read_off_sentence(text)
                 if named is not None and named[1] == "one":  # "the ship": one is shown, every ship may be meant
                     every_one = np.where(self._read_off_ground(key, feats, image, named[0])[0], 10.0, -10.0).astype(
                         np.float32)
@@ -544,11 +545,18 @@ class Predictor:
                 # the category's other objects leave a click or box turn's mask: only those on the previous mask (or
                 # on the chosen object, without a prior) or under a positive click stay
                 chosen = spatial[1] > 0 if previous is None else previous
-                if spatial[0].category in spatial_language.ON_TOP_CATEGORIES:
+                if spatial[0].category in spatial_language.ON_TOP_CATEGORIES:  # a car park is trimmed, not rejected
                     on_top = self._clicked_off_ground(key, feats, image, text, spatial[0].category, chosen, clicks,
                                                       click_labels, logits)
                 if on_top is not None:  # the ships or cars the clicks picked are the answer, rejected ones gone
                     logits = on_top
+                    low = T.image_logits_to_model(logits, self.image_size // 4).to(low.device, low.dtype)
+                elif spatial[0].category == "parking" and (parks := self._read_off_ground(
+                        key, feats, image, "parking")[0]).any():
+                    # the model's answer for car parks is the roads: the car parks read off them, the one shown before
+                    # kept (the clicks' own rules below trim it), the others as the model answers at the clicks
+                    logits = np.where(parks, np.where(chosen, 10.0, logits), np.minimum(logits, -10.0)).astype(
+                        np.float32)
                     low = T.image_logits_to_model(logits, self.image_size // 4).to(low.device, low.dtype)
                 else:
                     if (click_labels == 1).sum() == 1 and click_labels[-1] == 1 and \
@@ -695,7 +703,7 @@ class Predictor:
             return self._spatial.get((key, text))
         spec = spatial_language.parse(text)
         found = None if spec is None else self._spatial_choice(key, feats, image, spec)
-        if spec is None and (named := spatial_language.on_top_sentence(text)) is not None:
+        if spec is None and (named := spatial_language.read_off_sentence(text)) is not None:
             spec, found = spatial_language.SpatialSpec(named[0]), self._off_ground_choice(key, feats, image, *named)
         result = None if found is None else (spec, *found)
         if result is not None:
@@ -714,22 +722,25 @@ class Predictor:
         for category in spec.categories:
             unranked[category], low, logits = self._category_logits(key, feats, image, category)
             masks[category], logits_of[category] = logits > 0, (logits, low)
-        from_colours = set()  # the categories read off their ground: whole objects, not the regions they lie in
-        for category in spatial_language.ON_TOP_CATEGORIES & masks.keys():
-            found, _ = self._read_off_ground(key, feats, image, category)
-            if found.any():
-                masks[category] = found
-                from_colours.add(category)
         if len(masks) > 1:
             masks = spatial_language.one_category_a_pixel(masks, {
                 category: T.logits_to_image(low, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy()
                 for category, low in unranked.items()})
-        chosen = spatial_language.resolve(spec, masks, image.pixels, frozenset(from_colours))
+        read_off = set()  # the categories read off the masks of others (ships off the water, cars and car parks off
+        for category in spatial_language.READ_OFF_GROUNDS.keys() & masks.keys():  # the roads), when any is found
+            found, _ = self._read_off_ground(key, feats, image, category)
+            if found.any():
+                masks[category] = found
+                read_off.add(category)
+        if "parking" in read_off and "road" in masks:  # a car park read off the road mask is no road
+            masks["road"] = masks["road"] & ~masks["parking"]
+        # ships and cars read off their ground are whole objects, not the regions they lie in (their colour is theirs)
+        chosen = spatial_language.resolve(spec, masks, image.pixels, frozenset(read_off & spatial_language.ON_TOP_CATEGORIES))
         if chosen is None:
             return None
         logits, low = logits_of[spec.category]
         logits = np.where(chosen | (logits <= 0), logits, -10.0).astype(np.float32)
-        if spec.category in from_colours:  # the model's logits there are negative: the colours chose
+        if spec.category in read_off:  # the model's logits there are negative or its mask another object's
             return self._colour_choice(chosen, logits, low)
         cells = T.image_logits_to_model(np.where(chosen, 1.0, -1.0).astype(np.float32), self.image_size // 4) > 0
         cells = cells.to(low.device)
@@ -740,14 +751,17 @@ class Predictor:
     def _read_off_ground(self, key: str, feats: ImageFeatures, image: RasterImage,
                          category: str) -> tuple[np.ndarray, np.ndarray]:
         """The ships read off the water and rivers the model finds (:func:`spatial_language.ships_on`), or the cars
-        read off its roads and car parks (:func:`spatial_language.cars_on`), H×W bool, and one label per object
-        (8-connected), H×W int, 0 elsewhere; read-only, cached per image and category: the model's own masks of ships
-        and cars hold almost none (0 of 16 ships on 40 validation scenes; its "all the cars" is the roads)."""
-        grounds, read_off = {"ship": (spatial_language.SHIP_WATERS, spatial_language.ships_on),
-                             "car": (spatial_language.CAR_GROUNDS, spatial_language.cars_on)}[category]
+        or car parks read off its roads and car parks (:func:`spatial_language.cars_on`,
+        :func:`spatial_language.car_parks_on`; the grounds: :data:`spatial_language.READ_OFF_GROUNDS`), H×W bool, and
+        one label per object (8-connected), H×W int, 0 elsewhere; read-only, cached per image and category: the model's
+        own masks of them hold almost none (0 of 16 ships on 40 validation scenes; its "all the cars" and "all car
+        parks" are the roads)."""
+        read_off = {"ship": spatial_language.ships_on, "car": spatial_language.cars_on,
+                    "parking": spatial_language.car_parks_on}[category]
 
         def read():
-            ground = np.logical_or.reduce([self._category_logits(key, feats, image, c)[2] > 0 for c in grounds])
+            ground = np.logical_or.reduce([self._category_logits(key, feats, image, c)[2] > 0
+                                           for c in spatial_language.READ_OFF_GROUNDS[category]])
             found = read_off(ground, image.pixels)
             labels, _ = ndimage.label(found, structure=np.ones((3, 3), dtype=bool))
             for a in (found, labels):
@@ -761,7 +775,7 @@ class Predictor:
     def _clicked_off_ground(self, key: str, feats: ImageFeatures, image: RasterImage, text: str, category: str,
                             chosen: np.ndarray, clicks: np.ndarray, click_labels: np.ndarray,
                             logits: np.ndarray) -> np.ndarray | None:
-        """A click turn's image-frame logits (H×W float32) for a sentence about ships (or cars: ``category``) when a
+        """A click turn's image-frame logits (H×W float32) for a sentence about ships (or cars, car parks: ``category``) when a
         click (``clicks`` N×2 x, y pixels, ``click_labels`` N) lies on a ship read off the water
         (:meth:`_read_off_ground`): +10 on the clicked ships and on the ships shown before (those ``chosen``, H×W bool,
         touches) — unless the sentence is about one ship and a positive click lies on another: then that one alone ("not
@@ -781,7 +795,7 @@ class Predictor:
         if not clicked and (not rejected or (click_labels == 1).any()):
             return None  # no click on a ship, or positive ones off them only: the model's answer
         before = set(labels[chosen & ships].tolist()) - {0}  # the prior is coarse: the ships it touches
-        every = spatial_language.is_class_sentence(text) or spatial_language.on_top_sentence(text) == (category, "all")
+        every = spatial_language.is_class_sentence(text) or spatial_language.read_off_sentence(text) == (category, "all")
         keep = clicked | before if every or not clicked or clicked & before else clicked
         keep -= rejected
         if not keep and not every and not clicked:  # "the ship": not that one; the largest of the others
@@ -792,7 +806,7 @@ class Predictor:
     def _off_ground_choice(self, key: str, feats: ImageFeatures, image: RasterImage, category: str,
                            how_many: str) -> tuple[np.ndarray, torch.Tensor] | None:
         """:meth:`_spatial_choice` for a sentence that names ships or cars (``category``) and nothing else
-        (:func:`spatial_language.on_top_sentence`): every one read off its ground (``how_many`` "all"), or one — the
+        (:func:`spatial_language.read_off_sentence`): every one read off its ground (``how_many`` "all"), or one — the
         largest, as the words do not say which (the ambiguity flag then asks for a click); None when none is found."""
         ships, labels = self._read_off_ground(key, feats, image, category)
         if not ships.any():

@@ -123,6 +123,16 @@ SHIP_CLOSING = 0.02
 #: or 45, 241 / 244 found but 402 / 418 regions (``out/s59/carlib.py``, a scratch script)
 CAR_GROUNDS, CAR_GROUND_CONTRAST, CAR_MAX_SHARE, CAR_MAX_LENGTH = ("road", "parking"), 60.0, 0.004, 0.08
 CAR_CLOSING, CAR_ON_GROUND_SHARE = 0.03, 0.5
+#: car parks lie beside the roads (:func:`car_parks_on`): the model's mask of "all car parks" is the roads with a part of
+#: each car park, its road mask holds most of them; what the roads' straight strips do not explain in the two masks
+#: together (closed by CAR_CLOSING, holes filled) is a car park when it covers at least PARK_MIN_SHARE of the image,
+#: PARK_SOLIDITY of its convex hull and at most PARK_MAX_LENGTH of the image's longer side along either axis. On every
+#: 3rd of the 300 synthetic validation scenes, the 14 with a car park: IoU with the true car parks 0.729 (the model's
+#: mask 0.123; with the strips' rule that the lines explain most of the mask, 0.462: five car parks joined a road)
+PARK_MIN_SHARE, PARK_SOLIDITY, PARK_MAX_LENGTH = 0.003, 0.8, 0.4
+#: the categories the predictor reads off the masks of others (:func:`ships_on`, :func:`cars_on`, :func:`car_parks_on`),
+#: each with those categories
+READ_OFF_GROUNDS = {"ship": SHIP_WATERS, "car": CAR_GROUNDS, "parking": CAR_GROUNDS}
 #: a region of the category's mask smaller than this share of the largest one is a speck, not an object
 MIN_OBJECT_SHARE = 0.1
 #: ... and never smaller than this many pixels
@@ -249,19 +259,18 @@ def parse_object(text: str) -> SpatialSpec | None:
 _CLASS_SENTENCE_WORDS = FILLER_WORDS | {"all", "every", "each", "of"}
 
 
-def on_top_sentence(text: str) -> tuple[str, str] | None:
-    """Whether ``text`` names ships or cars (:data:`ON_TOP_CATEGORIES`) and nothing else: (the category, "one") for one
-    ("the ship", "find the boat", "the vehicle"), (the category, "all") for every one ("find all of the ships", "every
-    vessel", "the cars"), None for any other sentence (one with spatial words or a colour is :func:`parse`'s; "the car
-    park" names a car park). The model finds almost no ships and draws the roads for cars, so the predictor reads these
-    off the water and the roads (:func:`ships_on`, :func:`cars_on`), as it does for the spatial sentences about them."""
-    words = [w for w in _padded_words(text).split() if w not in _CLASS_SENTENCE_WORDS]
-    if len(words) != 1:
-        return None
-    for category in sorted(ON_TOP_CATEGORIES):
-        if words[0] in E.PLURALS[category]:
+def read_off_sentence(text: str) -> tuple[str, str] | None:
+    """Whether ``text`` names ships, cars or car parks (:data:`READ_OFF_GROUNDS`) and nothing else: (the category,
+    "one") for one ("the ship", "find the boat", "the vehicle", "show me the car park"), (the category, "all") for every
+    one ("find all of the ships", "every vessel", "the cars", "all parking lots"), None for any other sentence (one with
+    spatial words or a colour is :func:`parse`'s). The model finds almost no ships, and draws the roads for cars and
+    car parks, so the predictor reads these off the water and the roads, as it does for the spatial sentences about
+    them."""
+    rest = " ".join(w for w in _padded_words(text).split() if w not in _CLASS_SENTENCE_WORDS)
+    for category in sorted(READ_OFF_GROUNDS):
+        if rest in E.PLURALS[category] or rest in [noun + "s" for noun in E.NOUNS[category]]:  # "car parks"
             return category, "all"
-        if words[0] in E.NOUNS[category]:
+        if rest in E.NOUNS[category]:
             return category, "all" if is_class_sentence(text) else "one"
     return None
 
@@ -349,7 +358,8 @@ def _object_labels(mask: np.ndarray, category: str) -> tuple[np.ndarray, np.ndar
     return labels, np.flatnonzero(areas >= smallest) + 1, second
 
 
-def _split_into_lines(mask: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.ndarray, int, np.ndarray]:
+def _split_into_lines(mask: np.ndarray, labels: np.ndarray, n: int,
+                      max_unexplained: float = LINE_MAX_UNEXPLAINED) -> tuple[np.ndarray, int, np.ndarray]:
     """A mask of straight strips (crossing roads, a road cut by a river) as one label per strip: the strips' centre
     lines are the Hough transform's peaks on the mask's skeleton (lines of at least :data:`LINE_MIN_LENGTH` of the
     longer side, :data:`LINE_MIN_ANGLE` degrees or a strip's width apart, the :data:`LINE_MAX_COUNT` strongest), each
@@ -357,8 +367,8 @@ def _split_into_lines(mask: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.
     :data:`LINE_BAND_PIXELS`. Returns (labels, count, second) with the lines first and the pixels no line explains
     keeping their connected region's label after them, and in ``second`` (H×W int, 0 where none) the second-nearest
     line of a pixel within two strips, a crossing (:func:`other_objects`); the input ``labels`` (``n``
-    connected regions) unchanged when more than :data:`LINE_MAX_UNEXPLAINED` of the mask is unexplained (curved
-    roads, a road network of real imagery: its regions stay the objects)."""
+    connected regions) unchanged when more than ``max_unexplained`` of the mask is unexplained (curved roads, a road
+    network of real imagery: its regions stay the objects)."""
     unchanged = labels, n, np.zeros_like(labels)
     skeleton = skeletonize(mask)
     if skeleton.sum() < 10:
@@ -382,7 +392,7 @@ def _split_into_lines(mask: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.
     distinct = _distinct_lines(band)
     angles, offsets, distance, band = angles[distinct], offsets[distinct], distance[:, distinct], band[:, distinct]
     explained = band.any(axis=1)
-    if 1.0 - explained.mean() > LINE_MAX_UNEXPLAINED:
+    if 1.0 - explained.mean() > max_unexplained:
         return unchanged
     split, second = np.zeros_like(labels), np.zeros_like(labels)
     order = np.argsort(distance, axis=1)
@@ -676,6 +686,33 @@ def cars_on(ground: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     keep[0] = False
     cars[box] = keep[labels]
     return cars
+
+
+def car_parks_on(ground: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """The car parks beside the roads in ``ground`` (H×W bool, the model's mask of the :data:`CAR_GROUNDS`), H×W bool:
+    the ground closed by :data:`CAR_CLOSING` with its holes filled (the cars), less the roads' straight strips
+    (:func:`_split_into_lines`, whatever share they explain); of what is left, the 8-connected regions of at least
+    :data:`PARK_MIN_SHARE` of the image, :data:`PARK_SOLIDITY` of their convex hull and at most
+    :data:`PARK_MAX_LENGTH` of the image's longer side along either axis (a curved road's unexplained stretch is longer
+    or hollow), less the cars parked on them (:func:`cars_on` on ``pixels``, H×W×3 uint8 RGB: a car is its own
+    object, not the car park's; they were 15–25 % of the car parks' pixels shown on synthetic test 092 and 103)."""
+    parks = np.zeros(ground.shape, dtype=bool)
+    if not ground.any():
+        return parks
+    side = max(ground.shape)
+    closed = ndimage.binary_fill_holes(closed_water(ground, CAR_CLOSING * side))
+    labels, n = ndimage.label(closed, structure=np.ones((3, 3), dtype=bool))
+    split, _, _ = _split_into_lines(closed, labels, n, max_unexplained=1.0)
+    for i, where in enumerate(ndimage.find_objects(split), start=1):
+        if where is None:
+            continue
+        region = split[where] == i
+        area = int(region.sum())
+        if area < PARK_MIN_SHARE * ground.size or max(region.shape) > PARK_MAX_LENGTH * side or \
+                area < PARK_SOLIDITY * _convex_hull(region).volume:
+            continue
+        parks[where] |= region
+    return parks & ~cars_on(ground, pixels) if parks.any() else parks
 
 
 def resolve(spec: SpatialSpec, category_masks: dict[str, np.ndarray], pixels: np.ndarray,

@@ -732,13 +732,14 @@ def test_ships_are_read_off_the_water_by_their_contrast_not_the_wake_or_the_shor
     ("the ship", ("ship", "one")), ("find the boat", ("ship", "one")), ("show me the vessel", ("ship", "one")),
     ("find all of the ships", ("ship", "all")), ("every vessel", ("ship", "all")), ("segment all boats", ("ship", "all")),
     ("the ships", ("ship", "all")), ("the vehicle", ("car", "one")), ("segment all cars", ("car", "all")),
-    ("every vehicle", ("car", "all")),
+    ("every vehicle", ("car", "all")), ("show me the car park", ("parking", "one")),
+    ("all parking lots", ("parking", "all")), ("segment the car parks", ("parking", "all")),
     ("the red ship", None), ("the blue car", None),  # a colour: parse() reads it
     ("the ship along the left edge", None), ("all the buildings", None), ("the ship and the pool", None),
-    ("every ship near the lake", None), ("the car park", None), ("all car parks", None),
+    ("every ship near the lake", None), ("the car park nearest to the pool", None),
 ])
-def test_sentences_that_name_ships_or_cars_and_nothing_else_are_recognised(text, expected):
-    assert S.on_top_sentence(text) == expected
+def test_sentences_that_name_ships_cars_or_car_parks_and_nothing_else_are_recognised(text, expected):
+    assert S.read_off_sentence(text) == expected
 
 
 def test_a_ship_near_the_bank_is_found_although_the_water_mask_is_open_there(monkeypatch):
@@ -797,6 +798,27 @@ def test_cars_are_read_off_the_road_by_their_contrast_not_the_lane_dashes_or_the
     monkeypatch.setattr(S, "CAR_CLOSING", 0.0)
     assert not S.cars_on(ground, pixels)[blue].any()
     assert not S.cars_on(np.zeros(shape, dtype=bool), pixels).any()
+
+
+def test_a_car_park_is_what_the_road_strips_leave_of_the_road_mask_less_its_cars():
+    """The model's road mask holds most of a car park beside the road, with holes where the cars are; the car park is
+    what the road's straight strip does not explain, its parked cars left out (the labels give them to the cars)."""
+    from rrsis_engine import metrics as M
+
+    shape = (256, 256)
+    pixels = np.full((*shape, 3), (150, 148, 104), dtype=np.uint8)
+    road = _blobs(shape, [(0, 120, 256, 132)])
+    park = _blobs(shape, [(100, 132, 150, 170)])
+    pixels[road | park] = (120, 120, 124)
+    car = _blobs(shape, [(110, 150, 116, 160)])
+    pixels[car] = (175, 45, 45)
+    ground = (road | park) & ~car & ~_blobs(shape, [(130, 160, 150, 170)])  # a corner the model missed
+    found = S.car_parks_on(ground, pixels)
+    assert M.iou(found, park & ~car) > 0.8  # less the road strip's margin (2 px) and some of the corner missed
+    assert not found[car].any() and not found[road & ~ndimage.binary_dilation(park, iterations=3)].any()
+    assert not S.car_parks_on(road, pixels).any()  # a road alone holds no car park
+    # read through the spatial words: "the car park" is that region, not the road the model's mask also holds
+    assert M.iou(S.resolve(SpatialSpec("parking"), {"parking": found}, pixels), found) == 1.0
 
 
 def test_the_shipped_model_reads_ships_off_the_water_for_sentences_that_name_only_ships():
@@ -891,6 +913,38 @@ def test_the_shipped_model_reads_cars_off_the_roads_for_sentences_that_name_only
     rows, cols = np.nonzero(other)
     after = session.click(cols.mean(), rows.mean(), positive=True).mask
     assert M.iou(after, other) > 0.8 and not (after & shown).any()
+
+
+def test_the_shipped_model_reads_car_parks_off_the_roads():
+    """The model's mask of "all car parks" is the roads with a part of each car park (every 3rd of the 300 validation
+    scenes, the 14 with a car park: IoU 0.123); read off the roads 0.729 (measured when written, before the engine's
+    snap). Validation 188 "select the parking lot nearest to the largest pool" was 0.11 at the text turn and 0.23
+    after one click (the road network)."""
+    from rrsis_engine import metrics as M
+    from rrsis_engine.data.expressions import SEMANTIC_CLASSES
+    from rrsis_engine.data.synthetic import SyntheticReferringDataset
+    from rrsis_engine.predictor import load_predictor
+    from rrsis_engine.session import RefinementSession
+
+    predictor = load_predictor("rsam-lite", device="cpu", disk_cache=False)
+    model_only = load_predictor("rsam-lite", device="cpu", disk_cache=False, spatial_words=False)
+    ds = SyntheticReferringDataset("val", size=300, image_size=256)
+    read_off, own = [], []
+    for index in (9, 15, 39, 78):  # the first four of every 3rd scene that have a car park
+        rec = ds[index]
+        every_park = rec["semantic"] == SEMANTIC_CLASSES.index("parking")
+        for p, ious in ((predictor, read_off), (model_only, own)):
+            p.set_image(rec["image"])
+            ious.append(M.iou(p.predict(text="all parking lots").mask, every_park))
+    assert np.mean(read_off) > 0.6 and np.mean(own) < 0.3, (read_off, own)
+    rec = ds[188]
+    assert rec["expression"] == "select the parking lot nearest to the largest pool"
+    session = RefinementSession(predictor)
+    session.set_image(rec["image"])
+    shown = session.text(rec["expression"]).mask
+    assert M.iou(shown, rec["mask"]) > 0.8
+    x, y, label = M.next_click(shown, rec["mask"])
+    assert M.iou(session.click(x, y, positive=bool(label)).mask, rec["mask"]) > 0.8  # not the roads
 
 
 def test_a_negative_click_on_a_ship_rejects_it_whole():
