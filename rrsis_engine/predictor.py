@@ -247,7 +247,7 @@ class Predictor:
         # (image hash, text) -> the object the text's spatial words chose: (spec, H×W logits, model-frame logits) or None
         self._spatial: _LRU = _LRU(8)
         self._smoothed: _LRU = _LRU(2)  # image hash -> click_regions.smoothed(pixels), H×W×3 uint8
-        # (image hash, category) -> Predictor._read_off_ground: the ships or cars and their labels (H×W each)
+        # (image hash, category) -> Predictor._read_off_ground: the ships, cars or car parks and their labels (H×W each)
         self._off_ground: _LRU = _LRU(8)
         self.encode_ms: float | None = None  # the last image-encoder pass (full image or zoom crop) on this device
         self._texts: _LRU = _LRU(256)  # text -> (tokens 1×L×d, mask 1×L)
@@ -775,8 +775,8 @@ class Predictor:
     def _clicked_off_ground(self, key: str, feats: ImageFeatures, image: RasterImage, text: str, category: str,
                             chosen: np.ndarray, clicks: np.ndarray, click_labels: np.ndarray,
                             logits: np.ndarray) -> np.ndarray | None:
-        """A click turn's image-frame logits (H×W float32) for a sentence about ships (or cars, car parks: ``category``) when a
-        click (``clicks`` N×2 x, y pixels, ``click_labels`` N) lies on a ship read off the water
+        """A click turn's image-frame logits (H×W float32) for a sentence about ships (or cars: ``category``, read off
+        the roads alike) when a click (``clicks`` N×2 x, y pixels, ``click_labels`` N) lies on a ship read off the water
         (:meth:`_read_off_ground`): +10 on the clicked ships and on the ships shown before (those ``chosen``, H×W bool,
         touches) — unless the sentence is about one ship and a positive click lies on another: then that one alone ("not
         that one, this one") — less the ships a negative click lies on and no positive one; at most −10 elsewhere, as
@@ -805,16 +805,16 @@ class Predictor:
 
     def _off_ground_choice(self, key: str, feats: ImageFeatures, image: RasterImage, category: str,
                            how_many: str) -> tuple[np.ndarray, torch.Tensor] | None:
-        """:meth:`_spatial_choice` for a sentence that names ships or cars (``category``) and nothing else
+        """:meth:`_spatial_choice` for a sentence that names ships, cars or car parks (``category``) and nothing else
         (:func:`spatial_language.read_off_sentence`): every one read off its ground (``how_many`` "all"), or one — the
         largest, as the words do not say which (the ambiguity flag then asks for a click); None when none is found."""
-        ships, labels = self._read_off_ground(key, feats, image, category)
-        if not ships.any():
+        found, labels = self._read_off_ground(key, feats, image, category)
+        if not found.any():
             return None
         if how_many == "one":
-            ships = labels == _largest_label(labels)
+            found = labels == _largest_label(labels)
         _, low, logits = self._category_logits(key, feats, image, category)
-        return self._colour_choice(ships, np.where(logits > 0, -10.0, logits).astype(np.float32), low)
+        return self._colour_choice(found, np.where(logits > 0, -10.0, logits).astype(np.float32), low)
 
     def _colour_choice(self, chosen: np.ndarray, logits: np.ndarray,
                        low: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:

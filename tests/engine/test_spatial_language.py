@@ -879,31 +879,43 @@ def test_a_positive_click_on_another_ship_shows_that_ship_and_keeps_every_ship_o
         assert M.iou(session.click(cols.mean(), rows.mean(), positive=True).mask, every_ship) > 0.9
 
 
+def _read_off_and_model_ious(predictor, ds, indices, category, text):
+    """IoU of ``text``'s mask with every object of ``category`` on the scenes ``indices`` of ``ds``: with the engine's
+    reading off the ground (``predictor``) and with the model's own mask (spatial words off)."""
+    from rrsis_engine import metrics as M
+    from rrsis_engine.data.expressions import SEMANTIC_CLASSES
+    from rrsis_engine.predictor import load_predictor
+
+    model_only = load_predictor("rsam-lite", device="cpu", disk_cache=False, spatial_words=False)
+    read_off, own = [], []
+    for index in indices:
+        rec = ds[index]
+        every_one = rec["semantic"] == SEMANTIC_CLASSES.index(category)
+        for p, ious in ((predictor, read_off), (model_only, own)):
+            p.set_image(rec["image"])
+            ious.append(M.iou(p.predict(text=text).mask, every_one))
+    return read_off, own
+
+
 def test_the_shipped_model_reads_cars_off_the_roads_for_sentences_that_name_only_cars():
     """The model's own mask of "all the cars" is the roads they stand on (IoU with the cars under 0.1); read off the
     roads it is the cars (every 4th of the 300 validation scenes, the 64 with cars, measured when written: 0.014 →
     0.560). "the vehicle" shows one car, and a positive click on another shows that one instead."""
     from rrsis_engine import metrics as M
-    from rrsis_engine.data.expressions import SEMANTIC_CLASSES
     from rrsis_engine.data.synthetic import SyntheticReferringDataset
     from rrsis_engine.predictor import load_predictor
     from rrsis_engine.session import RefinementSession
 
     predictor = load_predictor("rsam-lite", device="cpu", disk_cache=False)
-    model_only = load_predictor("rsam-lite", device="cpu", disk_cache=False, spatial_words=False)
     ds = SyntheticReferringDataset("val", size=300, image_size=256)
-    read_off, own = [], []
-    for index in (0, 4, 8, 16, 20, 28):  # the first six of every 4th scene that have cars
-        rec = ds[index]
-        every_car = rec["semantic"] == SEMANTIC_CLASSES.index("car")
-        for p, ious in ((predictor, read_off), (model_only, own)):
-            p.set_image(rec["image"])
-            ious.append(M.iou(p.predict(text="all the cars").mask, every_car))
+    # the first six of every 4th scene that have cars
+    read_off, own = _read_off_and_model_ious(predictor, ds, (0, 4, 8, 16, 20, 28), "car", "all the cars")
     assert np.mean(read_off) > 0.4 and np.mean(own) < 0.1, (read_off, own)
     rec = ds[0]
     session = RefinementSession(predictor)
     session.set_image(rec["image"])
     shown = session.text("the vehicle").mask
+    # the cars the text turn read off the roads (cached per image: no features needed to fetch them)
     cars, _ = predictor._read_off_ground(predictor._key(predictor._image_or_raise(None)), None, None, "car")
     labels, n = ndimage.label(cars, structure=np.ones((3, 3), dtype=bool))
     assert n >= 2 and shown.any() and (labels[shown] > 0).mean() > 0.9  # one of the cars read off the roads
@@ -921,21 +933,14 @@ def test_the_shipped_model_reads_car_parks_off_the_roads():
     snap). Validation 188 "select the parking lot nearest to the largest pool" was 0.11 at the text turn and 0.23
     after one click (the road network)."""
     from rrsis_engine import metrics as M
-    from rrsis_engine.data.expressions import SEMANTIC_CLASSES
     from rrsis_engine.data.synthetic import SyntheticReferringDataset
     from rrsis_engine.predictor import load_predictor
     from rrsis_engine.session import RefinementSession
 
     predictor = load_predictor("rsam-lite", device="cpu", disk_cache=False)
-    model_only = load_predictor("rsam-lite", device="cpu", disk_cache=False, spatial_words=False)
     ds = SyntheticReferringDataset("val", size=300, image_size=256)
-    read_off, own = [], []
-    for index in (9, 15, 39, 78):  # the first four of every 3rd scene that have a car park
-        rec = ds[index]
-        every_park = rec["semantic"] == SEMANTIC_CLASSES.index("parking")
-        for p, ious in ((predictor, read_off), (model_only, own)):
-            p.set_image(rec["image"])
-            ious.append(M.iou(p.predict(text="all parking lots").mask, every_park))
+    # the first four of every 3rd scene that have a car park
+    read_off, own = _read_off_and_model_ious(predictor, ds, (9, 15, 39, 78), "parking", "all parking lots")
     assert np.mean(read_off) > 0.6 and np.mean(own) < 0.3, (read_off, own)
     rec = ds[188]
     assert rec["expression"] == "select the parking lot nearest to the largest pool"
