@@ -1,11 +1,14 @@
 """docs/spatial-words.png: text turns of four synthetic validation scenes whose sentence is a category with spatial
 words, the model alone (top row, ``spatial_words=False``) and with the words resolved by geometry over the model's
 mask of the whole category (bottom row, rrsis_engine.spatial_language). Magenta: the mask; yellow: the target's
-outline. docs/spatial-colours.png: the same for colours, a river and roads (stop 43).
+outline. docs/spatial-colours.png: the same for colours, a river and roads (stop 43); docs/spatial-stop59.png: cars
+and car parks read off the roads (stop 59).
 
     .venv/bin/python scripts/spatial_words_figure.py
     .venv/bin/python scripts/spatial_words_figure.py --records synth-val-000049,synth-val-000066,synth-val-000079,\
 synth-val-000089 --out docs/spatial-colours.png
+    .venv/bin/python scripts/spatial_words_figure.py --records synth-val-000074,synth-val-000188,synth-val-000290 \
+--out docs/spatial-stop59.png
 """
 
 import argparse
@@ -25,15 +28,15 @@ OUT = "docs/spatial-words.png"
 
 
 def validation_scenes(doc: str, default_ids: tuple[str, ...], default_out: str) -> tuple[list[str], dict, str]:
-    """A figure script's command line (``--records`` ids of synthetic:val:100:256 records, ``--out`` PNG path): the
+    """A figure script's command line (``--records`` ids of synthetic:val:300:256 records, ``--out`` PNG path): the
     ids, the records by id and the output path. Torch runs on one thread (the figures are reproducible)."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    parser.add_argument("--records", default=",".join(default_ids), help="ids of synthetic:val:100:256 records")
+    parser.add_argument("--records", default=",".join(default_ids), help="ids of synthetic:val:300:256 records")
     parser.add_argument("--out", default=default_out)
     args = parser.parse_args()
     ids = args.records.split(",")
     torch.set_num_threads(1)
-    return ids, {r["id"]: r for r in load_records("synthetic:val:100:256") if r["id"] in ids}, args.out
+    return ids, {r["id"]: r for r in load_records("synthetic:val:300:256") if r["id"] in ids}, args.out
 
 
 def main() -> None:
