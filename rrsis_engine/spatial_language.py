@@ -712,7 +712,11 @@ def car_parks_on(ground: np.ndarray, pixels: np.ndarray) -> np.ndarray:
                 area < PARK_SOLIDITY * _convex_hull(region).volume:
             continue
         parks[where] |= region
-    return parks & ~cars_on(ground, pixels) if parks.any() else parks
+    if not parks.any():
+        return parks
+    # the strips' margin beyond the road's edge (LINE_BAND_PIXELS) is the car park's where it meets the road
+    parks = ndimage.binary_dilation(parks, iterations=int(np.ceil(LINE_BAND_PIXELS))) & closed
+    return parks & ~cars_on(ground, pixels)
 
 
 def resolve(spec: SpatialSpec, category_masks: dict[str, np.ndarray], pixels: np.ndarray,
