@@ -551,11 +551,11 @@ class Predictor:
                 if on_top is not None:  # the ships or cars the clicks picked are the answer, rejected ones gone
                     logits = on_top
                     low = T.image_logits_to_model(logits, self.image_size // 4).to(low.device, low.dtype)
-                elif spatial[0].category == "parking" and (parks := self._read_off_ground(
-                        key, feats, image, "parking")[0]).any():
+                elif spatial[0].category in spatial_language.READ_OFF_REGIONS and (regions := self._read_off_ground(
+                        key, feats, image, spatial[0].category)[0]).any():
                     # the model's answer for car parks is the roads: the car parks read off them, the one shown before
                     # kept (the clicks' own rules below trim it), the others as the model answers at the clicks
-                    logits = np.where(parks, np.where(chosen, 10.0, logits), np.minimum(logits, -10.0)).astype(
+                    logits = np.where(regions, np.where(chosen, 10.0, logits), np.minimum(logits, -10.0)).astype(
                         np.float32)
                     low = T.image_logits_to_model(logits, self.image_size // 4).to(low.device, low.dtype)
                 else:
@@ -732,8 +732,9 @@ class Predictor:
             if found.any():
                 masks[category] = found
                 read_off.add(category)
-        if "parking" in read_off and "road" in masks:  # a car park read off the road mask is no road
-            masks["road"] = masks["road"] & ~masks["parking"]
+        for category in read_off & spatial_language.READ_OFF_REGIONS:  # a car park read off the road mask is no road
+            for ground in set(spatial_language.READ_OFF_GROUNDS[category]) & masks.keys() - {category}:
+                masks[ground] = masks[ground] & ~masks[category]
         # ships and cars read off their ground are whole objects, not the regions they lie in (their colour is theirs)
         chosen = spatial_language.resolve(spec, masks, image.pixels, frozenset(read_off & spatial_language.ON_TOP_CATEGORIES))
         if chosen is None:
@@ -756,13 +757,10 @@ class Predictor:
         one label per object (8-connected), H×W int, 0 elsewhere; read-only, cached per image and category: the model's
         own masks of them hold almost none (0 of 16 ships on 40 validation scenes; its "all the cars" and "all car
         parks" are the roads)."""
-        read_off = {"ship": spatial_language.ships_on, "car": spatial_language.cars_on,
-                    "parking": spatial_language.car_parks_on}[category]
-
         def read():
             ground = np.logical_or.reduce([self._category_logits(key, feats, image, c)[2] > 0
                                            for c in spatial_language.READ_OFF_GROUNDS[category]])
-            found = read_off(ground, image.pixels)
+            found = spatial_language.read_off(category, ground, image.pixels)
             labels, _ = ndimage.label(found, structure=np.ones((3, 3), dtype=bool))
             for a in (found, labels):
                 a.setflags(write=False)

@@ -133,6 +133,9 @@ PARK_MIN_SHARE, PARK_SOLIDITY, PARK_MAX_LENGTH = 0.003, 0.8, 0.4
 #: the categories the predictor reads off the masks of others (:func:`ships_on`, :func:`cars_on`, :func:`car_parks_on`),
 #: each with those categories
 READ_OFF_GROUNDS = {"ship": SHIP_WATERS, "car": CAR_GROUNDS, "parking": CAR_GROUNDS}
+#: ... of which these are part of their ground's mask, not objects on top of it (:data:`ON_TOP_CATEGORIES`): read off,
+#: they leave that mask, and a click trims them rather than picking or rejecting them whole
+READ_OFF_REGIONS = frozenset(READ_OFF_GROUNDS) - ON_TOP_CATEGORIES
 #: a region of the category's mask smaller than this share of the largest one is a speck, not an object
 MIN_OBJECT_SHARE = 0.1
 #: ... and never smaller than this many pixels
@@ -717,6 +720,13 @@ def car_parks_on(ground: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     # the strips' margin beyond the road's edge (LINE_BAND_PIXELS) is the car park's where it meets the road
     parks = ndimage.binary_dilation(parks, iterations=int(np.ceil(LINE_BAND_PIXELS))) & closed
     return parks & ~cars_on(ground, pixels)
+
+
+def read_off(category: str, ground: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """The objects of ``category`` (a key of :data:`READ_OFF_GROUNDS`) read off ``ground`` (H×W bool, the model's mask
+    of that category's grounds) in ``pixels`` (H×W×3 uint8 RGB), H×W bool: :func:`ships_on`, :func:`cars_on` or
+    :func:`car_parks_on`."""
+    return {"ship": ships_on, "car": cars_on, "parking": car_parks_on}[category](ground, pixels)
 
 
 def resolve(spec: SpatialSpec, category_masks: dict[str, np.ndarray], pixels: np.ndarray,
