@@ -715,9 +715,11 @@ class Predictor:
                         spec: spatial_language.SpatialSpec) -> tuple[np.ndarray, torch.Tensor] | None:
         """:meth:`_spatial_object` for a parsed sentence: (image-frame logits, model-frame logits) or None. The
         model-frame logits are those of a ranked text turn (:func:`component_ranker.select_components`): the object's
-        cells scaled so that their peak is SELECTED_LOGIT, the rest at most −SELECTED_LOGIT. A follow-up sentence
-        after a prior as confident as the category's own logits (+8) failed where the ranked prior worked (synthetic
-        validation follow-ups "not this one, the building to its right": 0.00 against 0.92)."""
+        cells scaled so that their peak is SELECTED_LOGIT, the rest at most −SELECTED_LOGIT; the pixels of a roof
+        completed beyond the model's mask (:func:`spatial_language.completed_objects`) at least +1, their cells at
+        least SELECTED_LOGIT. A follow-up sentence after a prior as confident as the category's own logits (+8) failed
+        where the ranked prior worked (synthetic validation follow-ups "not this one, the building to its right": 0.00
+        against 0.92)."""
         masks, logits_of, unranked = {}, {}, {}
         for category in spec.categories:
             unranked[category], low, logits = self._category_logits(key, feats, image, category)
@@ -736,17 +738,24 @@ class Predictor:
             for ground in set(spatial_language.READ_OFF_GROUNDS[category]) & masks.keys() - {category}:
                 masks[ground] = masks[ground] & ~masks[category]
         # ships and cars read off their ground are whole objects, not the regions they lie in (their colour is theirs)
-        chosen = spatial_language.resolve(spec, masks, image.pixels, frozenset(read_off & spatial_language.ON_TOP_CATEGORIES))
+        # roofs the mask covers in part are completed to their colour regions
+        chosen = spatial_language.resolve(spec, masks, image.pixels,
+                                          frozenset(read_off & spatial_language.ON_TOP_CATEGORIES),
+                                          self._smoothed_pixels(image, key))
         if chosen is None:
             return None
         logits, low = logits_of[spec.category]
-        logits = np.where(chosen | (logits <= 0), logits, -10.0).astype(np.float32)
+        beyond = chosen & (logits <= 0)  # a roof completed beyond the model's mask
+        logits = np.where(chosen, np.maximum(logits, 1.0), np.where(logits <= 0, logits, -10.0)).astype(np.float32)
         if spec.category in read_off:  # the model's logits there are negative or its mask another object's
             return self._colour_choice(chosen, logits, low)
         cells = T.image_logits_to_model(np.where(chosen, 1.0, -1.0).astype(np.float32), self.image_size // 4) > 0
         cells = cells.to(low.device)
         peak = low[cells].max().clamp(min=SELECTED_LOGIT) if cells.any() else low.new_tensor(SELECTED_LOGIT)
         low = torch.where(cells, torch.where(low > 0, low * (SELECTED_LOGIT / peak), low), low.clamp(max=-SELECTED_LOGIT))
+        if beyond.any():
+            grown = T.image_logits_to_model(np.where(beyond, 1.0, -1.0).astype(np.float32), self.image_size // 4) > 0
+            low = torch.where(grown.to(low.device), low.clamp(min=SELECTED_LOGIT), low)
         return logits, low
 
     def _read_off_ground(self, key: str, feats: ImageFeatures, image: RasterImage,

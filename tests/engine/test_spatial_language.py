@@ -166,6 +166,68 @@ def test_colours_are_named_by_the_categorys_palette():
     assert set(S.color_name(pixels, _blobs(shape, [box]), "car") for box, _ in boxes) <= set(CAR_COLORS)
 
 
+def test_a_colour_is_named_lit_or_shaded():
+    """A roof lit a fifth brighter or shaded a fifth darker than its palette colour keeps its word: plain nearest RGB
+    named the grey roof of a partial mask, whose lit half it missed, green (synthetic test 058)."""
+    from rrsis_engine.data.synthetic import ROOF_COLORS
+
+    roof = np.zeros((20, 20), dtype=bool)
+    roof[5:15, 5:15] = True
+    for word, rgb in ROOF_COLORS.items():
+        for shade in (0.83, 1.0, 1.17):
+            painted = np.empty((20, 20, 3), dtype=np.uint8)
+            painted[:] = np.clip(np.asarray(rgb, np.float32) * shade, 0, 255)
+            assert S.color_name(painted, roof, "building") == word, (word, shade)
+    grey = np.empty((20, 20, 3), dtype=np.uint8)
+    grey[:] = (115, 109, 110)
+    assert S.color_name(grey, roof, "building") == "grey"  # plain nearest RGB: green
+
+
+def _grounds_and_roofs(shape, roofs, seed=0):
+    """H×W×3 uint8: grass-green ground with (x0, y0, x1, y1) roofs painted in RGB colours, each casting a 4-pixel
+    shadow below and to the right, and pixel noise."""
+    rng = np.random.default_rng(seed)
+    img = np.empty((*shape, 3))
+    img[:] = (116, 132, 84)
+    for (x0, y0, x1, y1), _ in roofs:
+        img[y0 + 4:y1 + 4, x0 + 4:x1 + 4] *= 0.55
+    for (x0, y0, x1, y1), rgb in roofs:
+        img[y0:y1, x0:x1] = rgb
+    return np.clip(img + rng.normal(0, 3, img.shape), 0, 255).astype(np.uint8)
+
+
+def test_a_roof_the_mask_covers_in_part_is_completed_to_its_colour_region():
+    from rrsis_engine.click_regions import smoothed
+    from rrsis_engine.data.synthetic import ROOF_COLORS
+
+    shape = (200, 200)
+    roof, dark, red, small = (20, 110, 70, 170), (120, 30, 170, 70), (130, 120, 180, 160), (150, 176, 166, 192)
+    pixels = _grounds_and_roofs(shape, [(roof, ROOF_COLORS["brown"]), (dark, ROOF_COLORS["dark"]),
+                                        (red, ROOF_COLORS["red"]), (small, ROOF_COLORS["grey"])])
+    smooth = smoothed(pixels)
+    # the model's mask: a corner of the brown roof (the westernmost), the others whole
+    mask = _blobs(shape, [(22, 112, 40, 128), dark, red, small])
+    objects = S.completed_objects(S.objects_in(mask, "building"), smooth)
+    whole = _blobs(shape, [roof])
+    west = min(objects, key=lambda o: o.centroid[0])
+    assert (west.mask & whole).sum() > 0.97 * whole.sum() and (west.mask & ~whole).sum() < 0.03 * whole.sum()
+    assert S.color_name(pixels, west.mask, "building") == "brown"
+    # the roofs covered whole are left as they are (no shadow added), and the small one is still an object: the
+    # brown roof grown to 3 000 pixels makes it no speck (objects are grown after the specks are left out)
+    rest = sorted((o.bbox for o in objects if o is not west), key=lambda box: box[0])
+    assert rest == [dark, red, small]
+    assert S.choose(SpatialSpec("building", size="smallest"), objects, shape).bbox == small
+    assert S.choose(SpatialSpec("building", size="largest"), objects, shape).bbox == roof
+
+    # left as they are: a piece on the ground (its colour region reaches beyond the window), a piece on a textured roof
+    on_ground = S.objects_in(_blobs(shape, [(80, 20, 100, 40), dark]), "building")
+    assert sorted(o.bbox for o in S.completed_objects(on_ground, smooth)) == sorted(o.bbox for o in on_ground)
+    textured = pixels.copy()
+    textured[110:170, 20:70] = np.random.default_rng(1).integers(60, 200, (60, 50, 3))
+    plain = S.objects_in(mask, "building")
+    assert sorted(o.bbox for o in S.completed_objects(plain, smoothed(textured))) == sorted(o.bbox for o in plain)
+
+
 def test_a_colour_or_shape_picks_the_object():
     from rrsis_engine.data.synthetic import ROOF_COLORS
 
@@ -489,6 +551,28 @@ def test_the_predictor_shows_the_object_the_words_pick(tiny_model, monkeypatch):
     assert fused == ["all the buildings"]
     assert np.array_equal(plain.predict("the leftmost building", points=[[40, 120]], labels=[1],
                                         mask_input=prior).mask, buildings)
+
+
+def test_the_predictor_shows_the_whole_roof_of_an_object_its_mask_covers_in_part(tiny_model, monkeypatch):
+    """The model's mask (decode patched: three buildings) covers the upper 40 of the left roof's 70 rows: "the leftmost
+    building" shows the whole roof, its colour region (spatial_language.completed_objects); without spatial words the
+    mask is the model's."""
+    from rrsis_engine.data.synthetic import ROOF_COLORS
+    from rrsis_engine.predictor import Predictor
+
+    monkeypatch.setattr(tiny_model, "component_ranker", None)
+    predictor = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False, edge_refine=False)
+    plain = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False, edge_refine=False,
+                      spatial_words=False)
+    _decode_three_buildings(tiny_model, monkeypatch, predictor.image_size)
+    roof = (20, 100, 60, 170)
+    pixels = _grounds_and_roofs((256, 256), [(roof, ROOF_COLORS["brown"]), ((110, 30, 150, 70), ROOF_COLORS["red"]),
+                                             ((190, 180, 230, 220), ROOF_COLORS["dark"])])
+    whole = _blobs((256, 256), [roof])
+    shown = predictor.predict("the leftmost building", image=predictor.set_image(pixels)).mask
+    assert (shown & whole).sum() > 0.95 * whole.sum() and (shown & ~whole).sum() < 0.05 * whole.sum()
+    model_mask = plain.predict("the leftmost building", image=plain.set_image(pixels)).mask
+    assert (model_mask & whole).sum() < 0.65 * whole.sum()
 
 
 @pytest.mark.parametrize("text, expected", [
