@@ -314,6 +314,16 @@ def read_off_sentence(text: str) -> tuple[str, str] | None:
     return None
 
 
+def class_sentence_category(text: str) -> str | None:
+    """The category ``text`` asks every object of and nothing else ("all the buildings", "segment every house",
+    "structures"), or None."""
+    rest = " ".join(w for w in _padded_words(text).split() if w not in _CLASS_SENTENCE_WORDS)
+    for category, nouns in E.NOUNS.items():
+        if rest in E.PLURALS.get(category, ()) or (rest in nouns and is_class_sentence(text)):
+            return category
+    return None
+
+
 def _parse_part(text: str, region: str | None) -> SpatialSpec | None:
     """One noun phrase (padded with spaces, its region phrase already taken out): category, extreme, size and rank,
     colour, shape; None without a category noun or with any other word left."""

@@ -555,8 +555,8 @@ def test_the_predictor_shows_the_object_the_words_pick(tiny_model, monkeypatch):
 
 def test_the_predictor_shows_the_whole_roof_of_an_object_its_mask_covers_in_part(tiny_model, monkeypatch):
     """The model's mask (decode patched: three buildings) covers the upper 40 of the left roof's 70 rows: "the leftmost
-    building" shows the whole roof, its colour region (spatial_language.completed_objects); without spatial words the
-    mask is the model's."""
+    building" and "all the buildings" show the whole roof, its colour region (spatial_language.completed_objects);
+    without spatial words the mask is the model's."""
     from rrsis_engine.data.synthetic import ROOF_COLORS
     from rrsis_engine.predictor import Predictor
 
@@ -571,8 +571,11 @@ def test_the_predictor_shows_the_whole_roof_of_an_object_its_mask_covers_in_part
     whole = _blobs((256, 256), [roof])
     shown = predictor.predict("the leftmost building", image=predictor.set_image(pixels)).mask
     assert (shown & whole).sum() > 0.95 * whole.sum() and (shown & ~whole).sum() < 0.05 * whole.sum()
+    every = predictor.predict("all the buildings").mask
+    assert (every & whole).sum() > 0.95 * whole.sum() and len(S.objects_in(every, "building")) == 3
     model_mask = plain.predict("the leftmost building", image=plain.set_image(pixels)).mask
     assert (model_mask & whole).sum() < 0.65 * whole.sum()
+    assert np.array_equal(plain.predict("all the buildings").mask, model_mask)
 
 
 @pytest.mark.parametrize("text, expected", [
