@@ -212,6 +212,9 @@ class Predictor:
     :func:`click_regions.inclusion_at`), which the model and the negation rules answered by dropping the mask around it
     ("not this road"), cuts that blob and nothing else; once its blob is cut from the mask shown, later turns hide the
     click from the model and the rules and keep the blob cut.
+    complete_roofs: a roof the model's mask covers in part is completed to its colour region, before spatial words
+    choose among the buildings and in the turns of a sentence about all the buildings
+    (:func:`spatial_language.completed_objects`).
     """
 
     def __init__(self, model, device: str | None = None, disk_cache: bool = True,
@@ -219,7 +222,7 @@ class Predictor:
                  zoom_in: bool | None = None, encoder_precision: str = "auto", edge_refine: bool = True,
                  remove_negated_regions: bool = True, click_fit: bool = True, grow_clicks: bool = True,
                  spatial_words: bool = True, rim_clicks: bool = True, inclusion_clicks: bool = True,
-                 boundary_refine: bool = True):
+                 boundary_refine: bool = True, complete_roofs: bool = True):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.encoder_precision = resolve_encoder_precision(encoder_precision, self.device)
         self.model = model.to(self.device).eval()
@@ -240,6 +243,7 @@ class Predictor:
         self.rim_clicks = rim_clicks
         self.inclusion_clicks = inclusion_clicks
         self.boundary_refine = boundary_refine
+        self.complete_roofs = complete_roofs
         # (image hash, x, y) -> the colour region grown from that pixel: (its box, the region's pixels in it) or None
         self._grown: _LRU = _LRU(64)
         # (image hash, x, y) -> that region's straight stretch through the pixel: (its box, its pixels, half-width) or None
@@ -607,12 +611,15 @@ class Predictor:
             shown = logits
             if unc is None:  # the margin baseline reads the model's probabilities, not the snapped (saturated) ones
                 unc = postprocess.margin_uncertainty(postprocess.sigmoid(logits))
-            if self.spatial_words and text and pts is None and spatial is None and \
+            if self.spatial_words and self.complete_roofs and text and box is None and spatial is None and \
                     (every := spatial_language.class_sentence_category(text)) in spatial_language.COMPLETED_CATEGORIES:
                 # every roof of "all the buildings" the mask covers in part, completed to its colour region (synthetic
-                # validation class sentences about buildings 0.881 -> 0.892)
-                objects = spatial_language.completed_objects(spatial_language.objects_in(shown > 0, every),
-                                                             self._smoothed_pixels(image, key))
+                # validation class sentences about buildings 0.881 -> 0.892); in click turns too, but for the roofs a
+                # negative click lies on
+                rows, cols = postprocess.point_pixels(clicks[click_labels == 0], shown.shape)
+                objects = [o for o in spatial_language.completed_objects(
+                    spatial_language.objects_in(shown > 0, every), self._smoothed_pixels(image, key))
+                    if not o.mask[rows, cols].any()]
                 if objects:
                     grown = np.logical_or.reduce([o.mask for o in objects]) & (shown <= 0)
                     shown = np.where(grown, 1.0, shown).astype(np.float32)
@@ -674,6 +681,17 @@ class Predictor:
                 low = prior.to(low.device, low.dtype) if prior is not None else low
             if cut is not None:
                 shown = np.where(cut, np.minimum(shown, -10.0), shown).astype(np.float32)
+            if self.spatial_words and text and box is None and spatial is None and not (click_labels == 1).any() \
+                    and not (shown > 0).any() and (look_alike := self._likeliest_look_alike(
+                        key, feats, image, text, clicks[click_labels == 0])) is not None:
+                # the words leave several objects and the model's own turn shows none of them: the likeliest, not
+                # nothing (synthetic validation 155, "find the grove at the top of the image", two groves there: 0.00
+                # -> 0.60; 247, 275, 280 as well); after negative clicks, the likeliest of those they do not lie on
+                # (synthetic test 031, "find the structure in the south": the one shown first was the other, and the
+                # negative click on it left nothing)
+                # (the prior for the next turn stays the model's: a positive click on the grove shown then grew it to
+                # 0.89, from a prior of that grove to 0.68)
+                shown = np.where(look_alike, 10.0, shown).astype(np.float32)
             if self.boundary_refine and m.boundary_refiner is not None:
                 # the outline of the mask shown, redrawn from the image colours within a few pixels (the clicked
                 # pixels keep their label), for a model with a boundary refiner (docs/training.md, "The boundary
@@ -729,6 +747,33 @@ class Predictor:
         least SELECTED_LOGIT. A follow-up sentence after a prior as confident as the category's own logits (+8) failed
         where the ranked prior worked (synthetic validation follow-ups "not this one, the building to its right": 0.00
         against 0.92)."""
+        masks, logits_of, read_off = self._spatial_masks(key, feats, image, spec)
+        # ships and cars read off their ground are whole objects, not the regions they lie in (their colour is theirs);
+        # roofs the mask covers in part are completed to their colour regions
+        chosen = spatial_language.resolve(spec, masks, image.pixels,
+                                          frozenset(read_off & spatial_language.ON_TOP_CATEGORIES),
+                                          self._smoothed_pixels(image, key) if self.complete_roofs else None)
+        if chosen is None:
+            return None
+        logits, low = logits_of[spec.category]
+        beyond = chosen & (logits <= 0)  # a roof completed beyond the model's mask
+        logits = np.where(chosen, np.maximum(logits, 1.0), np.where(logits <= 0, logits, -10.0)).astype(np.float32)
+        if spec.category in read_off:  # the model's logits there are negative or its mask another object's
+            return self._colour_choice(chosen, logits, low)
+        cells = T.image_logits_to_model(np.where(chosen, 1.0, -1.0).astype(np.float32), self.image_size // 4) > 0
+        cells = cells.to(low.device)
+        peak = low[cells].max().clamp(min=SELECTED_LOGIT) if cells.any() else low.new_tensor(SELECTED_LOGIT)
+        low = torch.where(cells, torch.where(low > 0, low * (SELECTED_LOGIT / peak), low), low.clamp(max=-SELECTED_LOGIT))
+        if beyond.any():
+            grown = T.image_logits_to_model(np.where(beyond, 1.0, -1.0).astype(np.float32), self.image_size // 4) > 0
+            low = torch.where(grown.to(low.device), low.clamp(min=SELECTED_LOGIT), low)
+        return logits, low
+
+    def _spatial_masks(self, key: str, feats: ImageFeatures, image: RasterImage, spec: spatial_language.SpatialSpec):
+        """The masks of every object of ``spec``'s categories that its words choose among (H×W bool each, by category):
+        the model's text turns for the categories (:meth:`_category_logits`), each pixel in one, the ships, cars and
+        car parks read off their grounds where any is found; the model's logits of each category (image frame H×W,
+        model frame 1×1×(S/4)×(S/4)); the categories read off."""
         masks, logits_of, unranked = {}, {}, {}
         for category in spec.categories:
             unranked[category], low, logits = self._category_logits(key, feats, image, category)
@@ -746,26 +791,25 @@ class Predictor:
         for category in read_off & spatial_language.READ_OFF_REGIONS:  # a car park read off the road mask is no road
             for ground in set(spatial_language.READ_OFF_GROUNDS[category]) & masks.keys() - {category}:
                 masks[ground] = masks[ground] & ~masks[category]
-        # ships and cars read off their ground are whole objects, not the regions they lie in (their colour is theirs)
-        # roofs the mask covers in part are completed to their colour regions
-        chosen = spatial_language.resolve(spec, masks, image.pixels,
-                                          frozenset(read_off & spatial_language.ON_TOP_CATEGORIES),
-                                          self._smoothed_pixels(image, key))
-        if chosen is None:
+        return masks, logits_of, read_off
+
+    def _likeliest_look_alike(self, key: str, feats: ImageFeatures, image: RasterImage, text: str,
+                              negative_clicks: np.ndarray) -> np.ndarray | None:
+        """For a sentence whose words leave several objects of its category and no word to pick one of them (the
+        model's own turn decides then, :meth:`_spatial_object`): the likeliest of those objects no negative click (N×2
+        x, y image pixels) lies on, the highest mean probability of the category's logits, then the largest (H×W
+        bool), or None."""
+        spec = spatial_language.parse(text)
+        if spec is None:
             return None
-        logits, low = logits_of[spec.category]
-        beyond = chosen & (logits <= 0)  # a roof completed beyond the model's mask
-        logits = np.where(chosen, np.maximum(logits, 1.0), np.where(logits <= 0, logits, -10.0)).astype(np.float32)
-        if spec.category in read_off:  # the model's logits there are negative or its mask another object's
-            return self._colour_choice(chosen, logits, low)
-        cells = T.image_logits_to_model(np.where(chosen, 1.0, -1.0).astype(np.float32), self.image_size // 4) > 0
-        cells = cells.to(low.device)
-        peak = low[cells].max().clamp(min=SELECTED_LOGIT) if cells.any() else low.new_tensor(SELECTED_LOGIT)
-        low = torch.where(cells, torch.where(low > 0, low * (SELECTED_LOGIT / peak), low), low.clamp(max=-SELECTED_LOGIT))
-        if beyond.any():
-            grown = T.image_logits_to_model(np.where(beyond, 1.0, -1.0).astype(np.float32), self.image_size // 4) > 0
-            low = torch.where(grown.to(low.device), low.clamp(min=SELECTED_LOGIT), low)
-        return logits, low
+        masks, logits_of, read_off = self._spatial_masks(key, feats, image, spec)
+        found = spatial_language.look_alikes(spec, masks, image.pixels,
+                                             frozenset(read_off & spatial_language.ON_TOP_CATEGORIES),
+                                             self._smoothed_pixels(image, key) if self.complete_roofs else None)
+        rows, cols = postprocess.point_pixels(negative_clicks, (image.height, image.width))
+        logits = logits_of[spec.category][0]
+        return max((m for m in found if not m[rows, cols].any()),
+                   key=lambda m: (float(postprocess.sigmoid(logits[m]).mean()), int(m.sum())), default=None)
 
     def _read_off_ground(self, key: str, feats: ImageFeatures, image: RasterImage,
                          category: str) -> tuple[np.ndarray, np.ndarray]:

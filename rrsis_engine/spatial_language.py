@@ -566,6 +566,24 @@ def choose(spec: SpatialSpec, objects: list[E.SceneObject], shape: tuple[int, in
     (:func:`shape_name`; pieces under :data:`SHAPE_MIN_SHARE` of the median area left out). ``whole``: the
     :data:`ON_TOP_CATEGORIES` whose objects are whole objects (:func:`ships_on`), not the regions they lie in: their
     colour is read per object, as other categories' are."""
+    objects = matching(spec, objects, shape, anchors, pixels, whole)
+    if not objects:
+        return None
+    if spec.extreme is not None:
+        return min(objects, key=E.EXTREME_KEYS[spec.extreme])
+    if spec.size is not None:
+        if len(objects) < spec.rank:
+            return None
+        return E.size_ranked(objects, spec.size)[spec.rank - 1]
+    return objects[0] if len(objects) == 1 else None
+
+
+def matching(spec: SpatialSpec, objects: list[E.SceneObject], shape: tuple[int, int],
+             anchors: list[E.SceneObject] = (), pixels: np.ndarray | None = None,
+             whole: frozenset[str] = frozenset()) -> list[E.SceneObject]:
+    """The objects of ``objects`` that ``spec``'s colour, shape, region and relation fit (:func:`choose`, before an
+    extreme or size word picks one of them); none when a relation's anchor is not one object and the target's own
+    words leave several."""
     if spec.color is not None:
         if pixels is None:
             raise ValueError(f"choosing {spec.color!r} objects needs the image's pixels")
@@ -587,16 +605,8 @@ def choose(spec: SpatialSpec, objects: list[E.SceneObject], shape: tuple[int, in
         if related is not None:
             objects = related
         elif len(objects) != 1:
-            return None
-    if not objects:
-        return None
-    if spec.extreme is not None:
-        return min(objects, key=E.EXTREME_KEYS[spec.extreme])
-    if spec.size is not None:
-        if len(objects) < spec.rank:
-            return None
-        return E.size_ranked(objects, spec.size)[spec.rank - 1]
-    return objects[0] if len(objects) == 1 else None
+            return []
+    return objects
 
 
 def colored_parts(objects: list[E.SceneObject], pixels: np.ndarray, category: str,
@@ -866,11 +876,30 @@ def resolve(spec: SpatialSpec, category_masks: dict[str, np.ndarray], pixels: np
     in ``spec.categories`` (for ships, those :func:`ships_on` read off the water); pixels: the image, H×W×3 uint8 RGB;
     whole: as :func:`choose`; smooth: the image through :func:`click_regions.smoothed` (H×W×3), to complete the
     objects of :data:`COMPLETED_CATEGORIES` (:func:`completed_objects`), or None."""
+    objects, anchors = _objects_and_anchors(spec, category_masks, pixels, smooth)
+    found = choose(spec, objects, category_masks[spec.category].shape, anchors, pixels, whole)
+    return None if found is None else found.mask
+
+
+def look_alikes(spec: SpatialSpec, category_masks: dict[str, np.ndarray], pixels: np.ndarray,
+                whole: frozenset[str] = frozenset(), smooth: np.ndarray | None = None) -> list[np.ndarray]:
+    """The objects (H×W bool each) that ``spec``'s words fit when they leave several and have no extreme or size word
+    to pick one (:func:`matching`; the arguments as :func:`resolve`'s); [] otherwise."""
+    if spec.extreme is not None or spec.size is not None:
+        return []
+    objects, anchors = _objects_and_anchors(spec, category_masks, pixels, smooth)
+    found = matching(spec, objects, category_masks[spec.category].shape, anchors, pixels, whole)
+    return [o.mask for o in found] if len(found) > 1 else []
+
+
+def _objects_and_anchors(spec: SpatialSpec, category_masks: dict[str, np.ndarray], pixels: np.ndarray,
+                         smooth: np.ndarray | None) -> tuple[list[E.SceneObject], list[E.SceneObject]]:
+    """The objects of ``spec``'s category and of its anchor's (none without an anchor) in their masks
+    (:func:`_joined_objects`)."""
     objects = _joined_objects(category_masks[spec.category], spec.category, pixels, smooth)
     anchors = [] if spec.anchor is None else \
         _joined_objects(category_masks[spec.anchor.category], spec.anchor.category, pixels, smooth)
-    found = choose(spec, objects, category_masks[spec.category].shape, anchors, pixels, whole)
-    return None if found is None else found.mask
+    return objects, anchors
 
 
 def _joined_objects(mask: np.ndarray, category: str, pixels: np.ndarray,

@@ -110,6 +110,15 @@ def test_the_words_pick_the_object_by_centroid_area_and_region():
     assert picked(region="left", extreme="north") == left
     assert S.choose(SpatialSpec("building", region="top"), objects + objects, shape) is None  # two: ambiguous
 
+    # the objects the words fit when they leave several and nothing picks one: the look-alikes a turn may show
+    top_right = (100, 10, 115, 25)
+    masks = {"building": _blobs(shape, [left, middle, right, top_right])}
+    pixels = np.full((*shape, 3), 128, dtype=np.uint8)
+    on_the_right = S.look_alikes(SpatialSpec("building", region="right"), masks, pixels)
+    assert sorted(S.objects_in(m, "building")[0].bbox for m in on_the_right) == [top_right, right]
+    assert S.look_alikes(SpatialSpec("building", region="bottom-right"), masks, pixels) == []  # one
+    assert S.look_alikes(SpatialSpec("building", region="right", extreme="east"), masks, pixels) == []
+
 
 def test_a_relation_picks_the_object_by_its_anchor():
     shape = (120, 120)
@@ -556,7 +565,7 @@ def test_the_predictor_shows_the_object_the_words_pick(tiny_model, monkeypatch):
 def test_the_predictor_shows_the_whole_roof_of_an_object_its_mask_covers_in_part(tiny_model, monkeypatch):
     """The model's mask (decode patched: three buildings) covers the upper 40 of the left roof's 70 rows: "the leftmost
     building" and "all the buildings" show the whole roof, its colour region (spatial_language.completed_objects);
-    without spatial words the mask is the model's."""
+    without spatial words the mask is the model's, and without roof completion the leftmost building is its part."""
     from rrsis_engine.data.synthetic import ROOF_COLORS
     from rrsis_engine.predictor import Predictor
 
@@ -576,6 +585,41 @@ def test_the_predictor_shows_the_whole_roof_of_an_object_its_mask_covers_in_part
     model_mask = plain.predict("the leftmost building", image=plain.set_image(pixels)).mask
     assert (model_mask & whole).sum() < 0.65 * whole.sum()
     assert np.array_equal(plain.predict("all the buildings").mask, model_mask)
+    uncompleted = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False, edge_refine=False,
+                            complete_roofs=False)
+    part = uncompleted.predict("the leftmost building", image=uncompleted.set_image(pixels)).mask
+    assert (part & whole).sum() < 0.65 * whole.sum() and not (part & ~model_mask).any()
+    assert np.array_equal(uncompleted.predict("all the buildings").mask, model_mask)
+
+
+def test_a_turn_that_shows_nothing_shows_the_likeliest_object_the_words_fit(tiny_model, monkeypatch):
+    """The model (decode patched) draws nothing for "the building on the left side" and three buildings for "all the
+    buildings", two of them on the left: the turn shows the likelier of those two (equally probable: the larger), not
+    nothing; without spatial words it shows nothing."""
+    import torch
+
+    from rrsis_engine.predictor import Predictor
+
+    monkeypatch.setattr(tiny_model, "component_ranker", None)
+    predictor = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False, edge_refine=False)
+    plain = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False, edge_refine=False,
+                      spatial_words=False)
+    grid = predictor.image_size // 4
+    cell = 256 / grid
+    buildings, nothing = torch.full((1, 1, grid, grid), -8.0), torch.full((1, 1, grid, grid), -8.0)
+    small, large = (20, 100, 60, 140), (20, 168, 72, 232)
+    for x0, y0, x1, y1 in (small, large, (190, 30, 230, 70)):
+        buildings[..., round(y0 / cell):round(y1 / cell), round(x0 / cell):round(x1 / cell)] = 8.0
+    asked = []
+    fuse = Predictor._fuse
+    monkeypatch.setattr(Predictor, "_fuse", lambda self, key, feats, text: asked.append(text) or fuse(
+        self, key, feats, text))
+    monkeypatch.setattr(tiny_model, "decode", lambda *a, **k: (
+        (buildings if asked[-1] == "all the buildings" else nothing).clone(), torch.ones(1, 1), torch.ones(1, 1)))
+    img = np.full((256, 256, 3), 120, dtype=np.uint8)
+    shown = predictor.predict("the building on the left side", image=predictor.set_image(img)).mask
+    assert S.objects_in(shown, "building")[0].bbox == large and len(S.objects_in(shown, "building")) == 1
+    assert not plain.predict("the building on the left side", image=plain.set_image(img)).mask.any()
 
 
 @pytest.mark.parametrize("text, expected", [
