@@ -26,6 +26,7 @@ Report (fractions in [0, 1])::
      "spatial_words": bool,                                     # spatial sentences resolved by geometry
      "rim_clicks": bool,                                        # clicks on the shown mask's rim change it locally
      "boundary_refine": bool,                                   # outlines redrawn by a boundary refiner, if any
+     "complete_roofs": bool,                                    # roofs covered in part completed (spatial words)
      "encoder_precision": "bf16" | "fp32",                      # the image encoder's arithmetic
      "dialogue": {"n": int, "mIoU": float, "oIoU": float}}      # only when records carry follow-ups
 """
@@ -194,6 +195,7 @@ def run_evaluation(predictor, records: Iterable[dict], clicks: Sequence[int] = (
         "spatial_words": bool(getattr(predictor, "spatial_words", False)),
         "rim_clicks": bool(getattr(predictor, "rim_clicks", False)),
         "boundary_refine": bool(getattr(predictor, "boundary_refine", False)),
+        "complete_roofs": bool(getattr(predictor, "complete_roofs", False)),
         "encoder_precision": getattr(predictor, "encoder_precision", None),
     }
     amb = [(s.ambiguity, s.ambiguous) for s in samples if s.ambiguity is not None]
@@ -305,6 +307,9 @@ def report_markdown(result: EvalResult | dict, data_name: str = "") -> str:
     if rep.get("boundary_refine") is False:
         lines += ["Outlines as the engine's rules leave them, not redrawn by the model's boundary refiner "
                   "(`--no-boundary-refine`).", ""]
+    if rep.get("complete_roofs") is False:
+        lines += ["Roofs as the model's mask covers them, not completed to their colour regions "
+                  "(`--no-complete-roofs`).", ""]
     if "dialogue" in rep:
         d = rep["dialogue"]
         lines += [f"Dialogue (follow-up turn with the first turn's mask as prior): n = {d['n']}, "

@@ -127,13 +127,15 @@ def test_cli_eval_end_to_end(tmp_path, tiny_checkpoint, monkeypatch):
     assert len(list((tmp_path / "ov").glob("*.png"))) == 4
     per_record = [json.loads(x) for x in (tmp_path / "rep" / "REPORT.records.jsonl").read_text().splitlines()]
     assert len(per_record) == 4 and all(len(r["ious"]) == 2 for r in per_record)
-    assert rep["zoom_in"] is True and rep["click_fit"] is True and rep["spatial_words"] is True
+    assert rep["zoom_in"] is True and rep["click_fit"] is True and rep["spatial_words"] is True and rep["complete_roofs"]
     rc = main(["eval", "--data", str(tmp_path / "ds" / "data.jsonl"), "--model", str(tiny_checkpoint), "--clicks", "0",
-               "--no-zoom", "--no-click-fit", "--no-spatial-words", "--out", str(out), "--device", "cpu"])
+               "--no-zoom", "--no-click-fit", "--no-spatial-words", "--no-complete-roofs", "--out", str(out),
+               "--device", "cpu"])
     rep = json.loads(out.read_text())
     assert rc == 0 and rep["zoom_in"] is False and rep["click_fit"] is False and rep["spatial_words"] is False
-    assert "`--no-click-fit`" in out.with_suffix(".md").read_text()
-    assert "`--no-spatial-words`" in out.with_suffix(".md").read_text()
+    assert rep["complete_roofs"] is False
+    for flag in ("`--no-click-fit`", "`--no-spatial-words`", "`--no-complete-roofs`"):
+        assert flag in out.with_suffix(".md").read_text()
 
 
 def test_cli_eval_reports_missing_data(tmp_path, capsys):

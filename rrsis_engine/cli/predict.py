@@ -77,6 +77,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-boundary-refine", action="store_true",
                    help="keep the outline of the mask as the engine's rules leave it (by default a model with a boundary "
                         "refiner redraws it within a few pixels from the image colours: rrsis_engine.model.boundary_refiner)")
+    p.add_argument("--no-complete-roofs", action="store_true",
+                   help="leave roofs as the model's mask covers them (by default a roof it covers in part is completed "
+                        "to its colour region when spatial words choose among buildings or all the buildings are asked)")
     p.set_defaults(func=run)
 
 
@@ -95,7 +98,8 @@ def run(args) -> int:
                                click_fit=not args.no_click_fit, grow_clicks=not args.no_grow_clicks,
                                spatial_words=not args.no_spatial_words,
                                rim_clicks=not args.no_rim_clicks,
-                               boundary_refine=not args.no_boundary_refine)
+                               boundary_refine=not args.no_boundary_refine,
+                               complete_roofs=not args.no_complete_roofs)
     session = RefinementSession(predictor)
     session.set_image(args.image, bands=args.bands)
     logger = None
