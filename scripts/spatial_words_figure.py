@@ -2,13 +2,16 @@
 words, the model alone (top row, ``spatial_words=False``) and with the words resolved by geometry over the model's
 mask of the whole category (bottom row, rrsis_engine.spatial_language). Magenta: the mask; yellow: the target's
 outline. docs/spatial-colours.png: the same for colours, a river and roads (stop 43); docs/spatial-stop59.png: cars
-and car parks read off the roads (stop 59).
+and car parks read off the roads (stop 59); docs/spatial-stop60.png: roofs completed, the likeliest look-alike
+(stop 60).
 
     .venv/bin/python scripts/spatial_words_figure.py
     .venv/bin/python scripts/spatial_words_figure.py --records synth-val-000049,synth-val-000066,synth-val-000079,\
 synth-val-000089 --out docs/spatial-colours.png
     .venv/bin/python scripts/spatial_words_figure.py --records synth-val-000074,synth-val-000188,synth-val-000290 \
 --out docs/spatial-stop59.png
+    .venv/bin/python scripts/spatial_words_figure.py --records synth-val-000140,synth-val-000155,synth-val-000247,\
+synth-val-000083 --out docs/spatial-stop60.png
 """
 
 import argparse
