@@ -150,7 +150,6 @@ READ_OFF_GROUNDS = {"ship": SHIP_WATERS, "car": CAR_GROUNDS, "parking": CAR_GROU
 #: ... of which these are part of their ground's mask, not objects on top of it (:data:`ON_TOP_CATEGORIES`): read off,
 #: they leave that mask, and a click trims them rather than picking or rejecting them whole
 READ_OFF_REGIONS = frozenset(READ_OFF_GROUNDS) - ON_TOP_CATEGORIES
-#: a region of the category's mask smaller than this share of the largest one is a speck, not an object
 #: the categories whose objects the model's mask may cover only in part and whose objects are one colour: each
 #: object of their masks is completed to the colour region it lies on (:func:`completed_objects`) before spatial words
 #: choose
@@ -173,6 +172,15 @@ COMPLETION_MIN_GROWTH, COMPLETION_MIN_CONTRAST, COMPLETION_MIN_SOLIDITY = 1.5, 1
 #: ... and at most this many times the mask's largest object: a brown roof beside a brown field of the same colour
 #: grew into the field (synthetic validation 282)
 COMPLETION_MAX_SIZE = 2.0
+#: categories whose objects in the model's mask are split into the parts of each of their colours before a colour word
+#: chooses among them: two fields of different colours side by side are one region of the mask, named by its brighter
+#: half (synthetic validation 107, "the largest yellow field": a yellow field joined to a brown one, 42 % yellow, was
+#: named yellow and was larger than the yellow field meant)
+COLOUR_SPLIT_CATEGORIES = frozenset({"field"})
+#: ... each colour that names at least this share of the object's pixels, averaged over a square of this many pixels
+#: first (a field's stripes), is a part (on the true masks of the validation fields the second colour held at most 6 %)
+COLOUR_SPLIT_MIN_SHARE, COLOUR_SPLIT_WINDOW = 0.2, 5
+#: a region of the category's mask smaller than this share of the largest one is a speck, not an object
 MIN_OBJECT_SHARE = 0.1
 #: ... and never smaller than this many pixels
 MIN_OBJECT_PIXELS = 12
@@ -510,12 +518,45 @@ def _nearest_color(palette: dict[str, tuple[int, int, int]], rgb: np.ndarray,
                    shades: tuple[float, float] = (1.0, 1.0)) -> str:
     """The word of ``palette`` whose RGB, lit or shaded by the factor within ``shades`` that brings it nearest, is
     nearest to ``rgb`` (3 floats)."""
-    def distance(word: str) -> float:
-        colour = np.asarray(palette[word], np.float32)
-        shade = float(np.clip(np.dot(rgb, colour) / np.dot(colour, colour), *shades))
-        return float(np.sum((shade * colour - rgb) ** 2))
+    return list(palette)[int(_nearest_colors(palette, np.asarray(rgb, np.float32)[None], shades)[0])]
 
-    return min(palette, key=distance)
+
+def _nearest_colors(palette: dict[str, tuple[int, int, int]], rgb: np.ndarray,
+                    shades: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+    """The index in ``palette``'s words of the colour nearest to each colour of ``rgb`` (…×3 float32), as
+    :func:`_nearest_color` names one (… int)."""
+    colours = np.asarray(list(palette.values()), np.float32)  # K×3
+    shade = np.clip(rgb @ colours.T / (colours ** 2).sum(axis=1), *shades)  # …×K
+    return ((shade[..., None] * colours - rgb[..., None, :]) ** 2).sum(axis=-1).argmin(axis=-1)
+
+
+def colour_split(objects: list[E.SceneObject], pixels: np.ndarray, category: str) -> list[E.SceneObject]:
+    """``objects`` with each one whose pixels (``pixels``: H×W×3 uint8 RGB, averaged over
+    :data:`COLOUR_SPLIT_WINDOW`² and named as :func:`color_name` names a colour) are of two or more colours, each of
+    :data:`COLOUR_SPLIT_MIN_SHARE` of them or more, split into the regions of those colours (opened by a 3×3 square;
+    those of :data:`MIN_OBJECT_PIXELS` or more): two fields side by side that the model's mask joins."""
+    palette, shades = _palette(category), SHADE_RANGE if category in SHADED_CATEGORIES else (1.0, 1.0)
+    out = []
+    for o in objects:
+        box = _box(o.mask)
+        inside = o.mask[box]
+        rgb = ndimage.uniform_filter(pixels[box].astype(np.float32), size=(COLOUR_SPLIT_WINDOW, COLOUR_SPLIT_WINDOW, 1))
+        names = _nearest_colors(palette, rgb, shades)
+        shares = np.bincount(names[inside], minlength=len(palette)) / inside.sum()
+        colours = np.flatnonzero(shares >= COLOUR_SPLIT_MIN_SHARE)
+        if len(colours) < 2:
+            out.append(o)
+            continue
+        labels, count = np.zeros(inside.shape, np.int32), 0
+        for k in colours:
+            part = ndimage.binary_opening(inside & (names == k), structure=np.ones((3, 3), dtype=bool))
+            part_labels, n = ndimage.label(part, structure=np.ones((3, 3), dtype=bool))
+            labels[part_labels > 0] = part_labels[part_labels > 0] + count
+            count += n
+        sizes = np.bincount(labels.ravel())
+        out += _labelled_objects(labels, np.flatnonzero(sizes[1:] >= MIN_OBJECT_PIXELS) + 1, category, o.mask.shape,
+                                 origin=(box[0].start, box[1].start))
+    return out
 
 
 def shape_name(mask: np.ndarray) -> str:
@@ -591,6 +632,8 @@ def matching(spec: SpatialSpec, objects: list[E.SceneObject], shape: tuple[int, 
         if spec.category in ON_TOP_CATEGORIES and spec.category not in whole:
             objects = colored_parts(objects, pixels, spec.category, color)
         else:
+            if spec.category in COLOUR_SPLIT_CATEGORIES:
+                objects = colour_split(objects, pixels, spec.category)
             objects = [o for o in objects if color_name(pixels, o.mask, spec.category) == color]
     if spec.shape is not None:
         smallest = SHAPE_MIN_SHARE * float(np.median([o.area for o in objects])) if objects else 0.0

@@ -192,6 +192,29 @@ def test_a_colour_is_named_lit_or_shaded():
     assert S.color_name(grey, roof, "building") == "grey"  # plain nearest RGB: green
 
 
+def test_two_fields_of_different_colours_joined_in_one_mask_region_are_two_fields():
+    """The mask joins a striped yellow field (40×30) to a brown one below it (40×60) and holds a separate yellow field
+    (30×30 to 30×60): "the largest yellow field" is the yellow part of the joined region only when it is larger than
+    the separate one (synthetic validation 107: the joined region, named yellow by its brighter half, was
+    chosen); a one-colour field with stripes is not split."""
+    from rrsis_engine import metrics as M
+    from rrsis_engine.data.synthetic import FIELD_COLORS
+
+    shape = (120, 160)
+    yellow_top, brown_below = (10, 10, 50, 40), (10, 40, 50, 100)
+    for height, meant in ((50, "separate"), (60, "separate"), (30, "joined")):
+        separate = (100, 20, 130, 20 + height)
+        pixels = _grounds_and_roofs(shape, [(yellow_top, FIELD_COLORS["yellow"]), (brown_below, FIELD_COLORS["brown"]),
+                                            (separate, FIELD_COLORS["yellow"])])
+        pixels[::3] = (pixels[::3] * 0.85).astype(np.uint8)  # a field's stripes
+        masks = {"field": _blobs(shape, [yellow_top, brown_below, separate])}
+        chosen = S.resolve(SpatialSpec("field", size="largest", color="yellow"), masks, pixels)
+        expected = _blobs(shape, [separate if meant == "separate" else yellow_top])
+        assert chosen is not None and M.iou(chosen, expected) > 0.9, (height, meant)
+        striped = S.objects_in(masks["field"], "field")
+        assert len(S.colour_split(striped, pixels, "field")) == 3  # the joined region in two, the separate one whole
+
+
 def _grounds_and_roofs(shape, roofs, seed=0):
     """H×W×3 uint8: grass-green ground with (x0, y0, x1, y1) roofs painted in RGB colours, each casting a 4-pixel
     shadow below and to the right, and pixel noise."""
