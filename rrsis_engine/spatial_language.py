@@ -172,10 +172,10 @@ COMPLETION_MIN_GROWTH, COMPLETION_MIN_CONTRAST, COMPLETION_MIN_SOLIDITY = 1.5, 1
 #: ... and at most this many times the mask's largest object: a brown roof beside a brown field of the same colour
 #: grew into the field (synthetic validation 282)
 COMPLETION_MAX_SIZE = 2.0
-#: categories whose objects in the model's mask are split into the parts of each of their colours before a colour word
-#: chooses among them: two fields of different colours side by side are one region of the mask, named by its brighter
-#: half (synthetic validation 107, "the largest yellow field": a yellow field joined to a brown one, 42 % yellow, was
-#: named yellow and was larger than the yellow field meant)
+#: categories whose objects in the model's mask are split into the parts of each of their colours before spatial words
+#: choose among them: two fields of different colours side by side are one region of the mask (synthetic validation
+#: 107, "the largest yellow field": a yellow field joined to a brown one, 42 % yellow, was named yellow by its brighter
+#: half and was larger than the yellow field meant; 147, "the leftmost farm plot", a green field with a quarter brown)
 COLOUR_SPLIT_CATEGORIES = frozenset({"field"})
 #: ... each colour that names at least this share of the object's pixels, averaged over a square of this many pixels
 #: first (a field's stripes), is a part (on the true masks of the validation fields the second colour held at most 6 %)
@@ -625,6 +625,8 @@ def matching(spec: SpatialSpec, objects: list[E.SceneObject], shape: tuple[int, 
     """The objects of ``objects`` that ``spec``'s colour, shape, region and relation fit (:func:`choose`, before an
     extreme or size word picks one of them); none when a relation's anchor is not one object and the target's own
     words leave several."""
+    if spec.category in COLOUR_SPLIT_CATEGORIES and pixels is not None:
+        objects = colour_split(objects, pixels, spec.category)
     if spec.color is not None:
         if pixels is None:
             raise ValueError(f"choosing {spec.color!r} objects needs the image's pixels")
@@ -632,8 +634,6 @@ def matching(spec: SpatialSpec, objects: list[E.SceneObject], shape: tuple[int, 
         if spec.category in ON_TOP_CATEGORIES and spec.category not in whole:
             objects = colored_parts(objects, pixels, spec.category, color)
         else:
-            if spec.category in COLOUR_SPLIT_CATEGORIES:
-                objects = colour_split(objects, pixels, spec.category)
             objects = [o for o in objects if color_name(pixels, o.mask, spec.category) == color]
     if spec.shape is not None:
         smallest = SHAPE_MIN_SHARE * float(np.median([o.area for o in objects])) if objects else 0.0

@@ -195,8 +195,8 @@ def test_a_colour_is_named_lit_or_shaded():
 def test_two_fields_of_different_colours_joined_in_one_mask_region_are_two_fields():
     """The mask joins a striped yellow field (40×30) to a brown one below it (40×60) and holds a separate yellow field
     (30×30 to 30×60): "the largest yellow field" is the yellow part of the joined region only when it is larger than
-    the separate one (synthetic validation 107: the joined region, named yellow by its brighter half, was
-    chosen); a one-colour field with stripes is not split."""
+    the separate one (synthetic validation 107: the joined region, named yellow by its brighter half, was chosen), and
+    "the southernmost field" is its brown part (147); a one-colour field with stripes is not split."""
     from rrsis_engine import metrics as M
     from rrsis_engine.data.synthetic import FIELD_COLORS
 
@@ -211,6 +211,8 @@ def test_two_fields_of_different_colours_joined_in_one_mask_region_are_two_field
         chosen = S.resolve(SpatialSpec("field", size="largest", color="yellow"), masks, pixels)
         expected = _blobs(shape, [separate if meant == "separate" else yellow_top])
         assert chosen is not None and M.iou(chosen, expected) > 0.9, (height, meant)
+        southern = S.resolve(SpatialSpec("field", extreme="south"), masks, pixels)
+        assert southern is not None and M.iou(southern, _blobs(shape, [brown_below])) > 0.9
         striped = S.objects_in(masks["field"], "field")
         assert len(S.colour_split(striped, pixels, "field")) == 3  # the joined region in two, the separate one whole
 
