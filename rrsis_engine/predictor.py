@@ -752,7 +752,7 @@ class Predictor:
         # roofs the mask covers in part are completed to their colour regions
         chosen = spatial_language.resolve(spec, masks, image.pixels,
                                           frozenset(read_off & spatial_language.ON_TOP_CATEGORIES),
-                                          self._smoothed_pixels(image, key) if self.complete_roofs else None)
+                                          self._completion_pixels(image, key))
         if chosen is None:
             return None
         logits, low = logits_of[spec.category]
@@ -769,7 +769,8 @@ class Predictor:
             low = torch.where(grown.to(low.device), low.clamp(min=SELECTED_LOGIT), low)
         return logits, low
 
-    def _spatial_masks(self, key: str, feats: ImageFeatures, image: RasterImage, spec: spatial_language.SpatialSpec):
+    def _spatial_masks(self, key: str, feats: ImageFeatures, image: RasterImage, spec: spatial_language.SpatialSpec
+                       ) -> tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, torch.Tensor]], set[str]]:
         """The masks of every object of ``spec``'s categories that its words choose among (H×W bool each, by category):
         the model's text turns for the categories (:meth:`_category_logits`), each pixel in one, the ships, cars and
         car parks read off their grounds where any is found; the model's logits of each category (image frame H×W,
@@ -793,6 +794,11 @@ class Predictor:
                 masks[ground] = masks[ground] & ~masks[category]
         return masks, logits_of, read_off
 
+    def _completion_pixels(self, image: RasterImage, key: str) -> np.ndarray | None:
+        """The smoothed image (H×W×3, :meth:`_smoothed_pixels`) that roofs are completed in, or None without
+        ``complete_roofs``."""
+        return self._smoothed_pixels(image, key) if self.complete_roofs else None
+
     def _likeliest_look_alike(self, key: str, feats: ImageFeatures, image: RasterImage, text: str,
                               negative_clicks: np.ndarray) -> np.ndarray | None:
         """For a sentence whose words leave several objects of its category and no word to pick one of them (the
@@ -805,7 +811,7 @@ class Predictor:
         masks, logits_of, read_off = self._spatial_masks(key, feats, image, spec)
         found = spatial_language.look_alikes(spec, masks, image.pixels,
                                              frozenset(read_off & spatial_language.ON_TOP_CATEGORIES),
-                                             self._smoothed_pixels(image, key) if self.complete_roofs else None)
+                                             self._completion_pixels(image, key))
         rows, cols = postprocess.point_pixels(negative_clicks, (image.height, image.width))
         logits = logits_of[spec.category][0]
         return max((m for m in found if not m[rows, cols].any()),

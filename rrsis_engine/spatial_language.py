@@ -532,9 +532,10 @@ def _nearest_colors(palette: dict[str, tuple[int, int, int]], rgb: np.ndarray,
 
 def colour_split(objects: list[E.SceneObject], pixels: np.ndarray, category: str) -> list[E.SceneObject]:
     """``objects`` with each one whose pixels (``pixels``: H×W×3 uint8 RGB, averaged over
-    :data:`COLOUR_SPLIT_WINDOW`² and named as :func:`color_name` names a colour) are of two or more colours, each of
-    :data:`COLOUR_SPLIT_MIN_SHARE` of them or more, split into the regions of those colours (opened by a 3×3 square;
-    those of :data:`MIN_OBJECT_PIXELS` or more): two fields side by side that the model's mask joins."""
+    :data:`COLOUR_SPLIT_WINDOW`² and each named by the palette colour nearest to it, lit or shaded as in
+    :func:`color_name`) are of two or more colours, each of :data:`COLOUR_SPLIT_MIN_SHARE` of them or more, split into
+    the regions of those colours (opened by a 3×3 square; those of :data:`MIN_OBJECT_PIXELS` or more): two fields side
+    by side that the model's mask joins."""
     palette, shades = _palette(category), SHADE_RANGE if category in SHADED_CATEGORIES else (1.0, 1.0)
     out = []
     for o in objects:
@@ -868,9 +869,10 @@ def _colour_region_of(thing: E.SceneObject, smooth: np.ndarray) -> tuple[tuple[s
     """The colour region in ``smooth`` (H×W×3) of the object ``thing``: the pixels within a tolerance of its colour
     (:data:`COMPLETION_MAX_SPREAD`, :data:`COMPLETION_TOLERANCE`), 4-connected to most of its core, with the object
     and the region's holes. It is looked for in a window around the object (:data:`COMPLETION_WINDOW`), and in one
-    twice as wide where it reaches the window's border inside the image. (the window's rows and columns, the region
-    there as h×w bool, the median colour distance of the two pixels around it from the object's colour), or None: the
-    object's colours spread too much, or the region reaches the wider window's border too (the ground, not a roof)."""
+    twice as wide where it reaches the window's border inside the image. Returns the window's rows and columns, the
+    region there (h×w bool) and the median colour distance of the two pixels around it from the object's colour; or
+    None: the object's colours spread too much, or the region reaches the wider window's border too (the ground, not
+    a roof)."""
     height, width = thing.mask.shape
     x0, y0, x1, y1 = thing.bbox
     reach = max(x1 - x0, y1 - y0, COMPLETION_WINDOW * max(height, width))
