@@ -141,11 +141,14 @@ class _LRU(OrderedDict):
             return self[key]
         return None
 
-    def put(self, key, value):
-        self[key] = value
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
         self.move_to_end(key)
         while len(self) > self.capacity:
             self.popitem(last=False)
+
+    def put(self, key, value):
+        self[key] = value
 
 
 def _largest_label(labels: np.ndarray, excluded=()) -> int:
@@ -248,9 +251,16 @@ class Predictor:
         self._grown: _LRU = _LRU(64)
         # (image hash, x, y) -> that region's straight stretch through the pixel: (its box, its pixels, half-width) or None
         self._strips: _LRU = _LRU(64)
-        # (image hash, text) -> the object the text's spatial words chose: (spec, H×W logits, model-frame logits) or None
+        # (image hash, text, complete_roofs) -> the object the text's spatial words chose: (spec, H×W logits,
+        # model-frame logits) or None
         self._spatial: _LRU = _LRU(8)
+        # (image hash, spec) -> Predictor._spatial_masks: the masks its words choose among, the logits, the read-off
+        self._spatial_masks_of: _LRU = _LRU(8)
+        # (image hash, text, complete_roofs) -> the objects its words fit and leave several of, likeliest first (H×W)
+        self._look_alikes: _LRU = _LRU(8)
         self._smoothed: _LRU = _LRU(2)  # image hash -> click_regions.smoothed(pixels), H×W×3 uint8
+        # image hash -> (a roof's box and pixels -> its colour region, spatial_language.completed_objects' regions)
+        self._roof_regions: _LRU = _LRU(2)
         # (image hash, category) -> Predictor._read_off_ground: the ships, cars or car parks and their labels (H×W each)
         self._off_ground: _LRU = _LRU(8)
         self.encode_ms: float | None = None  # the last image-encoder pass (full image or zoom crop) on this device
@@ -617,9 +627,11 @@ class Predictor:
                 # validation class sentences about buildings 0.881 -> 0.892); in click turns too, but for the roofs a
                 # negative click lies on
                 rows, cols = postprocess.point_pixels(clicks[click_labels == 0], shown.shape)
+                if key not in self._roof_regions:  # the roofs' regions, kept for the turns that follow
+                    self._roof_regions.put(key, _LRU(256))
                 objects = [o for o in spatial_language.completed_objects(
-                    spatial_language.objects_in(shown > 0, every), self._smoothed_pixels(image, key))
-                    if not o.mask[rows, cols].any()]
+                    spatial_language.objects_in(shown > 0, every), self._smoothed_pixels(image, key),
+                    self._roof_regions.get(key)) if not o.mask[rows, cols].any()]
                 if objects:
                     grown = np.logical_or.reduce([o.mask for o in objects]) & (shown <= 0)
                     shown = np.where(grown, 1.0, shown).astype(np.float32)
@@ -726,8 +738,9 @@ class Predictor:
         category's other objects pushed to -10) and the same in the model frame, 1×1×(S/4)×(S/4), the text turn's
         prior for the next; None when the sentence has other words or its words pick no object of that mask. Cached
         per image and sentence."""
-        if (key, text) in self._spatial:
-            return self._spatial.get((key, text))
+        cache_key = (key, text, self.complete_roofs)
+        if cache_key in self._spatial:
+            return self._spatial.get(cache_key)
         spec = spatial_language.parse(text)
         found = None if spec is None else self._spatial_choice(key, feats, image, spec)
         if spec is None and (named := spatial_language.read_off_sentence(text)) is not None:
@@ -735,7 +748,7 @@ class Predictor:
         result = None if found is None else (spec, *found)
         if result is not None:
             result[1].setflags(write=False)
-        self._spatial.put((key, text), result)
+        self._spatial.put(cache_key, result)
         return result
 
     def _spatial_choice(self, key: str, feats: ImageFeatures, image: RasterImage,
@@ -774,7 +787,9 @@ class Predictor:
         """The masks of every object of ``spec``'s categories that its words choose among (H×W bool each, by category):
         the model's text turns for the categories (:meth:`_category_logits`), each pixel in one, the ships, cars and
         car parks read off their grounds where any is found; the model's logits of each category (image frame H×W,
-        model frame 1×1×(S/4)×(S/4)); the categories read off."""
+        model frame 1×1×(S/4)×(S/4)); the categories read off. Cached per image and spec: not to be written to."""
+        if (key, spec) in self._spatial_masks_of:
+            return self._spatial_masks_of.get((key, spec))
         masks, logits_of, unranked = {}, {}, {}
         for category in spec.categories:
             unranked[category], low, logits = self._category_logits(key, feats, image, category)
@@ -792,6 +807,7 @@ class Predictor:
         for category in read_off & spatial_language.READ_OFF_REGIONS:  # a car park read off the road mask is no road
             for ground in set(spatial_language.READ_OFF_GROUNDS[category]) & masks.keys() - {category}:
                 masks[ground] = masks[ground] & ~masks[category]
+        self._spatial_masks_of.put((key, spec), (masks, logits_of, read_off))
         return masks, logits_of, read_off
 
     def _completion_pixels(self, image: RasterImage, key: str) -> np.ndarray | None:
@@ -804,18 +820,22 @@ class Predictor:
         """For a sentence whose words leave several objects of its category and no word to pick one of them (the
         model's own turn decides then, :meth:`_spatial_object`): the likeliest of those objects no negative click (N×2
         x, y image pixels) lies on, the highest mean probability of the category's logits, then the largest (H×W
-        bool), or None."""
-        spec = spatial_language.parse(text)
-        if spec is None:
-            return None
-        masks, logits_of, read_off = self._spatial_masks(key, feats, image, spec)
-        found = spatial_language.look_alikes(spec, masks, image.pixels,
-                                             frozenset(read_off & spatial_language.ON_TOP_CATEGORIES),
-                                             self._completion_pixels(image, key))
+        bool, read-only), or None. The objects are found once per image and sentence."""
+        cache_key = (key, text, self.complete_roofs)
+        if cache_key not in self._look_alikes:
+            found = []
+            if (spec := spatial_language.parse(text)) is not None:
+                masks, logits_of, read_off = self._spatial_masks(key, feats, image, spec)
+                logits = logits_of[spec.category][0]
+                found = sorted(spatial_language.look_alikes(spec, masks, image.pixels,
+                                                            frozenset(read_off & spatial_language.ON_TOP_CATEGORIES),
+                                                            self._completion_pixels(image, key)),
+                               key=lambda m: (float(postprocess.sigmoid(logits[m]).mean()), int(m.sum())), reverse=True)
+                for mask in found:
+                    mask.setflags(write=False)
+            self._look_alikes.put(cache_key, found)
         rows, cols = postprocess.point_pixels(negative_clicks, (image.height, image.width))
-        logits = logits_of[spec.category][0]
-        return max((m for m in found if not m[rows, cols].any()),
-                   key=lambda m: (float(postprocess.sigmoid(logits[m]).mean()), int(m.sum())), default=None)
+        return next((m for m in self._look_alikes.get(cache_key) if not m[rows, cols].any()), None)
 
     def _read_off_ground(self, key: str, feats: ImageFeatures, image: RasterImage,
                          category: str) -> tuple[np.ndarray, np.ndarray]:

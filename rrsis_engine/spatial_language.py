@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -830,7 +831,8 @@ def car_parks_on(ground: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     return parks & ~cars_on(ground, pixels)
 
 
-def completed_objects(objects: list[E.SceneObject], smooth: np.ndarray) -> list[E.SceneObject]:
+def completed_objects(objects: list[E.SceneObject], smooth: np.ndarray,
+                      regions: MutableMapping | None = None) -> list[E.SceneObject]:
     """``objects`` (those of a :data:`COMPLETED_CATEGORIES` category's mask, :func:`objects_in`) each grown to the
     colour region it lies on in ``smooth`` (H×W×3, :func:`click_regions.smoothed` of the image;
     :func:`_colour_region_of`) where that region is much larger than the object but not than the largest object, set
@@ -839,13 +841,20 @@ def completed_objects(objects: list[E.SceneObject], smooth: np.ndarray) -> list[
     the model covers in one corner is one whole roof for its size, centroid and colour (synthetic validation 140, "the
     westernmost structure": the model's mask held a tenth of it, and a speck further west). Objects, not the mask, are
     grown: the specks are left out before (a roof grown to twice the largest the model saw made a small roof a
-    speck)."""
+    speck). ``regions``: where each object's colour region in this ``smooth`` is kept for the next call (by its box and
+    pixels), or None."""
     if not objects:
         return objects
     largest = max(o.area for o in objects)
     masks = []
     for o in sorted(objects, key=lambda o: -o.area):
-        found = _colour_region_of(o, smooth)
+        if regions is None:
+            found = _colour_region_of(o, smooth)
+        else:
+            cache_key = (o.bbox, np.packbits(o.mask[_box(o.mask, margin=0)]).tobytes())
+            if cache_key not in regions:
+                regions[cache_key] = _colour_region_of(o, smooth)
+            found = regions[cache_key]
         grown = o.mask
         if found is not None:
             window, region, contrast = found

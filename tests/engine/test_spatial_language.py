@@ -230,7 +230,7 @@ def _grounds_and_roofs(shape, roofs, seed=0):
     return np.clip(img + rng.normal(0, 3, img.shape), 0, 255).astype(np.uint8)
 
 
-def test_a_roof_the_mask_covers_in_part_is_completed_to_its_colour_region():
+def test_a_roof_the_mask_covers_in_part_is_completed_to_its_colour_region(monkeypatch):
     from rrsis_engine.click_regions import smoothed
     from rrsis_engine.data.synthetic import ROOF_COLORS
 
@@ -246,6 +246,13 @@ def test_a_roof_the_mask_covers_in_part_is_completed_to_its_colour_region():
     west = min(objects, key=lambda o: o.centroid[0])
     assert (west.mask & whole).sum() > 0.97 * whole.sum() and (west.mask & ~whole).sum() < 0.03 * whole.sum()
     assert S.color_name(pixels, west.mask, "building") == "brown"
+    # the regions kept for the next turn give the same objects, and are read from there the second time
+    regions = {}
+    for _ in range(2):
+        kept = S.completed_objects(S.objects_in(mask, "building"), smooth, regions)
+        assert len(regions) == 4 and all(np.array_equal(a.mask, b.mask) for a, b in zip(kept, objects, strict=True))
+        monkeypatch.setattr(S, "_colour_region_of", None)  # the second time nothing is grown again
+    monkeypatch.undo()
     # the roofs covered whole are left as they are (no shadow added), and the small one is still an object: the
     # brown roof grown to 3 000 pixels makes it no speck (objects are grown after the specks are left out)
     rest = sorted((o.bbox for o in objects if o is not west), key=lambda box: box[0])
