@@ -197,7 +197,9 @@ class Predictor:
     the branch of a strip (a road crossing the target) such a click lies on (:func:`postprocess.negated_strips`), and
     what is left of a part of the previous turn's mask such a click lies deep in
     (:func:`postprocess.negated_previous_parts`), and the straight stretch of the long, thin colour region (a road)
-    such a click lies on, with the kerbs beside it (:func:`postprocess.negated_strip_regions`).
+    such a click lies on, with the kerbs beside it (:func:`postprocess.negated_strip_regions`). Before any positive
+    click, the compact object a sentence's spatial words chose goes whole, from the next turn's prior too, when the new
+    negative click lies deep in it and the model's answer kept it (:func:`postprocess.rejected_choice`).
     click_fit: a click turn's logits are corrected around clicks the decoder left on the wrong side, until each lies
     on its side (:mod:`rrsis_engine.model.click_fit`). grow_clicks: the long, thin colour region (a road) each positive
     click lies on is added to the model's mask before the snap, cut where negative clicks lie on it
@@ -671,6 +673,14 @@ class Predictor:
                         in_zone = T.image_logits_to_model(np.where(zone, 1.0, -1.0), self.image_size // 4) > 0
                         low = torch.where(in_zone.to(low.device), low, prior.to(low.dtype))
                 timings["rim_ms"] = (time.perf_counter() - t_rim) * 1e3
+            if negating and spatial is not None and previous_mask is not None and click_labels[-1] == 0 and \
+                    not (click_labels == 1).any() and \
+                    (rejected := postprocess.rejected_choice(previous_mask, shown > 0, *clicks[-1])) is not None:
+                # the words chose the wrong object and the model kept it under a negative click in its middle: it goes,
+                # from the next turn's prior too (which tells the spatial rules above what the labeller has kept)
+                shown = np.where(rejected, np.minimum(shown, -10.0), shown).astype(np.float32)
+                gone = T.image_logits_to_model(np.where(rejected, 1.0, -1.0), self.image_size // 4).to(low.device) > 0
+                low = torch.where(gone, low.clamp(max=-SELECTED_LOGIT), low)
             likeliest = None  # H×W bool: the look-alike a sentence about one object shows alone
             if self.spatial_words and text and spatial is None and box is None and not (click_labels == 1).any() and \
                     (one_object := spatial_language.parse_object(text)) is not None:

@@ -234,3 +234,79 @@ def test_the_predictor_reads_the_previous_mask_from_the_prior(tiny_model, monkey
     assert removed.any() and (cut.uncertainty[removed] == 0).all()  # what the labeller removed is settled
     assert (without.uncertainty[removed] > 0).all()
     np.testing.assert_array_equal(cut.low_res_logits.numpy(), without.low_res_logits.numpy())
+
+
+def _square(size=120, lo=20, hi=100):
+    mask = np.zeros((size, size), bool)
+    mask[lo:hi, lo:hi] = True
+    return mask
+
+
+def test_a_negative_click_in_the_middle_of_an_object_the_model_kept_rejects_it():
+    """ "the smallest body of water" chose the sea: a negative click in its middle, answered by a hole around the
+    click, rejects the whole part (real held-out tile6 009-000: IoU 0.00 for 20 clicks)."""
+    answer = _square()
+    answer[55:65, 55:65] = False  # the model's answer: a hole at the click
+    rejected = postprocess.rejected_choice(_square(), answer, 60, 60)
+    assert rejected is not None and np.array_equal(rejected, _square())
+
+
+def test_the_rejected_object_takes_the_parts_of_the_answer_that_overlap_it():
+    answer = _square()
+    answer[20:100, 100:110] = True  # the model's answer grew the sea by a strip
+    answer[5:10, 5:10] = True  # and a separate pond it does not touch
+    rejected = postprocess.rejected_choice(_square(), answer, 60, 60)
+    assert rejected[50, 105] and not rejected[7, 7]
+
+
+@pytest.mark.parametrize("x, y, cut", [
+    (25, 60, False),  # near the rim: a trim
+    (60, 60, True),  # the model's answer removed half of it: it listened
+    (5, 5, False),  # off the mask
+])
+def test_a_negative_click_the_model_answered_or_on_the_rim_rejects_nothing(x, y, cut):
+    answer = _square()
+    if cut:
+        answer[:, 60:] = False
+    assert postprocess.rejected_choice(_square(), answer, x, y) is None
+
+
+def test_a_negative_click_on_the_axis_of_a_road_rejects_nothing():
+    """ "The bottommost street" chose the right road; the click on its crossing with another road, as deep as any
+    pixel on the road's axis, trims it (synthetic validation 079: two clicks 0.92 -> 0.00 without this)."""
+    assert postprocess.rejected_choice(_canal(cut=False), _canal(cut=False), 100, 78) is None
+
+
+@pytest.mark.parametrize("click, rejected", [((128, 128), True), ((70, 128), False)])
+def test_the_predictor_rejects_the_object_the_words_chose_when_the_model_keeps_it(tiny_model, monkeypatch, click,
+                                                                                  rejected):
+    """ "The smallest lake" chose a large square; the model answers a negative click in its middle with a hole there
+    (decode patched). The square goes, from the mask and the next turn's prior; a click near its rim only trims."""
+    from rrsis_engine.model import transforms as T
+    from rrsis_engine.model.component_ranker import SELECTED_LOGIT
+    from rrsis_engine.spatial_language import SpatialSpec
+
+    image = np.full((256, 256, 3), 120, np.uint8)
+    predictor = Predictor(tiny_model, device="cpu", disk_cache=False, zoom_in=False, edge_refine=False)
+    square = np.zeros((256, 256), bool)
+    square[64:192, 64:192] = True
+    chosen = np.where(square, 10.0, -10.0).astype(np.float32)
+    chosen.setflags(write=False)
+    chosen_low = T.image_logits_to_model(chosen, predictor.image_size // 4)
+    monkeypatch.setattr(predictor, "_spatial_object", lambda *a: (SpatialSpec("water", size="smallest"), chosen,
+                                                                  chosen_low))
+    answer = np.where(square, 10.0, -10.0).astype(np.float32)
+    answer[click[1] - 6:click[1] + 6, click[0] - 6:click[0] + 6] = -10.0  # a hole at the click
+    answer_low = T.image_logits_to_model(answer, predictor.image_size // 4)
+    monkeypatch.setattr(tiny_model, "decode", lambda *a, **k: (answer_low.clone(), torch.ones(1, 1), torch.ones(1, 1)))
+    predictor.set_image(image)
+    text_turn = predictor.predict("the smallest lake")
+    assert np.array_equal(text_turn.mask, square)
+    turn = predictor.predict("the smallest lake", points=[click], labels=[0], mask_input=text_turn.low_res_logits,
+                             previous_mask=text_turn.mask)
+    if rejected:
+        assert not turn.mask.any()
+        cells = T.image_logits_to_model(np.where(square, 1.0, -1.0), predictor.image_size // 4) > 0
+        assert (turn.low_res_logits[cells] <= -SELECTED_LOGIT).all()
+    else:
+        assert turn.mask[128, 128] and turn.mask.sum() > 0.9 * square.sum()
