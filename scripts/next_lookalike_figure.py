@@ -1,4 +1,4 @@
-"""docs/click-next.png: synthetic validation scenes whose sentence is about one object ("the upper swimming pool" among
+"""docs/click-next.jpg: synthetic validation scenes whose sentence is about one object ("the upper swimming pool" among
 pools its words do not tell apart). Each row, left to right: the text turn, which shows the likeliest look-alike
 alone (stop 46); the labeller's "not this one", a negative click on it, after which the mask shows the likeliest of the
 others alone and asks "is it this one?" (white ring, the suggested click; stop 49), as many times as it takes; then
@@ -20,7 +20,7 @@ from rrsis_engine.spatial_language import confirmation_click
 RECORDS = ("synth-val-000069", "synth-val-000084", "synth-val-000097")
 SCALE = 2
 MAX_NOS = 5
-OUT = "docs/click-next.png"
+OUT = "docs/click-next.jpg"
 
 
 def dot(panel: Image.Image, x: float, y: float) -> Image.Image:

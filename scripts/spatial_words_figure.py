@@ -1,17 +1,17 @@
-"""docs/spatial-words.png: text turns of four synthetic validation scenes whose sentence is a category with spatial
+"""docs/spatial-words.jpg: text turns of four synthetic validation scenes whose sentence is a category with spatial
 words, the model alone (top row, ``spatial_words=False``) and with the words resolved by geometry over the model's
 mask of the whole category (bottom row, rrsis_engine.spatial_language). Magenta: the mask; yellow: the target's
-outline. docs/spatial-colours.png: the same for colours, a river and roads (stop 43); docs/spatial-stop59.png: cars
-and car parks read off the roads (stop 59); docs/spatial-stop60.png: roofs completed, the likeliest look-alike
+outline. docs/spatial-colours.jpg: the same for colours, a river and roads (stop 43); docs/spatial-stop59.jpg: cars
+and car parks read off the roads (stop 59); docs/spatial-stop60.jpg: roofs completed, the likeliest look-alike
 (stop 60).
 
     .venv/bin/python scripts/spatial_words_figure.py
     .venv/bin/python scripts/spatial_words_figure.py --records synth-val-000049,synth-val-000066,synth-val-000079,\
-synth-val-000089 --out docs/spatial-colours.png
+synth-val-000089 --out docs/spatial-colours.jpg
     .venv/bin/python scripts/spatial_words_figure.py --records synth-val-000074,synth-val-000188,synth-val-000290 \
---out docs/spatial-stop59.png
+--out docs/spatial-stop59.jpg
     .venv/bin/python scripts/spatial_words_figure.py --records synth-val-000140,synth-val-000155,synth-val-000247,\
-synth-val-000083 --out docs/spatial-stop60.png
+synth-val-000083 --out docs/spatial-stop60.jpg
 """
 
 import argparse
@@ -27,7 +27,7 @@ from rrsis_engine.predictor import load_predictor
 
 RECORDS = ("synth-val-000005", "synth-val-000061", "synth-val-000003", "synth-val-000054")
 SCALE = 1.5
-OUT = "docs/spatial-words.png"
+OUT = "docs/spatial-words.jpg"
 
 
 def validation_scenes(doc: str, default_ids: tuple[str, ...], default_out: str) -> tuple[list[str], dict, str]:
