@@ -336,9 +336,10 @@ def rejected_choice(previous: np.ndarray, mask: np.ndarray, x: float, y: float) 
 
     For the object a sentence's words chose by geometry the negative clicks only trim (:func:`negated_by_clicks`'s
     ``trim_only``: a click on a crossing of the road chosen had rejected all of it). When the words chose the wrong
-    object — the sea for "the smallest body of water", a block of buildings for "the westernmost street" — the
-    standard protocol clicks the middle of it, the model removes a few pixels around the click, and twenty such
-    clicks left IoU at 0.00 (real held-out tile6 008-002, 009-000, tile2 009-006)."""
+    object — the sea for "the smallest body of water" or "the leftmost lake" — the standard protocol clicks the
+    middle of it, the model removes a few pixels around the click, and twenty such clicks left IoU at 0.00 (real
+    held-out tile6 008-002 and 009-000). A ragged or long part (two fifths of an image for "the smallest unpaved
+    area", tile2 009-006) is not compact and stays a trim."""
     row, col = (int(v[0]) for v in point_pixels(np.array([[x, y]]), previous.shape))
     if not previous[row, col]:
         return None
