@@ -255,6 +255,18 @@ def _negated_parts(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) -> 
     return parts, ids, set(ids[labels == 0].tolist()) - set(ids[labels == 1].tolist()) - {0}
 
 
+def _depth_share(depth: np.ndarray, step: int, box: tuple[slice, slice], row: int, col: int) -> float:
+    """The depth of pixel (row, col) in a part as a share of its deepest pixel's, from the part's
+    :func:`boundary_distance` in its ``box`` (``depth``, ``step``); 0 off the box and for a part thinner than the step
+    (which the sampled pixels miss). A click in a hole lies off the part (depth 0) — also when the hole's rim is mostly
+    a part whose box does not reach the click (a hole closed by two parts; found by tests/engine/test_quality.py's
+    random model)."""
+    peak = depth.max()
+    r, c = (row - box[0].start) // step, (col - box[1].start) // step
+    on_box = 0 <= r < depth.shape[0] and 0 <= c < depth.shape[1]
+    return float(depth[r, c] / peak) if peak and on_box else 0.0
+
+
 def _unless_most_of(removed: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``removed`` (H×W bool), or nothing when it is more than half of ``mask``: then the negative click more likely
     trims a spill than rejects a look-alike."""
@@ -306,13 +318,7 @@ def negated_previous_parts(mask: np.ndarray, previous: np.ndarray, points: np.nd
         box = boxes[part - 1]
         if part not in depths:
             depths[part] = boundary_distance(parts[box] == part)
-        depth, step = depths[part]
-        peak = depth.max()  # 0 only for a part thinner than the step, which the sampled pixels miss
-        # a click in a hole lies off the part (depth 0) — also when the hole's rim is mostly a part whose box does not
-        # reach the click (a hole closed by two parts; found by tests/engine/test_quality.py's random model)
-        r, c = (rows[i] - box[0].start) // step, (cols[i] - box[1].start) // step
-        on_box = 0 <= r < depth.shape[0] and 0 <= c < depth.shape[1]
-        share = depth[r, c] / peak if peak and on_box else 0.0
+        share = _depth_share(*depths[part], box, rows[i], cols[i])
         if share >= DEEP_CLICK_DEPTH:
             deep.add(part)
         if share >= REJECT_CLICK_DEPTH and not (trim_only or (labels == 1).any()):
@@ -350,11 +356,9 @@ def rejected_choice(previous: np.ndarray, mask: np.ndarray, x: float, y: float) 
         return None  # the model answered (most click turns end here, before the distance transform)
     box = ndimage.find_objects(part.astype(np.int32))[0]
     depth, step = boundary_distance(part[box])
-    peak = float(depth.max())
-    r, c = (row - box[0].start) // step, (col - box[1].start) // step
-    if not peak or depth[r, c] < REJECT_CLICK_DEPTH * peak:
+    if _depth_share(depth, step, box, row, col) < REJECT_CLICK_DEPTH:
         return None
-    if area > COMPACT_AREA * math.pi * (peak * step) ** 2:
+    if area > COMPACT_AREA * math.pi * (float(depth.max()) * step) ** 2:
         return None  # a strip: a click on its axis or a crossing trims it (synthetic validation 079, a road crossing)
     answer, _ = ndimage.label(mask)
     overlapping = np.unique(answer[part & mask])

@@ -670,8 +670,7 @@ class Predictor:
                 if zone is not None:  # the mask shown before, changed only on its rim around the click; so is the prior
                     shown = np.where(zone, shown, np.where(previous_mask, 10.0, -10.0)).astype(np.float32)
                     if prior is not None:
-                        in_zone = T.image_logits_to_model(np.where(zone, 1.0, -1.0), self.image_size // 4) > 0
-                        low = torch.where(in_zone.to(low.device), low, prior.to(low.dtype))
+                        low = torch.where(self._model_cells(zone, low.device), low, prior.to(low.dtype))
                 timings["rim_ms"] = (time.perf_counter() - t_rim) * 1e3
             if negating and spatial is not None and previous_mask is not None and click_labels[-1] == 0 and \
                     not (click_labels == 1).any() and \
@@ -679,8 +678,7 @@ class Predictor:
                 # the words chose the wrong object and the model kept it under a negative click in its middle: it goes,
                 # from the next turn's prior too (which tells the spatial rules above what the labeller has kept)
                 shown = np.where(rejected, np.minimum(shown, -10.0), shown).astype(np.float32)
-                gone = T.image_logits_to_model(np.where(rejected, 1.0, -1.0), self.image_size // 4).to(low.device) > 0
-                low = torch.where(gone, low.clamp(max=-SELECTED_LOGIT), low)
+                low = torch.where(self._model_cells(rejected, low.device), low.clamp(max=-SELECTED_LOGIT), low)
             likeliest = None  # H×W bool: the look-alike a sentence about one object shows alone
             if self.spatial_words and text and spatial is None and box is None and not (click_labels == 1).any() and \
                     (one_object := spatial_language.parse_object(text)) is not None:
@@ -783,14 +781,17 @@ class Predictor:
         logits = np.where(chosen, np.maximum(logits, 1.0), np.where(logits <= 0, logits, -10.0)).astype(np.float32)
         if spec.category in read_off:  # the model's logits there are negative or its mask another object's
             return self._colour_choice(chosen, logits, low)
-        cells = T.image_logits_to_model(np.where(chosen, 1.0, -1.0).astype(np.float32), self.image_size // 4) > 0
-        cells = cells.to(low.device)
+        cells = self._model_cells(chosen, low.device)
         peak = low[cells].max().clamp(min=SELECTED_LOGIT) if cells.any() else low.new_tensor(SELECTED_LOGIT)
         low = torch.where(cells, torch.where(low > 0, low * (SELECTED_LOGIT / peak), low), low.clamp(max=-SELECTED_LOGIT))
         if beyond.any():
-            grown = T.image_logits_to_model(np.where(beyond, 1.0, -1.0).astype(np.float32), self.image_size // 4) > 0
-            low = torch.where(grown.to(low.device), low.clamp(min=SELECTED_LOGIT), low)
+            low = torch.where(self._model_cells(beyond, low.device), low.clamp(min=SELECTED_LOGIT), low)
         return logits, low
+
+    def _model_cells(self, mask: np.ndarray, device: torch.device) -> torch.Tensor:
+        """The cells of the model frame (1×1×(S/4)×(S/4) bool, on ``device``) where ``mask`` (H×W bool, the image frame)
+        as ±1, resized as :func:`transforms.image_logits_to_model` resizes logits, is positive."""
+        return (T.image_logits_to_model(np.where(mask, 1.0, -1.0), self.image_size // 4) > 0).to(device)
 
     def _spatial_masks(self, key: str, feats: ImageFeatures, image: RasterImage, spec: spatial_language.SpatialSpec
                        ) -> tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, torch.Tensor]], set[str]]:
@@ -918,9 +919,8 @@ class Predictor:
         ``logits`` (H×W, the image frame) set to +10 on ``chosen`` (H×W bool), and the model-frame ``low``
         (1×1×(S/4)×(S/4)) as a ranked text turn's: SELECTED_LOGIT on the chosen cells, at most −SELECTED_LOGIT
         elsewhere."""
-        cells = T.image_logits_to_model(np.where(chosen, 1.0, -1.0).astype(np.float32), self.image_size // 4) > 0
         logits = np.where(chosen, 10.0, logits).astype(np.float32)
-        return logits, torch.where(cells.to(low.device), low.new_tensor(SELECTED_LOGIT), low.clamp(max=-SELECTED_LOGIT))
+        return logits, torch.where(self._model_cells(chosen, low.device), low.new_tensor(SELECTED_LOGIT), low.clamp(max=-SELECTED_LOGIT))
 
     def _category_logits(self, key: str, feats: ImageFeatures, image: RasterImage,
                          category: str) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
