@@ -11,6 +11,7 @@ returned masks/logits are H×W in that frame; ``low_res_logits`` are 1×1×(S/4)
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -472,7 +473,8 @@ class Predictor:
 
     # ---- predict ---------------------------------------------------------------------------------
     def predict(self, text: str = "", points=None, labels=None, box=None, mask_input=None,
-                image: RasterImage | None = None, previous_mask: np.ndarray | None = None) -> Prediction:
+                image: RasterImage | None = None, previous_mask: np.ndarray | None = None,
+                previous_text: str = "") -> Prediction:
         """One turn.
 
         text: the expression (may be empty when clicks or a box are given). points: N×2 (x, y) pixels;
@@ -480,7 +482,9 @@ class Predictor:
         prediction's ``low_res_logits`` (1×1×S/4×S/4) used as the prior. image: the RasterImage to predict
         on (default: the last ``set_image``). previous_mask: for a click turn whose new click is the last of
         ``points``, the mask shown before it (H×W bool): a click on its rim changes it only around the click
-        (:func:`postprocess.rim_click_zone`; with ``rim_clicks``).
+        (:func:`postprocess.rim_click_zone`; with ``rim_clicks``). previous_text: for a follow-up sentence (``text``
+        with ``mask_input``), the sentence of the turn before: "the building" → "no, the one further left" picks among
+        the look-alikes of the prior (:func:`spatial_language.parse_followup`).
         """
         t0 = time.perf_counter()
         image = self._image_or_raise(image)
@@ -549,7 +553,14 @@ class Predictor:
                 T.logits_to_image(prior, image.height, image.width, self.image_size)[0, 0].cpu().numpy() > 0
             others = None  # H×W bool: a click or box turn's pixels of objects the sentence does not mean
             on_top = None  # H×W float32: a click turn's logits when its clicks lie on ships or cars read off their ground
-            if spatial is not None and pts is None:
+            followed = None if spatial is not None or pts is not None or prior is None or not previous_text or \
+                not self.spatial_words else self._followup_choice(key, feats, image, text, previous_text)
+            if followed is not None:
+                # a follow-up that picks one of the look-alikes the sentence before left: the prior's objects, by geometry
+                # (synthetic validation follow-ups 0.34 -> 0.70, docs/training.md "Follow-up sentences by geometry")
+                logits, low = followed
+                unranked = None
+            elif spatial is not None and pts is None:
                 logits, low = spatial[1].copy(), spatial[2]
                 unranked = None  # candidates and ambiguity cues read the chosen object, not the model's own guess
                 named = spatial_language.read_off_sentence(text)
@@ -787,6 +798,23 @@ class Predictor:
         if beyond.any():
             low = torch.where(self._model_cells(beyond, low.device), low.clamp(min=SELECTED_LOGIT), low)
         return logits, low
+
+    def _followup_choice(self, key: str, feats: ImageFeatures, image: RasterImage, text: str,
+                         previous_text: str) -> tuple[np.ndarray, torch.Tensor] | None:
+        """The object a follow-up sentence picks (:func:`spatial_language.parse_followup`: "no, the one further left")
+        among the look-alikes the sentence before left ("the building at the top"): both sentences' words as one spec
+        ("the building at the top, the one furthest west"), chosen as :meth:`_spatial_choice` chooses; None when
+        either sentence is not of that kind, the sentence before already named an extreme or a size (a correction of
+        its own choice: the model's), or the words pick no object."""
+        first = spatial_language.parse_object(previous_text)
+        if first is None or first.extreme is not None or first.size is not None:
+            return None
+        follow = spatial_language.parse_followup(text, first.category)
+        if follow is None or (follow.color is not None and first.color is not None):
+            return None
+        spec = dataclasses.replace(first, extreme=follow.extreme, size=follow.size, rank=follow.rank,
+                                   color=follow.color or first.color)
+        return self._spatial_choice(key, feats, image, spec)
 
     def _model_cells(self, mask: np.ndarray, device: torch.device) -> torch.Tensor:
         """The cells of the model frame (1×1×(S/4)×(S/4) bool, on ``device``) where ``mask`` (H×W bool, the image frame)

@@ -143,7 +143,8 @@ class RefinementSession:
         prev = self.state
         keep = self.current is not None if keep_prompts is None else keep_prompts
         state = replace(prev, text=expression) if keep else PromptState(text=expression)
-        return self._turn("text", state)
+        # a follow-up ("no, the one further left") is read against the sentence before it
+        return self._turn("text", state, previous_text=prev.text if self.current is not None else "")
 
     def click(self, x: float, y: float, positive: bool = True) -> Prediction:
         """Add a positive (label 1) or negative (label 0) click at pixel (x, y) = (col, row)."""
@@ -208,7 +209,7 @@ class RefinementSession:
     def _image_hw(self) -> tuple[int, int]:
         return (self.image.height, self.image.width)
 
-    def _turn(self, kind: TurnKind, state: PromptState) -> Prediction:
+    def _turn(self, kind: TurnKind, state: PromptState, previous_text: str = "") -> Prediction:
         self._require_image()
         if not state.text and not state.points and state.box is None:
             raise PromptError("Give an expression, a click or a box first.")
@@ -222,6 +223,7 @@ class RefinementSession:
             image=self.image,
             # a click turn's new click is the last point: on the rim of the mask shown, it corrects that mask locally
             previous_mask=self.current.mask if kind == "click" and self.current is not None else None,
+            previous_text=previous_text,
         )
         self._append(Turn(len(self._history), kind, state, pred, used_prior=prior is not None))
         return pred

@@ -303,6 +303,42 @@ def parse_object(text: str) -> SpatialSpec | None:
     return _parse_part(rest, region)
 
 
+#: the leads of a follow-up sentence ("no, the one further left", "I mean the larger of the two")
+_FOLLOWUP_LEADS = ("no ", "i mean ", "not that one ", "not this one ", "wrong one ", "actually ")
+#: a follow-up's direction phrases ("the one further left"), besides the extreme words ("the leftmost one"); phrases
+#: relative to the object shown ("the one to its left", "above it") are not among them: they are the model's
+FOLLOWUP_DIRECTIONS = {"north": ["further north", "higher up", "at the top", "further up"],
+                       "south": ["further south", "lower down", "at the bottom", "further down"],
+                       "west": ["further left", "on the left", "further west"],
+                       "east": ["further right", "on the right", "further east"]}
+_FOLLOWUP_SIZES = {"larger of the two": "largest", "bigger of the two": "largest", "smaller of the two": "smallest",
+                   "biggest one": "largest", "largest one": "largest", "bigger one": "largest", "larger one": "largest",
+                   "smallest one": "smallest", "smaller one": "smallest"}
+
+
+def parse_followup(text: str, category: str) -> SpatialSpec | None:
+    """A follow-up sentence that picks one of the look-alikes the sentence before it left ("the building" → "no, the
+    one further left", "I mean the larger of the two", "the red one", "the leftmost one") as a spec of ``category``
+    (the sentence before's): an extreme, a size or a colour; None for any other sentence (one with a noun of its own,
+    or relative to the object shown: "the one to its right")."""
+    rest = _padded_words(text).strip()
+    for lead in _FOLLOWUP_LEADS:
+        rest = rest.removeprefix(lead)
+    if not rest.startswith("the "):
+        return None
+    rest = rest.removeprefix("the ")
+    if rest in _FOLLOWUP_SIZES:
+        return SpatialSpec(category, size=_FOLLOWUP_SIZES[rest])
+    words = {f"one {phrase}": e for e, phrases in FOLLOWUP_DIRECTIONS.items() for phrase in phrases}
+    words |= {f"{word} one": e for e, ws in [*E.EXTREME_WORDS.items(), *EXTRA_EXTREME_WORDS.items()] for word in ws}
+    if rest in words:
+        return SpatialSpec(category, extreme=words[rest])
+    color, left = _take(f" {rest} ", _COLORS)
+    if color is not None and left.strip() == "one":
+        return SpatialSpec(category, color=color)
+    return None
+
+
 #: the words besides the noun of a sentence about every object of a category ("find all of the ships", "every boat")
 _CLASS_SENTENCE_WORDS = FILLER_WORDS | {"all", "every", "each", "of"}
 

@@ -39,7 +39,8 @@ class OraclePredictor:
         """The record whose expression or follow-up is ``text``."""
         return self.by_text.get(text) or next(r for r in self.by_text.values() if r.get("followup") == text)
 
-    def predict(self, text="", points=None, labels=None, box=None, mask_input=None, image=None, previous_mask=None):
+    def predict(self, text="", points=None, labels=None, box=None, mask_input=None, image=None, previous_mask=None,
+                previous_text=""):
         rec = self.record(text)
         gt = rec["mask"]
         if points is None:

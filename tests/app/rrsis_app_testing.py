@@ -59,7 +59,8 @@ class FakePredictor:
         yy, xx = np.ogrid[:h, :w]
         return (xx - x) ** 2 + (yy - y) ** 2 <= r * r
 
-    def predict(self, text="", points=None, labels=None, box=None, mask_input=None, image=None, previous_mask=None):
+    def predict(self, text="", points=None, labels=None, box=None, mask_input=None, image=None, previous_mask=None,
+                previous_text=""):
         t0 = time.perf_counter()
         image = image or self.image
         if image is None:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from rrsis_engine import metrics as M
+from rrsis_engine import spatial_language as S
 from rrsis_engine.data.synthetic import SyntheticReferringDataset
 from rrsis_engine.predictor import find_weights, load_predictor
 
@@ -162,3 +163,26 @@ def test_the_estimated_iou_tells_good_masks_from_bad_ones_better_than_the_iou_he
     assert 48 <= q["n"] <= 72  # the turns made: a perfect mask takes no further click
     assert q["mae"] < MAX_QUALITY_MAE and q["mae"] < q["decoder_mae"] - 0.03, q
     assert q["rank_corr"] > MIN_QUALITY_RANK_CORR and q["rank_corr"] > q["decoder_rank_corr"] + 0.1, q
+
+
+def test_a_follow_up_sentence_picks_the_look_alike_it_names(shipped):
+    """The first ambiguous synthetic test scenes ("the building", then "no, the one further left"): the session reads
+    the follow-up against the sentence before and picks among that sentence's look-alikes by geometry. Without the
+    sentence before (the model alone, the first turn's logits as the prior) the same follow-ups scored 0.34 on the
+    300 validation scenes, with it 0.70 (stop 62); on these 8 scenes 0.49 and 0.87."""
+    from rrsis_engine.session import RefinementSession
+
+    ds = SyntheticReferringDataset("test", size=40, image_size=shipped.image_size)
+    with_context, without = [], []
+    for i in range(len(ds)):
+        rec = ds[i]
+        if not rec["ambiguous"] or S.parse_followup(rec["followup"], "building") is None:
+            continue
+        session = RefinementSession(shipped)
+        session.set_image(rec["image"])
+        first = session.text(rec["expression"])
+        target = np.asarray(rec["followup_mask"], bool)
+        with_context.append(M.iou(session.text(rec["followup"]).mask, target))
+        without.append(M.iou(shipped.predict(rec["followup"], mask_input=first.low_res_logits).mask, target))
+    assert len(with_context) >= 5
+    assert np.mean(with_context) > 0.6 and np.mean(with_context) > np.mean(without) + 0.2, (with_context, without)

@@ -73,6 +73,24 @@ def test_a_class_or_other_words_make_no_sentence_about_one_object(text):
     assert S.parse_object(text) is None
 
 
+@pytest.mark.parametrize("text, spec", [
+    ("not that one, the one further right", S.SpatialSpec("building", extreme="east")),
+    ("I mean the one at the top", S.SpatialSpec("building", extreme="north")),
+    ("the leftmost one", S.SpatialSpec("building", extreme="west")),
+    ("no, the larger of the two", S.SpatialSpec("building", size="largest")),
+    ("the smallest one", S.SpatialSpec("building", size="smallest")),
+    ("the gray one", S.SpatialSpec("building", color="grey")),
+])
+def test_a_follow_up_that_picks_a_look_alike_is_read_as_a_spec_of_the_sentence_befores_category(text, spec):
+    assert S.parse_followup(text, "building") == spec
+
+
+@pytest.mark.parametrize("text", ["wrong one, the one to its right", "no, the building further left",
+                                  "also the one next to it", "the one with a chimney", "further left", ""])
+def test_other_follow_ups_are_left_to_the_model(text):
+    assert S.parse_followup(text, "building") is None
+
+
 def _blobs(shape, boxes):
     """H×W bool with the (x0, y0, x1, y1) boxes set."""
     mask = np.zeros(shape, dtype=bool)

@@ -106,7 +106,8 @@ class FakePredictor:
             raise PromptError("Empty box.")
         return (x0, y0, x1, y1)
 
-    def predict(self, text="", points=None, labels=None, box=None, mask_input=None, image=None, previous_mask=None):
+    def predict(self, text="", points=None, labels=None, box=None, mask_input=None, image=None, previous_mask=None,
+                previous_text=""):
         from scipy import ndimage
 
         t0 = time.perf_counter()

@@ -93,7 +93,8 @@ class _Fake:
     def validate_box(self, b, image=None):
         return tuple(float(v) for v in b)
 
-    def predict(self, text="", points=None, labels=None, box=None, mask_input=None, image=None, previous_mask=None):
+    def predict(self, text="", points=None, labels=None, box=None, mask_input=None, image=None, previous_mask=None,
+                previous_text=""):
         h, w = self.image.height, self.image.width
         m = np.zeros((h, w), bool)
         cx, cy = (points[-1] if points is not None and len(points) else (w // 2, h // 2))
