@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rrsis_engine import spatial_language
 from rrsis_engine.errors import NoImageError, PromptError
 from rrsis_engine.prediction import Prediction
 
@@ -143,8 +144,7 @@ class RefinementSession:
         prev = self.state
         keep = self.current is not None if keep_prompts is None else keep_prompts
         state = replace(prev, text=expression) if keep else PromptState(text=expression)
-        # a follow-up ("no, the one further left") is read against the sentence before it
-        return self._turn("text", state, previous_text=prev.text if self.current is not None else "")
+        return self._turn("text", state, previous_text=self._sentence_before() if self.current is not None else "")
 
     def click(self, x: float, y: float, positive: bool = True) -> Prediction:
         """Add a positive (label 1) or negative (label 0) click at pixel (x, y) = (col, row)."""
@@ -202,6 +202,17 @@ class RefinementSession:
         return event
 
     # ---- internals -------------------------------------------------------------------------------
+    def _sentence_before(self) -> str:
+        """The sentence a follow-up ("no, the one further left") is read against: this object's latest sentence that is
+        not itself such a follow-up ("the building" → "the one on the left" → "no, the one further right": "the
+        building"); "" when there is none."""
+        for turn in reversed(self.turns):
+            if turn.kind == "clear":
+                break
+            if turn.state.text and spatial_language.parse_followup(turn.state.text, "") is None:
+                return turn.state.text
+        return ""
+
     def _require_image(self) -> None:
         if self.image is None:
             raise NoImageError("No image is loaded yet: open an image first, then prompt.")

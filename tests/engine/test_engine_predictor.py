@@ -132,6 +132,25 @@ def test_session_turns_undo_redo_and_accept(predictor, rgb_image):
     assert s.current is None and not s.turns  # ready for the next object
 
 
+def test_a_follow_up_is_read_against_the_objects_latest_sentence_that_is_not_a_follow_up(predictor, rgb_image,
+                                                                                        monkeypatch):
+    """The predictor gets, with each text turn, the sentence its follow-up picks among (``previous_text``): the one
+    before, or before a chain of follow-ups the sentence they all refine; nothing for a first sentence or after clear."""
+    seen = []
+    predict = predictor.predict
+    monkeypatch.setattr(predictor, "predict", lambda *a, **k: seen.append(k.get("previous_text")) or predict(*a, **k))
+    s = RefinementSession(predictor, rgb_image)
+    s.text("the red roof")
+    s.text("the one on the left")
+    s.click(60, 50)
+    s.text("no, the one further right")
+    s.text("the pool")
+    s.text("the larger of the two")
+    s.clear()
+    s.text("the one on the left")
+    assert seen == ["", "the red roof", "", "the red roof", "the red roof", "the pool", ""]
+
+
 def test_undo_restores_the_exact_previous_prediction(predictor, rgb_image):
     s = RefinementSession(predictor, rgb_image)
     first = s.text("the red roof")
