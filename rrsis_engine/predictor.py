@@ -556,8 +556,9 @@ class Predictor:
             followed = None if spatial is not None or pts is not None or prior is None or not previous_text or \
                 not self.spatial_words else self._followup_choice(key, feats, image, text, previous_text)
             if followed is not None:
-                # a follow-up that picks one of the look-alikes the sentence before left: the prior's objects, by geometry
-                # (synthetic validation follow-ups 0.34 -> 0.70, docs/training.md "Follow-up sentences by geometry")
+                # a follow-up that picks one of the look-alikes the sentence before left, or corrects the object it chose,
+                # by geometry (synthetic validation follow-ups 0.34 -> 0.81, docs/training.md "Follow-up sentences by
+                # geometry")
                 logits, low = followed
                 unranked = None
             elif spatial is not None and pts is None:
@@ -785,12 +786,16 @@ class Predictor:
         chosen = spatial_language.resolve(spec, masks, image.pixels,
                                           frozenset(read_off & spatial_language.ON_TOP_CATEGORIES),
                                           self._completion_pixels(image, key))
-        if chosen is None:
-            return None
-        logits, low = logits_of[spec.category]
+        return None if chosen is None else self._chosen_logits(chosen, spec.category, logits_of, read_off)
+
+    def _chosen_logits(self, chosen: np.ndarray, category: str, logits_of: dict[str, tuple[np.ndarray, torch.Tensor]],
+                       read_off: set[str]) -> tuple[np.ndarray, torch.Tensor]:
+        """:meth:`_spatial_choice`'s logits for the object ``chosen`` (H×W bool) of ``category``, from the model's logits
+        of the category (``logits_of``, :meth:`_spatial_masks`)."""
+        logits, low = logits_of[category]
         beyond = chosen & (logits <= 0)  # a roof completed beyond the model's mask
         logits = np.where(chosen, np.maximum(logits, 1.0), np.where(logits <= 0, logits, -10.0)).astype(np.float32)
-        if spec.category in read_off:  # the model's logits there are negative or its mask another object's
+        if category in read_off:  # the model's logits there are negative or its mask another object's
             return self._colour_choice(chosen, logits, low)
         cells = self._model_cells(chosen, low.device)
         peak = low[cells].max().clamp(min=SELECTED_LOGIT) if cells.any() else low.new_tensor(SELECTED_LOGIT)
@@ -801,20 +806,34 @@ class Predictor:
 
     def _followup_choice(self, key: str, feats: ImageFeatures, image: RasterImage, text: str,
                          previous_text: str) -> tuple[np.ndarray, torch.Tensor] | None:
-        """The object a follow-up sentence picks (:func:`spatial_language.parse_followup`: "no, the one further left")
-        among the look-alikes the sentence before left ("the building at the top"): both sentences' words as one spec
-        ("the building at the top, the one furthest west"), chosen as :meth:`_spatial_choice` chooses; None when
-        either sentence is not of that kind, the sentence before already named an extreme or a size (a correction of
-        its own choice: the model's), or the words pick no object."""
+        """The object a follow-up sentence means, as :meth:`_spatial_choice` gives it, or None (the model's turn).
+
+        After a sentence whose words left several look-alikes ("the building at the top"), a follow-up that picks one
+        (:func:`spatial_language.parse_followup`: "no, the one further left") is both sentences' words as one spec
+        ("the building at the top, the one furthest west"). After a sentence whose words chose one object ("the
+        leftmost road"), a correction relative to it (:func:`spatial_language.parse_correction`: "no, the road
+        further right", "also the one next to it"; "the one further left" too) moves to or adds the nearest object
+        of its category (:func:`spatial_language.corrected`)."""
         first = spatial_language.parse_object(previous_text)
-        if first is None or first.extreme is not None or first.size is not None:
+        if first is None:
             return None
-        follow = spatial_language.parse_followup(text, first.category)
-        if follow is None or (follow.color is not None and first.color is not None):
+        category = first.category
+        shown = self._spatial_object(key, feats, image, previous_text)
+        pick = spatial_language.parse_followup(text, category)
+        if shown is None:  # the words before left several look-alikes, or the model answered them
+            if pick is None or first.extreme is not None or first.size is not None or (pick.color and first.color):
+                return None
+            return self._spatial_choice(key, feats, image, dataclasses.replace(
+                first, extreme=pick.extreme, size=pick.size, rank=pick.rank, color=pick.color or first.color))
+        correction = spatial_language.parse_correction(text, category)
+        if correction is None and pick is not None and pick.extreme is not None:
+            correction = ("redirect", pick.extreme)
+        if correction is None:
             return None
-        spec = dataclasses.replace(first, extreme=follow.extreme, size=follow.size, rank=follow.rank,
-                                   color=follow.color or first.color)
-        return self._spatial_choice(key, feats, image, spec)
+        masks, logits_of, read_off = self._spatial_masks(key, feats, image, spatial_language.SpatialSpec(category))
+        chosen = spatial_language.corrected(correction, category, masks[category], shown[1] > 0, image.pixels,
+                                            self._completion_pixels(image, key))
+        return None if chosen is None else self._chosen_logits(chosen, category, logits_of, read_off)
 
     def _model_cells(self, mask: np.ndarray, device: torch.device) -> torch.Tensor:
         """The cells of the model frame (1×1×(S/4)×(S/4) bool, on ``device``) where ``mask`` (H×W bool, the image frame)

@@ -339,6 +339,61 @@ def parse_followup(text: str, category: str) -> SpatialSpec | None:
     return None
 
 
+#: a correction's direction phrases, relative to the object shown ("no, the road further right", "the one above it")
+CORRECTION_DIRECTIONS = {"north": ["further north", "above it", "further up", "higher up"],
+                         "south": ["further south", "below it", "further down", "lower down"],
+                         "west": ["further left", "to its left", "further west", "on its left"],
+                         "east": ["further right", "to its right", "further east", "on its right"]}
+#: a redirect goes to an object whose centroid lies at least this share of the image's longer side further in the
+#: direction than the shown object's (the generators' rule for "further left")
+REDIRECT_MARGIN = 0.05
+
+
+def parse_correction(text: str, category: str) -> tuple[str, str | None] | None:
+    """A follow-up relative to the object shown, about another object of ``category`` (the sentence before's):
+    ("redirect", direction) for "no, the road further right", "wrong one, the one to its left", "the one above it";
+    ("add", None) for "also the one next to it", "and the house next to it too", "add the closest road as well"; None
+    for any other sentence."""
+    rest = _padded_words(text).strip()
+    for lead in _FOLLOWUP_LEADS:
+        rest = rest.removeprefix(lead)
+    nouns = "|".join(re.escape(n) for n in ["one", *E.NOUNS[category]]) if category in E.NOUNS else "one"
+    if re.fullmatch(rf"(?:also |and )?the (?:{nouns}) next to it(?: too| as well)?|add the (?:closest|nearest) "
+                    rf"(?:{nouns})(?: too| as well)?", rest):
+        return "add", None
+    for direction, phrases in CORRECTION_DIRECTIONS.items():
+        if re.fullmatch(rf"the (?:{nouns}) (?:{'|'.join(phrases)})", rest):
+            return "redirect", direction
+    return None
+
+
+def corrected(correction: tuple[str, str | None], category: str, category_mask: np.ndarray, shown: np.ndarray,
+              pixels: np.ndarray, smooth: np.ndarray | None = None) -> np.ndarray | None:
+    """The pixels (H×W bool) a correction (:func:`parse_correction`) of the object ``shown`` (H×W bool, not empty)
+    means among the objects of ``category`` in ``category_mask`` (the model's mask of all of them; ``pixels`` and
+    ``smooth`` as :func:`resolve`'s): "redirect" — the object nearest to the shown one (by centroid) whose centroid
+    lies :data:`REDIRECT_MARGIN` further in the direction; "add" — the shown object and the other object nearest to it
+    (by the distance between the masks). None when no other object fits."""
+    height, width = shown.shape
+    objects = [o for o in _joined_objects(category_mask, category, pixels, smooth)
+               if (o.mask & shown).sum() <= 0.5 * o.area]
+    rows, cols = np.nonzero(shown)
+    x, y = cols.mean(), rows.mean()
+    kind, direction = correction
+    if kind == "redirect":
+        dx, dy = {"north": (0, -1), "south": (0, 1), "west": (-1, 0), "east": (1, 0)}[direction]
+        margin = REDIRECT_MARGIN * max(height, width)
+        ahead = [o for o in objects if (o.centroid[0] - x) * dx + (o.centroid[1] - y) * dy > margin]
+        if not ahead:
+            return None
+        return min(ahead, key=lambda o: np.hypot(o.centroid[0] - x, o.centroid[1] - y)).mask
+    if not objects:
+        return None
+    distance = ndimage.distance_transform_edt(~shown)
+    nearest = min(objects, key=lambda o: distance[o.mask].min())
+    return shown | nearest.mask
+
+
 #: the words besides the noun of a sentence about every object of a category ("find all of the ships", "every boat")
 _CLASS_SENTENCE_WORDS = FILLER_WORDS | {"all", "every", "each", "of"}
 

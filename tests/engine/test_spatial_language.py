@@ -91,6 +91,36 @@ def test_other_follow_ups_are_left_to_the_model(text):
     assert S.parse_followup(text, "building") is None
 
 
+@pytest.mark.parametrize("text, correction", [
+    ("no, the road further right", ("redirect", "east")),
+    ("wrong one, the one to its left", ("redirect", "west")),
+    ("not this one, the street above it", ("redirect", "north")),
+    ("also the one next to it", ("add", None)),
+    ("and the street next to it too", ("add", None)),
+    ("add the closest road as well", ("add", None)),
+    ("no, the building further right", None),  # another category's noun
+    ("the larger of the two", None),
+])
+def test_a_correction_relative_to_the_object_shown_is_read(text, correction):
+    assert S.parse_correction(text, "road") == correction
+
+
+def test_a_correction_moves_to_the_nearest_object_ahead_or_adds_the_nearest_one():
+    """Roofs (x0, y0, x1, y1) around the one shown at the centre (centroid 99.5, 99.5): a redirect goes to the nearest
+    whose centroid lies at least 5 % of the image's side (10 px) ahead — the roof up and 5 px to the right is not
+    "further right" —, an addition adds the nearest by the gap between the masks."""
+    shown = _blobs((200, 200), [(90, 90, 110, 110)])
+    up, right, left = _blobs((200, 200), [(100, 40, 110, 50)]), _blobs((200, 200), [(155, 95, 175, 105)]), \
+        _blobs((200, 200), [(30, 95, 40, 105)])
+    category_mask = shown | up | right | left
+    pixels = np.zeros((200, 200, 3), np.uint8)
+    for direction, expected in (("east", right), ("north", up), ("west", left)):
+        assert np.array_equal(S.corrected(("redirect", direction), "building", category_mask, shown, pixels), expected)
+    assert S.corrected(("redirect", "south"), "building", category_mask, shown, pixels) is None
+    assert np.array_equal(S.corrected(("add", None), "building", category_mask, shown, pixels), shown | up)
+    assert S.corrected(("add", None), "building", shown, shown, pixels) is None
+
+
 def _blobs(shape, boxes):
     """H×W bool with the (x0, y0, x1, y1) boxes set."""
     mask = np.zeros(shape, dtype=bool)
