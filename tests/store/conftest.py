@@ -67,7 +67,8 @@ class FakePredictor:
     def validate_box(self, b, image=None):
         return tuple(float(v) for v in b)
 
-    def predict(self, text="", points=None, labels=None, box=None, mask_input=None, image=None, previous_mask=None):
+    def predict(self, text="", points=None, labels=None, box=None, mask_input=None, image=None, previous_mask=None,
+                previous_text=""):
         image = image if image is not None else self.image
         h, w = image.height, image.width
         if points is not None and len(points):
