@@ -483,8 +483,9 @@ class Predictor:
         on (default: the last ``set_image``). previous_mask: for a click turn whose new click is the last of
         ``points``, the mask shown before it (H×W bool): a click on its rim changes it only around the click
         (:func:`postprocess.rim_click_zone`; with ``rim_clicks``). previous_text: for a follow-up sentence (``text``
-        with ``mask_input``), the sentence of the turn before: "the building" → "no, the one further left" picks among
-        the look-alikes of the prior (:func:`spatial_language.parse_followup`).
+        with ``mask_input``), the sentence it refines: "the building" → "no, the one further left" picks among that
+        sentence's look-alikes, "the leftmost road" → "no, the road further right" moves from its choice
+        (:meth:`_followup_choice`).
         """
         t0 = time.perf_counter()
         image = self._image_or_raise(image)

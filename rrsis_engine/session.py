@@ -204,12 +204,12 @@ class RefinementSession:
     # ---- internals -------------------------------------------------------------------------------
     def _sentence_before(self) -> str:
         """The sentence a follow-up ("no, the one further left") is read against: this object's latest sentence that is
-        not itself such a follow-up ("the building" → "the one on the left" → "no, the one further right": "the
-        building"); "" when there is none."""
+        not itself a follow-up (:func:`spatial_language.is_follow_up`; "the building" → "the one on the left" → "no,
+        the one further right": "the building"); "" when there is none."""
         for turn in reversed(self.turns):
             if turn.kind == "clear":
                 break
-            if turn.state.text and spatial_language.parse_followup(turn.state.text, "") is None:
+            if turn.state.text and not spatial_language.is_follow_up(turn.state.text):
                 return turn.state.text
         return ""
 

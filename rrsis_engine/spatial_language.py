@@ -306,7 +306,7 @@ def parse_object(text: str) -> SpatialSpec | None:
 #: the leads of a follow-up sentence ("no, the one further left", "I mean the larger of the two")
 _FOLLOWUP_LEADS = ("no ", "i mean ", "not that one ", "not this one ", "wrong one ", "actually ")
 #: a follow-up's direction phrases ("the one further left"), besides the extreme words ("the leftmost one"); phrases
-#: relative to the object shown ("the one to its left", "above it") are not among them: they are the model's
+#: relative to the object shown ("the one to its left", "above it") are :func:`parse_correction`'s
 FOLLOWUP_DIRECTIONS = {"north": ["further north", "higher up", "at the top", "further up"],
                        "south": ["further south", "lower down", "at the bottom", "further down"],
                        "west": ["further left", "on the left", "further west"],
@@ -392,6 +392,11 @@ def corrected(correction: tuple[str, str | None], category: str, category_mask: 
     distance = ndimage.distance_transform_edt(~shown)
     nearest = min(objects, key=lambda o: distance[o.mask].min())
     return shown | nearest.mask
+
+
+def is_follow_up(text: str) -> bool:
+    """Whether ``text`` is a follow-up :func:`parse_followup` or :func:`parse_correction` reads (of any category)."""
+    return parse_followup(text, "") is not None or any(parse_correction(text, c) is not None for c in E.NOUNS)
 
 
 #: the words besides the noun of a sentence about every object of a category ("find all of the ships", "every boat")

@@ -146,9 +146,11 @@ def test_a_follow_up_is_read_against_the_objects_latest_sentence_that_is_not_a_f
     s.text("no, the one further right")
     s.text("the pool")
     s.text("the larger of the two")
+    s.text("no, the pool further right")
+    s.text("also the one next to it")
     s.clear()
     s.text("the one on the left")
-    assert seen == ["", "the red roof", "", "the red roof", "the red roof", "the pool", ""]
+    assert seen == ["", "the red roof", "", "the red roof", "the red roof", "the pool", "the pool", "the pool", ""]
 
 
 def test_undo_restores_the_exact_previous_prediction(predictor, rgb_image):
