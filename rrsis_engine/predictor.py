@@ -558,7 +558,7 @@ class Predictor:
                 not self.spatial_words else self._followup_choice(key, feats, image, text, previous_text)
             if followed is not None:
                 # a follow-up that picks one of the look-alikes the sentence before left, or corrects the object it chose,
-                # by geometry (synthetic validation follow-ups 0.34 -> 0.81, docs/training.md "Follow-up sentences by
+                # by geometry (synthetic validation follow-ups 0.34 -> 0.82, docs/training.md "Follow-up sentences by
                 # geometry")
                 logits, low = followed
                 unranked = None
@@ -772,16 +772,18 @@ class Predictor:
         self._spatial.put(cache_key, result)
         return result
 
-    def _spatial_choice(self, key: str, feats: ImageFeatures, image: RasterImage,
-                        spec: spatial_language.SpatialSpec) -> tuple[np.ndarray, torch.Tensor] | None:
+    def _spatial_choice(self, key: str, feats: ImageFeatures, image: RasterImage, spec: spatial_language.SpatialSpec,
+                        also: np.ndarray | None = None) -> tuple[np.ndarray, torch.Tensor] | None:
         """:meth:`_spatial_object` for a parsed sentence: (image-frame logits, model-frame logits) or None. The
         model-frame logits are those of a ranked text turn (:func:`component_ranker.select_components`): the object's
         cells scaled so that their peak is SELECTED_LOGIT, the rest at most −SELECTED_LOGIT; the pixels of a roof
         completed beyond the model's mask (:func:`spatial_language.completed_objects`) at least +1, their cells at
         least SELECTED_LOGIT. A follow-up sentence after a prior as confident as the category's own logits (+8) failed
         where the ranked prior worked (synthetic validation follow-ups "not this one, the building to its right": 0.00
-        against 0.92)."""
+        against 0.92). also: H×W bool, more pixels of ``spec.category`` to choose among (a follow-up's)."""
         masks, logits_of, read_off = self._spatial_masks(key, feats, image, spec)
+        if also is not None:
+            masks = {**masks, spec.category: masks[spec.category] | also}
         # ships and cars read off their ground are whole objects, not the regions they lie in (their colour is theirs);
         # roofs the mask covers in part are completed to their colour regions
         chosen = spatial_language.resolve(spec, masks, image.pixels,
@@ -811,7 +813,8 @@ class Predictor:
 
         After a sentence whose words left several look-alikes ("the building at the top"), a follow-up that picks one
         (:func:`spatial_language.parse_followup`: "no, the one further left") is both sentences' words as one spec
-        ("the building at the top, the one furthest west"). After a sentence whose words chose one object ("the
+        ("the building at the top, the one furthest west") over the model's mask of the category and the objects of the
+        sentence before's own map (where the candidates shown with it came from). After a sentence whose words chose one object ("the
         leftmost road"), a correction relative to it (:func:`spatial_language.parse_correction`: "no, the road
         further right", "also the one next to it"; "the one further left" too) moves to or adds the nearest object
         of its category (:func:`spatial_language.corrected`)."""
@@ -824,8 +827,14 @@ class Predictor:
         if shown is None:  # the words before left several look-alikes, or the model answered them
             if pick is None or first.extreme is not None or first.size is not None or (pick.color and first.color):
                 return None
+            # the look-alikes outlined as candidates came from the sentence before's own unranked map, which can hold
+            # objects the category's mask misses (a NAIP sample: "a lake" outlined eight, "all the water" found two)
+            vd, t_global, u, _ = self._fuse(key, feats, previous_text)
+            first_map, _, _ = self.model.decode(vd, t_global, feats, None, None, None, uncertainty=u)
+            outlined = T.logits_to_image(first_map, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy()
             return self._spatial_choice(key, feats, image, dataclasses.replace(
-                first, extreme=pick.extreme, size=pick.size, rank=pick.rank, color=pick.color or first.color))
+                first, extreme=pick.extreme, size=pick.size, rank=pick.rank, color=pick.color or first.color),
+                also=outlined > 0)
         correction = spatial_language.parse_correction(text, category)
         if correction is None and pick is not None and pick.extreme is not None:
             correction = ("redirect", pick.extreme)

@@ -245,6 +245,14 @@ def test_ambiguity_and_uncertainty_screenshots(app_server, browser, tmp_path):
         assert np.abs(heat.astype(int) - plain.astype(int)).mean() > 0.5
         tab.act(lambda: tab.page.locator("#rrsis-uncertainty input").check())
         tab.screenshot("app-uncertainty.png", tmp_path)
+    if "Ambiguous" in reply:
+        # the reply's own suggestion, typed: a follow-up that picks one of the look-alikes
+        if tab.page.locator("#rrsis-uncertainty input").is_checked():
+            tab.act(lambda: tab.page.locator("#rrsis-uncertainty input").uncheck())
+        tab.say("the one on the left")
+        follow = tab.last_reply()
+        assert mask_area(follow) != mask_area(reply) and "turns: 2" in tab.status(), follow
+        tab.screenshot("app-followup.png", tmp_path)
     tab.close()
     if "Ambiguous" not in reply:
         pytest.skip("this model flagged none of the expressions as ambiguous; no ambiguity screenshot")

@@ -162,6 +162,26 @@ def test_a_mask_showing_one_of_the_candidates_says_a_negative_click_shows_the_ne
     assert "negative click on it shows the next" not in S.describe_turn(st, pred, "expression")
 
 
+def test_a_flag_with_one_candidate_claims_no_choice(services, monkeypatch):
+    """A follow-up the geometry resolved ("the one on the left") shows one object; the ambiguity head, reading its
+    wording, may still flag it: the reply and the picture do not offer "1 different regions" (as the plugin's do not)."""
+    from rrsis_engine.prediction import Candidate, Prediction
+
+    st = S.new_state(services)
+    S.load_sample(st, services, 0)
+    h, w = st.base.shape[:2]
+    mask = np.zeros((h, w), bool)
+    mask[5:15, 5:15] = True
+    pred = Prediction(mask=mask, logits=mask.astype(np.float32), low_res_logits=None, iou_score=0.8, object_score=0.9,
+                      latency_ms=1.0, ambiguity=0.9, ambiguous=True,
+                      candidates=[Candidate(mask, 0.9, (5, 5, 15, 15), (10.0, 10.0))])
+    assert "Ambiguous" not in S.describe_turn(st, pred, "expression")
+    monkeypatch.setattr(type(st), "prediction", property(lambda self: pred))
+    with_flag = S.render_image(st)
+    pred.ambiguous = False
+    assert np.array_equal(with_flag, S.render_image(st))  # no numbered outline of the one object
+
+
 def test_an_unflagged_suggestion_is_worded_by_what_it_asks(services):
     from rrsis_engine.prediction import Prediction
 
