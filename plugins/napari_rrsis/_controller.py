@@ -752,7 +752,7 @@ def describe(pred: Prediction) -> str:
         text += " — found nothing; rephrase or click on the object"
     elif pred.likely_off:
         text += " — likely off: + click the object you mean, − click what does not belong"
-    if pred.ambiguous:
+    if pred.ambiguous and len(pred.candidates) > 1:  # one candidate (a follow-up that picked it) is no choice
         n = len(pred.candidates)
         text += (f"\n⚠ ambiguous ({pred.ambiguity:.2f}): {n} candidate region(s) outlined"
                  if pred.ambiguity is not None else "\n⚠ ambiguous")

@@ -153,3 +153,22 @@ def test_the_status_line_shows_the_estimated_iou_and_a_likely_off_mask():
     assert "estimated IoU 0.93" in describe(pred) and "likely off" not in describe(pred)
     pred.quality = 0.2
     assert "estimated IoU 0.20 · " in describe(pred) and "likely off: + click the object you mean" in describe(pred)
+
+
+def test_the_status_line_claims_no_choice_for_a_flag_with_one_candidate():
+    """A follow-up the geometry resolved ("the one on the left") shows one object, which the ambiguity head may still
+    flag from its wording: "1 candidate region(s)" is no choice to offer."""
+    from napari_rrsis._controller import describe
+
+    from rrsis_engine.prediction import Candidate, Prediction
+
+    mask = np.zeros((20, 20), bool)
+    mask[2:8, 2:8] = True
+    other = np.zeros((20, 20), bool)
+    other[12:18, 12:18] = True
+    pred = Prediction(mask=mask, logits=mask.astype(np.float32), low_res_logits=None, iou_score=0.8, object_score=1.0,
+                      latency_ms=3.0, ambiguity=0.9, ambiguous=True,
+                      candidates=[Candidate(mask, 0.9, (2, 2, 8, 8), (5.0, 5.0))])
+    assert "ambiguous" not in describe(pred)
+    pred.candidates.append(Candidate(other, 0.8, (12, 12, 18, 18), (15.0, 15.0)))
+    assert "⚠ ambiguous (0.90): 2 candidate region(s) outlined" in describe(pred)
