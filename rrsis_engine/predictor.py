@@ -813,11 +813,11 @@ class Predictor:
 
         After a sentence whose words left several look-alikes ("the building at the top"), a follow-up that picks one
         (:func:`spatial_language.parse_followup`: "no, the one further left") is both sentences' words as one spec
-        ("the building at the top, the one furthest west") over the model's mask of the category and the objects of the
-        sentence before's own map (where the candidates shown with it came from). After a sentence whose words chose one object ("the
-        leftmost road"), a correction relative to it (:func:`spatial_language.parse_correction`: "no, the road
-        further right", "also the one next to it"; "the one further left" too) moves to or adds the nearest object
-        of its category (:func:`spatial_language.corrected`)."""
+        ("the building at the top, the one furthest west"), chosen among the objects of the model's mask of the
+        category and of the sentence before's own map (where the candidates shown with it came from). After a
+        sentence whose words chose one object ("the leftmost road"), a correction relative to it
+        (:func:`spatial_language.parse_correction`: "no, the road further right", "also the one next to it"; "the one
+        further left" too) moves to or adds the nearest object of its category (:func:`spatial_language.corrected`)."""
         first = spatial_language.parse_object(previous_text)
         if first is None:
             return None
@@ -831,10 +831,10 @@ class Predictor:
             # objects the category's mask misses (a NAIP sample: "a lake" outlined eight, "all the water" found two)
             vd, t_global, u, _ = self._fuse(key, feats, previous_text)
             first_map, _, _ = self.model.decode(vd, t_global, feats, None, None, None, uncertainty=u)
-            outlined = T.logits_to_image(first_map, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy()
+            outlined = T.logits_to_image(first_map, image.height, image.width, self.image_size)[0, 0] > 0
             return self._spatial_choice(key, feats, image, dataclasses.replace(
                 first, extreme=pick.extreme, size=pick.size, rank=pick.rank, color=pick.color or first.color),
-                also=outlined > 0)
+                also=outlined.cpu().numpy())
         correction = spatial_language.parse_correction(text, category)
         if correction is None and pick is not None and pick.extreme is not None:
             correction = ("redirect", pick.extreme)
