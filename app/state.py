@@ -511,7 +511,7 @@ def describe_turn(state: AppState, pred, kind: str) -> str:
     elif pred.likely_off:
         parts.append("This mask is likely off: click on the object you mean (+ positive click) or on what does not "
                      "belong (− negative click).")
-    if pred.ambiguous and len(pred.candidates) > 1:  # one candidate (a follow-up that picked it) is no choice
+    if pred.offers_choice:
         n = len(pred.candidates)
         shown = pred.candidates[:6]
         cands = ", ".join(f"**{i + 1}** ({c.area:,} px, score {c.score:.2f})" for i, c in enumerate(shown))
@@ -564,7 +564,7 @@ def render_image(state: AppState) -> np.ndarray | None:
         state.base, state.frame,
         mask=pred.mask if pred is not None else None,
         uncertainty=pred.uncertainty if pred is not None else None,
-        candidates=pred.candidates if (pred is not None and pred.ambiguous and len(pred.candidates) > 1) else (),
+        candidates=pred.candidates if (pred is not None and pred.offers_choice) else (),
         suggested_click=pred.suggested_click if (pred is not None and (pred.ambiguous or (
             pred.ambiguity is not None and pred.ambiguity > 0.3))) else None,
         points=s.points if s is not None else (),

@@ -83,6 +83,13 @@ class Prediction:
         return bool(self.mask[min(max(int(round(y)), 0), h - 1), min(max(int(round(x)), 0), w - 1)])
 
     @property
+    def offers_choice(self) -> bool:
+        """Whether the front ends should ask which one: the expression is flagged ambiguous and two or more candidate
+        regions are there to choose from (a follow-up the geometry resolved shows one, which the ambiguity head, reading
+        its wording, may still flag)."""
+        return self.ambiguous and len(self.candidates) > 1
+
+    @property
     def shows_one_candidate(self) -> bool:
         """Whether ``mask`` holds one of two or more candidate regions only: for a sentence about one object the
         predictor shows the likeliest look-alike alone, and a negative click on it shows the next likeliest alone."""

@@ -829,8 +829,7 @@ class Predictor:
                 return None
             # the look-alikes outlined as candidates came from the sentence before's own unranked map, which can hold
             # objects the category's mask misses (a NAIP sample: "a lake" outlined eight, "all the water" found two)
-            vd, t_global, u, _ = self._fuse(key, feats, previous_text)
-            first_map, _, _ = self.model.decode(vd, t_global, feats, None, None, None, uncertainty=u)
+            first_map, _ = self._unprompted_logits(key, feats, previous_text)
             outlined = T.logits_to_image(first_map, image.height, image.width, self.image_size)[0, 0] > 0
             return self._spatial_choice(key, feats, image, dataclasses.replace(
                 first, extreme=pick.extreme, size=pick.size, rank=pick.rank, color=pick.color or first.color),
@@ -979,14 +978,20 @@ class Predictor:
         logits = np.where(chosen, 10.0, logits).astype(np.float32)
         return logits, torch.where(self._model_cells(chosen, low.device), low.new_tensor(SELECTED_LOGIT), low.clamp(max=-SELECTED_LOGIT))
 
+    def _unprompted_logits(self, key: str, feats: ImageFeatures, text: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoder's logits for ``text`` alone (no clicks, box or prior; before the component ranker), 1×1×(S/4)×(S/4),
+        and the fused image tokens they were decoded from."""
+        vd, t_global, u, _ = self._fuse(key, feats, text)
+        logits, _, _ = self.model.decode(vd, t_global, feats, None, None, None, uncertainty=u, fit_clicks=self.click_fit)
+        return logits, vd
+
     def _category_logits(self, key: str, feats: ImageFeatures, image: RasterImage,
                          category: str) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
         """The model's text turn for every object of ``category`` (:func:`spatial_language.class_query`, no prior):
         (the decoder's logits, 1×1×(S/4)×(S/4), comparable across categories; the same after the component ranker's
         choice of regions, when the model has one; those in the image frame, H×W float32)."""
         query = spatial_language.class_query(category)
-        vd, t_global, u, _ = self._fuse(key, feats, query)
-        unranked, _, _ = self.model.decode(vd, t_global, feats, None, None, None, uncertainty=u, fit_clicks=self.click_fit)
+        unranked, vd = self._unprompted_logits(key, feats, query)
         low = unranked
         if self.model.component_ranker is not None:
             low = self._select_regions(unranked, vd, feats.v1, query, image)

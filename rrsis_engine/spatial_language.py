@@ -311,9 +311,20 @@ FOLLOWUP_DIRECTIONS = {"north": ["further north", "higher up", "at the top", "fu
                        "south": ["further south", "lower down", "at the bottom", "further down"],
                        "west": ["further left", "on the left", "further west"],
                        "east": ["further right", "on the right", "further east"]}
+#: "one further left" / "leftmost one" (after "the ") → the extreme
+_FOLLOWUP_EXTREMES = {f"one {phrase}": e for e, phrases in FOLLOWUP_DIRECTIONS.items() for phrase in phrases} | {
+    f"{word} one": e for e, words in [*E.EXTREME_WORDS.items(), *EXTRA_EXTREME_WORDS.items()] for word in words}
 _FOLLOWUP_SIZES = {"larger of the two": "largest", "bigger of the two": "largest", "smaller of the two": "smallest",
                    "biggest one": "largest", "largest one": "largest", "bigger one": "largest", "larger one": "largest",
                    "smallest one": "smallest", "smaller one": "smallest"}
+
+
+def _without_lead(text: str) -> str:
+    """``text``'s words (:func:`_padded_words`, unpadded) without a follow-up's leads ("no, …", "I mean …")."""
+    rest = _padded_words(text).strip()
+    for lead in _FOLLOWUP_LEADS:
+        rest = rest.removeprefix(lead)
+    return rest
 
 
 def parse_followup(text: str, category: str) -> SpatialSpec | None:
@@ -321,18 +332,14 @@ def parse_followup(text: str, category: str) -> SpatialSpec | None:
     one further left", "I mean the larger of the two", "the red one", "the leftmost one") as a spec of ``category``
     (the sentence before's): an extreme, a size or a colour; None for any other sentence (one with a noun of its own,
     or relative to the object shown: "the one to its right")."""
-    rest = _padded_words(text).strip()
-    for lead in _FOLLOWUP_LEADS:
-        rest = rest.removeprefix(lead)
+    rest = _without_lead(text)
     if not rest.startswith("the "):
         return None
     rest = rest.removeprefix("the ")
     if rest in _FOLLOWUP_SIZES:
         return SpatialSpec(category, size=_FOLLOWUP_SIZES[rest])
-    words = {f"one {phrase}": e for e, phrases in FOLLOWUP_DIRECTIONS.items() for phrase in phrases}
-    words |= {f"{word} one": e for e, ws in [*E.EXTREME_WORDS.items(), *EXTRA_EXTREME_WORDS.items()] for word in ws}
-    if rest in words:
-        return SpatialSpec(category, extreme=words[rest])
+    if rest in _FOLLOWUP_EXTREMES:
+        return SpatialSpec(category, extreme=_FOLLOWUP_EXTREMES[rest])
     color, left = _take(f" {rest} ", _COLORS)
     if color is not None and left.strip() == "one":
         return SpatialSpec(category, color=color)
@@ -344,19 +351,13 @@ CORRECTION_DIRECTIONS = {"north": ["further north", "above it", "further up", "h
                          "south": ["further south", "below it", "further down", "lower down"],
                          "west": ["further left", "to its left", "further west", "on its left"],
                          "east": ["further right", "to its right", "further east", "on its right"]}
-#: a redirect goes to an object whose centroid lies at least this share of the image's longer side further in the
-#: direction than the shown object's (the generators' rule for "further left")
-REDIRECT_MARGIN = 0.05
-
 
 def parse_correction(text: str, category: str) -> tuple[str, str | None] | None:
     """A follow-up relative to the object shown, about another object of ``category`` (the sentence before's):
     ("redirect", direction) for "no, the road further right", "wrong one, the one to its left", "the one above it";
     ("add", None) for "also the one next to it", "and the house next to it too", "add the closest road as well"; None
     for any other sentence."""
-    rest = _padded_words(text).strip()
-    for lead in _FOLLOWUP_LEADS:
-        rest = rest.removeprefix(lead)
+    rest = _without_lead(text)
     nouns = "|".join(re.escape(n) for n in ["one", *E.NOUNS[category]]) if category in E.NOUNS else "one"
     if re.fullmatch(rf"(?:also |and )?the (?:{nouns}) next to it(?: too| as well)?|add the (?:closest|nearest) "
                     rf"(?:{nouns})(?: too| as well)?", rest):
@@ -372,8 +373,9 @@ def corrected(correction: tuple[str, str | None], category: str, category_mask: 
     """The pixels (H×W bool) a correction (:func:`parse_correction`) of the object ``shown`` (H×W bool, not empty)
     means among the objects of ``category`` in ``category_mask`` (the model's mask of all of them; ``pixels`` and
     ``smooth`` as :func:`resolve`'s): "redirect" — the object nearest to the shown one (by centroid) whose centroid
-    lies :data:`REDIRECT_MARGIN` further in the direction; "add" — the shown object and the other object nearest to it
-    (by the distance between the masks). None when no other object fits."""
+    lies :data:`rrsis_engine.data.expressions.REDIRECT_MARGIN` further in the direction (the generators' rule);
+    "add" — the shown object and the other object nearest to it (by the distance between the masks). None when no
+    other object fits."""
     height, width = shown.shape
     objects = [o for o in _joined_objects(category_mask, category, pixels, smooth)
                if (o.mask & shown).sum() <= 0.5 * o.area]
@@ -381,8 +383,8 @@ def corrected(correction: tuple[str, str | None], category: str, category_mask: 
     x, y = cols.mean(), rows.mean()
     kind, direction = correction
     if kind == "redirect":
-        dx, dy = {"north": (0, -1), "south": (0, 1), "west": (-1, 0), "east": (1, 0)}[direction]
-        margin = REDIRECT_MARGIN * max(height, width)
+        dx, dy = E.DIRECTION_VECTORS[direction]
+        margin = E.REDIRECT_MARGIN * max(height, width)
         ahead = [o for o in objects if (o.centroid[0] - x) * dx + (o.centroid[1] - y) * dy > margin]
         if not ahead:
             return None

@@ -464,7 +464,7 @@ class RRSISController:
         _set_data(L["current"], pred.mask if pred is not None else np.zeros((h, w), bool))
         self._uncertainty = None if pred is None else pred.uncertainty
         self._update_uncertainty()
-        ambiguous = pred is not None and pred.ambiguous and len(pred.candidates) > 1
+        ambiguous = pred is not None and pred.offers_choice
         if ambiguous or cache.get("candidates", False):
             cand = np.zeros((h, w), np.int32)
             if ambiguous:
@@ -752,7 +752,7 @@ def describe(pred: Prediction) -> str:
         text += " — found nothing; rephrase or click on the object"
     elif pred.likely_off:
         text += " — likely off: + click the object you mean, − click what does not belong"
-    if pred.ambiguous and len(pred.candidates) > 1:  # one candidate (a follow-up that picked it) is no choice
+    if pred.offers_choice:
         n = len(pred.candidates)
         text += (f"\n⚠ ambiguous ({pred.ambiguity:.2f}): {n} candidate region(s) outlined"
                  if pred.ambiguity is not None else "\n⚠ ambiguous")

@@ -193,6 +193,12 @@ def relation_tristate(obj: SceneObject, anchor: SceneObject, relation: str, hw, 
     raise SpecError(f"unknown relation {relation!r}")
 
 
+#: a direction's unit step in (x, y) = (col, row) pixels, north up
+DIRECTION_VECTORS = {"north": (0, -1), "south": (0, 1), "west": (-1, 0), "east": (1, 0)}
+#: "no, the one further left": an object whose centroid lies at least this share of the image's longer side further in
+#: the direction than the object shown's
+REDIRECT_MARGIN = 0.05
+
 #: an object's place in an extreme's order, the extreme object first ("north": the smallest centroid row)
 EXTREME_KEYS = {
     "north": lambda o: o.centroid[1],

@@ -20,8 +20,10 @@ from scipy import ndimage
 from skimage.draw import disk, polygon
 
 from rrsis_engine.data.expressions import (
+    DIRECTION_VECTORS,
     EXTREME_WORDS,
     NOUNS,
+    REDIRECT_MARGIN,
     REGION_WORDS,
     SEMANTIC_CLASSES,
     Match,
@@ -742,10 +744,9 @@ class ExpressionSampler:
         choice = rng.random()
         tx, ty = target.centroid
         if choice < 0.6:
-            dirs = {"north": (0, -1), "south": (0, 1), "west": (-1, 0), "east": (1, 0)}
-            d = str(rng.choice(list(dirs)))
-            ux, uy = dirs[d]
-            margin = 0.05 * max(h, w)
+            d = str(rng.choice(list(DIRECTION_VECTORS)))
+            ux, uy = DIRECTION_VECTORS[d]
+            margin = REDIRECT_MARGIN * max(h, w)
             ahead = [o for o in others if (o.centroid[0] - tx) * ux + (o.centroid[1] - ty) * uy > margin]
             if not ahead:
                 return None
