@@ -377,8 +377,8 @@ def corrected(correction: tuple[str, str | None], category: str, category_mask: 
     "add" — the shown object and the other object nearest to it (by the distance between the masks). None when no
     other object fits."""
     height, width = shown.shape
-    objects = [o for o in _joined_objects(category_mask, category, pixels, smooth)
-               if (o.mask & shown).sum() <= 0.5 * o.area]
+    joined = _joined_objects(category_mask, category, pixels, smooth)
+    objects = [o for o in joined if (o.mask & shown).sum() <= 0.5 * o.area]
     rows, cols = np.nonzero(shown)
     x, y = cols.mean(), rows.mean()
     kind, direction = correction
@@ -393,7 +393,10 @@ def corrected(correction: tuple[str, str | None], category: str, category_mask: 
         return None
     distance = ndimage.distance_transform_edt(~shown)
     nearest = min(objects, key=lambda o: distance[o.mask].min())
-    return shown | nearest.mask
+    # the objects shown as the category's mask draws them: a mask shown through the previous turn's coarse logits
+    # spills over their outlines
+    covered = [o.mask for o in joined if (o.mask & shown).sum() > 0.5 * o.area]
+    return np.logical_or.reduce(covered + [nearest.mask]) if covered else shown | nearest.mask
 
 
 def is_follow_up(text: str) -> bool:

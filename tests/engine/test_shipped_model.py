@@ -189,3 +189,38 @@ def test_a_follow_up_sentence_picks_the_object_it_names(shipped):
         without.append(M.iou(shipped.predict(rec["followup"], mask_input=first_turn.low_res_logits).mask, target))
     assert len(with_context) >= 10
     assert np.mean(with_context) > 0.7 and np.mean(with_context) > np.mean(without) + 0.25, (with_context, without)
+
+
+def test_a_correction_said_again_moves_on(shipped):
+    """"The leftmost building" → "no, the building further right" → the same again: each correction is relative to the
+    building shown, so the third turn shows the next building to the right, not the second one again (until stop 63
+    both corrections were read against the first sentence's building). The expected chain follows the generators' rule
+    (:data:`rrsis_engine.data.expressions.REDIRECT_MARGIN`) on the scene's true buildings: on these scenes the three
+    turns measured IoU 0.96 / 0.69 / 0.87 against it on 7 scenes, the third turn's IoU with the second 0.14 (stop 63;
+    before, the third turn repeated the second: IoU 0.14 with the third building)."""
+    from rrsis_engine.data import expressions as E
+    from rrsis_engine.data.synthetic import generate_sample
+    from rrsis_engine.session import RefinementSession
+
+    def next_right(objects, shown):
+        ahead = [o for o in objects if o.centroid[0] - shown.centroid[0] > E.REDIRECT_MARGIN * 256]
+        return min(ahead, key=lambda o: np.hypot(*np.subtract(o.centroid, shown.centroid)), default=None)
+
+    third_right, third_as_second = [], []
+    for seed in range(1000, 1010):
+        scene = generate_sample(seed, 256)
+        buildings = sorted((o for o in scene.objects if o.category == "building"), key=lambda o: o.centroid[0])
+        chain = buildings[:1]
+        while len(buildings) >= 3 and len(chain) < 3 and (after := next_right(buildings, chain[-1])) is not None:
+            chain.append(after)
+        if len(chain) < 3:
+            continue
+        session = RefinementSession(shipped)
+        session.set_image(scene.image)
+        session.text("the leftmost building")
+        second = session.text("no, the building further right").mask
+        third = session.text("no, the building further right").mask
+        third_right.append(M.iou(third, chain[2].mask))
+        third_as_second.append(M.iou(third, second))
+    assert len(third_right) >= 5
+    assert np.mean(third_right) > 0.6 and np.mean(third_as_second) < 0.3, (third_right, third_as_second)

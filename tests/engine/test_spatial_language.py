@@ -119,6 +119,10 @@ def test_a_correction_moves_to_the_nearest_object_ahead_or_adds_the_nearest_one(
     assert S.corrected(("redirect", "south"), "building", category_mask, shown, pixels) is None
     assert np.array_equal(S.corrected(("add", None), "building", category_mask, shown, pixels), shown | up)
     assert S.corrected(("add", None), "building", shown, shown, pixels) is None
+    # the mask shown as the previous turn's coarse logits draw it spills over the roof: the addition is the roofs
+    spilled = _blobs((200, 200), [(86, 86, 114, 114)])
+    assert np.array_equal(S.corrected(("add", None), "building", category_mask, spilled, pixels), shown | up)
+    assert np.array_equal(S.corrected(("redirect", "east"), "building", category_mask, spilled, pixels), right)
 
 
 def _blobs(shape, boxes):
