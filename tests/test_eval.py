@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from fake_predictor import FakePredictor, fake_prediction
 from scipy import ndimage
 
 from rrsis_engine.cli import main
@@ -13,34 +14,22 @@ from rrsis_engine.prediction import Prediction
 KEYS = {"mIoU", "oIoU", "P@0.5", "P@0.6", "P@0.7", "P@0.8", "P@0.9"}
 
 
-class OraclePredictor:
-    """Text turn: a fixed wrong guess; clicks: add the GT component under a positive click, remove the
-    predicted component under a negative one. ``gt`` is set per record by the test."""
+class OraclePredictor(FakePredictor):
+    """Text turn: a fixed wrong guess (the follow-up's mask for a follow-up); clicks: add the GT component under a
+    positive click, remove the predicted component under a negative one."""
 
     model_name = "oracle"
 
     def __init__(self, records):
+        super().__init__()
         self.by_text = {r["expression"]: r for r in records}
         self.mask = None
-
-    def set_image(self, image, bands=None):
-        from rrsis_engine.imageio import RasterImage
-
-        self.h, self.w = image.shape[:2]
-        return RasterImage(pixels=image)
-
-    def validate_text(self, s, *a, **k):
-        return s
-
-    def validate_point(self, x, y, image=None):
-        return float(x), float(y)
 
     def record(self, text):
         """The record whose expression or follow-up is ``text``."""
         return self.by_text.get(text) or next(r for r in self.by_text.values() if r.get("followup") == text)
 
-    def predict(self, text="", points=None, labels=None, box=None, mask_input=None, image=None, previous_mask=None,
-                previous_text=""):
+    def answer(self, image, text, points, labels, box):
         rec = self.record(text)
         gt = rec["mask"]
         if points is None:
@@ -48,7 +37,7 @@ class OraclePredictor:
                 m = rec["followup_mask"].copy()
             else:
                 m = np.zeros_like(gt)
-                m[: self.h // 4, : self.w // 4] = True  # wrong guess in the corner
+                m[: image.height // 4, : image.width // 4] = True  # wrong guess in the corner
                 amb = 0.9 if rec["ambiguous"] else 0.1
         else:
             x, y = points[-1]
@@ -61,8 +50,8 @@ class OraclePredictor:
                 lab, _ = ndimage.label(m & ~gt)
                 m &= lab != lab[r, c]
         self.mask = m
-        return Prediction(mask=m, logits=m.astype(np.float32), low_res_logits=None, iou_score=0.5,
-                          object_score=1.0, latency_ms=0.0, ambiguity=amb if points is None and rec.get("followup") != text else None)
+        return fake_prediction(m, low_res=False, iou_score=0.5, object_score=1.0,
+                               ambiguity=amb if points is None and rec.get("followup") != text else None)
 
 
 def _records():

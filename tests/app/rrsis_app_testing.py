@@ -1,5 +1,5 @@
-"""A small deterministic predictor implementing the engine's predictor contract, for fast unit tests of
-the web app's state functions (the browser tests use the real Predictor).
+"""A small deterministic predictor (tests/fake_predictor.py's interface) for fast unit tests of the web app's state
+functions (the browser tests use the real Predictor), and images for them.
 
 Behaviour: text selects pixels brighter than the image mean (two candidate blobs when the text starts
 with "a "/"an ", flagged ambiguous); a positive click adds a disk of radius 12 px, a negative click removes
@@ -9,63 +9,23 @@ a disk of radius 16 px; a box clips the mask. Points are (x, y) = (col, row) ful
 from __future__ import annotations
 
 import struct
-import time
 import zlib
 from pathlib import Path
 
+import fake_predictor
 import numpy as np
 
-from rrsis_engine.errors import NoImageError, PromptError
-from rrsis_engine.imageio import read_image
-from rrsis_engine.prediction import Candidate, Prediction
+from rrsis_engine.prediction import Candidate
 
 
-class FakePredictor:
-    model_name = "fake"
+class FakePredictor(fake_predictor.FakePredictor):
+    """The text selects the pixels brighter than the image mean (the left and right halves as two candidates, flagged
+    ambiguous, when the text starts with "a "/"an "); a positive click adds a disk of radius 12, a negative one
+    removes a disk of radius 16; a box clips the mask."""
+
     model_version = "test-0"
 
-    def __init__(self):
-        self.image = None
-        self.set_image_calls = 0
-        self.predict_images = []
-
-    def set_image(self, image, bands=None):
-        self.image = read_image(image, bands)
-        self.set_image_calls += 1
-        return self.image
-
-    def validate_text(self, text):
-        text = (text or "").strip()
-        if len(text) > 300:
-            raise PromptError("The expression is too long (max 300 characters).")
-        return text
-
-    def validate_point(self, x, y, image=None):
-        image = image or self.image
-        if image is None:
-            raise NoImageError("No image is set.")
-        if not (0 <= x < image.width and 0 <= y < image.height):
-            raise PromptError(f"Point ({x}, {y}) is outside the {image.width}×{image.height} image.")
-        return float(x), float(y)
-
-    def validate_box(self, box, image=None):
-        x0, y0, x1, y1 = (float(v) for v in box)
-        if x1 <= x0 or y1 <= y0:
-            raise PromptError("The box is empty.")
-        return (x0, y0, x1, y1)
-
-    def _disk(self, image, x, y, r):
-        h, w = image.height, image.width
-        yy, xx = np.ogrid[:h, :w]
-        return (xx - x) ** 2 + (yy - y) ** 2 <= r * r
-
-    def predict(self, text="", points=None, labels=None, box=None, mask_input=None, image=None, previous_mask=None,
-                previous_text=""):
-        t0 = time.perf_counter()
-        image = image or self.image
-        if image is None:
-            raise NoImageError("No image is set.")
-        self.predict_images.append(image)
+    def answer(self, image, text, points, labels, box):
         grey = image.pixels.mean(axis=2)
         h, w = grey.shape
         mask = np.zeros((h, w), bool)
@@ -87,9 +47,9 @@ class FakePredictor:
         if points is not None:
             for (x, y), lab in zip(points, labels, strict=True):
                 if lab == 1:
-                    mask |= self._disk(image, x, y, 12)
+                    mask |= fake_predictor.disk(h, w, x, y, 12)
                 else:
-                    mask &= ~self._disk(image, x, y, 16)
+                    mask &= ~fake_predictor.disk(h, w, x, y, 16)
         if box is not None:
             x0, y0, x1, y1 = (int(round(v)) for v in box)
             clip = np.zeros_like(mask)
@@ -102,17 +62,9 @@ class FakePredictor:
         if candidates:
             cx, cy = candidates[0].point
             sugg = (cx, cy, 1)
-        return Prediction(
-            mask=mask, logits=np.where(mask, 4.0, -4.0).astype(np.float32), low_res_logits=mask,
-            iou_score=0.8, object_score=0.9, latency_ms=(time.perf_counter() - t0) * 1000,
-            uncertainty=np.clip(unc, 0, 1), ambiguity=0.8 if ambiguous else 0.1, ambiguous=ambiguous,
-            candidates=candidates, suggested_click=sugg,
-        )
-
-    def prediction_from_mask(self, mask, image=None):
-        m = np.asarray(mask, bool)
-        return Prediction(mask=m, logits=np.where(m, 4.0, -4.0).astype(np.float32), low_res_logits=m,
-                          iou_score=1.0, object_score=1.0, latency_ms=0.0)
+        return fake_predictor.fake_prediction(
+            mask, logit=4.0, iou_score=0.8, uncertainty=np.clip(unc, 0, 1), ambiguity=0.8 if ambiguous else 0.1,
+            ambiguous=ambiguous, candidates=candidates, suggested_click=sugg)
 
 
 def write_geotiff(path: Path, pixels: np.ndarray, origin=(485900.0, 5209247.0), res=5.0) -> Path:

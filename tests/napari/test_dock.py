@@ -153,7 +153,7 @@ def test_bad_input_gives_notifications_not_tracebacks(
     assert "Nothing to undo" in c.last_error
     press(viewer, Qt.Key_A)
     assert "Nothing to accept" in c.last_error
-    assert c.add_point(500.0, 5.0) is None and "outside the image" in c.last_error
+    assert c.add_point(500.0, 5.0) is None and "is outside the 80×64 image" in c.last_error
     records = notification_manager.records[n0:]
     assert records and not any(isinstance(r, ErrorNotification) for r in records)  # no traceback anywhere
     assert "Nothing to segment yet" in widget.history.toPlainText()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 
+import fake_predictor
 import numpy as np
 import pytest
 
@@ -37,39 +38,19 @@ def db_url(request, tmp_path):
 
 def blob(h: int, w: int, cx: float, cy: float, r: float) -> np.ndarray:
     """H×W bool disc centred at (x=cx, y=cy)."""
-    yy, xx = np.mgrid[:h, :w]
-    return (xx - cx) ** 2 + (yy - cy) ** 2 < r**2
+    return fake_predictor.disk(h, w, cx, cy, r)
 
 
 def make_prediction(mask: np.ndarray, iou: float = 0.9, quality: float | None = None) -> Prediction:
-    return Prediction(mask=mask, logits=np.where(mask, 5.0, -5.0).astype(np.float32), low_res_logits=None,
-                      iou_score=iou, object_score=0.95, latency_ms=3.0, ambiguity=0.1, quality=quality)
+    return fake_predictor.fake_prediction(mask, low_res=False, iou_score=iou, object_score=0.95, latency_ms=3.0,
+                                          ambiguity=0.1, quality=quality)
 
 
-class FakePredictor:
-    """The predictor interface a RefinementSession needs; masks are discs around the last click."""
+class FakePredictor(fake_predictor.FakePredictor):
+    """Masks are discs around the last click (the box's centre, or the image's), growing with the clicks, whose
+    estimated quality falls with them."""
 
-    model_version = "fake-1"
-
-    def __init__(self):
-        self.image = None
-
-    def set_image(self, image, bands=None):
-        self.image = image if isinstance(image, RasterImage) else RasterImage(np.asarray(image))
-        return self.image
-
-    def validate_text(self, s):
-        return s.strip()
-
-    def validate_point(self, x, y, image=None):
-        return float(x), float(y)
-
-    def validate_box(self, b, image=None):
-        return tuple(float(v) for v in b)
-
-    def predict(self, text="", points=None, labels=None, box=None, mask_input=None, image=None, previous_mask=None,
-                previous_text=""):
-        image = image if image is not None else self.image
+    def answer(self, image, text, points, labels, box):
         h, w = image.height, image.width
         if points is not None and len(points):
             cx, cy = points[-1]

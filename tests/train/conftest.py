@@ -1,10 +1,11 @@
+import fake_predictor
 import numpy as np
 import pytest
 import torch
+from fake_predictor import fake_prediction
 from PIL import Image
 
 from rrsis_engine.imageio import RasterImage
-from rrsis_engine.prediction import Prediction
 from rrsis_engine.session import RefinementSession
 
 
@@ -72,38 +73,15 @@ def tiny_model(tiny_text_encoder):
     return build_rsam("rsam-tiny", text_encoder=tiny_text_encoder).eval()
 
 
-class _Fake:
-    """The predictor interface a RefinementSession needs; masks are squares around the last click."""
+class _Fake(fake_predictor.FakePredictor):
+    """Masks are 8×8 squares around the last click (the image's centre without one)."""
 
-    model_version = "fake-1"
-
-    def __init__(self):
-        self.image = None
-
-    def set_image(self, image, bands=None):
-        self.image = image
-        return image
-
-    def validate_text(self, s):
-        return s.strip()
-
-    def validate_point(self, x, y, image=None):
-        return float(x), float(y)
-
-    def validate_box(self, b, image=None):
-        return tuple(float(v) for v in b)
-
-    def predict(self, text="", points=None, labels=None, box=None, mask_input=None, image=None, previous_mask=None,
-                previous_text=""):
-        h, w = self.image.height, self.image.width
+    def answer(self, image, text, points, labels, box):
+        h, w = image.height, image.width
         m = np.zeros((h, w), bool)
         cx, cy = (points[-1] if points is not None and len(points) else (w // 2, h // 2))
         m[int(cy) - 4:int(cy) + 4, int(cx) - 4:int(cx) + 4] = True
-        return Prediction(mask=m, logits=np.where(m, 5.0, -5.0).astype(np.float32), low_res_logits=None,
-                          iou_score=0.9, object_score=0.9, latency_ms=1.0, ambiguity=0.1)
-
-    def prediction_from_mask(self, mask, image=None):
-        raise NotImplementedError
+        return fake_prediction(m, low_res=False, ambiguity=0.1)
 
 
 @pytest.fixture
