@@ -79,6 +79,14 @@ class DisplayFrame:
         rows, cols = self.sample_index()
         return array[rows][:, cols]
 
+    def to_full_mask(self, display_mask: np.ndarray) -> np.ndarray:
+        """h×w bool on the display grid → H×W bool: each full-resolution pixel takes the display pixel covering it."""
+        if not self.downsampled:
+            return np.asarray(display_mask, bool)
+        rows = np.minimum((np.arange(self.height) / self.sy).astype(np.int64), self.display_height - 1)
+        cols = np.minimum((np.arange(self.width) / self.sx).astype(np.int64), self.display_width - 1)
+        return np.asarray(display_mask, bool)[rows][:, cols]
+
     def display_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """H×W×3 uint8 → h×w×3 uint8 (area-averaged, so thin features stay visible)."""
         if not self.downsampled:

@@ -382,6 +382,59 @@ def click(state: AppState, services: Services, dx: float, dy: float) -> None:
     state.say(describe_turn(state, pred, "click"))
 
 
+#: the brush's two colours (hex RGB): strokes of BRUSH_ADD add to the mask, strokes of BRUSH_REMOVE remove from it
+BRUSH_ADD, BRUSH_REMOVE = "#00d2ff", "#ff3cc8"
+
+
+def brush_canvas(state: AppState) -> dict | None:
+    """The brush editor's value (Gradio ImageEditor): the display image with the current mask drawn on it as the
+    background, no strokes; None before any image."""
+    if state.base is None or state.frame is None:
+        return None
+    pred = state.prediction
+    background = render_overlay(state.base, state.frame, mask=pred.mask if pred is not None else None,
+                                options=OverlayOptions(opacity=state.opacity))
+    return {"background": background, "layers": [], "composite": None}
+
+
+def brush_strokes(editor_value: dict | None, frame: DisplayFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The strokes painted in the brush editor: (added, removed), H×W bool each in the full-resolution frame. Each
+    painted display pixel (alpha over half) belongs to the brush colour nearest to its colour."""
+    layers = [np.asarray(layer) for layer in (editor_value or {}).get("layers") or [] if layer is not None]
+    shape = (frame.display_height, frame.display_width)
+    if any(layer.shape[:2] != shape for layer in layers):
+        raise PromptError("The brush canvas shows another image or size: press “Load the current mask” and paint "
+                          "again.")
+    added = np.zeros(shape, bool)
+    removed = np.zeros(shape, bool)
+    colours = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in (BRUSH_ADD, BRUSH_REMOVE)], np.float32)
+    for layer in layers:
+        if layer.ndim != 3 or layer.shape[2] != 4:
+            continue
+        painted = layer[..., 3] > 127
+        nearest = np.argmin(((layer[..., None, :3].astype(np.float32) - colours) ** 2).sum(-1), axis=-1)
+        added |= painted & (nearest == 0)
+        removed |= painted & (nearest == 1)
+    return frame.to_full_mask(added), frame.to_full_mask(removed)
+
+
+@_guard
+def apply_brush(state: AppState, services: Services, editor_value: dict | None) -> None:
+    """Brush strokes (:func:`brush_strokes`) applied to the current mask: the result replaces it as a brush turn
+    (undo takes it back) and is the prior of the next turn."""
+    if state.image is None or state.frame is None:
+        raise PromptError("No image yet: pick a sample below or upload an image first.")
+    session = _require_session(state, services)
+    added, removed = brush_strokes(editor_value, state.frame)
+    if not added.any() and not removed.any():
+        raise PromptError("Nothing painted yet: paint with the blue brush to add to the mask, with the pink one to "
+                          "remove from it, then apply.")
+    current = state.prediction.mask if state.prediction is not None else np.zeros_like(added)
+    mask = (current | added) & ~removed
+    state.user(f"Brush: +{int((mask & ~current).sum()):,} px, −{int((current & ~mask).sum()):,} px")
+    state.say(describe_turn(state, session.edit_mask(mask), "brush"))
+
+
 @_guard
 def command(state: AppState, services: Services, name: str, progress=None) -> None:
     """A command button: undo, redo, clear, accept, next, previous, export, help."""

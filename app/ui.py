@@ -71,6 +71,13 @@ def build_app(services: S.Services, title: str = "rrsis — say what to segment"
     def on_uncertainty(st, value):
         return out(S.set_uncertainty(ensure(st), value))
 
+    def on_brush_load(st):
+        return S.brush_canvas(ensure(st))
+
+    def on_brush_apply(st, strokes):
+        st = S.apply_brush(ensure(st), services, strokes)
+        return (*out(st), S.brush_canvas(st))
+
     with gr.Blocks(title=title, fill_width=True) as demo:
         gr.Markdown(f"## {title}\nPick an image, type what you want segmented, refine with clicks or "
                     "follow-ups, accept.")
@@ -93,6 +100,19 @@ def build_app(services: S.Services, title: str = "rrsis — say what to segment"
                                  format="jpeg", elem_id="rrsis-image", height=600, buttons=["fullscreen"])
                 status = gr.Markdown(elem_id="rrsis-status")
                 gr.Markdown(LEGEND, elem_id="rrsis-legend")
+                with gr.Accordion("Brush: touch up the mask by hand", open=False, elem_id="rrsis-brush-box"):
+                    gr.Markdown("Load the current mask, paint **blue** to add to it and **pink** to remove from it "
+                                "(the palette button picks the colour; the eraser wipes strokes), then apply: the "
+                                "result becomes the current mask and the prior of your next turn (undo takes it "
+                                "back).", elem_id="rrsis-brush-help")
+                    brush = gr.ImageEditor(
+                        type="numpy", image_mode="RGBA", label="Brush", elem_id="rrsis-brush", height=600,
+                        brush=gr.Brush(colors=[S.BRUSH_ADD, S.BRUSH_REMOVE], color_mode="fixed", default_size=12),
+                        eraser=gr.Eraser(default_size=12), layers=False, transforms=(), sources=())
+                    with gr.Row():
+                        b_brush_load = gr.Button("Load the current mask", size="sm", elem_id="rrsis-brush-load")
+                        b_brush_apply = gr.Button("Apply the strokes", size="sm", variant="primary",
+                                                  elem_id="rrsis-brush-apply")
             with gr.Column(scale=2):
                 chat = gr.Chatbot(label="Assistant", height=470, elem_id="rrsis-chat", buttons=["copy"],
                                   feedback_options=None)
@@ -122,6 +142,8 @@ def build_app(services: S.Services, title: str = "rrsis — say what to segment"
         for button, name in ((b_undo, "undo"), (b_redo, "redo"), (b_clear, "clear"), (b_accept, "accept"),
                              (b_prev, "previous"), (b_next, "next")):
             button.click(on_command(name), inputs=[st], outputs=outputs, show_progress="minimal")
+        b_brush_load.click(on_brush_load, inputs=[st], outputs=[brush], show_progress="hidden")
+        b_brush_apply.click(on_brush_apply, inputs=[st, brush], outputs=[*outputs, brush], show_progress="minimal")
         mode.change(on_mode, inputs=[st, mode], outputs=outputs, concurrency_limit=None, show_progress="hidden")
         opacity.release(on_opacity, inputs=[st, opacity], outputs=outputs, concurrency_limit=None,
                         show_progress="hidden")

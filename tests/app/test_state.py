@@ -57,6 +57,41 @@ def test_display_frame_sampling_matches_mapping():
         assert 1700 - f.sx <= x <= 1710 + f.sx and 900 - f.sy <= y <= 910 + f.sy
 
 
+def test_display_frame_full_mask_is_the_inverse_of_sampling():
+    """A display mask taken to full resolution covers each display pixel's block, and samples back to itself."""
+    f = DisplayFrame.for_image(2500, 1500, max_side=1000)
+    disp = np.zeros((f.display_height, f.display_width), bool)
+    disp[100:120, 300:340] = True
+    full = f.to_full_mask(disp)
+    assert full.shape == (1500, 2500) and np.array_equal(f.sample(full), disp)
+    assert abs(int(full.sum()) - disp.sum() * f.sx * f.sy) < 0.05 * full.sum()
+
+
+def test_brush_strokes_add_and_remove_in_full_resolution(services, tmp_path):
+    """Blue strokes on the (downsampled) brush canvas add their full-resolution blocks to the mask, pink ones remove
+    theirs; a canvas of another size and an empty canvas are refused without a turn."""
+    big = np.zeros((1500, 3000, 3), np.uint8)
+    Image.fromarray(big).save(tmp_path / "big.png")
+    st = S.new_state(services)
+    S.load_upload(st, services, str(tmp_path / "big.png"))
+    canvas = S.brush_canvas(st)
+    assert canvas["background"].shape[:2] == (512, 1024) and canvas["layers"] == []
+    layer = np.zeros((512, 1024, 4), np.uint8)
+    layer[100:140, 200:300] = (0, 210, 255, 255)  # blue: add
+    layer[120:130, 250:260] = (255, 60, 200, 255)  # pink: remove
+    layer[300:310, 300:310] = (0, 210, 255, 60)  # faint anti-aliasing: not painted
+    S.apply_brush(st, services, {"background": canvas["background"], "layers": [layer], "composite": None})
+    expected = st.frame.to_full_mask((layer[..., 3] > 127) & (layer[..., 0] < 128))
+    assert np.array_equal(st.prediction.mask, expected) and st.session.turns[-1].kind == "mask"
+    assert f"+{int(expected.sum()):,} px, −0 px" in st.chat[-2]["content"]
+    S.apply_brush(st, services, {"layers": [np.zeros((512, 1024, 4), np.uint8)]})
+    assert "Nothing painted yet" in last(st) and len(st.session.turns) == 1
+    S.apply_brush(st, services, {"layers": [np.zeros((100, 100, 4), np.uint8)]})
+    assert "Load the current mask" in last(st) and len(st.session.turns) == 1
+    S.command(st, services, "undo")
+    assert st.prediction is None or not st.prediction.mask.any()
+
+
 def test_click_on_downsampled_upload_reaches_engine_in_full_resolution(services, tmp_path):
     big = np.zeros((1500, 3000, 3), np.uint8)
     big[::50] = 255
