@@ -120,6 +120,7 @@ class AppState:
     accepted: list[dict] = field(default_factory=list)
     exports: list[str] = field(default_factory=list)
     last_engine_ms: float | None = None
+    brush_image: RasterImage | None = None  # the image the brush canvas was last loaded with
     events: int = 0  # handled events, for the page's status line
     tab_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
@@ -389,12 +390,18 @@ BRUSH_ADD, BRUSH_REMOVE = "#00d2ff", "#ff3cc8"
 def brush_canvas(state: AppState) -> dict | None:
     """The brush editor's value (Gradio ImageEditor): the display image with the current mask drawn on it as the
     background, no strokes; None before any image."""
+    state.brush_image = state.image
     if state.base is None or state.frame is None:
         return None
     pred = state.prediction
     background = render_overlay(state.base, state.frame, mask=pred.mask if pred is not None else None,
                                 options=OverlayOptions(opacity=state.opacity))
     return {"background": background, "layers": [], "composite": None}
+
+
+def brush_is_stale(state: AppState) -> bool:
+    """Whether the brush canvas shows an image other than the one open (it is then emptied)."""
+    return state.brush_image is not None and state.brush_image is not state.image
 
 
 def brush_strokes(editor_value: dict | None, frame: DisplayFrame) -> tuple[np.ndarray, np.ndarray]:

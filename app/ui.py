@@ -30,7 +30,8 @@ def build_app(services: S.Services, title: str = "rrsis — say what to segment"
     def out(st: S.AppState):
         v = S.views(st, services)
         files = gr.update(value=v["files"], visible=bool(v["files"]))
-        return st, v["image"], v["chat"], v["status"], v["history"], files
+        brush_canvas = S.brush_canvas(st) if S.brush_is_stale(st) else gr.update()  # another image was opened
+        return st, v["image"], v["chat"], v["status"], v["history"], files, brush_canvas
 
     def ensure(st):
         return st if st is not None else S.new_state(services)
@@ -76,7 +77,7 @@ def build_app(services: S.Services, title: str = "rrsis — say what to segment"
 
     def on_brush_apply(st, strokes):
         st = S.apply_brush(ensure(st), services, strokes)
-        return (*out(st), S.brush_canvas(st))
+        return (*out(st)[:-1], S.brush_canvas(st))
 
     with gr.Blocks(title=title, fill_width=True) as demo:
         gr.Markdown(f"## {title}\nPick an image, type what you want segmented, refine with clicks or "
@@ -133,7 +134,7 @@ def build_app(services: S.Services, title: str = "rrsis — say what to segment"
                                 interactive=False, elem_id="rrsis-files", visible=False)
                 with gr.Accordion("Session history", open=False):
                     history = gr.Markdown(elem_id="rrsis-history")
-        outputs = [st, image, chat, status, history, files]
+        outputs = [st, image, chat, status, history, files, brush]
         demo.load(on_load, inputs=[st], outputs=outputs)
         gallery.select(on_sample, inputs=[st], outputs=outputs)
         upload.upload(on_upload, inputs=[st, upload], outputs=outputs)
@@ -143,7 +144,7 @@ def build_app(services: S.Services, title: str = "rrsis — say what to segment"
                              (b_prev, "previous"), (b_next, "next")):
             button.click(on_command(name), inputs=[st], outputs=outputs, show_progress="minimal")
         b_brush_load.click(on_brush_load, inputs=[st], outputs=[brush], show_progress="hidden")
-        b_brush_apply.click(on_brush_apply, inputs=[st, brush], outputs=[*outputs, brush], show_progress="minimal")
+        b_brush_apply.click(on_brush_apply, inputs=[st, brush], outputs=outputs, show_progress="minimal")
         mode.change(on_mode, inputs=[st, mode], outputs=outputs, concurrency_limit=None, show_progress="hidden")
         opacity.release(on_opacity, inputs=[st, opacity], outputs=outputs, concurrency_limit=None,
                         show_progress="hidden")

@@ -90,6 +90,10 @@ def test_brush_strokes_add_and_remove_in_full_resolution(services, tmp_path):
     assert "Load the current mask" in last(st) and len(st.session.turns) == 1
     S.command(st, services, "undo")
     assert st.prediction is None or not st.prediction.mask.any()
+    assert not S.brush_is_stale(st)
+    S.load_sample(st, services, 0)  # another image: the page reloads the brush canvas with it
+    assert S.brush_is_stale(st) and S.brush_canvas(st)["background"].shape[:2] == st.base.shape[:2]
+    assert not S.brush_is_stale(st)
 
 
 def test_click_on_downsampled_upload_reaches_engine_in_full_resolution(services, tmp_path):
