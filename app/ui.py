@@ -101,11 +101,12 @@ def build_app(services: S.Services, title: str = "rrsis — say what to segment"
                                  format="jpeg", elem_id="rrsis-image", height=600, buttons=["fullscreen"])
                 status = gr.Markdown(elem_id="rrsis-status")
                 gr.Markdown(LEGEND, elem_id="rrsis-legend")
-                with gr.Accordion("Brush: touch up the mask by hand", open=False, elem_id="rrsis-brush-box"):
-                    gr.Markdown("Load the current mask, paint **blue** to add to it and **pink** to remove from it "
-                                "(the palette button picks the colour; the eraser wipes strokes), then apply: the "
-                                "result becomes the current mask and the prior of your next turn (undo takes it "
-                                "back).", elem_id="rrsis-brush-help")
+                with gr.Accordion("Brush: touch up the mask by hand", open=False,
+                                  elem_id="rrsis-brush-box") as brush_box:
+                    gr.Markdown("Paint **blue** to add to the current mask and **pink** to remove from it (the "
+                                "palette button picks the colour; the eraser wipes strokes), then apply: the result "
+                                "becomes the current mask and the prior of your next turn (undo takes it back). After "
+                                "other turns, load the current mask again.", elem_id="rrsis-brush-help")
                     brush = gr.ImageEditor(
                         type="numpy", image_mode="RGBA", label="Brush", elem_id="rrsis-brush", height=600,
                         brush=gr.Brush(colors=[S.BRUSH_ADD, S.BRUSH_REMOVE], color_mode="fixed", default_size=12),
@@ -144,6 +145,7 @@ def build_app(services: S.Services, title: str = "rrsis — say what to segment"
                              (b_prev, "previous"), (b_next, "next")):
             button.click(on_command(name), inputs=[st], outputs=outputs, show_progress="minimal")
         b_brush_load.click(on_brush_load, inputs=[st], outputs=[brush], show_progress="hidden")
+        brush_box.expand(on_brush_load, inputs=[st], outputs=[brush], show_progress="hidden")
         b_brush_apply.click(on_brush_apply, inputs=[st, brush], outputs=outputs, show_progress="minimal")
         mode.change(on_mode, inputs=[st, mode], outputs=outputs, concurrency_limit=None, show_progress="hidden")
         opacity.release(on_opacity, inputs=[st, opacity], outputs=outputs, concurrency_limit=None,

@@ -267,8 +267,7 @@ def test_the_brush_adds_to_and_removes_from_the_mask(app_server, browser, tmp_pa
     page = tab.page
     tab.pick_sample(0)
     tab.button("rrsis-clear")  # start from an empty mask: every blue pixel painted is new
-    page.get_by_text("Brush: touch up the mask by hand").click()
-    page.click("#rrsis-brush-load")
+    page.get_by_text("Brush: touch up the mask by hand").click()  # opening the panel loads the current mask
     canvas = page.locator("#rrsis-brush canvas").first
     canvas.wait_for()
     page.locator("#rrsis-brush").scroll_into_view_if_needed()
