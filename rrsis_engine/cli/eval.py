@@ -7,6 +7,7 @@ import json
 import logging
 from pathlib import Path
 
+from rrsis_engine.cli.engine_rules import add_engine_rule_switches, engine_rule_options
 from rrsis_engine.errors import DataError
 
 log = logging.getLogger("rrsis")
@@ -46,34 +47,9 @@ def register(subparsers) -> None:
                    help="predict click turns on the full frame only (no zoom-in pass on a crop around the object; "
                         "without this flag every click turn from the second click on gets the zoom-in, whatever "
                         "the machine's speed, so that scores do not depend on its load)")
-    p.add_argument("--no-edge-refine", action="store_true",
-                   help="score the model's upsampled logits as they are (without snapping each mask to the image's "
-                        "colour edges, rrsis_engine.edges)")
-    p.add_argument("--keep-negated-regions", action="store_true",
-                   help="score the masks without removing the separate parts and crossing strips that negative "
-                        "clicks lie on, or lay deep in on the previous mask, or the road whose colour strip they lie "
-                        "on (rrsis_engine.postprocess.negated_regions, negated_strips, negated_previous_parts, "
-                        "negated_strip_regions)")
-    p.add_argument("--no-click-fit", action="store_true",
-                   help="score click turns as the decoder gives them, without correcting the logits around clicks "
-                        "it left on the wrong side (rrsis_engine.model.click_fit)")
-    p.add_argument("--no-grow-clicks", action="store_true",
-                   help="do not add the colour region each positive click lies on to the mask "
-                        "(rrsis_engine.click_regions)")
     p.add_argument("--encoder-precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="image encoder arithmetic (auto: bf16 where the hardware has it natively)")
-    p.add_argument("--no-spatial-words", action="store_true",
-                   help="score text turns as the model answers them, without resolving a category with spatial words "
-                        "by geometry over the model's mask of the category (rrsis_engine.spatial_language)")
-    p.add_argument("--no-rim-clicks", action="store_true",
-                   help="score click turns with the model's whole answer even where the click lies on the rim of the mask shown before it (by default such a click changes that mask only around the click: rrsis_engine.postprocess.rim_click_zone)")
-    p.add_argument("--no-boundary-refine", action="store_true",
-                   help="keep the outline of the mask as the engine's rules leave it (by default a model with a boundary "
-                        "refiner redraws it within a few pixels from the image colours: rrsis_engine.model.boundary_refiner)")
-    p.add_argument("--no-complete-roofs", action="store_true",
-                   help="choose among the buildings, and show 'all the buildings', as the model's mask covers the roofs "
-                        "(by default a roof it covers in part is completed to its colour region: "
-                        "rrsis_engine.spatial_language.completed_objects)")
+    add_engine_rule_switches(p)
     p.set_defaults(func=run)
 
 
@@ -87,13 +63,7 @@ def run(args) -> int:
     records = load_records(args.data)
     # the zoom-in is pinned: left on auto it follows the encoder's speed, so a loaded machine would score differently
     predictor = load_predictor(args.model, device=args.device, disk_cache=False, zoom_in=not args.no_zoom,
-                               encoder_precision=args.encoder_precision, edge_refine=not args.no_edge_refine,
-                               remove_negated_regions=not args.keep_negated_regions,
-                               click_fit=not args.no_click_fit, grow_clicks=not args.no_grow_clicks,
-                               spatial_words=not args.no_spatial_words,
-                               rim_clicks=not args.no_rim_clicks,
-                               boundary_refine=not args.no_boundary_refine,
-                               complete_roofs=not args.no_complete_roofs)
+                               encoder_precision=args.encoder_precision, **engine_rule_options(args))
 
     def progress(i, s):
         if (i + 1) % 25 == 0:

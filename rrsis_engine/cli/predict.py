@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from rrsis_engine.cli.engine_rules import add_engine_rule_switches, engine_rule_options
 from rrsis_engine.errors import PromptError
 
 
@@ -57,29 +58,7 @@ def register(subparsers) -> None:
     p.add_argument("--geojson", help="also write polygons (in the image CRS when it has one)")
     p.add_argument("--json", action="store_true", help="print scores and timings as JSON")
     p.add_argument("--db", help="log the turns and the accepted mask to this session database (path or URL)")
-    p.add_argument("--no-edge-refine", action="store_true",
-                   help="keep the model's upsampled mask as it is (do not snap it to the image's colour edges)")
-    p.add_argument("--keep-negated-regions", action="store_true",
-                   help="keep separate parts and crossing strips (roads) of the mask that a negative click lies on, "
-                        "or lay deep in on the previous mask, or the road whose colour strip they lie on (by default "
-                        "they are removed)")
-    p.add_argument("--no-click-fit", action="store_true",
-                   help="keep the decoder's mask where it leaves a click on the wrong side (by default the logits "
-                        "around such a click are corrected until it lies on its side)")
-    p.add_argument("--no-grow-clicks", action="store_true",
-                   help="keep the model's mask around a positive click instead of adding the colour region the click "
-                        "lies on (by default a long, thin one such as a road is added, cut where negative clicks lie)")
-    p.add_argument("--no-spatial-words", action="store_true",
-                   help="leave sentences with spatial words ('the leftmost building') to the model (by default the model "
-                        "segments the whole category and the object is picked by position or size)")
-    p.add_argument("--no-rim-clicks", action="store_true",
-                   help="let a click on the rim of the mask shown before it change the whole mask as the model answers it (by default it changes that mask only around the click)")
-    p.add_argument("--no-boundary-refine", action="store_true",
-                   help="keep the outline of the mask as the engine's rules leave it (by default a model with a boundary "
-                        "refiner redraws it within a few pixels from the image colours: rrsis_engine.model.boundary_refiner)")
-    p.add_argument("--no-complete-roofs", action="store_true",
-                   help="leave roofs as the model's mask covers them (by default a roof it covers in part is completed "
-                        "to its colour region when spatial words choose among buildings or all the buildings are asked)")
+    add_engine_rule_switches(p)
     p.set_defaults(func=run)
 
 
@@ -93,13 +72,7 @@ def run(args) -> int:
 
     if not args.text and not args.point and args.box is None:
         raise PromptError("Give --text, --point or --box: there is nothing to segment.")
-    predictor = load_predictor(args.model, edge_refine=not args.no_edge_refine,
-                               remove_negated_regions=not args.keep_negated_regions,
-                               click_fit=not args.no_click_fit, grow_clicks=not args.no_grow_clicks,
-                               spatial_words=not args.no_spatial_words,
-                               rim_clicks=not args.no_rim_clicks,
-                               boundary_refine=not args.no_boundary_refine,
-                               complete_roofs=not args.no_complete_roofs)
+    predictor = load_predictor(args.model, **engine_rule_options(args))
     session = RefinementSession(predictor)
     session.set_image(args.image, bands=args.bands)
     logger = None

@@ -81,3 +81,21 @@ def test_models_lists_the_registry(capsys):
 def test_headless_demo_with_a_model(checkpoint, tmp_path):
     assert main(["demo", "--headless", "--model", str(checkpoint), "--out", str(tmp_path)]) == 0
     assert (tmp_path / "demo_mask.png").is_file() and (tmp_path / "demo_overlay.png").is_file()
+
+
+def test_engine_rule_flags_turn_off_one_predictor_rule_each():
+    """`rrsis predict` and `rrsis eval` share the flags; each names a Predictor keyword and turns off only that."""
+    import argparse
+    import inspect
+
+    from rrsis_engine.cli.engine_rules import ENGINE_RULES, add_engine_rule_switches, engine_rule_options
+    from rrsis_engine.predictor import Predictor
+
+    keywords = inspect.signature(Predictor).parameters
+    parser = argparse.ArgumentParser()
+    add_engine_rule_switches(parser)
+    assert all(parser.parse_args([]).__dict__[f.lstrip("-").replace("-", "_")] is False for f, _, _ in ENGINE_RULES)
+    for flag, keyword, _ in ENGINE_RULES:
+        assert keyword in keywords and keywords[keyword].default is True, keyword
+        options = engine_rule_options(parser.parse_args([flag]))
+        assert options == {k: k != keyword for _, k, _ in ENGINE_RULES}
