@@ -400,7 +400,7 @@ def brush_canvas(state: AppState) -> dict | None:
 
 
 def brush_is_stale(state: AppState) -> bool:
-    """Whether the brush canvas shows an image other than the one open (it is then emptied)."""
+    """Whether the brush canvas shows an image other than the one open (the page then reloads it with the open one)."""
     return state.brush_image is not None and state.brush_image is not state.image
 
 

@@ -374,8 +374,8 @@ def corrected(correction: tuple[str, str | None], category: str, category_mask: 
     means among the objects of ``category`` in ``category_mask`` (the model's mask of all of them; ``pixels`` and
     ``smooth`` as :func:`resolve`'s): "redirect" — the object nearest to the shown one (by centroid) whose centroid
     lies :data:`rrsis_engine.data.expressions.REDIRECT_MARGIN` further in the direction (the generators' rule);
-    "add" — the shown object and the other object nearest to it (by the distance between the masks). None when no
-    other object fits."""
+    "add" — the objects the shown mask covers (more than half of each; the shown mask itself where it covers none)
+    and the other object nearest to it (by the distance between the masks). None when no other object fits."""
     height, width = shown.shape
     joined = _joined_objects(category_mask, category, pixels, smooth)
     objects = [o for o in joined if (o.mask & shown).sum() <= 0.5 * o.area]
