@@ -548,14 +548,16 @@ class Predictor:
             logits = T.logits_to_image(low, image.height, image.width, self.image_size)[0, 0].float().cpu().numpy()
             zoom = self.zoom_enabled() and len(clicks) >= ZOOM_MIN_CLICKS
             negating = self.remove_negated_regions and (click_labels == 0).any()
-            # the previous turn's mask as the model drew it (the prior), H×W bool, for the zoom, the negative clicks and
-            # the object the spatial words chose
-            previous = None if prior is None or not (zoom or negating or spatial is not None) else \
+            # a follow-up sentence ("no, the one further left") is read against the sentence before it
+            follow_up = spatial is None and pts is None and prior is not None and bool(previous_text) and \
+                self.spatial_words
+            # the previous turn's mask as the model drew it (the prior), H×W bool, for the zoom, the negative clicks,
+            # the object the spatial words chose and the object a follow-up corrects
+            previous = None if prior is None or not (zoom or negating or spatial is not None or follow_up) else \
                 T.logits_to_image(prior, image.height, image.width, self.image_size)[0, 0].cpu().numpy() > 0
             others = None  # H×W bool: a click or box turn's pixels of objects the sentence does not mean
             on_top = None  # H×W float32: a click turn's logits when its clicks lie on ships or cars read off their ground
-            followed = None if spatial is not None or pts is not None or prior is None or not previous_text or \
-                not self.spatial_words else self._followup_choice(key, feats, image, text, previous_text, prior)
+            followed = self._followup_choice(key, feats, image, text, previous_text, previous) if follow_up else None
             if followed is not None:
                 # a follow-up that picks one of the look-alikes the sentence before left, or corrects the object it chose,
                 # by geometry (synthetic validation follow-ups 0.34 -> 0.82, docs/training.md "Follow-up sentences by
@@ -808,16 +810,16 @@ class Predictor:
         return logits, low
 
     def _followup_choice(self, key: str, feats: ImageFeatures, image: RasterImage, text: str, previous_text: str,
-                         prior: torch.Tensor) -> tuple[np.ndarray, torch.Tensor] | None:
+                         previous: np.ndarray) -> tuple[np.ndarray, torch.Tensor] | None:
         """The object a follow-up sentence means, as :meth:`_spatial_choice` gives it, or None (the model's turn).
 
         After a sentence whose words left several look-alikes ("the building at the top"), a follow-up that picks one
         (:func:`spatial_language.parse_followup`: "no, the one further left") is both sentences' words as one spec
         ("the building at the top, the one furthest west"), chosen among the objects of the model's mask of the
         category and of the sentence before's own map (where the candidates shown with it came from). After a
-        sentence whose words chose one object ("the leftmost road"), a correction relative to the mask shown (``prior``,
-        the previous turn's logits, 1×1×(S/4)×(S/4): after "no, the road further right" it is the road moved to, so
-        saying it again moves on; :func:`spatial_language.parse_correction`: "no, the road further right", "also the one
+        sentence whose words chose one object ("the leftmost road"), a correction relative to the mask shown
+        (``previous``, H×W bool, the previous turn's logits above zero: after "no, the road further right" it is the
+        road moved to, so saying it again moves on; :func:`spatial_language.parse_correction`: "no, the road further right", "also the one
         next to it"; "the one further left" too) moves to or adds the nearest object of its category
         (:func:`spatial_language.corrected`)."""
         first = spatial_language.parse_object(previous_text)
@@ -842,9 +844,9 @@ class Predictor:
         if correction is None:
             return None
         masks, logits_of, read_off = self._spatial_masks(key, feats, image, spatial_language.SpatialSpec(category))
-        drawn = T.logits_to_image(prior, image.height, image.width, self.image_size)[0, 0].cpu().numpy() > 0
-        chosen = spatial_language.corrected(correction, category, masks[category], drawn if drawn.any() else shown[1] > 0,
-                                            image.pixels, self._completion_pixels(image, key))
+        chosen = spatial_language.corrected(correction, category, masks[category],
+                                            previous if previous.any() else shown[1] > 0, image.pixels,
+                                            self._completion_pixels(image, key))
         return None if chosen is None else self._chosen_logits(chosen, category, logits_of, read_off)
 
     def _model_cells(self, mask: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -352,6 +352,7 @@ CORRECTION_DIRECTIONS = {"north": ["further north", "above it", "further up", "h
                          "west": ["further left", "to its left", "further west", "on its left"],
                          "east": ["further right", "to its right", "further east", "on its right"]}
 
+
 def parse_correction(text: str, category: str) -> tuple[str, str | None] | None:
     """A follow-up relative to the object shown, about another object of ``category`` (the sentence before's):
     ("redirect", direction) for "no, the road further right", "wrong one, the one to its left", "the one above it";
@@ -377,8 +378,9 @@ def corrected(correction: tuple[str, str | None], category: str, category_mask: 
     "add" — the objects the shown mask covers (more than half of each; the shown mask itself where it covers none)
     and the other object nearest to it (by the distance between the masks). None when no other object fits."""
     height, width = shown.shape
-    joined = _joined_objects(category_mask, category, pixels, smooth)
-    objects = [o for o in joined if (o.mask & shown).sum() <= 0.5 * o.area]
+    covered, objects = [], []  # the objects shown (more than half of each under ``shown``), the others
+    for o in _joined_objects(category_mask, category, pixels, smooth):
+        (covered if (o.mask & shown).sum() > 0.5 * o.area else objects).append(o)
     rows, cols = np.nonzero(shown)
     x, y = cols.mean(), rows.mean()
     kind, direction = correction
@@ -395,8 +397,7 @@ def corrected(correction: tuple[str, str | None], category: str, category_mask: 
     nearest = min(objects, key=lambda o: distance[o.mask].min())
     # the objects shown as the category's mask draws them: a mask shown through the previous turn's coarse logits
     # spills over their outlines
-    covered = [o.mask for o in joined if (o.mask & shown).sum() > 0.5 * o.area]
-    return np.logical_or.reduce(covered + [nearest.mask]) if covered else shown | nearest.mask
+    return np.logical_or.reduce([o.mask for o in [*covered, nearest]]) if covered else shown | nearest.mask
 
 
 def is_follow_up(text: str) -> bool:
