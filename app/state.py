@@ -121,6 +121,8 @@ class AppState:
     exports: list[str] = field(default_factory=list)
     last_engine_ms: float | None = None
     brush_image: RasterImage | None = None  # the image the brush canvas was last loaded with
+    brush_prediction: Any = None  # the prediction whose mask the brush canvas was last loaded with
+    brush_open: bool = False  # whether the brush panel is open (the canvas then follows every turn)
     events: int = 0  # handled events, for the page's status line
     tab_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
@@ -390,7 +392,7 @@ BRUSH_ADD, BRUSH_REMOVE = "#00d2ff", "#ff3cc8"
 def brush_canvas(state: AppState) -> dict | None:
     """The brush editor's value (Gradio ImageEditor): the display image with the current mask drawn on it as the
     background, no strokes; None before any image."""
-    state.brush_image = state.image
+    state.brush_image, state.brush_prediction = state.image, state.prediction
     if state.base is None or state.frame is None:
         return None
     pred = state.prediction
@@ -400,8 +402,18 @@ def brush_canvas(state: AppState) -> dict | None:
 
 
 def brush_is_stale(state: AppState) -> bool:
-    """Whether the brush canvas shows an image other than the one open (the page then reloads it with the open one)."""
-    return state.brush_image is not None and state.brush_image is not state.image
+    """Whether the page should reload the brush canvas: it shows an image other than the one open, or, while the
+    panel is open, a mask other than the current one (a click, sentence, undo… since it was loaded; strokes not yet
+    applied are dropped with it, as they were painted over the older mask)."""
+    if state.brush_image is None:
+        return False
+    return state.brush_image is not state.image or (state.brush_open and state.brush_prediction is not state.prediction)
+
+
+def set_brush_open(state: AppState, is_open: bool) -> AppState:
+    """The brush panel opened or closed (an open panel's canvas follows the current mask)."""
+    state.brush_open = is_open
+    return state
 
 
 def brush_strokes(editor_value: dict | None, frame: DisplayFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ def build_app(services: S.Services, title: str = "rrsis — say what to segment"
     def out(st: S.AppState):
         v = S.views(st, services)
         files = gr.update(value=v["files"], visible=bool(v["files"]))
-        brush_canvas = S.brush_canvas(st) if S.brush_is_stale(st) else gr.update()  # another image was opened
+        brush_canvas = S.brush_canvas(st) if S.brush_is_stale(st) else gr.update()  # another image or mask
         return st, v["image"], v["chat"], v["status"], v["history"], files, brush_canvas
 
     def ensure(st):
@@ -75,6 +75,13 @@ def build_app(services: S.Services, title: str = "rrsis — say what to segment"
     def on_brush_load(st):
         return S.brush_canvas(ensure(st))
 
+    def on_brush_open(st):
+        st = S.set_brush_open(ensure(st), True)
+        return st, S.brush_canvas(st)
+
+    def on_brush_close(st):
+        return S.set_brush_open(ensure(st), False)
+
     def on_brush_apply(st, strokes):
         st = S.apply_brush(ensure(st), services, strokes)
         return (*out(st)[:-1], S.brush_canvas(st))
@@ -105,8 +112,9 @@ def build_app(services: S.Services, title: str = "rrsis — say what to segment"
                                   elem_id="rrsis-brush-box") as brush_box:
                     gr.Markdown("Paint **blue** to add to the current mask and **pink** to remove from it (the "
                                 "palette button picks the colour; the eraser wipes strokes), then apply: the result "
-                                "becomes the current mask and the prior of your next turn (undo takes it back). After "
-                                "other turns, load the current mask again.", elem_id="rrsis-brush-help")
+                                "becomes the current mask and the prior of your next turn (undo takes it back). While "
+                                "this panel is open the canvas follows every turn: apply your strokes before the next "
+                                "click or sentence.", elem_id="rrsis-brush-help")
                     brush = gr.ImageEditor(
                         type="numpy", image_mode="RGBA", label="Brush", elem_id="rrsis-brush", height=600,
                         brush=gr.Brush(colors=[S.BRUSH_ADD, S.BRUSH_REMOVE], color_mode="fixed", default_size=12),
@@ -145,7 +153,8 @@ def build_app(services: S.Services, title: str = "rrsis — say what to segment"
                              (b_prev, "previous"), (b_next, "next")):
             button.click(on_command(name), inputs=[st], outputs=outputs, show_progress="minimal")
         b_brush_load.click(on_brush_load, inputs=[st], outputs=[brush], show_progress="hidden")
-        brush_box.expand(on_brush_load, inputs=[st], outputs=[brush], show_progress="hidden")
+        brush_box.expand(on_brush_open, inputs=[st], outputs=[st, brush], show_progress="hidden")
+        brush_box.collapse(on_brush_close, inputs=[st], outputs=[st], show_progress="hidden")
         b_brush_apply.click(on_brush_apply, inputs=[st, brush], outputs=outputs, show_progress="minimal")
         mode.change(on_mode, inputs=[st, mode], outputs=outputs, concurrency_limit=None, show_progress="hidden")
         opacity.release(on_opacity, inputs=[st, opacity], outputs=outputs, concurrency_limit=None,

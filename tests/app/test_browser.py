@@ -132,6 +132,7 @@ class AppPage:
     def click_image(self, fx: float, fy: float) -> None:
         """Click at fractions (fx, fy) of the displayed image."""
         img = self.page.locator("#rrsis-image img")
+        img.scroll_into_view_if_needed()
         bb = img.bounding_box()
         nw, nh = img.evaluate("i => [i.naturalWidth, i.naturalHeight]")
         r = min(bb["width"] / nw, bb["height"] / nh)  # object-fit: contain letterboxes the picture
@@ -261,7 +262,8 @@ def test_ambiguity_and_uncertainty_screenshots(app_server, browser, tmp_path):
 def test_the_brush_adds_to_and_removes_from_the_mask(app_server, browser, tmp_path):
     """Where clicks plateau (Dubai's per-pixel class masks: 68 of 120 real held-out records never reach IoU 0.85 in
     20 clicks), the labeller paints: blue strokes add to the mask, pink ones remove from it; the result is a turn that
-    undo takes back, and the accepted mask in the store is what was painted."""
+    undo takes back, and the accepted mask in the store is what was painted. While the panel is open its canvas
+    follows the other turns (a click, undo) instead of showing the mask it was opened with."""
     url, services, store = app_server
     tab = AppPage(browser, url)
     page = tab.page
@@ -302,6 +304,18 @@ def test_the_brush_adds_to_and_removes_from_the_mask(app_server, browser, tmp_pa
     page.locator("#rrsis-brush").scroll_into_view_if_needed()
     tab.screenshot("app-brush.png", tmp_path)
 
+    def canvas_pixels() -> np.ndarray:
+        page.wait_for_timeout(1000)  # the editor draws a reloaded background
+        return np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB"), np.int16)
+
+    painted = canvas_pixels()
+    tab.click_image(0.15, 0.15)  # a turn elsewhere: the open panel's canvas shows its mask
+    assert "turns: 3" in tab.status(), tab.status()
+    changed = (np.abs(canvas_pixels() - painted).max(axis=2) > 40).mean()
+    assert changed > 0.02, changed  # stale, the canvas differs by a cursor's worth (0.1 % of its pixels)
+    tab.button("rrsis-undo")
+    back = (np.abs(canvas_pixels() - painted).max(axis=2) > 40).mean()
+    assert back < 0.005, back  # undo: the painted mask again (up to the brush cursor)
     tab.button("rrsis-undo")
     assert mask_area(tab.last_reply()) == area
     tab.button("rrsis-accept")

@@ -96,6 +96,26 @@ def test_brush_strokes_add_and_remove_in_full_resolution(services, tmp_path):
     assert not S.brush_is_stale(st)
 
 
+def test_an_open_brush_canvas_follows_every_turn(services):
+    """With the brush panel open, a click, sentence or undo reloads the canvas with the new mask; closed, only another
+    image does (the panel loads the current mask when it opens)."""
+    st = S.new_state(services)
+    S.load_sample(st, services, 0)
+    S.set_brush_open(st, True)
+    first = S.brush_canvas(st)["background"]
+    S.click(st, services, 40.0, 40.0)
+    assert S.brush_is_stale(st)
+    after_click = S.brush_canvas(st)["background"]
+    assert not S.brush_is_stale(st) and not np.array_equal(first, after_click)  # the click's mask is drawn
+    S.command(st, services, "undo")
+    assert S.brush_is_stale(st) and np.array_equal(S.brush_canvas(st)["background"], first)
+    S.set_brush_open(st, False)
+    S.click(st, services, 40.0, 40.0)
+    assert not S.brush_is_stale(st)  # closed: reloaded when it opens again
+    S.load_sample(st, services, 1)
+    assert S.brush_is_stale(st)  # another image: always reloaded (its strokes would land on the wrong image)
+
+
 def test_click_on_downsampled_upload_reaches_engine_in_full_resolution(services, tmp_path):
     big = np.zeros((1500, 3000, 3), np.uint8)
     big[::50] = 255
