@@ -357,6 +357,10 @@ def send_message(state: AppState, services: Services, text: str | None, progress
     followup = session.current is not None
     pred = session.text(text)
     state.pending_corner = None
+    turn = session.turns[-1]
+    if turn.kind == "pick":
+        state.say(f"Kept candidate **{turn.detail['candidate']}** alone. " + describe_turn(state, pred, "pick"))
+        return
     state.say(describe_turn(state, pred, "follow-up" if followup else "expression"))
 
 
@@ -589,7 +593,7 @@ def describe_turn(state: AppState, pred, kind: str) -> str:
         cands = ", ".join(f"**{i + 1}** ({c.area:,} px, score {c.score:.2f})" for i, c in enumerate(shown))
         which = "numbered outlines" if n == len(shown) else f"the {len(shown)} likeliest are outlined"
         msg = (f"**Ambiguous**: this could mean {n} different regions ({which}: {cands}). Say which one "
-               "(e.g. “the one on the left”, “the larger one”) or click inside the one you mean")
+               "(e.g. “the one on the left”, “the larger one”, or its number: “2”) or click inside the one you mean")
         if pred.shows_one_candidate:
             msg += "; the mask shows the likeliest, and a negative click on it shows the next likeliest"
         if pred.suggests_confirmation:
@@ -685,7 +689,8 @@ def history_markdown(state: AppState) -> str:
         for t in state.session.turns:
             p = t.prediction
             what = {"text": f"“{t.state.text}”", "click": "click " + ("+" if t.state.labels[-1] == 1 else "−")
-                    if t.state.labels else "click", "box": "box", "mask": "brush", "clear": "clear"}[t.kind]
+                    if t.state.labels else "click", "box": "box", "mask": "brush",
+                    "pick": f"candidate {t.detail.get('candidate', '?')}", "clear": "clear"}[t.kind]
             lines.append(f"| {t.index + 1} | {t.kind} | {what} | {p.area if p is not None else 0:,} | "
                          f"{p.shown_iou:.2f} | {p.latency_ms:.0f} |" if p is not None else
                          f"| {t.index + 1} | {t.kind} | {what} | – | – | – |")

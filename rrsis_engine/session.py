@@ -25,7 +25,7 @@ from rrsis_engine import spatial_language
 from rrsis_engine.errors import NoImageError, PromptError
 from rrsis_engine.prediction import Prediction
 
-TurnKind = Literal["text", "click", "box", "mask", "clear"]
+TurnKind = Literal["text", "click", "box", "mask", "pick", "clear"]
 
 
 @dataclass(frozen=True)
@@ -139,8 +139,12 @@ class RefinementSession:
     def text(self, expression: str, keep_prompts: bool | None = None) -> Prediction:
         """New or amended expression. The previous mask stays the prior (follow-ups like "the smaller
         one"); clicks and box are kept when ``keep_prompts`` (default: keep them only when a mask
-        already exists, i.e. this is a follow-up)."""
+        already exists, i.e. this is a follow-up). A candidate's number and nothing else ("2", "number 2":
+        :func:`spatial_language.parse_candidate_number`) picks that outlined candidate (:meth:`pick_candidate`)."""
         expression = self.predictor.validate_text(expression)
+        number = spatial_language.parse_candidate_number(expression)
+        if number is not None:
+            return self.pick_candidate(number, said=expression)
         prev = self.state
         keep = self.current is not None if keep_prompts is None else keep_prompts
         state = replace(prev, text=expression) if keep else PromptState(text=expression)
@@ -165,6 +169,24 @@ class RefinementSession:
         self._require_image()
         pred = self.predictor.prediction_from_mask(mask, self.image)
         return self._append(Turn(len(self._history), "mask", self.state, pred, used_prior=False))
+
+    def pick_candidate(self, number: int, said: str | None = None) -> Prediction:
+        """Keep candidate ``number`` (1 = ``current.candidates[0]``, the front ends' numbering) of the ambiguous turn
+        shown, alone: a ``pick`` turn whose mask is that region and whose prompts stay as they were (the sentence it
+        disambiguates is logged with it). It is the prior of the next turn; undo shows the candidates again."""
+        self._require_image()
+        said = f"“{said}”" if said else f"Candidate {number}"
+        pred = self.current
+        if pred is None or not pred.offers_choice:
+            raise PromptError(f"{said} picks a numbered candidate, but none is outlined now: describe the object in "
+                              "words or click on it (after a pick, undo shows the candidates again).")
+        n = len(pred.candidates)
+        if not 1 <= number <= n:
+            raise PromptError(f"{said}: there {'is' if n == 1 else 'are'} {n} candidate{'s' if n != 1 else ''}, "
+                              f"numbered 1 to {n}; say one of those numbers.")
+        picked = self.predictor.prediction_from_mask(pred.candidates[number - 1].mask, self.image)
+        turn = Turn(len(self._history), "pick", self.state, picked, used_prior=False, detail={"candidate": number})
+        return self._append(turn)
 
     def undo(self) -> Prediction | None:
         """Step back one turn; returns the now-current prediction (exactly the stored one)."""

@@ -400,6 +400,30 @@ def corrected(correction: tuple[str, str | None], category: str, category_mask: 
     return np.logical_or.reduce([o.mask for o in [*covered, nearest]]) if covered else shown | nearest.mask
 
 
+_NUMBER_WORDS = {w: i for i, w in enumerate("one two three four five six seven eight nine".split(), start=1)}
+#: "2", "#2", "number 2", "candidate two", "it's 3", "pick no. 4 please": a candidate's number and nothing else
+_CANDIDATE_NUMBER = re.compile(
+    r"(?:(?:it'?s|it is|pick|choose|select|take|show me|show|i mean|the)\s+)*"
+    r"(?P<prefix>(?:number|candidate|region|outline|no\.?|nr\.?)\s*|#\s*)?"
+    r"(?P<number>\d{1,3}|" + "|".join(_NUMBER_WORDS) + r")(?:\s+please)?")
+
+
+def parse_candidate_number(text: str) -> int | None:
+    """The number of an outlined candidate region that ``text`` names and nothing else ("2", "#2", "number 2",
+    "candidate two", "it's 3", "pick no. 4 please"), or None. A number word needs a prefix or to stand alone ("one"
+    is 1, "the one" is no number). The front ends number the candidates 1, 2, … in their order."""
+    words = " ".join(text.lower().replace("’", "'").strip().rstrip(".!?").split())
+    m = _CANDIDATE_NUMBER.fullmatch(words)
+    if m is None:
+        return None
+    number = m.group("number")
+    if not number.isdigit():
+        if not m.group("prefix") and words != number:
+            return None
+        return _NUMBER_WORDS[number]
+    return int(number)
+
+
 def is_follow_up(text: str) -> bool:
     """Whether ``text`` is a follow-up :func:`parse_followup` or :func:`parse_correction` reads (of any category)."""
     return parse_followup(text, "") is not None or any(parse_correction(text, c) is not None for c in E.NOUNS)

@@ -51,6 +51,8 @@ LAYER_NAMES = {
 ACCEPTED_PREFIX = "rrsis accepted"
 #: Outline colours of the candidate regions, in rank order (best first).
 CANDIDATE_COLORS = ["#ffd60a", "#ff9f0a", "#bf5af2", "#64d2ff", "#ff375f", "#30d158", "#ac8e68", "#5e5ce6"]
+#: their names, for the conversation ("1 yellow, 2 orange": the number a labeller types to pick one)
+CANDIDATE_COLOR_NAMES = ["yellow", "orange", "purple", "sky blue", "red", "green", "brown", "indigo"]
 
 #: Key -> controller method name. Bound on the viewer and on every rrsis layer (napari#7302: a layer's
 #: own bindings shadow the viewer's while it is selected).
@@ -579,6 +581,8 @@ class RRSISController:
                               "on the left') and press S, or click on the object.")
         self._say("user", f"“{text}”")
         pred = session.text(text)
+        if session.turns[-1].kind == "pick":
+            self._say("assistant", f"kept candidate {session.turns[-1].detail['candidate']} alone")
         return self._after_turn(pred)
 
     @user_action
@@ -756,7 +760,10 @@ def describe(pred: Prediction) -> str:
         n = len(pred.candidates)
         text += (f"\n⚠ ambiguous ({pred.ambiguity:.2f}): {n} candidate region(s) outlined"
                  if pred.ambiguity is not None else "\n⚠ ambiguous")
-        text += "; say which (“the one on the left”) or click it"
+        names = ", ".join(f"{i} {CANDIDATE_COLOR_NAMES[(i - 1) % len(CANDIDATE_COLOR_NAMES)]}"
+                          for i in range(1, min(n, len(CANDIDATE_COLOR_NAMES)) + 1))
+        text += f" ({names}{', …' if n > len(CANDIDATE_COLOR_NAMES) else ''})"
+        text += "; say which (“the one on the left”, or its number: “2”) or click it"
         if pred.shows_one_candidate:
             text += "; the likeliest is shown, a − click on it shows the next"
         if pred.suggests_confirmation:

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"image {img['path'] or '-'}  {img['width']}×{img['height']}  sha256 {img['hash'][:16]}…  "
                   f"crs={img['crs'] or '-'}")
             for t in s["turns"]:
-                prompt = t.text if t.kind == "text" else (t.points[-1] if t.kind == "click" and t.points else
+                prompt = t.text if t.kind in ("text", "pick") else (t.points[-1] if t.kind == "click" and t.points else
                                                           t.box if t.kind == "box" else "")
                 iou = "-" if t.iou_score is None else f"{t.iou_score:.2f}"
                 est = "" if t.quality is None else f" est_iou={t.quality:.2f}"

@@ -18,7 +18,7 @@ MAX_TEXT_CHARS = 2000
 MAX_NAME_CHARS = 200
 CLIENTS = ("web", "napari", "cli")
 STATUSES = ("accepted", "rejected", "skipped")
-KINDS = ("text", "click", "box", "mask", "clear")
+KINDS = ("text", "click", "box", "mask", "pick", "clear")
 
 
 def check_text(value, what: str = "expression", max_chars: int = MAX_TEXT_CHARS) -> str:

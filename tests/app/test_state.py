@@ -57,6 +57,22 @@ def test_display_frame_sampling_matches_mapping():
         assert 1700 - f.sx <= x <= 1710 + f.sx and 900 - f.sy <= y <= 910 + f.sy
 
 
+def test_a_candidates_number_in_the_chat_keeps_it_alone(services):
+    """The ambiguous reply invites the candidate's number; "2" keeps candidate 2 alone, the history says so, and
+    a number with nothing outlined is answered with what to do instead."""
+    st = S.new_state(services)
+    S.load_sample(st, services, 0)
+    S.send_message(st, services, "a bright field")
+    first = st.prediction
+    assert first.offers_choice and "or its number: “2”" in last(st)
+    S.send_message(st, services, "number 2")
+    assert np.array_equal(st.prediction.mask, first.candidates[1].mask) and not st.prediction.offers_choice
+    assert last(st).startswith("Kept candidate **2** alone.")
+    assert "| pick | candidate 2 |" in S.history_markdown(st)
+    S.send_message(st, services, "1")
+    assert "none is outlined now" in last(st) and st.session.turns[-1].kind == "pick"
+
+
 def test_display_frame_full_mask_is_the_inverse_of_sampling():
     """A display mask taken to full resolution covers each display pixel's block, and samples back to itself."""
     f = DisplayFrame.for_image(2500, 1500, max_side=1000)

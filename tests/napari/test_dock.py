@@ -83,6 +83,26 @@ def test_text_then_negative_click_then_undo_redo_with_keys(dock, qtbot, geotiff)
     assert not (current.data > 0)[45, 55] and len(c.layers["points"].data) == 1
 
 
+def test_typing_a_candidates_number_keeps_it_alone(dock, qtbot, geotiff):
+    """The conversation names each outlined candidate's number and colour; typing the number in the expression box
+    (S) keeps that region alone, the outlines go, and undo brings them back."""
+    viewer, widget, c = dock
+    open_and_wait(c, qtbot, geotiff)
+    qtbot.keyClicks(widget.expression_edit, "the bright roofs")
+    press(viewer, Qt.Key_S)
+    assert "(1 yellow, 2 orange)" in widget.history.toPlainText()
+    second = c.layers["candidates"].data == 2
+    assert second.any()
+    widget.expression_edit.clear()
+    qtbot.keyClicks(widget.expression_edit, "2")
+    press(viewer, Qt.Key_S)
+    assert np.array_equal(c.layers["current"].data > 0, second) and not c.layers["candidates"].data.any()
+    assert "kept candidate 2 alone" in widget.history.toPlainText()
+    assert c.session.turns[-1].kind == "pick" and c.session.state.text == "the bright roofs"
+    press(viewer, Qt.Key_Z)
+    assert set(np.unique(c.layers["candidates"].data)) == {0, 1, 2}
+
+
 def test_keys_work_with_a_prompt_layer_selected(dock, qtbot, geotiff):
     """napari#7302: layer key bindings shadow the viewer's, so the keys are bound on our layers too."""
     viewer, widget, c = dock
