@@ -552,6 +552,19 @@ def candidates_from_mask(mask: np.ndarray, prob_low: np.ndarray, max_candidates:
     return out
 
 
+def candidates_from_objects(objects: list[np.ndarray], logits: np.ndarray, max_candidates: int = 8) -> list[Candidate]:
+    """Candidates from whole objects (H×W bool each, not empty, in the order given: likeliest first), scored by
+    their mean probability σ(``logits``) (H×W), each with its bounding box and interior point (image frame)."""
+    out = []
+    for region in objects[:max_candidates]:
+        rows, cols = np.nonzero(region.any(axis=1))[0], np.nonzero(region.any(axis=0))[0]
+        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        x, y = interior_point(region[r0:r1, c0:c1])
+        out.append(Candidate(mask=region, score=float(sigmoid(logits[region]).mean()), bbox=(c0, r0, c1, r1),
+                             point=(x + c0, y + r0)))
+    return out
+
+
 #: Side (in cells of the low-res grid, S/4 of the model input) of the window whose expected error one click
 #: is credited with removing: about the reach of a click on its surroundings.
 CLICK_REACH_CELLS = 5

@@ -213,7 +213,8 @@ class Predictor:
     rim_clicks: a click on the rim of the mask shown before it (``predict``'s ``previous_mask``) whose answer changes far
     more than that rim (the model dropped the object, or flooded the roads it meets) changes the mask only on its rim
     around the click (:func:`postprocess.rim_click_zone`). A text turn of a sentence about one object whose mask shows
-    several look-alikes shows the likeliest alone (with ``spatial_words``; :func:`spatial_language.likeliest_object`).
+    several look-alikes shows the likeliest alone (with ``spatial_words``; :func:`spatial_language.ranked_objects`), and
+    those look-alikes, whole, likeliest first, are its candidates.
     inclusion_clicks: a negative click on a small blob of its own colour that the mask shown covers (a car on the road,
     :func:`click_regions.inclusion_at`), which the model and the negation rules answered by dropping the mask around it
     ("not this road"), cuts that blob and nothing else; once its blob is cut from the mask shown, later turns hide the
@@ -695,8 +696,24 @@ class Predictor:
                 shown = np.where(rejected, np.minimum(shown, -10.0), shown).astype(np.float32)
                 low = torch.where(self._model_cells(rejected, low.device), low.clamp(max=-SELECTED_LOGIT), low)
             likeliest = None  # H×W bool: the look-alike a sentence about one object shows alone
-            if self.spatial_words and text and spatial is None and box is None and not (click_labels == 1).any() and \
-                    (one_object := spatial_language.parse_object(text)) is not None:
+            look_alikes = []  # the look-alikes (H×W bool each, likeliest first) it was chosen from: the candidates
+            # a text turn's objects its words leave ("the building in the lower part", three there; none for words
+            # that choose one, or none)
+            words_leave = self._look_alikes_left(key, feats, image, text, np.zeros((0, 2), np.float32)) if (
+                self.spatial_words and text and spatial is None and box is None and not (click_labels == 1).any()) \
+                else []
+            if words_leave and not any(np.count_nonzero(m & (shown > 0)) * 2 > np.count_nonzero(m) for m in words_leave) \
+                    and (words_leave := self._look_alikes_left(key, feats, image, text, clicks[click_labels == 0])):
+                # the mask holds none of them (not half of any): the likeliest, not the model's mask elsewhere
+                # (synthetic test 015: 0.00 -> 0.89); after negative clicks that took the one shown (not trimmed it:
+                # then it still holds half of it), the likeliest they do not lie on (validation 011: the negative click
+                # on the house shown left 18 pixels of it, 0.11, and now shows the other house; docs/training.md
+                # "Candidates are the look-alikes")
+                look_alikes = words_leave
+                likeliest = look_alikes[0]
+                shown = np.where(likeliest, 10.0, np.minimum(shown, -10.0)).astype(np.float32)
+            elif self.spatial_words and text and spatial is None and box is None and not (click_labels == 1).any() \
+                    and (one_object := spatial_language.parse_object(text)) is not None:
                 # a text turn of a sentence about one object ("the farm plot") whose mask shows several look-alikes
                 # shows the likeliest alone (synthetic validation NoC@85 1.10 → 0.82, docs/training.md "One object for
                 # a sentence about one"); the others stay in the prior, and a negative click on the one shown shows
@@ -705,8 +722,9 @@ class Predictor:
                 t_one = time.perf_counter()
                 # the objects left after the negative clicks' removals: a click that trimmed the object shown keeps it,
                 # what is left of one they rejected is no look-alike of its own
-                likeliest = spatial_language.likeliest_object(shown > 0, one_object.category, logits, clicks,
+                look_alikes = spatial_language.ranked_objects(shown > 0, one_object.category, logits, clicks,
                                                               image.pixels, removed=negated)
+                likeliest = look_alikes[0] if look_alikes else None
                 if likeliest is not None:
                     shown = np.where((shown > 0) & ~likeliest, np.minimum(shown, -10.0), shown).astype(np.float32)
                 timings["likeliest_ms"] = (time.perf_counter() - t_one) * 1e3
@@ -717,8 +735,8 @@ class Predictor:
             if cut is not None:
                 shown = np.where(cut, np.minimum(shown, -10.0), shown).astype(np.float32)
             if self.spatial_words and text and box is None and spatial is None and not (click_labels == 1).any() \
-                    and not (shown > 0).any() and (look_alike := self._likeliest_look_alike(
-                        key, feats, image, text, clicks[click_labels == 0])) is not None:
+                    and not (shown > 0).any() and (look_alikes := self._look_alikes_left(
+                        key, feats, image, text, clicks[click_labels == 0])):
                 # the words leave several objects and the model's own turn shows none of them: the likeliest, not
                 # nothing (synthetic validation 155, "find the grove at the top of the image", two groves there: 0.00
                 # -> 0.60; 247, 275, 280 as well); after negative clicks, the likeliest of those they do not lie on
@@ -726,7 +744,7 @@ class Predictor:
                 # negative click on it left nothing)
                 # (the prior for the next turn stays the model's: a positive click on the grove shown then grew it to
                 # 0.89, from a prior of that grove to 0.68)
-                shown = np.where(look_alike, 10.0, shown).astype(np.float32)
+                shown = np.where(look_alikes[0], 10.0, shown).astype(np.float32)
             if self.boundary_refine and m.boundary_refiner is not None:
                 # the outline of the mask shown, redrawn from the image colours within a few pixels (the clicked
                 # pixels keep their label), for a model with a boundary refiner (docs/training.md, "The boundary
@@ -744,6 +762,13 @@ class Predictor:
             # what the labeller's negative clicks removed is settled: the map (the model's, which still holds it) says so
             pred.uncertainty = np.where(negated, 0.0, pred.uncertainty).astype(np.float32)
         pred.quality = Q.estimate_quality(pred, len(clicks), self.quality_calibration)
+        look_alikes = words_leave if len(words_leave) > 1 else look_alikes
+        if len(look_alikes) > 1 and pred.offers_choice:
+            # the look-alikes themselves, whole and snapped, as the candidates to choose from (the ambiguity cues and
+            # the estimated IoU above read the model's map, as calibrated): picking one by its number gives that
+            # object, not a coarse blob of the map that may hold two of them (synthetic test, ambiguous sentences, the
+            # best number typed: docs/training.md "Candidates are the look-alikes")
+            pred.candidates = postprocess.candidates_from_objects(look_alikes, logits)
         if likeliest is not None and len(clicks):
             # after negative clicks, of the look-alike shown: "is it this one?" — a positive click keeps it alone
             pred.suggested_click = spatial_language.confirmation_click(likeliest)
@@ -887,12 +912,12 @@ class Predictor:
         ``complete_roofs``."""
         return self._smoothed_pixels(image, key) if self.complete_roofs else None
 
-    def _likeliest_look_alike(self, key: str, feats: ImageFeatures, image: RasterImage, text: str,
-                              negative_clicks: np.ndarray) -> np.ndarray | None:
+    def _look_alikes_left(self, key: str, feats: ImageFeatures, image: RasterImage, text: str,
+                          negative_clicks: np.ndarray) -> list[np.ndarray]:
         """For a sentence whose words leave several objects of its category and no word to pick one of them (the
-        model's own turn decides then, :meth:`_spatial_object`): the likeliest of those objects no negative click (N×2
-        x, y image pixels) lies on, the highest mean probability of the category's logits, then the largest (H×W
-        bool, read-only), or None. The objects are found once per image and sentence."""
+        model's own turn decides then, :meth:`_spatial_object`): those objects no negative click (N×2 x, y image
+        pixels) lies on, likeliest first — the highest mean probability of the category's logits, then the largest
+        (H×W bool each, read-only). The objects are found once per image and sentence."""
         cache_key = (key, text, self.complete_roofs)
         if cache_key not in self._look_alikes:
             found = []
@@ -907,7 +932,7 @@ class Predictor:
                     mask.setflags(write=False)
             self._look_alikes.put(cache_key, found)
         rows, cols = postprocess.point_pixels(negative_clicks, (image.height, image.width))
-        return next((m for m in self._look_alikes.get(cache_key) if not m[rows, cols].any()), None)
+        return [m for m in self._look_alikes.get(cache_key) if not m[rows, cols].any()]
 
     def _read_off_ground(self, key: str, feats: ImageFeatures, image: RasterImage,
                          category: str) -> tuple[np.ndarray, np.ndarray]:

@@ -186,7 +186,7 @@ MIN_OBJECT_SHARE = 0.1
 #: ... and never smaller than this many pixels
 MIN_OBJECT_PIXELS = 12
 #: The share of a look-alike's pixels the negative clicks on it must remove for it to count as rejected, not trimmed
-#: (:func:`likeliest_object`).
+#: (:func:`ranked_objects`).
 REJECTED_SHARE = 0.5
 
 
@@ -1268,12 +1268,12 @@ def _piece_beside(mask: np.ndarray, groups: list[np.ndarray], row: int, col: int
     return [piece, groups[nearest]] if gaps[nearest] <= limit else []
 
 
-def likeliest_object(mask: np.ndarray, category: str, logits: np.ndarray, negative_clicks: np.ndarray,
-                     pixels: np.ndarray, removed: np.ndarray | None = None) -> np.ndarray | None:
-    """Of the objects of ``category`` that ``mask`` (H×W bool, a turn's shown mask) holds (:func:`object_groups` in
-    ``pixels``, H×W×3 uint8 RGB), none of which a negative click (N×2 x, y pixels) lies on, the likeliest: highest mean
-    probability σ(``logits``) (H×W), then area — its pixels, H×W bool; None when the mask holds fewer than two objects
-    (besides what is left of rejected ones) or every one is negated. removed: the pixels (H×W bool) the negative
+def ranked_objects(mask: np.ndarray, category: str, logits: np.ndarray, negative_clicks: np.ndarray,
+                   pixels: np.ndarray, removed: np.ndarray | None = None) -> list[np.ndarray]:
+    """The objects of ``category`` that ``mask`` (H×W bool, a turn's shown mask) holds (:func:`object_groups` in
+    ``pixels``, H×W×3 uint8 RGB), none of which a negative click (N×2 x, y pixels) lies on, likeliest first: highest
+    mean probability σ(``logits``) (H×W), then area — their pixels, H×W bool each; none when the mask holds fewer than
+    two objects (besides what is left of rejected ones) or every one is negated. removed: the pixels (H×W bool) the negative
     clicks took out of the turn's mask; an object of ``mask | removed`` a negative click lies on that lost more than
     :data:`REJECTED_SHARE` of its pixels that way was rejected, and what is left of it (a grove's other clumps, a
     field's piece across a road) is no object of its own; one that lost less was trimmed and stays."""
@@ -1286,15 +1286,13 @@ def likeliest_object(mask: np.ndarray, category: str, logits: np.ndarray, negati
             mask = mask & ~np.logical_or.reduce(rejected)
     groups = object_groups(mask, category, pixels)
     if len(groups) < (1 if rejected else 2):  # one object and what is left of a rejected one: that object alone
-        return None
+        return []
     open_groups = [g for g in groups if not g[rows, cols].any()]
-    if not open_groups:
-        return None
-    return max(open_groups, key=lambda g: (float(sigmoid(logits[g]).mean()), int(g.sum())))
+    return sorted(open_groups, key=lambda g: (float(sigmoid(logits[g]).mean()), int(g.sum())), reverse=True)
 
 
 def confirmation_click(look_alike: np.ndarray) -> tuple[float, float, int]:
-    """"Is it this one?" about the look-alike (H×W bool, not empty; :func:`likeliest_object`'s choice) a sentence about
+    """"Is it this one?" about the look-alike (H×W bool, not empty; :func:`ranked_objects`' first) a sentence about
     one object shows alone after negative clicks: a positive click (x, y, 1) at its interior point, which keeps it alone
     (:func:`unclicked_objects`)."""
     box = _box(look_alike)

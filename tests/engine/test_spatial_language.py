@@ -523,6 +523,12 @@ def test_a_positive_click_on_the_crossing_of_the_road_shown_keeps_that_road():
     assert not (others & horizontal).any() and others[:145, 60:72].all()
 
 
+def _likeliest(*args, **kwargs):
+    """The first of :func:`S.ranked_objects`, or None."""
+    ranked = S.ranked_objects(*args, **kwargs)
+    return ranked[0] if ranked else None
+
+
 def test_the_likeliest_look_alike_is_the_one_no_negative_click_lies_on_and_the_confirmation_asks_about_it():
     shape = (100, 100)
     a, b, c = (5, 5, 20, 20), (40, 40, 60, 60), (80, 80, 95, 95)
@@ -530,14 +536,14 @@ def test_the_likeliest_look_alike_is_the_one_no_negative_click_lies_on_and_the_c
     logits = np.where(_blobs(shape, [c]), 2.0, 0.5)
     none = np.zeros((0, 2))
     pixels = np.full(shape + (3,), 120, dtype=np.uint8)
-    assert np.array_equal(S.likeliest_object(mask, "building", logits, none, pixels), _blobs(shape, [c]))
+    assert np.array_equal(_likeliest(mask, "building", logits, none, pixels), _blobs(shape, [c]))
     # a negative click on c (the labeller's "no"): the next likeliest, the larger of a and b
-    likeliest = S.likeliest_object(mask, "building", logits, np.array([[90.0, 90.0]]), pixels)
+    likeliest = _likeliest(mask, "building", logits, np.array([[90.0, 90.0]]), pixels)
     assert np.array_equal(likeliest, _blobs(shape, [b]))
     x, y, label = S.confirmation_click(likeliest)
     assert label == 1 and 49 <= x <= 51 and 49 <= y <= 51  # b's middle
-    assert S.likeliest_object(_blobs(shape, [b]), "building", logits, none, pixels) is None  # one object: no choice
-    assert S.likeliest_object(mask, "building", logits, np.array([[10.0, 10], [50, 50], [90, 90]]), pixels) is None
+    assert _likeliest(_blobs(shape, [b]), "building", logits, none, pixels) is None  # one object: no choice
+    assert _likeliest(mask, "building", logits, np.array([[10.0, 10], [50, 50], [90, 90]]), pixels) is None
 
 
 def test_what_is_left_of_a_rejected_look_alike_is_not_the_next_one_and_a_trimmed_one_stays():
@@ -550,14 +556,14 @@ def test_what_is_left_of_a_rejected_look_alike_is_not_the_next_one_and_a_trimmed
     click = np.array([[85.0, 85.0]])
     rejected = _blobs(shape, [(70, 70, 95, 91)])  # all of c but a 4-pixel strip along its right side
     left = _blobs(shape, [a, b, c]) & ~rejected
-    assert np.array_equal(S.likeliest_object(left, "building", logits, click, pixels, removed=rejected),
+    assert np.array_equal(_likeliest(left, "building", logits, click, pixels, removed=rejected),
                           _blobs(shape, [b]))
     only = _blobs(shape, [b, c]) & ~rejected  # one object and a rejected one's strip: that object alone
-    assert np.array_equal(S.likeliest_object(only, "building", logits, click, pixels, removed=rejected),
+    assert np.array_equal(_likeliest(only, "building", logits, click, pixels, removed=rejected),
                           _blobs(shape, [b]))
     trimmed = _blobs(shape, [(80, 80, 90, 90)])  # the click's neighbourhood, 16 % of c
     kept = _blobs(shape, [a, b, c]) & ~trimmed
-    assert np.array_equal(S.likeliest_object(kept, "building", logits, click, pixels, removed=trimmed),
+    assert np.array_equal(_likeliest(kept, "building", logits, click, pixels, removed=trimmed),
                           _blobs(shape, [c]) & ~trimmed)
 
 
@@ -1212,3 +1218,24 @@ def test_the_shipped_model_finds_ships_the_words_name_and_ships_as_anchors():
         assert rec["expression"] == expression
         predictor.set_image(rec["image"])
         assert M.iou(predictor.predict(text=expression).mask, rec["mask"]) > 0.85, expression
+
+
+def test_the_look_alikes_are_ranked_likeliest_first_and_become_candidates():
+    """Of the look-alikes a mask holds, the likeliest first (mean probability, then area), the negated one left out;
+    as candidates each keeps its whole region, its box, a point inside it and that probability as its score."""
+    from rrsis_engine import postprocess
+
+    shape = (100, 100)
+    a, b, c = (5, 5, 20, 20), (40, 40, 60, 60), (80, 80, 95, 95)
+    mask = _blobs(shape, [a, b, c])
+    pixels = np.full(shape + (3,), 120, dtype=np.uint8)
+    logits = np.where(_blobs(shape, [b]), 3.0, np.where(_blobs(shape, [a]), 1.0, 2.0)).astype(np.float32)
+    ranked = S.ranked_objects(mask, "building", logits, np.zeros((0, 2)), pixels)
+    assert [r.nonzero()[0].min() for r in ranked] == [40, 80, 5]  # b (σ 0.95), c (0.88), a (0.73)
+    assert [r.nonzero()[0].min() for r in S.ranked_objects(mask, "building", logits, np.array([[50.0, 50.0]]),
+                                                            pixels)] == [80, 5]  # a negative click on b
+    assert S.ranked_objects(_blobs(shape, [a]), "building", logits, np.zeros((0, 2)), pixels) == []  # one object
+    candidates = postprocess.candidates_from_objects(ranked, logits)
+    assert [cand.bbox for cand in candidates] == [(40, 40, 60, 60), (80, 80, 95, 95), (5, 5, 20, 20)]
+    assert all(cand.mask[int(cand.point[1]), int(cand.point[0])] for cand in candidates)
+    assert candidates[0].score == pytest.approx(1 / (1 + np.exp(-3.0)))
