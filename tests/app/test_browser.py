@@ -312,7 +312,7 @@ def test_the_brush_adds_to_and_removes_from_the_mask(app_server, browser, tmp_pa
     tab.click_image(0.15, 0.15)  # a turn elsewhere: the open panel's canvas shows its mask
     assert "turns: 3" in tab.status(), tab.status()
     changed = (np.abs(canvas_pixels() - painted).max(axis=2) > 40).mean()
-    assert changed > 0.02, changed  # stale, the canvas differs by a cursor's worth (0.1 % of its pixels)
+    assert changed > 0.005, changed  # stale, the canvas differs by a cursor's worth (0.08 % of its pixels)
     tab.button("rrsis-undo")
     back = (np.abs(canvas_pixels() - painted).max(axis=2) > 40).mean()
     assert back < 0.005, back  # undo: the painted mask again (up to the brush cursor)
