@@ -697,13 +697,13 @@ class Predictor:
                 low = torch.where(self._model_cells(rejected, low.device), low.clamp(max=-SELECTED_LOGIT), low)
             likeliest = None  # H×W bool: the look-alike a sentence about one object shows alone
             look_alikes = []  # the look-alikes (H×W bool each, likeliest first) it was chosen from: the candidates
-            # a text turn's objects its words leave ("the building in the lower part", three there; none for words
-            # that choose one, or none)
-            words_leave = self._look_alikes_left(key, feats, image, text, np.zeros((0, 2), np.float32)) if (
+            # the objects a turn's words leave ("the building in the lower part", three there; none for words that
+            # choose one, or none), every one and those no negative click lies on
+            every_left = self._look_alikes_left(key, feats, image, text, np.zeros((0, 2), np.float32)) if (
                 self.spatial_words and text and spatial is None and box is None and not (click_labels == 1).any()) \
                 else []
-            if words_leave and not any(np.count_nonzero(m & (shown > 0)) * 2 > np.count_nonzero(m) for m in words_leave) \
-                    and (words_leave := self._look_alikes_left(key, feats, image, text, clicks[click_labels == 0])):
+            words_leave = self._look_alikes_left(key, feats, image, text, clicks[click_labels == 0]) if every_left else []
+            if words_leave and not any(np.count_nonzero(m & (shown > 0)) * 2 > np.count_nonzero(m) for m in every_left):
                 # the mask holds none of them (not half of any): the likeliest, not the model's mask elsewhere
                 # (synthetic test 015: 0.00 -> 0.89); after negative clicks that took the one shown (not trimmed it:
                 # then it still holds half of it), the likeliest they do not lie on (validation 011: the negative click
