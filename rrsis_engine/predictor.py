@@ -696,7 +696,7 @@ class Predictor:
                 shown = np.where(rejected, np.minimum(shown, -10.0), shown).astype(np.float32)
                 low = torch.where(self._model_cells(rejected, low.device), low.clamp(max=-SELECTED_LOGIT), low)
             likeliest = None  # H×W bool: the look-alike a sentence about one object shows alone
-            look_alikes = []  # the look-alikes (H×W bool each, likeliest first) it was chosen from: the candidates
+            look_alikes = []  # the objects of the mask shown it was chosen from (H×W bool each, likeliest first)
             # the objects a turn's words leave ("the building in the lower part", three there; none for words that
             # choose one, or none), every one and those no negative click lies on
             every_left = self._look_alikes_left(key, feats, image, text, np.zeros((0, 2), np.float32)) if (
@@ -709,8 +709,7 @@ class Predictor:
                 # then it still holds half of it), the likeliest they do not lie on (validation 011: the negative click
                 # on the house shown left 18 pixels of it, 0.11, and now shows the other house; docs/training.md
                 # "Candidates are the look-alikes")
-                look_alikes = words_leave
-                likeliest = look_alikes[0]
+                likeliest = words_leave[0]
                 shown = np.where(likeliest, 10.0, np.minimum(shown, -10.0)).astype(np.float32)
             elif self.spatial_words and text and spatial is None and box is None and not (click_labels == 1).any() \
                     and (one_object := spatial_language.parse_object(text)) is not None:
@@ -762,7 +761,7 @@ class Predictor:
             # what the labeller's negative clicks removed is settled: the map (the model's, which still holds it) says so
             pred.uncertainty = np.where(negated, 0.0, pred.uncertainty).astype(np.float32)
         pred.quality = Q.estimate_quality(pred, len(clicks), self.quality_calibration)
-        look_alikes = words_leave if len(words_leave) > 1 else look_alikes
+        look_alikes = words_leave if len(words_leave) > 1 else look_alikes  # the candidates: the words' objects first
         if len(look_alikes) > 1 and pred.offers_choice:
             # the look-alikes themselves, whole and snapped, as the candidates to choose from (the ambiguity cues and
             # the estimated IoU above read the model's map, as calibrated): picking one by its number gives that
