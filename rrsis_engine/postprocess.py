@@ -507,7 +507,12 @@ def slivers_beside(strip: np.ndarray, rest: np.ndarray, half_width: float) -> np
     return out
 
 
-def candidates_from_mask(mask: np.ndarray, prob_low: np.ndarray, max_candidates: int = 8) -> list[Candidate]:
+#: the most candidate regions a turn outlines (the front ends number and colour each)
+MAX_CANDIDATES = 8
+
+
+def candidates_from_mask(mask: np.ndarray, prob_low: np.ndarray,
+                         max_candidates: int = MAX_CANDIDATES) -> list[Candidate]:
     """Connected components as candidates, scored by mean probability, best (score × √area) first.
 
     mask: H×W bool (image frame). prob_low: h×w foreground probability on a coarser grid of the same
@@ -552,7 +557,8 @@ def candidates_from_mask(mask: np.ndarray, prob_low: np.ndarray, max_candidates:
     return out
 
 
-def candidates_from_objects(objects: list[np.ndarray], logits: np.ndarray, max_candidates: int = 8) -> list[Candidate]:
+def candidates_from_objects(objects: list[np.ndarray], logits: np.ndarray,
+                            max_candidates: int = MAX_CANDIDATES) -> list[Candidate]:
     """Candidates from whole objects (H×W bool each, not empty, in the order given: likeliest first), scored by
     their mean probability σ(``logits``) (H×W), each with its bounding box and interior point (image frame)."""
     out = []

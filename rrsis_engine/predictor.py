@@ -20,6 +20,7 @@ import threading
 import time
 import unicodedata
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -475,7 +476,7 @@ class Predictor:
     # ---- predict ---------------------------------------------------------------------------------
     def predict(self, text: str = "", points=None, labels=None, box=None, mask_input=None,
                 image: RasterImage | None = None, previous_mask: np.ndarray | None = None,
-                previous_text: str = "") -> Prediction:
+                previous_text: str = "", previous_candidates: Sequence[np.ndarray] = ()) -> Prediction:
         """One turn.
 
         text: the expression (may be empty when clicks or a box are given). points: N×2 (x, y) pixels;
@@ -486,7 +487,9 @@ class Predictor:
         (:func:`postprocess.rim_click_zone`; with ``rim_clicks``). previous_text: for a follow-up sentence (``text``
         with ``mask_input``), the sentence it refines: "the building" → "no, the one further left" picks among that
         sentence's look-alikes, "the leftmost road" → "no, the road further right" moves from its choice
-        (:meth:`_followup_choice`).
+        (:meth:`_followup_choice`). previous_candidates: the candidate regions outlined with the turn before (H×W bool
+        each, numbered 1, 2, … in the front ends): a follow-up that picks one by an extreme, a size or a colour ("the one
+        on the left", "the bigger one") picks among them.
         """
         t0 = time.perf_counter()
         image = self._image_or_raise(image)
@@ -558,7 +561,8 @@ class Predictor:
                 T.logits_to_image(prior, image.height, image.width, self.image_size)[0, 0].cpu().numpy() > 0
             others = None  # H×W bool: a click or box turn's pixels of objects the sentence does not mean
             on_top = None  # H×W float32: a click turn's logits when its clicks lie on ships or cars read off their ground
-            followed = self._followup_choice(key, feats, image, text, previous_text, previous) if follow_up else None
+            followed = self._followup_choice(key, feats, image, text, previous_text, previous,
+                                             previous_candidates) if follow_up else None
             if followed is not None:
                 # a follow-up that picks one of the look-alikes the sentence before left, or corrects the object it chose,
                 # by geometry (synthetic validation follow-ups 0.34 -> 0.82, docs/training.md "Follow-up sentences by
@@ -834,7 +838,8 @@ class Predictor:
         return logits, low
 
     def _followup_choice(self, key: str, feats: ImageFeatures, image: RasterImage, text: str, previous_text: str,
-                         previous: np.ndarray) -> tuple[np.ndarray, torch.Tensor] | None:
+                         previous: np.ndarray, candidates: Sequence[np.ndarray] = ()
+                         ) -> tuple[np.ndarray, torch.Tensor] | None:
         """The object a follow-up sentence means, as :meth:`_spatial_choice` gives it, or None (the model's turn).
 
         After a sentence whose words left several look-alikes ("the building at the top"), a follow-up that picks one
@@ -845,13 +850,22 @@ class Predictor:
         (``previous``, H×W bool, the previous turn's logits above zero: after "no, the road further right" it is the
         road moved to, so saying it again moves on; :func:`spatial_language.parse_correction`: "no, the road further right", "also the one
         next to it"; "the one further left" too) moves to or adds the nearest object of its category
-        (:func:`spatial_language.corrected`)."""
+        (:func:`spatial_language.corrected`). With the ``candidates`` outlined with the sentence before (H×W bool each),
+        a follow-up that picks one ("the one on the left", "the bigger one") picks among those the labeller saw."""
         first = spatial_language.parse_object(previous_text)
         if first is None:
             return None
         category = first.category
-        shown = self._spatial_object(key, feats, image, previous_text)
         pick = spatial_language.parse_followup(text, category)
+        if pick is not None and 1 < len(candidates) < postprocess.MAX_CANDIDATES and \
+                (chosen := spatial_language.picked_candidate(pick, candidates, image.pixels)) is not None:
+            # the numbered regions on screen are what "the one on the left" is read against (a NAIP sample: "a lake"
+            # outlined two, and the follow-up had chosen among the objects of the sentence's own map, neither of them);
+            # as many as can be outlined may leave some out (synthetic test 088: the house "further right" was not
+            # among the eight), and then the words choose among all the category's objects as before
+            _, logits_of, read_off = self._spatial_masks(key, feats, image, spatial_language.SpatialSpec(category))
+            return self._chosen_logits(chosen, category, logits_of, read_off)
+        shown = self._spatial_object(key, feats, image, previous_text)
         if shown is None:  # the words before left several look-alikes, or the model answered them
             if pick is None or first.extreme is not None or first.size is not None or (pick.color and first.color):
                 return None

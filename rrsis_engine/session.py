@@ -257,6 +257,9 @@ class RefinementSession:
             # a click turn's new click is the last point: on the rim of the mask shown, it corrects that mask locally
             previous_mask=self.current.mask if kind == "click" and self.current is not None else None,
             previous_text=previous_text,
+            # a follow-up sentence ("the one on the left") picks among the candidates outlined with the turn before
+            previous_candidates=[c.mask for c in self.current.candidates]
+            if kind == "text" and self.current is not None and self.current.offers_choice else (),
         )
         self._append(Turn(len(self._history), kind, state, pred, used_prior=prior is not None))
         return pred

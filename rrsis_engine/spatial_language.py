@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,9 +80,12 @@ L_SHAPE_FILL, L_SHAPE_SOLIDITY, SQUARE_ASPECT = 0.78, 0.87, 0.12
 SHAPE_MIN_SHARE = 0.25
 #: words that carry nothing for the choice ("segment the …", "show me the …")
 FILLER_WORDS = frozenset({"the", "a", "an", "segment", "select", "find", "show", "me", "mask", "please", "one"})
-#: categories whose objects are groups of separate blobs ("group of trees"): blobs this close (a share of the image's
-#: longer side; 3 px on the synthetic 256² scenes) are one object
-GROUP_GAPS = {"trees": 3 / 256}
+#: categories whose objects are groups of separate blobs ("group of trees"): blobs at most this far apart (a share of
+#: the image's longer side, Euclidean; 12 px on the synthetic 256² scenes) are one object. The generators' groves
+#: (400 training scenes, scripts/grove_gaps.py): 98 % have no gap over 12 px between their crowns, and 4 % of the pairs of
+#: groves in a scene lie within 12 px of each other; the 3-iteration closing used before joined gaps of about 3–6 px,
+#: 64–84 % of the groves (docs/training.md, "Groves read whole")
+GROUP_GAPS = {"trees": 12 / 256}
 #: categories of one object however many pieces the model's mask has: the generators draw one river a scene, and the
 #: model's mask of it breaks where roads cross it
 SINGLE_OBJECT_CATEGORIES = frozenset({"river"})
@@ -313,7 +316,9 @@ FOLLOWUP_DIRECTIONS = {"north": ["further north", "higher up", "at the top", "fu
                        "east": ["further right", "on the right", "further east"]}
 #: "one further left" / "leftmost one" (after "the ") → the extreme
 _FOLLOWUP_EXTREMES = {f"one {phrase}": e for e, phrases in FOLLOWUP_DIRECTIONS.items() for phrase in phrases} | {
-    f"{word} one": e for e, words in [*E.EXTREME_WORDS.items(), *EXTRA_EXTREME_WORDS.items()] for word in words}
+    f"{word} one": e for e, words in [*E.EXTREME_WORDS.items(), *EXTRA_EXTREME_WORDS.items(), *{
+        "north": ["top", "upper"], "south": ["bottom", "lower"], "west": ["left"], "east": ["right"]}.items()]
+    for word in words}
 _FOLLOWUP_SIZES = {"larger of the two": "largest", "bigger of the two": "largest", "smaller of the two": "smallest",
                    "biggest one": "largest", "largest one": "largest", "bigger one": "largest", "larger one": "largest",
                    "smallest one": "smallest", "smaller one": "smallest"}
@@ -529,8 +534,8 @@ def _object_labels(mask: np.ndarray, category: str) -> tuple[np.ndarray, np.ndar
     if category in SINGLE_OBJECT_CATEGORIES:
         joined = np.ones_like(mask)
     elif category in GROUP_GAPS:
-        gap = max(1, int(round(GROUP_GAPS[category] * max(mask.shape))))
-        joined = ndimage.binary_closing(np.pad(mask, gap), iterations=gap)[gap:-gap, gap:-gap] | mask
+        # every pixel within half the gap of a blob: two blobs at most the gap apart (Euclidean) touch
+        joined = ndimage.distance_transform_edt(~mask) <= GROUP_GAPS[category] * max(mask.shape) / 2
     labels, n = ndimage.label(joined, structure=np.ones((3, 3), dtype=bool))
     second = np.zeros_like(labels)
     if n == 0:
@@ -745,6 +750,15 @@ def choose(spec: SpatialSpec, objects: list[E.SceneObject], shape: tuple[int, in
             return None
         return E.size_ranked(objects, spec.size)[spec.rank - 1]
     return objects[0] if len(objects) == 1 else None
+
+
+def picked_candidate(pick: SpatialSpec, candidates: Sequence[np.ndarray], pixels: np.ndarray) -> np.ndarray | None:
+    """The candidate region (H×W bool) a follow-up's words pick (:func:`parse_followup`: an extreme, a size or a colour
+    of ``pick.category``) among ``candidates`` (H×W bool each: the regions outlined with the turn before), or None when
+    they pick none of them (no candidate of that colour). pixels: H×W×3 uint8 RGB."""
+    objects = [E.SceneObject(i, pick.category, np.asarray(m, bool)) for i, m in enumerate(candidates, start=1)]
+    chosen = choose(pick, [o for o in objects if o.area], pixels.shape[:2], pixels=pixels)
+    return None if chosen is None else chosen.mask
 
 
 def matching(spec: SpatialSpec, objects: list[E.SceneObject], shape: tuple[int, int],

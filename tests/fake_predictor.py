@@ -45,6 +45,7 @@ class FakePredictor:
         self.image: RasterImage | None = None
         self.set_image_calls = 0
         self.predict_images: list[RasterImage] = []
+        self.previous_candidates_seen: list[list[np.ndarray]] = []
 
     def set_image(self, image, bands=None) -> RasterImage:
         self.image = read_image(image, bands=bands)
@@ -52,12 +53,13 @@ class FakePredictor:
         return self.image
 
     def predict(self, text="", points=None, labels=None, box=None, mask_input=None, image=None, previous_mask=None,
-                previous_text="") -> Prediction:
+                previous_text="", previous_candidates=()) -> Prediction:
         """The engine's signature; points N×2 (x, y) = (col, row) pixels, labels N (1 positive, 0 negative), box
-        (x0, y0, x1, y1)."""
+        (x0, y0, x1, y1). The candidates passed with each turn are kept in ``previous_candidates_seen``."""
         t0 = time.perf_counter()
         image = self._image_or_raise(image)
         self.predict_images.append(image)
+        self.previous_candidates_seen.append(list(previous_candidates))
         prediction = self.answer(image, text, points, labels, box)
         prediction.latency_ms = (time.perf_counter() - t0) * 1000
         return prediction

@@ -12,7 +12,12 @@ from rrsis_engine.errors import PromptError
 from rrsis_engine.imageio import RasterImage
 from rrsis_engine.prediction import Candidate
 from rrsis_engine.session import RefinementSession
-from rrsis_engine.spatial_language import is_follow_up, parse_candidate_number
+from rrsis_engine.spatial_language import (
+    is_follow_up,
+    parse_candidate_number,
+    parse_followup,
+    picked_candidate,
+)
 from rrsis_engine.store import open_store
 
 H, W = 60, 90
@@ -91,3 +96,24 @@ def test_a_pick_is_logged_with_the_sentence_it_disambiguates(session, tmp_path):
     assert [(t.kind, t.text) for t in rec.turns] == [("text", "the pond"), ("pick", "the pond")]
     logger.close()
     store.close()
+
+
+def test_a_follow_up_sentence_is_given_the_candidates_outlined_before_it(session):
+    first = session.text("the pond")
+    session.text("the one on the left")
+    seen = session.predictor.previous_candidates_seen
+    assert seen[0] == []  # the first turn: nothing outlined before it
+    assert len(seen[1]) == 3 and all(np.array_equal(a, c.mask) for a, c in zip(seen[1], first.candidates, strict=True))
+    session.click(20, 40)  # a click is no follow-up sentence; after a turn that offers no choice there is none either
+    session.text("the pond, the one in the middle")
+    assert seen[2] == [] and seen[3] == []
+
+
+@pytest.mark.parametrize("words, centre", [("the one on the left", 0), ("the right one", 2), ("no, the bigger one", 1),
+                                           ("the smallest one", 0)])
+def test_a_follow_up_picks_among_the_candidates_by_its_words(words, centre):
+    radii = (5, 9, 7)
+    candidates = [fake_predictor.disk(H, W, x, y, r) for (x, y), r in zip(CENTRES, radii, strict=True)]
+    pick = parse_followup(words, "water")
+    picked = picked_candidate(pick, candidates, np.zeros((H, W, 3), np.uint8))
+    assert np.array_equal(picked, candidates[centre])

@@ -191,6 +191,26 @@ def test_a_follow_up_sentence_picks_the_object_it_names(shipped):
     assert np.mean(with_context) > 0.7 and np.mean(with_context) > np.mean(without) + 0.25, (with_context, without)
 
 
+def test_a_follow_up_picks_among_the_numbered_candidates(shipped):
+    """A bundled NAIP sample: "a lake" outlines two candidates (the engine finds the sentence's objects in the model's
+    own map); "the one on the left" and "the bigger one" keep the left one, "the right one" the other. Before the
+    follow-up read the candidates on screen it chose among the objects of that map and showed neither (stop 65)."""
+    from rrsis_engine.cli.demo import samples_dir
+    from rrsis_engine.session import RefinementSession
+
+    session = RefinementSession(shipped)
+    session.set_image(samples_dir() / "naip_2020_fields.tif")
+    first = session.text("a lake")
+    assert first.offers_choice and len(first.candidates) == 2
+    left, right = sorted(first.candidates, key=lambda c: c.bbox[0])
+    for words, meant in [("the one on the left", left), ("the bigger one", max(left, right, key=lambda c: c.area)),
+                         ("the right one", right)]:
+        shown = session.text(words).mask
+        other = right if meant is left else left
+        assert (shown & meant.mask).sum() >= 0.8 * meant.area and not (shown & other.mask).any(), words
+        session.undo()
+
+
 def test_a_correction_said_again_moves_on(shipped):
     """"The leftmost building" → "no, the building further right" → the same again: each correction is relative to the
     building shown, so the third turn shows the next building to the right, not the second one again (until stop 63

@@ -143,6 +143,18 @@ def test_objects_are_the_separate_regions_and_a_group_of_trees_is_one():
     assert all(not (o.mask & ~mask).any() for o in trees)  # joined, but only the mask's own pixels
 
 
+def test_a_grove_is_its_crowns_up_to_twelve_pixels_apart_on_a_256_scene():
+    # the generators' groves: crowns scattered with gaps up to ~12 px at 256² (scripts/grove_gaps.py); two groves
+    # further apart stay two, and the gap scales with the image
+    crowns = [(20, 20, 28, 28), (38, 22, 45, 29), (30, 38, 37, 45)]  # gaps 10 and 9 px
+    other = [(70, 20, 78, 28)]  # 25 px from the nearest crown
+    for scale in (1, 2):
+        boxes = [tuple(v * scale for v in b) for b in crowns + other]
+        groves = S.objects_in(_blobs((256 * scale, 256 * scale), boxes), "trees")
+        assert sorted(o.area for o in groves) == sorted([64 * scale**2, (64 + 49 + 49) * scale**2])
+    assert len(S.objects_in(_blobs((256, 256), crowns), "building")) == 3  # only groups join: three buildings
+
+
 def test_the_words_pick_the_object_by_centroid_area_and_region():
     shape = (120, 120)
     left, middle, right = (5, 50, 25, 70), (50, 10, 90, 40), (100, 90, 115, 110)
