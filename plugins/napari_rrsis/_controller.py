@@ -44,6 +44,7 @@ LAYER_NAMES = {
     "box": "rrsis box",
     "current": "rrsis current object",
     "candidates": "rrsis candidates",
+    "candidate_numbers": "rrsis candidate numbers",
     "suggestion": "rrsis suggested click",
     "uncertainty": "rrsis uncertainty",
     "accepted": "rrsis accepted objects",
@@ -386,7 +387,7 @@ class RRSISController:
             metadata={**meta, "image_name": self.image_layer.name, "objects": {},
                       "model_version": str(getattr(self.predictor, "model_version", ""))}, **geo)
         self._bind_keys(self.accepted_layer)
-        roles = ("uncertainty", "candidates", "current", "box", "suggestion", "points")
+        roles = ("uncertainty", "candidates", "candidate_numbers", "current", "box", "suggestion", "points")
         if all(r in self.layers and self.layers[r] in v.layers for r in roles):
             self._reuse_layers(h, w, geo, meta, size)
         else:
@@ -400,10 +401,12 @@ class RRSISController:
         L = self.layers
         self._syncing = True
         try:
-            for role in ("uncertainty", "candidates", "current", "box", "suggestion", "points"):
+            for role in ("uncertainty", "candidates", "candidate_numbers", "current", "box", "suggestion", "points"):
                 set_layer_transform(L[role], geo)
             L["uncertainty"].data = np.zeros((h, w), np.float32)
             L["candidates"].data = np.zeros((h, w), np.int32)
+            _set_candidate_numbers(L["candidate_numbers"], [])
+            L["candidate_numbers"].current_size = size * 1.5
             L["current"].data = np.zeros((h, w), np.uint8)
             L["current"].metadata = dict(meta)
             L["box"].data = []
@@ -434,6 +437,12 @@ class RRSISController:
             np.zeros((h, w), np.uint8), name=LAYER_NAMES["current"], opacity=0.5, metadata=dict(meta),
             colormap=DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: CURRENT_COLOR}),
             **geo)
+        # each candidate's number ("1", "2", …: what a labeller types to keep it) on a dark disc ringed in its colour,
+        # at an interior point of the region, above the current object's fill (the web app draws ①, ② the same way)
+        self.layers["candidate_numbers"] = v.add_points(
+            np.zeros((0, 2)), name=LAYER_NAMES["candidate_numbers"], size=size * 1.5, face_color="#000000b3",
+            border_width=0.15, features={"number": np.zeros(0, dtype=int)},
+            text={"string": "{number}", "color": "white", "size": 11, "anchor": "center"}, **geo)
         self.layers["box"] = v.add_shapes(
             name=LAYER_NAMES["box"], ndim=2, edge_color="#ffd60a", face_color="transparent",
             edge_width=max(1.0, size / 4), **geo)
@@ -473,6 +482,7 @@ class RRSISController:
                 for i, c in reversed(list(enumerate(pred.candidates, start=1))):
                     cand[c.mask] = i
             _set_data(L["candidates"], cand)
+            _set_candidate_numbers(L["candidate_numbers"], pred.candidates if ambiguous else [])
             cache["candidates"] = ambiguous
         click = pred.suggested_click if pred is not None and pred.ambiguous else None
         if click != cache.get("suggestion"):
@@ -773,6 +783,17 @@ def describe(pred: Prediction) -> str:
             x, y, label = pred.suggested_click
             text += f"; suggested {'+' if label else '−'} click at ({x:.0f}, {y:.0f}) (star)"
     return text
+
+
+def _set_candidate_numbers(layer, candidates) -> None:
+    """Put each candidate's number (1, 2, …) at its interior point (``Candidate.point``, (x, y) pixels), ringed in its
+    outline colour, into the candidate-numbers points layer (napari points are (row, col))."""
+    points = np.array([[c.point[1], c.point[0]] for c in candidates], dtype=np.float64).reshape(-1, 2)
+    layer.data = points
+    layer.features = {"number": np.arange(1, len(points) + 1)}
+    if len(points):
+        layer.border_color = [CANDIDATE_COLORS[i % len(CANDIDATE_COLORS)] for i in range(len(points))]
+    layer.refresh()
 
 
 def _set_data(layer, values: np.ndarray) -> None:

@@ -3,7 +3,8 @@
 Opens the bundled NAIP tile, plays a short labelling session through the controller (the function twins of
 the dock's buttons) and saves the whole napari window: ``napari-dock.png`` (text turn, negative click
 (undone when it wiped the mask), an accepted object, a positive click, candidates and the suggested click) and
-``napari-uncertainty.png`` (the uncertainty layer shown). ``--model`` picks the model as ``rrsis napari --model`` does; ``--random-tiny``
+``napari-uncertainty.png`` (the uncertainty layer shown) and ``napari-candidates.png`` ("a lake": the look-alikes
+outlined and numbered). ``--model`` picks the model as ``rrsis napari --model`` does; ``--random-tiny``
 uses an untrained rsam-tiny (UI demo only: its masks are meaningless, and the dock says which model ran).
 """
 
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         c.toggle_polarity()
         after = c.add_point(float(cols[i]) - 2, float(rows[i]))
         c.toggle_polarity()
-        if after is not None and not after.mask.any():  # the click wiped the mask: the labeler undoes it
+        if after is not None and after.mask.sum() < 0.1 * first.mask.sum():  # it wiped the mask: the labeler undoes it
             c.undo()
     c.accept()
     widget.expression_edit.setText("the small pond near the road")
@@ -88,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     c.layers["current"].visible = False
     viewer.layers.selection.active = c.layers["uncertainty"]
     _save(viewer, args.out / "napari-uncertainty.png")
+    # an ambiguous sentence: its look-alikes outlined and numbered (typing a number keeps that one)
+    c.layers["uncertainty"].visible = False
+    c.layers["current"].visible = True
+    c.accept()
+    widget.expression_edit.setText("a lake")
+    c.segment()
+    viewer.layers.selection.active = c.layers["points"]
+    _save(viewer, args.out / "napari-candidates.png")
     viewer.close()
     return 0
 

@@ -64,7 +64,7 @@ def test_text_then_negative_click_then_undo_redo_with_keys(dock, qtbot, geotiff)
     bright[SQUARE_A] = bright[SQUARE_B] = True
     assert np.array_equal(current.data > 0, bright)
     # ambiguous: two candidates outlined and a suggested click in the first one
-    assert set(np.unique(c.layers["candidates"].data)) == {0, 1, 2}
+    assert set(np.unique(c.layers["candidates"].data)) == {0, 1, 2} and len(c.layers["candidate_numbers"].data) == 2
     assert len(c.layers["suggestion"].data) == 1
     assert "ambiguous" in widget.history.toPlainText()
     assert "a + click there keeps it alone" in widget.history.toPlainText()  # the suggestion asks "is it this one?"
@@ -93,14 +93,20 @@ def test_typing_a_candidates_number_keeps_it_alone(dock, qtbot, geotiff):
     assert "(1 yellow, 2 orange)" in widget.history.toPlainText()
     second = c.layers["candidates"].data == 2
     assert second.any()
+    # the numbers are drawn on the canvas, each inside its region, ringed in its outline colour
+    numbers = c.layers["candidate_numbers"]
+    assert list(numbers.features["number"]) == [1, 2] and list(numbers.text.values) == ["1", "2"]
+    for (row, col), n in zip(numbers.data, (1, 2), strict=True):
+        assert c.layers["candidates"].data[int(round(row)), int(round(col))] == n
     widget.expression_edit.clear()
     qtbot.keyClicks(widget.expression_edit, "2")
     press(viewer, Qt.Key_S)
     assert np.array_equal(c.layers["current"].data > 0, second) and not c.layers["candidates"].data.any()
+    assert len(c.layers["candidate_numbers"].data) == 0
     assert "kept candidate 2 alone" in widget.history.toPlainText()
     assert c.session.turns[-1].kind == "pick" and c.session.state.text == "the bright roofs"
     press(viewer, Qt.Key_Z)
-    assert set(np.unique(c.layers["candidates"].data)) == {0, 1, 2}
+    assert set(np.unique(c.layers["candidates"].data)) == {0, 1, 2} and len(c.layers["candidate_numbers"].data) == 2
 
 
 def test_keys_work_with_a_prompt_layer_selected(dock, qtbot, geotiff):
@@ -201,7 +207,7 @@ def test_layer_names_and_uncertainty_hidden(dock, qtbot, geotiff):
     viewer, widget, c = dock
     open_and_wait(c, qtbot, geotiff)
     names = [ly.name for ly in viewer.layers]
-    for role in ("points", "box", "current", "uncertainty", "candidates", "suggestion"):
+    for role in ("points", "box", "current", "uncertainty", "candidates", "candidate_numbers", "suggestion"):
         assert LAYER_NAMES[role] in names
     assert c.layers["uncertainty"].visible is False
     pred = c.segment("bright")
