@@ -314,10 +314,11 @@ FOLLOWUP_DIRECTIONS = {"north": ["further north", "higher up", "at the top", "fu
                        "south": ["further south", "lower down", "at the bottom", "further down"],
                        "west": ["further left", "on the left", "further west"],
                        "east": ["further right", "on the right", "further east"]}
-#: "one further left" / "leftmost one" (after "the ") → the extreme
+#: a follow-up's side words ("the left one", "the upper one"), besides the extreme words
+FOLLOWUP_SIDES = {"north": ["top", "upper"], "south": ["bottom", "lower"], "west": ["left"], "east": ["right"]}
+#: "one further left" / "leftmost one" / "left one" (after "the ") → the extreme
 _FOLLOWUP_EXTREMES = {f"one {phrase}": e for e, phrases in FOLLOWUP_DIRECTIONS.items() for phrase in phrases} | {
-    f"{word} one": e for e, words in [*E.EXTREME_WORDS.items(), *EXTRA_EXTREME_WORDS.items(), *{
-        "north": ["top", "upper"], "south": ["bottom", "lower"], "west": ["left"], "east": ["right"]}.items()]
+    f"{word} one": e for e, words in [*E.EXTREME_WORDS.items(), *EXTRA_EXTREME_WORDS.items(), *FOLLOWUP_SIDES.items()]
     for word in words}
 _FOLLOWUP_SIZES = {"larger of the two": "largest", "bigger of the two": "largest", "smaller of the two": "smallest",
                    "biggest one": "largest", "largest one": "largest", "bigger one": "largest", "larger one": "largest",
