@@ -20,11 +20,15 @@ def test_switches_build_the_ablation_and_survive_resume(tmp_path):
     from rrsis_engine.model.checkpoint import read_checkpoint_config
 
     out = tmp_path / "run"
-    common = ["--config", "rsam-tiny", "--image-size", "64", "--batch", "1", "--source", "easy:1", "--no-progress"]
+    # no calibration after training (300 scenes, text and three clicks each: two thirds of this test's time, and not
+    # what it checks)
+    common = ["--config", "rsam-tiny", "--image-size", "64", "--batch", "1", "--source", "easy:1", "--no-progress",
+              "--calibrate-size", "0"]
     assert run(_parse([*common, "--steps", "1", "--ckpt-every", "1", "--out", str(out), "--no-twgm", "--no-mmmd"])) == 0
     cfg, _ = read_checkpoint_config(out / "model.safetensors")
     assert (cfg.use_twgm, cfg.use_mmmd) == (False, False)
-    assert run(_parse(["--out", str(out), "--resume", "--steps", "2", "--no-progress"])) == 0  # flags not repeated
+    # the ablation flags not repeated
+    assert run(_parse(["--out", str(out), "--resume", "--steps", "2", "--no-progress", "--calibrate-size", "0"])) == 0
     cfg, _ = read_checkpoint_config(out / "model.safetensors")
     assert (cfg.use_twgm, cfg.use_mmmd) == (False, False)
 
