@@ -511,6 +511,12 @@ def slivers_beside(strip: np.ndarray, rest: np.ndarray, half_width: float) -> np
 MAX_CANDIDATES = 8
 
 
+def tight_box(region: np.ndarray) -> tuple[int, int, int, int]:
+    """The bounding box (x0, y0, x1, y1) pixels, inclusive-exclusive, of ``region`` (h×w bool, not empty)."""
+    rows, cols = np.nonzero(region.any(axis=1))[0], np.nonzero(region.any(axis=0))[0]
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
 def candidates_from_mask(mask: np.ndarray, prob_low: np.ndarray,
                          max_candidates: int = MAX_CANDIDATES) -> list[Candidate]:
     """Connected components as candidates, scored by mean probability, best (score × √area) first.
@@ -543,8 +549,8 @@ def candidates_from_mask(mask: np.ndarray, prob_low: np.ndarray,
         crop = (labels[low_row[r0:r1, None], low_col[None, c0:c1]] == i + 1) & mask[r0:r1, c0:c1]
         if not crop.any():
             continue
-        rows, cols = np.nonzero(crop.any(axis=1))[0], np.nonzero(crop.any(axis=0))[0]
-        bbox = (c0 + int(cols[0]), r0 + int(rows[0]), c0 + int(cols[-1]) + 1, r0 + int(rows[-1]) + 1)
+        x0, y0, x1, y1 = tight_box(crop)
+        bbox = (c0 + x0, r0 + y0, c0 + x1, r0 + y1)
         region = np.zeros_like(mask)
         region[r0:r1, c0:c1] = crop
         x, y = interior_point(labels[rs, cs] == i + 1)
@@ -563,8 +569,7 @@ def candidates_from_objects(objects: list[np.ndarray], logits: np.ndarray,
     their mean probability σ(``logits``) (H×W), each with its bounding box and interior point (image frame)."""
     out = []
     for region in objects[:max_candidates]:
-        rows, cols = np.nonzero(region.any(axis=1))[0], np.nonzero(region.any(axis=0))[0]
-        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        c0, r0, c1, r1 = tight_box(region)
         x, y = interior_point(region[r0:r1, c0:c1])
         out.append(Candidate(mask=region, score=float(sigmoid(logits[region]).mean()), bbox=(c0, r0, c1, r1),
                              point=(x + c0, y + r0)))

@@ -49,6 +49,8 @@ LAYER_NAMES = {
     "uncertainty": "rrsis uncertainty",
     "accepted": "rrsis accepted objects",
 }
+#: the layers a new image reuses (re-placed and emptied) when they are still in the viewer, bottom to top
+TURN_LAYER_ROLES = ("uncertainty", "candidates", "current", "candidate_numbers", "box", "suggestion", "points")
 ACCEPTED_PREFIX = "rrsis accepted"
 #: Outline colours of the candidate regions, in rank order (best first).
 CANDIDATE_COLORS = ["#ffd60a", "#ff9f0a", "#bf5af2", "#64d2ff", "#ff375f", "#30d158", "#ac8e68", "#5e5ce6"]
@@ -387,8 +389,7 @@ class RRSISController:
             metadata={**meta, "image_name": self.image_layer.name, "objects": {},
                       "model_version": str(getattr(self.predictor, "model_version", ""))}, **geo)
         self._bind_keys(self.accepted_layer)
-        roles = ("uncertainty", "candidates", "candidate_numbers", "current", "box", "suggestion", "points")
-        if all(r in self.layers and self.layers[r] in v.layers for r in roles):
+        if all(r in self.layers and self.layers[r] in v.layers for r in TURN_LAYER_ROLES):
             self._reuse_layers(h, w, geo, meta, size)
         else:
             self._add_layers(h, w, geo, meta, size)
@@ -401,7 +402,7 @@ class RRSISController:
         L = self.layers
         self._syncing = True
         try:
-            for role in ("uncertainty", "candidates", "candidate_numbers", "current", "box", "suggestion", "points"):
+            for role in TURN_LAYER_ROLES:
                 set_layer_transform(L[role], geo)
             L["uncertainty"].data = np.zeros((h, w), np.float32)
             L["candidates"].data = np.zeros((h, w), np.int32)

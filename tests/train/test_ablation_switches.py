@@ -20,8 +20,8 @@ def test_switches_build_the_ablation_and_survive_resume(tmp_path):
     from rrsis_engine.model.checkpoint import read_checkpoint_config
 
     out = tmp_path / "run"
-    # no calibration after training (300 scenes, text and three clicks each: two thirds of this test's time, and not
-    # what it checks)
+    # no calibration after training (300 scenes, text and three clicks each: 150 of this test's 154 s, and not what
+    # it checks)
     common = ["--config", "rsam-tiny", "--image-size", "64", "--batch", "1", "--source", "easy:1", "--no-progress",
               "--calibrate-size", "0"]
     assert run(_parse([*common, "--steps", "1", "--ckpt-every", "1", "--out", str(out), "--no-twgm", "--no-mmmd"])) == 0
